@@ -1,0 +1,37 @@
+// The admin listener (SPEC 10): GET /health and GET /ready today; /metrics, /status and
+// POST /reload join with the operations issue. Runs on the main thread's io_context, away
+// from the workers, so a slow scrape never delays traffic. Not a hot path: it uses Beast's
+// ready-made message types.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace meridian::admin {
+
+struct AdminHooks {
+  // True while the process is up and the configuration is loaded and every backend has an
+  // eligible region; false while draining. Empty `reason` means ready.
+  std::function<std::string()> not_ready_reason;
+};
+
+class AdminServer : public std::enable_shared_from_this<AdminServer> {
+ public:
+  // Throws boost::system::system_error when the address cannot be bound.
+  AdminServer(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint,
+              AdminHooks hooks);
+  void start();
+  void close();
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+ private:
+  void do_accept();
+
+  boost::asio::ip::tcp::acceptor acceptor_;
+  AdminHooks hooks_;
+};
+
+}  // namespace meridian::admin

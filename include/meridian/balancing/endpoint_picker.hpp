@@ -1,0 +1,42 @@
+// Choosing an endpoint inside one region (SPEC 6). Called on a worker for every request;
+// reads only atomics, allocates nothing. `rotation` is the caller's per-worker counter that
+// makes ties rotate (least_conn) and drives round robin without any shared write.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "meridian/balancing/backend_runtime.hpp"
+
+namespace meridian::balancing {
+
+// The endpoints a request has already tried (and failed on); they are skipped on retry.
+struct TriedEndpoints {
+  static constexpr std::size_t kMax = 8;
+  const EndpointState* items[kMax] = {};
+  std::size_t count = 0;
+
+  bool contains(const EndpointState* e) const {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (items[i] == e) return true;
+    }
+    return false;
+  }
+  void add(const EndpointState* e) {
+    if (count < kMax) items[count++] = e;
+  }
+};
+
+// Whether an endpoint may take a request now: healthy and not at its connection cap.
+bool is_available(const EndpointState& e, std::uint32_t max_connections_per_endpoint);
+
+// The endpoint to use in `region` (an element of region.endpoints), or nullptr when none is
+// available and untried.
+// least_conn: fewest in-flight requests divided by weight, O(n) in the region's endpoints.
+// round_robin: smooth weighted round robin over the available endpoints using `rotation`.
+// random: weighted random from `rotation` mixed through a PRNG step.
+const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region, config::Balance balance,
+                             std::uint32_t max_connections_per_endpoint,
+                             const TriedEndpoints& tried, std::uint64_t& rotation);
+
+}  // namespace meridian::balancing

@@ -1,0 +1,220 @@
+// The validated configuration: SPEC.md section 2, one struct per YAML mapping.
+//
+// A Config is built once by the loader (config/loader.hpp), never mutated afterwards, and
+// shared as shared_ptr<const Config>. Every field holds the default SPEC 2 names when the key
+// is absent. Addresses are resolved at load time (SPEC 2: "a host name is resolved at
+// (re)load"), so nothing downstream of the loader does DNS.
+#pragma once
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace meridian::config {
+
+using Duration = std::chrono::milliseconds;
+
+struct Location {
+  double lat = 0;  // [-90, 90]
+  double lon = 0;  // [-180, 180]
+};
+
+// "host:port" or "[v6]:port" as written, plus the address it resolved to at load time.
+struct SocketAddress {
+  std::string text;  // as written in the file, e.g. "api.internal:8080"
+  std::string host;  // "api.internal" (brackets stripped for v6)
+  std::uint16_t port = 0;
+  boost::asio::ip::tcp::endpoint resolved;  // first address the host resolved to
+};
+
+struct Cidr {
+  boost::asio::ip::address network;
+  unsigned prefix_length = 0;
+  // True when `a` lies inside this block. IPv4-mapped IPv6 addresses match IPv4 blocks.
+  bool contains(const boost::asio::ip::address& a) const;
+};
+
+// "N/s", "N/m", "N/h".
+struct Rate {
+  std::uint64_t tokens = 0;  // > 0
+  Duration per{1000};
+  double per_second() const {
+    return static_cast<double>(tokens) * 1000.0 / static_cast<double>(per.count());
+  }
+};
+
+struct StatusRange {
+  int low = 200;
+  int high = 399;
+  bool contains(int status) const { return status >= low && status <= high; }
+};
+
+enum class ProxyProtocol { off, v1, v2, any };
+enum class AccessLogFormat { json, combined };
+enum class Balance { least_conn, round_robin, random };
+enum class SteeringPolicy { nearest, latency, geo, failover };
+enum class RateLimitKey { client_ip, route, header };
+enum class RateLimitScope { local, global };
+enum class OnError { allow, deny };
+
+struct Node {
+  std::string name;                  // default: the host name (gethostname)
+  std::optional<Location> location;  // absent: unknown clients get no geographic term
+};
+
+struct Admin {
+  std::optional<SocketAddress> listen;  // default 127.0.0.1:9901; "" disables (nullopt)
+};
+
+struct GeoIp {
+  std::string database;  // "" = no GeoIP; otherwise the file exists and is readable
+};
+
+struct ClientIp {
+  std::vector<Cidr> trusted_proxies;
+};
+
+struct AccessLog {
+  std::string path = "stdout";  // "stdout" | "stderr" | a file path | "off" (false = off)
+  AccessLogFormat format = AccessLogFormat::json;
+};
+
+struct Limits {
+  std::uint64_t max_request_header_bytes = 64 * 1024;
+  std::uint32_t max_request_headers = 100;
+  std::uint64_t max_request_body_bytes = 0;  // 0 = unlimited
+  Duration header_timeout{10'000};
+  Duration idle_timeout{60'000};
+  std::uint64_t max_connections = 0;  // per node, 0 = unlimited
+};
+
+struct TlsCertificate {
+  std::string cert;  // path, readable at load time
+  std::string key;   // path, readable at load time
+};
+
+struct ListenerTls {
+  std::vector<TlsCertificate> certificates;  // at least one; the first is the default
+  std::string min_version = "1.2";           // "1.2" | "1.3"
+  std::vector<std::string> alpn{"h2", "http/1.1"};  // each "h2" or "http/1.1"
+};
+
+struct RouteMatch {
+  // Lower-cased. "" = any host; "*.example.com" is stored as host_suffix = ".example.com".
+  std::string host;
+  std::string host_suffix;
+  std::optional<std::string> path_prefix;  // at most one of path_prefix / path
+  std::optional<std::string> path;
+  std::vector<std::string> methods;  // upper-case tokens; empty = any
+};
+
+struct RateLimit {
+  Rate rate;
+  std::uint64_t burst = 0;  // default: max(1, tokens per second rounded up)
+  RateLimitKey key = RateLimitKey::client_ip;
+  std::string header_name;  // for key: header:NAME, lower-cased
+  RateLimitScope scope = RateLimitScope::local;
+};
+
+struct Route {
+  std::string name;
+  RouteMatch match;
+  std::string backend;    // names an existing backend
+  std::size_t backend_index = 0;  // index into Config::backends, set by the loader
+  Duration timeout{30'000};
+  std::uint32_t retries = 2;
+  std::optional<RateLimit> rate_limit;
+};
+
+struct Listener {
+  std::string name;
+  SocketAddress listen;
+  ProxyProtocol proxy_protocol = ProxyProtocol::off;
+  std::optional<ListenerTls> tls;
+  std::vector<Route> routes;  // at least one
+};
+
+struct RateLimitStore {
+  SocketAddress redis;  // default 127.0.0.1:6379
+  Duration timeout{50};
+  OnError on_error = OnError::allow;
+};
+
+struct GeoRule {
+  std::vector<std::string> continents;  // upper-case two-letter codes: AF AN AS EU NA OC SA
+  std::vector<std::string> countries;   // upper-case ISO 3166-1 alpha-2
+  std::vector<std::string> regions;     // names of regions of this backend
+  bool strict = false;
+};
+
+struct Steering {
+  SteeringPolicy policy = SteeringPolicy::nearest;
+  double geo_weight = 1.0;      // >= 0
+  double latency_weight = 1.0;  // >= 0
+  std::vector<GeoRule> rules;
+};
+
+struct Keepalive {
+  std::uint32_t max_idle_per_endpoint = 64;
+  Duration idle_timeout{60'000};
+};
+
+struct HealthCheck {
+  std::string path = "/health";  // starts with '/'
+  std::string host;              // "" = the endpoint's address
+  Duration interval{2000};
+  Duration timeout{1000};
+  std::uint32_t healthy_threshold = 2;    // >= 1
+  std::uint32_t unhealthy_threshold = 3;  // >= 1
+  StatusRange expected_status;
+};
+
+struct OutlierDetection {
+  std::uint32_t consecutive_failures = 5;  // >= 1
+  Duration ejection_time{30'000};
+};
+
+struct Endpoint {
+  SocketAddress address;
+  std::uint32_t weight = 1;  // >= 1
+};
+
+struct Region {
+  std::string name;
+  std::optional<Location> location;  // required unless policy is latency or failover
+  std::vector<Endpoint> endpoints;   // at least one
+};
+
+struct Backend {
+  std::string name;
+  Balance balance = Balance::least_conn;
+  Steering steering;
+  Duration connect_timeout{2000};
+  std::uint32_t max_connections_per_endpoint = 0;  // 0 = unlimited
+  Keepalive keepalive;
+  std::optional<HealthCheck> health_check;
+  std::optional<OutlierDetection> outlier_detection;
+  std::vector<Region> regions;  // at least one
+};
+
+struct Config {
+  std::string source_path;  // the file it was loaded from ("" for an in-memory string)
+  Node node;
+  std::uint32_t workers = 0;  // 0 = one per CPU core (resolved by the server, not here)
+  Duration drain_timeout{30'000};
+  bool debug_headers = false;
+  Admin admin;
+  GeoIp geoip;
+  ClientIp client_ip;
+  AccessLog access_log;
+  Limits limits;
+  std::vector<Listener> listeners;  // at least one
+  std::optional<RateLimitStore> rate_limit_store;  // required if any route uses scope: global
+  std::vector<Backend> backends;                    // at least one
+};
+
+}  // namespace meridian::config

@@ -1,0 +1,57 @@
+// Protocol-neutral views of a request or response head. The HTTP/1.1 codec fills them today;
+// the HTTP/2 codec fills the same types later, so the proxy logic above never sees wire
+// syntax. Every string_view points into the codec's buffer and is valid only until the
+// codec's owner discards that buffer region (see each codec's contract).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace meridian::http {
+
+struct Field {
+  std::string_view name;  // as received; compare case-insensitively
+  std::string_view value;  // leading and trailing whitespace already removed
+};
+
+// ASCII case-insensitive equality, for header names and tokens.
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+struct RequestHead {
+  std::string_view method;
+  std::string_view target;  // origin-form ("/p?q"), or "*" for OPTIONS
+  std::string_view path;    // target without the query
+  std::string_view host;    // from Host (or the absolute-form authority); lower-case not applied
+  unsigned version = 11;    // 10 or 11
+  std::vector<Field> fields;
+  std::optional<std::uint64_t> content_length;  // framing: a Content-Length body
+  bool chunked = false;                         // framing: a chunked body
+  bool keep_alive = true;                       // the client allows reuse after this exchange
+  bool expect_continue = false;                 // Expect: 100-continue
+
+  bool has_body() const { return chunked || (content_length && *content_length > 0); }
+  const Field* find(std::string_view name) const;
+  void clear();
+};
+
+struct ResponseHead {
+  unsigned status = 0;
+  std::string_view reason;
+  unsigned version = 11;
+  std::vector<Field> fields;
+  std::optional<std::uint64_t> content_length;
+  bool chunked = false;
+  bool keep_alive = true;    // the origin allows reuse of the upstream connection
+  bool has_body = true;      // false for HEAD answers, 1xx, 204 and 304
+  bool until_eof = false;    // body delimited by the origin closing the connection
+
+  const Field* find(std::string_view name) const;
+  void clear();
+};
+
+// Methods that SPEC 7 lets meridian retry after a failure before any response byte.
+bool is_idempotent(std::string_view method) noexcept;
+
+}  // namespace meridian::http

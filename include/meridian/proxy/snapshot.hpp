@@ -1,0 +1,41 @@
+// One configuration generation as the data path uses it: the validated Config plus what is
+// derived from it once (routers, backend runtime state, the Via value). Built on the main
+// thread, immutable afterwards, shared by all workers as shared_ptr<const Snapshot>; each
+// exchange pins the snapshot it started with (DESIGN: Envoy's per-request pinning), so a
+// reload never changes a request in flight.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "meridian/balancing/backend_runtime.hpp"
+#include "meridian/config/config.hpp"
+#include "meridian/http/router.hpp"
+
+namespace meridian::proxy {
+
+struct ListenerRuntime {
+  const config::Listener* config = nullptr;
+  http::Router router;
+};
+
+struct Snapshot {
+  std::shared_ptr<const config::Config> config;
+  std::vector<ListenerRuntime> listeners;          // parallel to config->listeners
+  std::vector<balancing::BackendRuntime> backends;  // parallel to config->backends
+  std::string via;                                  // "1.1 <node.name>"
+  std::uint64_t generation = 0;
+
+  // Index of the listener named `name`, or -1. O(listeners); used when a session first sees a
+  // new snapshot, not per request.
+  int listener_index(const std::string& name) const;
+
+  // `previous` (may be null) lends its endpoint states to endpoints present in both.
+  static std::shared_ptr<const Snapshot> build(std::shared_ptr<const config::Config> config,
+                                               const Snapshot* previous,
+                                               std::uint64_t generation);
+};
+
+}  // namespace meridian::proxy

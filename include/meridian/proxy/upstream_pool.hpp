@@ -1,0 +1,67 @@
+// Idle keep-alive connections to upstream endpoints, per worker (DESIGN: never shared across
+// workers, so lending and returning take no lock). Bounded per endpoint by
+// keepalive.max_idle_per_endpoint; an idle connection is closed after keepalive.idle_timeout
+// or as soon as the origin closes it or sends anything unexpected.
+// Thread: the owning worker only.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "meridian/balancing/endpoint_state.hpp"
+#include "meridian/net/deadline_list.hpp"
+
+namespace meridian::proxy {
+
+struct UpstreamConnection {
+  explicit UpstreamConnection(boost::asio::io_context& ioc,
+                              std::shared_ptr<balancing::EndpointState> e)
+      : socket(ioc), endpoint(std::move(e)) {}
+
+  boost::asio::ip::tcp::socket socket;
+  // Keeps the endpoint's state alive while the connection exists, even across a reload that
+  // removed the endpoint; also the pool's key.
+  std::shared_ptr<balancing::EndpointState> endpoint;
+  std::uint64_t requests = 0;   // served on this connection
+  std::uint64_t idle_token = 0;  // changes each time it enters or leaves the pool
+  char probe = 0;                // one-byte buffer for the idle read that detects a close
+};
+
+class UpstreamPool {
+ public:
+  // A pooled connection to `endpoint`, most recently used first, or null.
+  std::shared_ptr<UpstreamConnection> acquire(const balancing::EndpointState* endpoint);
+
+  // Returns a connection whose last exchange ended cleanly. Closed instead when the endpoint
+  // already has `max_idle` idle connections.
+  void release(std::shared_ptr<UpstreamConnection> conn, std::uint32_t max_idle,
+               std::chrono::milliseconds idle_timeout);
+
+  // Closes idle connections whose idle timeout passed. O(idle connections).
+  void sweep(net::Clock::time_point now);
+  // Closes every idle connection (drain).
+  void clear();
+
+  std::size_t idle_count() const { return idle_total_; }
+  // Connections dialled by this pool's owner (for tests and the status page later).
+  std::uint64_t connects = 0;
+
+ private:
+  struct Idle {
+    std::shared_ptr<UpstreamConnection> conn;
+    net::Clock::time_point expires;
+  };
+  void watch(const std::shared_ptr<UpstreamConnection>& conn);
+  void remove(const UpstreamConnection* conn);
+
+  std::unordered_map<const balancing::EndpointState*, std::vector<Idle>> idle_;
+  std::size_t idle_total_ = 0;
+  std::uint64_t next_token_ = 1;
+};
+
+}  // namespace meridian::proxy

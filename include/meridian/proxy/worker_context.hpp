@@ -1,0 +1,39 @@
+// What every session on one worker shares: the worker's io_context, its deadline list and
+// upstream pool, the snapshot currently in force, and per-worker counters. Owned by the
+// worker; touched only on the worker's thread (the snapshot pointer is replaced by a posted
+// handler), so nothing here is synchronised.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "meridian/core/request_id.hpp"
+#include "meridian/net/deadline_list.hpp"
+#include "meridian/proxy/snapshot.hpp"
+#include "meridian/proxy/upstream_pool.hpp"
+
+namespace meridian::proxy {
+
+struct WorkerContext {
+  explicit WorkerContext(boost::asio::io_context& io) : ioc(io) {}
+
+  boost::asio::io_context& ioc;
+  net::DeadlineList deadlines;
+  UpstreamPool pool;
+  std::shared_ptr<const Snapshot> snapshot;
+  RequestIdGenerator request_ids;
+  std::uint64_t rotation = 0;  // balancing tie-breaks and round robin, per worker
+
+  // Node-wide open downstream connections (limits.max_connections); shared by all workers.
+  std::atomic<std::uint64_t>* node_connections = nullptr;
+
+  bool draining = false;
+  std::size_t sessions = 0;
+  // Called when draining and the last session of this worker ended.
+  std::function<void()> on_drained;
+};
+
+}  // namespace meridian::proxy

@@ -1,0 +1,56 @@
+// One worker: a thread running its own io_context with its own SO_REUSEPORT listening
+// sockets, sessions and upstream pool (DESIGN: thread per core, shared-nothing). The main
+// thread talks to it only by posting: a new snapshot, or the order to drain.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "meridian/net/acceptor.hpp"
+#include "meridian/proxy/snapshot.hpp"
+#include "meridian/proxy/worker_context.hpp"
+
+namespace meridian::server {
+
+class Worker {
+ public:
+  Worker(std::size_t index, std::atomic<std::uint64_t>& node_connections);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Main thread, before start(): opens this worker's socket for `listener` on `endpoint`.
+  // Throws boost::system::system_error when the address cannot be bound.
+  void open_listener(const std::string& listener, const boost::asio::ip::tcp::endpoint& endpoint);
+  boost::asio::ip::tcp::endpoint listener_endpoint(std::size_t i) const;
+
+  void start(std::shared_ptr<const proxy::Snapshot> snapshot);
+  // Any thread: the snapshot new requests use from now on.
+  void publish(std::shared_ptr<const proxy::Snapshot> snapshot);
+  // Any thread: stop accepting, close idle connections, let requests in flight finish; the
+  // thread ends when the last session is gone.
+  void drain();
+  // Any thread: stop at once (drain_timeout passed).
+  void stop();
+  void join();
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
+
+ private:
+  void tick();
+  void on_accept(const std::string& listener, boost::asio::ip::tcp::socket socket);
+
+  std::size_t index_;
+  boost::asio::io_context ioc_{1};
+  proxy::WorkerContext ctx_;
+  boost::asio::steady_timer ticker_;
+  std::vector<std::shared_ptr<net::Acceptor>> acceptors_;
+  std::thread thread_;
+  std::atomic<bool> finished_{false};
+};
+
+}  // namespace meridian::server

@@ -1,0 +1,120 @@
+#include "meridian/admin/admin_server.hpp"
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <chrono>
+
+#include "meridian/core/log.hpp"
+
+namespace meridian::admin {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr std::chrono::seconds kAdminTimeout{10};
+
+class AdminSession : public std::enable_shared_from_this<AdminSession> {
+ public:
+  AdminSession(tcp::socket socket, const AdminHooks& hooks)
+      : stream_(std::move(socket)), hooks_(hooks) {}
+
+  void start() { read(); }
+
+ private:
+  void read() {
+    request_ = {};
+    stream_.expires_after(kAdminTimeout);
+    bhttp::async_read(stream_, buffer_, request_,
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        if (ec) return self->shutdown();
+                        self->answer();
+                      });
+  }
+
+  void answer() {
+    response_ = {};
+    response_.version(11);
+    response_.set(bhttp::field::content_type, "text/plain");
+    response_.set(bhttp::field::cache_control, "no-store");
+    const auto target = request_.target();
+    const auto path = target.substr(0, target.find('?'));
+    const bool get = request_.method() == bhttp::verb::get || request_.method() == bhttp::verb::head;
+    if (path == "/health" || path == "/ready") {
+      if (!get) {
+        response_.result(bhttp::status::method_not_allowed);
+        response_.set(bhttp::field::allow, "GET, HEAD");
+        response_.body() = "use GET\n";
+      } else if (path == "/health") {
+        response_.result(bhttp::status::ok);
+        response_.body() = "ok\n";
+      } else {
+        const std::string reason = hooks_.not_ready_reason();
+        response_.result(reason.empty() ? bhttp::status::ok : bhttp::status::service_unavailable);
+        response_.body() = reason.empty() ? "ready\n" : "not ready: " + reason + "\n";
+      }
+    } else {
+      response_.result(bhttp::status::not_found);
+      response_.body() = "unknown admin path; try /health or /ready\n";
+    }
+    response_.keep_alive(request_.keep_alive());
+    response_.prepare_payload();
+    if (request_.method() == bhttp::verb::head) response_.body().clear();
+    bhttp::async_write(stream_, response_,
+                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                         if (ec || !self->response_.keep_alive()) return self->shutdown();
+                         self->read();
+                       });
+  }
+
+  void shutdown() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  AdminHooks hooks_;
+  beast::flat_buffer buffer_{8192};
+  bhttp::request<bhttp::string_body> request_;
+  bhttp::response<bhttp::string_body> response_;
+};
+
+}  // namespace
+
+AdminServer::AdminServer(asio::io_context& ioc, const tcp::endpoint& endpoint, AdminHooks hooks)
+    : acceptor_(ioc), hooks_(std::move(hooks)) {
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  acceptor_.bind(endpoint);
+  acceptor_.listen();
+}
+
+void AdminServer::start() { do_accept(); }
+
+void AdminServer::close() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+tcp::endpoint AdminServer::local_endpoint() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec);
+}
+
+void AdminServer::do_accept() {
+  acceptor_.async_accept([self = shared_from_this()](boost::system::error_code ec,
+                                                     tcp::socket socket) {
+    if (ec == asio::error::operation_aborted) return;
+    if (!ec) std::make_shared<AdminSession>(std::move(socket), self->hooks_)->start();
+    self->do_accept();
+  });
+}
+
+}  // namespace meridian::admin

@@ -1,0 +1,24 @@
+// host:port values (SPEC 2), resolved at load time so nothing after the loader does DNS.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "meridian/config/config.hpp"
+
+#include "config/diagnostics.hpp"
+#include "config/yaml_reader.hpp"
+
+namespace meridian::config::detail {
+
+// Parses and resolves `text`. A numeric address is parsed without DNS; a name is resolved
+// synchronously and the first result kept. nullopt with `error` set on failure.
+std::optional<SocketAddress> make_socket_address(std::string_view text, AllowZero port_zero,
+                                                 std::string& error);
+
+// The same for a YAML value, reporting failures against `field`.
+std::optional<SocketAddress> read_address(Diagnostics& diag, const Field& field,
+                                          AllowZero port_zero);
+
+}  // namespace meridian::config::detail

@@ -1,0 +1,81 @@
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <system_error>
+#include <unistd.h>
+
+#include "config/walk.hpp"
+
+namespace meridian::config::detail {
+
+std::optional<std::string> read_non_empty_string(Diagnostics& diag, const Field& field) {
+  auto text = read_string(diag, field);
+  if (text && text->empty()) {
+    diag.error(field, "must not be empty");
+    return std::nullopt;
+  }
+  return text;
+}
+
+std::optional<std::string> read_name(Diagnostics& diag, const Field& field) {
+  auto text = read_non_empty_string(diag, field);
+  if (!text) return std::nullopt;
+  for (char c : *text) {
+    auto u = static_cast<unsigned char>(c);
+    // Names go into header values (x-meridian-region, Via) and log lines verbatim.
+    if (u <= 0x20 || u == 0x7f) {
+      diag.error(field, "must not contain spaces or control characters, got " + quoted(*text));
+      return std::nullopt;
+    }
+  }
+  return text;
+}
+
+std::string UniqueNames::read(Diagnostics& diag, const Field& field) {
+  auto name = read_name(diag, field);
+  if (!name) return "";
+  for (const auto& [seen, line] : seen_) {
+    if (seen == *name) {
+      diag.error(field, "duplicate " + what_ + " name " + quoted(*name) + " (first at line " +
+                            std::to_string(line) + ")");
+      return *name;
+    }
+  }
+  seen_.emplace_back(*name, field.mark.line + 1);
+  return *name;
+}
+
+std::optional<Location> read_location(Diagnostics& diag, const Field& field) {
+  static constexpr std::string_view kKeys[] = {"lat", "lon"};
+  MapReader map(diag, field, kKeys);
+  if (!map.valid()) return std::nullopt;
+  Location location;
+  // Both are checked before giving up, so a location missing both reports both.
+  bool lat_ok = map.require("lat") && map.read("lat", location.lat, -90.0, 90.0);
+  bool lon_ok = map.require("lon") && map.read("lon", location.lon, -180.0, 180.0);
+  bool ok = lat_ok && lon_ok;
+  if (!ok) return std::nullopt;
+  return location;
+}
+
+bool check_readable_file(Diagnostics& diag, const Field& field, const std::string& path,
+                         std::string_view what) {
+  auto fail = [&](int error) {
+    diag.error(field, "cannot read " + std::string(what) + " " + quoted(path) + ": " +
+                          std::generic_category().message(error));
+    return false;
+  };
+  // Opening is the real test (permissions included); fstat then rules out directories,
+  // which open() accepts for reading.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(errno);
+  struct stat st {};
+  int rc = ::fstat(fd, &st);
+  int stat_errno = errno;
+  ::close(fd);
+  if (rc != 0) return fail(stat_errno);
+  if (!S_ISREG(st.st_mode)) return fail(S_ISDIR(st.st_mode) ? EISDIR : EINVAL);
+  return true;
+}
+
+}  // namespace meridian::config::detail

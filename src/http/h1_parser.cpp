@@ -1,0 +1,390 @@
+#include "meridian/http/h1_parser.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <cstring>
+
+namespace meridian::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+bool is_tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// The last element of a comma-separated list must be "chunked" and no other element may be.
+bool is_final_chunked(std::string_view list) {
+  bool last_is_chunked = false;
+  while (true) {
+    const auto comma = list.find(',');
+    const auto token = trim(list.substr(0, comma));
+    if (token.empty()) return false;  // "chunked,," and friends
+    for (char c : token) {
+      if (!is_tchar(c)) return false;  // parameters or junk: refuse rather than guess
+    }
+    if (last_is_chunked) return false;  // "chunked" not final
+    last_is_chunked = iequals(token, "chunked");
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return last_is_chunked;
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+bool is_idempotent(std::string_view m) noexcept {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" ||
+         m == "TRACE";
+}
+
+const Field* RequestHead::find(std::string_view name) const {
+  for (const auto& f : fields) {
+    if (iequals(f.name, name)) return &f;
+  }
+  return nullptr;
+}
+
+const Field* ResponseHead::find(std::string_view name) const {
+  for (const auto& f : fields) {
+    if (iequals(f.name, name)) return &f;
+  }
+  return nullptr;
+}
+
+void RequestHead::clear() {
+  method = target = path = host = {};
+  version = 11;
+  fields.clear();
+  content_length.reset();
+  chunked = false;
+  keep_alive = true;
+  expect_continue = false;
+}
+
+void ResponseHead::clear() {
+  status = 0;
+  reason = {};
+  version = 11;
+  fields.clear();
+  content_length.reset();
+  chunked = false;
+  keep_alive = true;
+  has_body = true;
+  until_eof = false;
+}
+
+bool is_valid_host(std::string_view host) noexcept {
+  if (host.empty()) return false;
+  std::string_view name = host;
+  std::string_view port;
+  if (host.front() == '[') {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos || close < 3) return false;
+    for (char c : host.substr(1, close - 1)) {
+      const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                      c == ':' || c == '.';
+      if (!ok) return false;
+    }
+    const auto rest = host.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      port = rest.substr(1);
+      if (port.empty()) return false;
+    }
+    name = {};
+  } else {
+    const auto colon = host.rfind(':');
+    if (colon != std::string_view::npos) {
+      name = host.substr(0, colon);
+      port = host.substr(colon + 1);
+      if (port.empty()) return false;
+    }
+    if (name.empty()) return false;
+  }
+  if (port.size() > 5) return false;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+  }
+  // reg-name = *( unreserved / pct-encoded / sub-delims )
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    std::strchr("-._~%!$&'()*+,;=", c) != nullptr;
+    if (!ok || c == '\0') return false;
+  }
+  return true;
+}
+
+template <bool IsRequest>
+void H1Parser<IsRequest>::reset(const ParserLimits& limits, bool head_request) {
+  impl_.emplace(*this);
+  head_.clear();
+  error_ = {};
+  limits_ = limits;
+  host_count_ = 0;
+  transfer_encoding_seen_ = false;
+  head_request_ = head_request;
+  impl_->eager(false);
+  impl_->header_limit(static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(limits.max_head_bytes, UINT32_MAX)));
+  if (limits.max_body_bytes == 0) {
+    impl_->body_limit(boost::none);
+  } else {
+    impl_->body_limit(limits.max_body_bytes);
+  }
+  if constexpr (!IsRequest) {
+    if (head_request) impl_->skip(true);
+  }
+}
+
+template <bool IsRequest>
+std::size_t H1Parser<IsRequest>::parse_head(std::string_view data) {
+  if (error_ || !impl_) return 0;
+  input_begin_ = data.data();
+  input_end_ = data.data() + data.size();
+  beast::error_code ec;
+  const std::size_t n = impl_->put(boost::asio::const_buffer(data.data(), data.size()), ec);
+  if (ec == bhttp::error::need_more) return 0;
+  if (ec) {
+    translate_beast_error(ec, data);
+    return 0;
+  }
+  if (error_) return 0;
+  return impl_->is_header_done() ? n : 0;
+}
+
+template <bool IsRequest>
+std::size_t H1Parser<IsRequest>::parse_body(std::string_view data, BodySlices& out) {
+  if (error_ || !impl_ || impl_->is_done()) return 0;
+  body_out_ = &out;
+  std::size_t total = 0;
+  // Beast consumes one framing element per call (a chunk header, a run of body bytes), so
+  // loop until it needs more input or the message ends.
+  while (total < data.size() && !impl_->is_done()) {
+    beast::error_code ec;
+    const std::size_t n = impl_->put(
+        boost::asio::const_buffer(data.data() + total, data.size() - total), ec);
+    total += n;
+    if (ec == bhttp::error::need_more) break;
+    if (ec) {
+      translate_beast_error(ec, data);
+      break;
+    }
+    if (n == 0) break;
+  }
+  body_out_ = nullptr;
+  return total;
+}
+
+template <bool IsRequest>
+void H1Parser<IsRequest>::finish_on_eof() {
+  if (!impl_) return;
+  beast::error_code ec;
+  impl_->put_eof(ec);
+  if (ec) fail(502, "upstream closed the connection mid-message", ec);
+}
+
+template <bool IsRequest>
+void H1Parser<IsRequest>::fail(unsigned status, std::string_view reason, beast::error_code& ec) {
+  if (!error_) error_ = ParseError{status, reason};
+  ec = bhttp::error::bad_value;
+}
+
+template <bool IsRequest>
+void H1Parser<IsRequest>::translate_beast_error(const beast::error_code& ec,
+                                                std::string_view data) {
+  if (error_) return;
+  if constexpr (!IsRequest) {
+    error_ = ParseError{502, "invalid response from upstream"};
+    (void)ec;
+    (void)data;
+  } else {
+    if (ec == bhttp::error::header_limit) {
+      // 414 when the request line alone does not fit, 431 when the fields do not.
+      const auto line_end = data.substr(0, limits_.max_head_bytes).find("\r\n");
+      error_ = line_end == std::string_view::npos
+                   ? ParseError{414, "request line too long"}
+                   : ParseError{431, "request header fields too large"};
+    } else if (ec == bhttp::error::body_limit) {
+      error_ = ParseError{413, "request body too large"};
+    } else if (ec == bhttp::error::bad_line_ending) {
+      error_ = ParseError{400, "malformed request: bad line ending"};
+    } else if (ec == bhttp::error::bad_field || ec == bhttp::error::bad_value) {
+      error_ = ParseError{400, "malformed request: invalid header field"};
+    } else if (ec == bhttp::error::bad_content_length ||
+               ec == bhttp::error::multiple_content_length) {
+      error_ = ParseError{400, "malformed request: invalid Content-Length"};
+    } else if (ec == bhttp::error::bad_transfer_encoding) {
+      error_ = ParseError{400, "malformed request: invalid Transfer-Encoding"};
+    } else if (ec == bhttp::error::bad_chunk || ec == bhttp::error::bad_chunk_extension) {
+      error_ = ParseError{400, "malformed request: invalid chunk"};
+    } else if (ec == bhttp::error::bad_method) {
+      error_ = ParseError{400, "malformed request: invalid method"};
+    } else if (ec == bhttp::error::bad_version) {
+      error_ = ParseError{400, "malformed request: invalid HTTP version"};
+    } else {
+      error_ = ParseError{400, "malformed request"};
+    }
+  }
+}
+
+template <bool IsRequest>
+void H1Parser<IsRequest>::on_request(std::string_view method, std::string_view target,
+                                     int version, beast::error_code& ec) {
+  if constexpr (IsRequest) {
+    ec = {};
+    if (version / 10 != 1) return fail(505, "HTTP version not supported", ec);
+    head_.method = method;
+    head_.version = static_cast<unsigned>(version);
+    if (method == "CONNECT") return fail(400, "CONNECT is not supported", ec);
+    if (target.empty()) return fail(400, "malformed request: empty target", ec);
+    if (target.front() == '/') {
+      head_.target = target;
+    } else if (target == "*") {
+      if (method != "OPTIONS") return fail(400, "malformed request: '*' target", ec);
+      head_.target = target;
+    } else {
+      // absolute-form: scheme "://" authority [path]. Routed by the authority, forwarded in
+      // origin-form; the Host field must agree (checked in on_header_impl).
+      const auto scheme_end = target.find("://");
+      if (scheme_end == std::string_view::npos) {
+        return fail(400, "malformed request: invalid target", ec);
+      }
+      const auto scheme = target.substr(0, scheme_end);
+      if (!iequals(scheme, "http") && !iequals(scheme, "https")) {
+        return fail(400, "malformed request: invalid target scheme", ec);
+      }
+      auto rest = target.substr(scheme_end + 3);
+      const auto path_start = rest.find_first_of("/?");
+      const auto authority = rest.substr(0, path_start);
+      if (!is_valid_host(authority)) return fail(400, "malformed request: invalid target", ec);
+      head_.host = authority;
+      head_.target = path_start == std::string_view::npos ? std::string_view("/")
+                                                          : rest.substr(path_start);
+      if (head_.target.front() == '?') return fail(400, "malformed request: invalid target", ec);
+    }
+    head_.path = head_.target.substr(0, head_.target.find('?'));
+  } else {
+    (void)method;
+    (void)target;
+    (void)version;
+    ec = bhttp::error::bad_method;
+  }
+}
+
+template <bool IsRequest>
+void H1Parser<IsRequest>::on_response(int code, std::string_view reason, int version,
+                                      beast::error_code& ec) {
+  if constexpr (!IsRequest) {
+    ec = {};
+    if (version / 10 != 1) return fail(502, "upstream answered with an unsupported version", ec);
+    head_.status = static_cast<unsigned>(code);
+    head_.reason = reason;
+    head_.version = static_cast<unsigned>(version);
+  } else {
+    (void)code;
+    (void)reason;
+    (void)version;
+    ec = bhttp::error::bad_version;
+  }
+}
+
+template <bool IsRequest>
+void H1Parser<IsRequest>::on_field(bhttp::field f, std::string_view name,
+                                   std::string_view value, beast::error_code& ec) {
+  ec = {};
+  if (impl_->is_header_done()) return;  // trailer fields of a chunked body: dropped
+  // Beast unfolds obs-fold into a private buffer; a value that does not point into our input
+  // was folded, which RFC 9112 5.2 lets a server refuse, and an edge proxy must.
+  if (value.data() < input_begin_ || value.data() > input_end_) {
+    return fail(IsRequest ? 400 : 502,
+                IsRequest ? "malformed request: obsolete line folding"
+                          : "invalid response from upstream: obsolete line folding",
+                ec);
+  }
+  if (head_.fields.size() >= limits_.max_fields) {
+    return fail(IsRequest ? 431 : 502,
+                IsRequest ? "too many request header fields" : "too many response header fields",
+                ec);
+  }
+  if constexpr (IsRequest) {
+    if (f == bhttp::field::host) {
+      if (++host_count_ > 1) return fail(400, "malformed request: several Host fields", ec);
+      if (!is_valid_host(value)) return fail(400, "malformed request: invalid Host", ec);
+      if (!head_.host.empty()) {
+        // absolute-form already named the authority
+        if (!iequals(head_.host, value)) {
+          return fail(400, "malformed request: Host differs from the target's authority", ec);
+        }
+      } else {
+        head_.host = value;
+      }
+    } else if (f == bhttp::field::transfer_encoding) {
+      if (head_.version == 10) {
+        return fail(400, "malformed request: Transfer-Encoding in HTTP/1.0", ec);
+      }
+      if (transfer_encoding_seen_) {
+        return fail(400, "malformed request: several Transfer-Encoding fields", ec);
+      }
+      transfer_encoding_seen_ = true;
+      if (!is_final_chunked(value)) {
+        return fail(400, "malformed request: Transfer-Encoding must end with chunked", ec);
+      }
+    } else if (f == bhttp::field::expect) {
+      if (iequals(value, "100-continue")) head_.expect_continue = true;
+    }
+  }
+  head_.fields.push_back(Field{name, value});
+}
+
+template <bool IsRequest>
+void H1Parser<IsRequest>::on_header(beast::error_code& ec) {
+  ec = {};
+  const auto cl = impl_->content_length();
+  head_.chunked = impl_->chunked();
+  if (cl && !head_.chunked) head_.content_length = *cl;
+  head_.keep_alive = impl_->keep_alive();
+  if constexpr (IsRequest) {
+    if (head_.version == 11 && host_count_ == 0) {
+      return fail(400, "malformed request: no Host field", ec);
+    }
+  } else {
+    const unsigned s = head_.status;
+    head_.has_body = !(head_request_ || (s >= 100 && s < 200) || s == 204 || s == 304);
+    head_.until_eof = head_.has_body && !head_.chunked && !head_.content_length;
+    if (head_.until_eof) head_.keep_alive = false;
+  }
+}
+
+template <bool IsRequest>
+std::size_t H1Parser<IsRequest>::on_body(std::string_view body, beast::error_code& ec) {
+  ec = {};
+  if (body_out_ != nullptr && !body.empty()) body_out_->push_back(body);
+  return body.size();
+}
+
+template class H1Parser<true>;
+template class H1Parser<false>;
+
+}  // namespace meridian::http

@@ -1,0 +1,94 @@
+#include "meridian/server/worker.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include "meridian/core/log.hpp"
+#include "meridian/proxy/h1_session.hpp"
+
+namespace meridian::server {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+Worker::Worker(std::size_t index, std::atomic<std::uint64_t>& node_connections)
+    : index_(index), ctx_(ioc_), ticker_(ioc_) {
+  ctx_.node_connections = &node_connections;
+  ctx_.on_drained = [this] { ioc_.stop(); };
+}
+
+Worker::~Worker() {
+  stop();
+  join();
+}
+
+void Worker::open_listener(const std::string& listener, const tcp::endpoint& endpoint) {
+  auto acceptor = std::make_shared<net::Acceptor>(
+      net::open_listener(ioc_, endpoint), listener,
+      [this, listener](tcp::socket socket) { on_accept(listener, std::move(socket)); });
+  acceptors_.push_back(std::move(acceptor));
+}
+
+tcp::endpoint Worker::listener_endpoint(std::size_t i) const {
+  return acceptors_.at(i)->local_endpoint();
+}
+
+void Worker::start(std::shared_ptr<const proxy::Snapshot> snapshot) {
+  ctx_.snapshot = std::move(snapshot);
+  for (auto& a : acceptors_) a->start();
+  tick();
+  thread_ = std::thread([this] {
+    try {
+      ioc_.run();
+    } catch (const std::exception& e) {
+      // Nothing on the data path throws by design; reaching here is a bug worth a loud line.
+      log::error("worker ", index_, ": stopped by an exception: ", e.what());
+    }
+    finished_.store(true, std::memory_order_release);
+  });
+}
+
+void Worker::publish(std::shared_ptr<const proxy::Snapshot> snapshot) {
+  asio::post(ioc_, [this, s = std::move(snapshot)]() mutable { ctx_.snapshot = std::move(s); });
+}
+
+void Worker::drain() {
+  asio::post(ioc_, [this] {
+    if (ctx_.draining) return;
+    ctx_.draining = true;
+    for (auto& a : acceptors_) a->close();
+    ctx_.pool.clear();
+    ctx_.deadlines.drain_all();
+    if (ctx_.sessions == 0) ioc_.stop();
+  });
+}
+
+void Worker::stop() { ioc_.stop(); }
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::tick() {
+  ticker_.expires_after(net::DeadlineList::kTick);
+  ticker_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    const auto now = net::Clock::now();
+    ctx_.deadlines.sweep(now);
+    ctx_.pool.sweep(now);
+    tick();
+  });
+}
+
+void Worker::on_accept(const std::string& listener, tcp::socket socket) {
+  const auto max = ctx_.snapshot->config->limits.max_connections;
+  if (ctx_.draining ||
+      (max != 0 && ctx_.node_connections->load(std::memory_order_relaxed) >= max)) {
+    // SPEC 2 max_connections: accept and close, so the client learns at once.
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  std::make_shared<proxy::H1Session>(ctx_, std::move(socket), listener)->start();
+}
+
+}  // namespace meridian::server
