@@ -40,6 +40,17 @@ bool is_final_chunked(std::string_view list) {
   return last_is_chunked;
 }
 
+// True when the request line ends in a well-formed HTTP-version ("HTTP/" DIGIT "." DIGIT,
+// RFC 9112 2.3) whose major version is not 1.
+bool is_other_http_version(std::string_view data) {
+  const auto eol = data.find("\r\n");
+  if (eol == std::string_view::npos || eol < 8) return false;
+  const auto v = data.substr(eol - 8, 8);
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  return v.substr(0, 5) == "HTTP/" && digit(v[5]) && v[6] == '.' && digit(v[7]) && v[5] != '1' &&
+         eol > 8 && data[eol - 9] == ' ';
+}
+
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
@@ -242,7 +253,11 @@ void H1Parser<IsRequest>::translate_beast_error(const beast::error_code& ec,
     } else if (ec == bhttp::error::bad_method) {
       error_ = ParseError{400, "malformed request: invalid method"};
     } else if (ec == bhttp::error::bad_version) {
-      error_ = ParseError{400, "malformed request: invalid HTTP version"};
+      // Beast accepts only HTTP/1.x; a well-formed other version ("HTTP/2.0") is a version we
+      // do not support (505), anything else is malformed (400).
+      error_ = is_other_http_version(data)
+                   ? ParseError{505, "HTTP version not supported"}
+                   : ParseError{400, "malformed request: invalid HTTP version"};
     } else {
       error_ = ParseError{400, "malformed request"};
     }

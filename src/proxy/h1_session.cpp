@@ -216,6 +216,7 @@ void H1Session::begin_exchange(std::size_t head_length) {
   }
   route_ = listener_->router.match(head.host, head.path, head.method);
   if (route_ == nullptr) {
+    in_.consume(head_length);
     // A body we will not read makes the connection unusable for a next request.
     reply(404, "no route matches this request", close_after_ || has_body_);
     return;
@@ -276,8 +277,7 @@ void H1Session::dispatch() {
   uin_.consume(uin_.size());
   up_ = w_.pool.acquire(picked->get());
   if (up_) {
-    pump_request();
-    read_response();
+    start_upstream_streams();
     return;
   }
   up_ = std::make_shared<UpstreamConnection>(w_.ioc, *picked);
@@ -300,8 +300,14 @@ void H1Session::on_connected(std::uint64_t attempt, boost::system::error_code ec
     return;
   }
   up_->socket.set_option(tcp::no_delay(true), ec);
-  pump_request();
+  start_upstream_streams();
+}
+
+void H1Session::start_upstream_streams() {
+  // The response read goes first: pump_request may end the attempt synchronously (a body
+  // the codec refuses), which leaves the pending read to complete as a stale attempt.
   read_response();
+  pump_request();
 }
 
 void H1Session::fail_attempt(UpstreamFailure why) {

@@ -56,6 +56,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>, private 
   // -- upstream
   void dispatch();
   void on_connected(std::uint64_t attempt, boost::system::error_code ec);
+  void start_upstream_streams();
   void fail_attempt(UpstreamFailure why);
 
   // -- request body, client -> upstream
