@@ -1,11 +1,12 @@
 #include "meridian/admin/admin_server.hpp"
 
+#include <chrono>
+
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <chrono>
 
 #include "meridian/core/log.hpp"
 
@@ -45,7 +46,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     response_.set(bhttp::field::cache_control, "no-store");
     const auto target = request_.target();
     const auto path = target.substr(0, target.find('?'));
-    const bool get = request_.method() == bhttp::verb::get || request_.method() == bhttp::verb::head;
+    const bool get =
+        request_.method() == bhttp::verb::get || request_.method() == bhttp::verb::head;
     if (path == "/health" || path == "/ready") {
       if (!get) {
         response_.result(bhttp::status::method_not_allowed);
@@ -96,7 +98,9 @@ AdminServer::AdminServer(asio::io_context& ioc, const tcp::endpoint& endpoint, A
   acceptor_.listen();
 }
 
-void AdminServer::start() { do_accept(); }
+void AdminServer::start() {
+  do_accept();
+}
 
 void AdminServer::close() {
   boost::system::error_code ignored;
@@ -109,12 +113,12 @@ tcp::endpoint AdminServer::local_endpoint() const {
 }
 
 void AdminServer::do_accept() {
-  acceptor_.async_accept([self = shared_from_this()](boost::system::error_code ec,
-                                                     tcp::socket socket) {
-    if (ec == asio::error::operation_aborted) return;
-    if (!ec) std::make_shared<AdminSession>(std::move(socket), self->hooks_)->start();
-    self->do_accept();
-  });
+  acceptor_.async_accept(
+      [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted) return;
+        if (!ec) std::make_shared<AdminSession>(std::move(socket), self->hooks_)->start();
+        self->do_accept();
+      });
 }
 
 }  // namespace meridian::admin

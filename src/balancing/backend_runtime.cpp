@@ -5,8 +5,7 @@ namespace meridian::balancing {
 namespace {
 
 std::shared_ptr<EndpointState> find_previous(std::span<const BackendRuntime> previous,
-                                             const std::string& backend,
-                                             const std::string& region,
+                                             const std::string& backend, const std::string& region,
                                              const std::string& address) {
   for (const auto& b : previous) {
     if (b.config->name != backend) continue;

@@ -12,30 +12,48 @@ std::uint64_t mix(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-const std::shared_ptr<EndpointState>* pick_least_conn(const RegionRuntime& region, std::uint32_t cap,
-                               const TriedEndpoints& tried, std::uint64_t& rotation) {
-  const std::size_t n = region.endpoints.size();
-  const std::size_t start = static_cast<std::size_t>(rotation++ % n);
-  const std::shared_ptr<EndpointState>* best = nullptr;
-  // Compare in_flight/weight without division: a/wa < b/wb  <=>  a*wb < b*wa.
+const std::shared_ptr<EndpointState>* pick_least_conn(const RegionRuntime& region,
+                                                      std::uint32_t cap,
+                                                      const TriedEndpoints& tried,
+                                                      std::uint64_t& rotation) {
+  // Two passes, O(n), no allocation: find the lowest in_flight/weight, then take the
+  // (rotation mod ties)-th endpoint at that load, so ties rotate evenly even when some
+  // endpoints are skipped. a/wa < b/wb is compared as a*wb < b*wa (no division).
   std::uint64_t best_load = 0;
-  std::uint64_t best_weight = 1;
-  for (std::size_t k = 0; k < n; ++k) {
-    const auto& slot = region.endpoints[(start + k) % n];
-    const EndpointState* e = slot.get();
-    if (tried.contains(e) || !is_available(*e, cap)) continue;
+  std::uint64_t best_weight = 0;
+  std::size_t ties = 0;
+  for (const auto& e : region.endpoints) {
+    if (tried.contains(e.get()) || !is_available(*e, cap)) continue;
     const std::uint64_t load = e->in_flight.load(std::memory_order_relaxed);
-    if (best == nullptr || load * best_weight < best_load * e->weight) {
-      best = &slot;
+    if (ties == 0 || load * best_weight < best_load * e->weight) {
       best_load = load;
       best_weight = e->weight;
+      ties = 1;
+    } else if (load * best_weight == best_load * e->weight) {
+      ++ties;
     }
   }
-  return best;
+  if (ties == 0) return nullptr;
+  std::size_t wanted = static_cast<std::size_t>(rotation++ % ties);
+  for (const auto& e : region.endpoints) {
+    if (tried.contains(e.get()) || !is_available(*e, cap)) continue;
+    // in_flight may have moved since the first pass (other workers); an endpoint that is no
+    // longer at the best load is passed over, and the last tie found is the fallback.
+    const std::uint64_t load = e->in_flight.load(std::memory_order_relaxed);
+    if (load * best_weight != best_load * e->weight) continue;
+    if (wanted == 0) return &e;
+    --wanted;
+  }
+  // Loads changed under us between the passes: fall back to the first available endpoint.
+  for (const auto& e : region.endpoints) {
+    if (!tried.contains(e.get()) && is_available(*e, cap)) return &e;
+  }
+  return nullptr;
 }
 
 const std::shared_ptr<EndpointState>* pick_weighted(const RegionRuntime& region, std::uint32_t cap,
-                             const TriedEndpoints& tried, std::uint64_t ticket) {
+                                                    const TriedEndpoints& tried,
+                                                    std::uint64_t ticket) {
   std::uint64_t total = 0;
   for (const auto& e : region.endpoints) {
     if (!tried.contains(e.get()) && is_available(*e, cap)) total += e->weight;
@@ -58,9 +76,11 @@ bool is_available(const EndpointState& e, std::uint32_t max_connections_per_endp
          e.in_flight.load(std::memory_order_relaxed) < max_connections_per_endpoint;
 }
 
-const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region, config::Balance balance,
-                             std::uint32_t max_connections_per_endpoint,
-                             const TriedEndpoints& tried, std::uint64_t& rotation) {
+const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region,
+                                                    config::Balance balance,
+                                                    std::uint32_t max_connections_per_endpoint,
+                                                    const TriedEndpoints& tried,
+                                                    std::uint64_t& rotation) {
   if (region.endpoints.empty()) return nullptr;
   switch (balance) {
     case config::Balance::least_conn:

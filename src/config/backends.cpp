@@ -41,12 +41,6 @@ constexpr std::string_view kContinents[] = {"AF", "AN", "AS", "EU", "NA", "OC", 
 
 constexpr double kUnbounded = std::numeric_limits<double>::infinity();
 
-std::string to_upper(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return text;
-}
-
 // A rule's `regions`, kept with their positions until the backend's regions are known.
 struct RuleRegionRef {
   Field field;
@@ -57,7 +51,7 @@ void read_continents(Diagnostics& diag, const Field& field, GeoRule& rule) {
   for (const auto& item : read_one_or_many(diag, field)) {
     auto text = read_string(diag, item);
     if (!text) continue;
-    std::string code = to_upper(*text);
+    std::string code = ascii_upper(*text);
     if (std::find(std::begin(kContinents), std::end(kContinents), code) == std::end(kContinents)) {
       diag.error(item, "expected a continent code (" + choice_list(kContinents) + "), got " +
                            quoted(*text));
@@ -78,7 +72,7 @@ void read_countries(Diagnostics& diag, const Field& field, GeoRule& rule) {
       diag.error(item, "expected a two-letter ISO 3166-1 country code, got " + quoted(*text));
       continue;
     }
-    rule.countries.push_back(to_upper(*text));
+    rule.countries.push_back(ascii_upper(*text));
   }
 }
 

@@ -27,18 +27,6 @@ constexpr Choice<std::string_view> kAlpn[] = {{"h2", "h2"}, {"http/1.1", "http/1
 constexpr Choice<RateLimitScope> kScopes[] = {{"local", RateLimitScope::local},
                                               {"global", RateLimitScope::global}};
 
-std::string to_lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
-std::string to_upper(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return text;
-}
-
 // RFC 9110 token: method names and header field names.
 bool is_token(std::string_view text) {
   static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
@@ -56,7 +44,7 @@ bool is_host_char(char c) {
 void read_host(Diagnostics& diag, const Field& field, RouteMatch& match) {
   auto text = read_string(diag, field);
   if (!text) return;
-  std::string host = to_lower(*text);
+  std::string host = ascii_lower(*text);
   if (host.empty() || host == "*") return;
   bool wildcard = host.starts_with("*.");
   std::string_view name = wildcard ? std::string_view(host).substr(2) : std::string_view(host);
@@ -121,7 +109,7 @@ RouteMatch read_match(Diagnostics& diag, const Field& field) {
         diag.error(item, "expected an HTTP method, got " + quoted(*method));
         continue;
       }
-      std::string upper = to_upper(*method);
+      std::string upper = ascii_upper(*method);
       if (std::find(match.methods.begin(), match.methods.end(), upper) != match.methods.end()) {
         diag.error(item, "duplicate method " + quoted(upper));
         continue;
@@ -142,7 +130,7 @@ void read_rate_limit_key(Diagnostics& diag, const Field& field, RateLimit& limit
     limit.key = RateLimitKey::route;
   } else if (text->starts_with("header:") && is_token(std::string_view(*text).substr(7))) {
     limit.key = RateLimitKey::header;
-    limit.header_name = to_lower(text->substr(7));
+    limit.header_name = ascii_lower(text->substr(7));
   } else {
     diag.error(field, "expected client_ip, route or header:NAME, got " + quoted(*text));
   }

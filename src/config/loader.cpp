@@ -260,12 +260,13 @@ LoadResult load(std::string_view text, const std::string& display_path) {
     }
     Walk walk{diag, config, {}, {}, {}};
     walk_root(walk, documents.empty() ? YAML::Node() : documents.front());
-  } catch (const YAML::Exception& e) {
-    // Syntax errors stop the parse; everything found is replaced by the one error that
-    // matters, at its position.
+  } catch (const YAML::ParserException& e) {
+    // A syntax error stops the parse before the walk, so it is the only error.
     diag = Diagnostics(display_path);
     diag.error(e.mark, "", "YAML syntax error: " + e.msg);
   } catch (const std::exception& e) {
+    // The readers never convert with as<>, so yaml-cpp has nothing else to throw; this is
+    // the "never throws" guarantee, not an expected path.
     diag.error_without_position(std::string("internal error: ") + e.what());
   }
   LoadResult result;

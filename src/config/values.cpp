@@ -8,6 +8,20 @@
 
 namespace meridian::config::detail {
 
+std::string ascii_lower(std::string text) {
+  for (char& c : text) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return text;
+}
+
+std::string ascii_upper(std::string text) {
+  for (char& c : text) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return text;
+}
+
 std::optional<std::string> read_non_empty_string(Diagnostics& diag, const Field& field) {
   auto text = read_string(diag, field);
   if (text && text->empty()) {

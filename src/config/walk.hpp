@@ -60,6 +60,9 @@ std::optional<Location> read_location(Diagnostics& diag, const Field& field);
 // `what` names the file in the message ("certificate file").
 bool check_readable_file(Diagnostics& diag, const Field& field, const std::string& path,
                          std::string_view what);
+// ASCII case mapping for host names, codes and header names (locale-independent).
+std::string ascii_lower(std::string text);
+std::string ascii_upper(std::string text);
 // A string that must not be empty: lower-level than read_name (no character rules).
 std::optional<std::string> read_non_empty_string(Diagnostics& diag, const Field& field);
 

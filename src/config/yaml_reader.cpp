@@ -51,7 +51,9 @@ std::string describe(const YAML::Node& node) {
 }
 
 std::optional<bool> plain_bool(const YAML::Node& node) {
-  if (!node.IsScalar() || node.Tag() != "?") return std::nullopt;
+  // yaml-cpp also reads "y" and "n" as booleans; as a file name or enum value they are
+  // more likely meant literally.
+  if (!node.IsScalar() || node.Tag() != "?" || node.Scalar().size() < 2) return std::nullopt;
   bool value = false;
   if (!YAML::convert<bool>::decode(node, value)) return std::nullopt;
   return value;
@@ -202,8 +204,9 @@ MapReader::MapReader(Diagnostics& diag, const Field& field, std::span<const std:
     return;
   }
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& key_node = it->first;
-    const YAML::Node& value = it->second;
+    // Copies: yaml-cpp's iterator hands out a temporary pair, so references would dangle.
+    YAML::Node key_node = it->first;
+    YAML::Node value = it->second;
     if (!key_node.IsScalar()) {
       diag.error(key_node.Mark(), field.path, "expected a string key, got " + describe(key_node));
       continue;

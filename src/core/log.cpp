@@ -1,11 +1,10 @@
 #include "meridian/core/log.hpp"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <ctime>
 #include <string>
+#include <unistd.h>
 
 namespace meridian::log {
 
@@ -29,9 +28,13 @@ constexpr std::string_view level_name(Level level) {
 
 }  // namespace
 
-void set_level(Level level) { g_level.store(level, std::memory_order_relaxed); }
+void set_level(Level level) {
+  g_level.store(level, std::memory_order_relaxed);
+}
 
-bool enabled(Level level) { return level >= g_level.load(std::memory_order_relaxed); }
+bool enabled(Level level) {
+  return level >= g_level.load(std::memory_order_relaxed);
+}
 
 void write(Level level, std::string_view message) {
   const auto now = std::chrono::system_clock::now();

@@ -6,20 +6,48 @@ namespace meridian::http {
 
 namespace {
 
-// The field names a Connection header lists (RFC 9110 7.6.1). Bounded: a client that lists
-// more than kMax names gets the extra ones ignored, which is safe because the fixed hop-by-hop
-// set is always removed.
-struct ConnectionTokens {
+// The field names the Connection header(s) list (RFC 9110 7.6.1). The first kMax are kept
+// inline; a message listing more falls back to scanning the Connection values for each
+// field, so every named field is removed however many there are, without allocating.
+template <typename Fields>
+class ConnectionTokens {
+ public:
   static constexpr std::size_t kMax = 16;
-  std::string_view items[kMax];
-  std::size_t count = 0;
 
-  template <typename Fields>
-  explicit ConnectionTokens(const Fields& fields) {
-    for (const auto& f : fields) {
-      if (!iequals(f.name, "connection")) continue;
-      std::string_view list = f.value;
-      while (!list.empty() && count < kMax) {
+  explicit ConnectionTokens(const Fields& fields) : fields_(fields) {
+    for_each_token([this](std::string_view token) {
+      if (count_ == kMax) {
+        overflow_ = true;
+        return false;
+      }
+      items_[count_++] = token;
+      return true;
+    });
+  }
+
+  bool contains(std::string_view name) const {
+    if (!overflow_) {
+      for (std::size_t i = 0; i < count_; ++i) {
+        if (iequals(items_[i], name)) return true;
+      }
+      return false;
+    }
+    bool found = false;
+    for_each_token([&](std::string_view token) {
+      found = iequals(token, name);
+      return !found;
+    });
+    return found;
+  }
+
+ private:
+  // Calls f(token) for each listed name until f returns false.
+  template <typename F>
+  void for_each_token(F&& f) const {
+    for (const auto& field : fields_) {
+      if (!iequals(field.name, "connection")) continue;
+      std::string_view list = field.value;
+      while (!list.empty()) {
         const auto comma = list.find(',');
         auto token = list.substr(0, comma);
         while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
@@ -28,19 +56,17 @@ struct ConnectionTokens {
         while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
           token.remove_suffix(1);
         }
-        if (!token.empty()) items[count++] = token;
+        if (!token.empty() && !f(token)) return;
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
       }
     }
   }
 
-  bool contains(std::string_view name) const {
-    for (std::size_t i = 0; i < count; ++i) {
-      if (iequals(items[i], name)) return true;
-    }
-    return false;
-  }
+  const Fields& fields_;
+  std::string_view items_[kMax];
+  std::size_t count_ = 0;
+  bool overflow_ = false;
 };
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
@@ -76,7 +102,7 @@ std::string_view request_id_of(const RequestHead& head) {
 
 void write_upstream_request(const RequestHead& head, const RequestForwarding& fwd,
                             std::string& out) {
-  const ConnectionTokens named(head.fields);
+  const ConnectionTokens<std::vector<Field>> named(head.fields);
   out.clear();
   out.append(head.method);
   out.push_back(' ');
@@ -123,7 +149,11 @@ void write_upstream_request(const RequestHead& head, const RequestForwarding& fw
   if (!request_id_seen) append_field(out, "X-Request-Id", fwd.request_id);
   append_field(out, "Via", fwd.via);
   if (head.chunked) {
-    out.append("Transfer-Encoding: chunked\r\n");
+    // The codec accepted only a token list ending in "chunked"; codings before it ("gzip,
+    // chunked") describe the content inside the re-encoded chunks and travel on with it.
+    const Field* te = head.find("transfer-encoding");
+    const bool plain = te == nullptr || iequals(te->value, "chunked");
+    append_field(out, "Transfer-Encoding", plain ? std::string_view("chunked") : te->value);
   } else if (head.content_length) {
     out.append("Content-Length: ");
     append_number(out, *head.content_length);
@@ -134,7 +164,7 @@ void write_upstream_request(const RequestHead& head, const RequestForwarding& fw
 
 void write_downstream_response(const ResponseHead& head, const ResponseForwarding& fwd,
                                std::string& out) {
-  const ConnectionTokens named(head.fields);
+  const ConnectionTokens<std::vector<Field>> named(head.fields);
   out.clear();
   out.append("HTTP/1.1 ");
   append_number(out, head.status);
@@ -181,36 +211,68 @@ void write_local_reply(unsigned status, std::string_view cause, bool close, std:
 
 std::string_view reason_phrase(unsigned status) noexcept {
   switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return status < 200 ? "Informational" : status < 300 ? "Success"
-                  : status < 400 ? "Redirection" : status < 500 ? "Client Error" : "Server Error";
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return status < 200   ? "Informational"
+             : status < 300 ? "Success"
+             : status < 400 ? "Redirection"
+             : status < 500 ? "Client Error"
+                            : "Server Error";
   }
 }
 

@@ -1,8 +1,9 @@
 #include "meridian/http/h1_parser.hpp"
 
+#include <cstring>
+
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
-#include <cstring>
 
 namespace meridian::http {
 
@@ -17,8 +18,10 @@ bool is_tchar(char c) {
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -41,13 +44,14 @@ bool is_final_chunked(std::string_view list) {
 }
 
 // True when the request line ends in a well-formed HTTP-version ("HTTP/" DIGIT "." DIGIT,
-// RFC 9112 2.3) whose major version is not 1.
+// RFC 9112 2.3) other than 1.0 and 1.1, the only ones meridian speaks.
 bool is_other_http_version(std::string_view data) {
   const auto eol = data.find("\r\n");
   if (eol == std::string_view::npos || eol < 8) return false;
   const auto v = data.substr(eol - 8, 8);
   const auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  return v.substr(0, 5) == "HTTP/" && digit(v[5]) && v[6] == '.' && digit(v[7]) && v[5] != '1' &&
+  const bool spoken = v[5] == '1' && (v[7] == '0' || v[7] == '1');
+  return v.substr(0, 5) == "HTTP/" && digit(v[5]) && v[6] == '.' && digit(v[7]) && !spoken &&
          eol > 8 && data[eol - 9] == ' ';
 }
 
@@ -66,8 +70,7 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 }
 
 bool is_idempotent(std::string_view m) noexcept {
-  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" ||
-         m == "TRACE";
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
 }
 
 const Field* RequestHead::find(std::string_view name) const {
@@ -157,8 +160,12 @@ void H1Parser<IsRequest>::reset(const ParserLimits& limits, bool head_request) {
   transfer_encoding_seen_ = false;
   head_request_ = head_request;
   impl_->eager(false);
+  // find_head_end() enforces max_head_bytes over the whole head; Beast counts the start line
+  // and the fields separately, so its own limit only needs to stay out of the way.
   impl_->header_limit(static_cast<std::uint32_t>(
-      std::min<std::uint64_t>(limits.max_head_bytes, UINT32_MAX)));
+      std::min<std::uint64_t>(limits.max_head_bytes + 1024, UINT32_MAX)));
+  scanned_ = 0;
+  first_line_end_ = 0;
   if (limits.max_body_bytes == 0) {
     impl_->body_limit(boost::none);
   } else {
@@ -172,17 +179,90 @@ void H1Parser<IsRequest>::reset(const ParserLimits& limits, bool head_request) {
 template <bool IsRequest>
 std::size_t H1Parser<IsRequest>::parse_head(std::string_view data) {
   if (error_ || !impl_) return 0;
-  input_begin_ = data.data();
-  input_end_ = data.data() + data.size();
+  const std::size_t end = find_head_end(data);
+  if (end == 0) return 0;  // incomplete, or error_ set
+  // Beast gets the complete head in one put(): fed an incomplete head it would consume the
+  // start line alone, and the next call (from the same start) would be misread.
+  const auto head = data.substr(0, end);
+  input_begin_ = head.data();
+  input_end_ = head.data() + head.size();
   beast::error_code ec;
-  const std::size_t n = impl_->put(boost::asio::const_buffer(data.data(), data.size()), ec);
-  if (ec == bhttp::error::need_more) return 0;
-  if (ec) {
+  const std::size_t n = impl_->put(boost::asio::const_buffer(head.data(), head.size()), ec);
+  if (ec && ec != bhttp::error::need_more) {
     translate_beast_error(ec, data);
     return 0;
   }
   if (error_) return 0;
-  return impl_->is_header_done() ? n : 0;
+  if (!impl_->is_header_done() || n != end) {
+    fail_head(IsRequest ? 400 : 502, "malformed message head");
+    return 0;
+  }
+  return n;
+}
+
+template <bool IsRequest>
+std::size_t H1Parser<IsRequest>::find_head_end(std::string_view data) {
+  // One pass over the head as it arrives (resuming at scanned_): every line must end in
+  // CRLF (a bare LF is refused, RFC 9112 2.2), no line may start with whitespace (obs-fold,
+  // or whitespace before the first field: RFC 9112 5.2 and 2.2), and the whole head --
+  // request line and fields together -- must fit max_head_bytes (SPEC 2).
+  const std::size_t limit = limits_.max_head_bytes;
+  const char* base = data.data();
+  std::size_t i = scanned_;
+  while (i < data.size()) {
+    const void* found = std::memchr(base + i, '\n', data.size() - i);
+    if (found == nullptr) break;
+    const std::size_t lf = static_cast<std::size_t>(static_cast<const char*>(found) - base);
+    if (lf == 0 || base[lf - 1] != '\r') {
+      fail_head(IsRequest ? 400 : 502, IsRequest ? "malformed request: bare LF in the head"
+                                                 : "invalid response from upstream: bare LF");
+      return 0;
+    }
+    if (first_line_end_ == 0) first_line_end_ = lf + 1;
+    const bool empty_line = lf >= 2 && base[lf - 2] == '\n';
+    if (empty_line && lf + 1 > first_line_end_) {
+      if (lf + 1 > limit) {
+        if (!IsRequest) {
+          fail_head(502, "invalid response from upstream: head too large");
+        } else if (first_line_end_ > limit) {
+          fail_head(414, "request line too long");
+        } else {
+          fail_head(431, "request header fields too large");
+        }
+        return 0;
+      }
+      scanned_ = lf + 1;
+      return lf + 1;
+    }
+    if (lf + 1 == data.size()) {
+      scanned_ = lf;  // the next byte decides between a fold and a new field: look again
+      break;
+    }
+    const char next = base[lf + 1];
+    if (next == ' ' || next == '\t') {
+      fail_head(IsRequest ? 400 : 502,
+                IsRequest ? "malformed request: obsolete line folding"
+                          : "invalid response from upstream: obsolete line folding");
+      return 0;
+    }
+    i = lf + 1;
+    scanned_ = i;
+  }
+  if (data.size() > limit) {
+    const bool line_done = first_line_end_ != 0 && first_line_end_ <= limit;
+    if (IsRequest) {
+      fail_head(line_done ? 431 : 414,
+                line_done ? "request header fields too large" : "request line too long");
+    } else {
+      fail_head(502, "invalid response from upstream: head too large");
+    }
+  }
+  return 0;
+}
+
+template <bool IsRequest>
+void H1Parser<IsRequest>::fail_head(unsigned status, std::string_view reason) {
+  if (!error_) error_ = ParseError{status, reason};
 }
 
 template <bool IsRequest>
@@ -194,8 +274,8 @@ std::size_t H1Parser<IsRequest>::parse_body(std::string_view data, BodySlices& o
   // loop until it needs more input or the message ends.
   while (total < data.size() && !impl_->is_done()) {
     beast::error_code ec;
-    const std::size_t n = impl_->put(
-        boost::asio::const_buffer(data.data() + total, data.size() - total), ec);
+    const std::size_t n =
+        impl_->put(boost::asio::const_buffer(data.data() + total, data.size() - total), ec);
     total += n;
     if (ec == bhttp::error::need_more) break;
     if (ec) {
@@ -265,8 +345,8 @@ void H1Parser<IsRequest>::translate_beast_error(const beast::error_code& ec,
 }
 
 template <bool IsRequest>
-void H1Parser<IsRequest>::on_request(std::string_view method, std::string_view target,
-                                     int version, beast::error_code& ec) {
+void H1Parser<IsRequest>::on_request(std::string_view method, std::string_view target, int version,
+                                     beast::error_code& ec) {
   if constexpr (IsRequest) {
     ec = {};
     if (version / 10 != 1) return fail(505, "HTTP version not supported", ec);
@@ -295,8 +375,8 @@ void H1Parser<IsRequest>::on_request(std::string_view method, std::string_view t
       const auto authority = rest.substr(0, path_start);
       if (!is_valid_host(authority)) return fail(400, "malformed request: invalid target", ec);
       head_.host = authority;
-      head_.target = path_start == std::string_view::npos ? std::string_view("/")
-                                                          : rest.substr(path_start);
+      head_.target =
+          path_start == std::string_view::npos ? std::string_view("/") : rest.substr(path_start);
       if (head_.target.front() == '?') return fail(400, "malformed request: invalid target", ec);
     }
     head_.path = head_.target.substr(0, head_.target.find('?'));
@@ -326,8 +406,8 @@ void H1Parser<IsRequest>::on_response(int code, std::string_view reason, int ver
 }
 
 template <bool IsRequest>
-void H1Parser<IsRequest>::on_field(bhttp::field f, std::string_view name,
-                                   std::string_view value, beast::error_code& ec) {
+void H1Parser<IsRequest>::on_field(bhttp::field f, std::string_view name, std::string_view value,
+                                   beast::error_code& ec) {
   ec = {};
   if (impl_->is_header_done()) return;  // trailer fields of a chunked body: dropped
   // Beast unfolds obs-fold into a private buffer; a value that does not point into our input

@@ -23,8 +23,8 @@ std::string_view host_without_port(std::string_view host) {
   return host;
 }
 
-bool route_matches(const config::Route& route, std::string_view host_no_port,
-                   std::string_view path, std::string_view method) {
+bool route_matches(const config::Route& route, std::string_view host_no_port, std::string_view path,
+                   std::string_view method) {
   const auto& m = route.match;
   if (!m.host_suffix.empty()) {
     // "*.example.com" covers "a.example.com" and "a.b.example.com", not "example.com".

@@ -1,10 +1,10 @@
 #include "meridian/net/acceptor.hpp"
 
+#include <chrono>
 #include <sys/socket.h>
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/socket_base.hpp>
-#include <chrono>
 
 #include "meridian/core/log.hpp"
 
@@ -35,7 +35,9 @@ Acceptor::Acceptor(tcp::acceptor acceptor, std::string name, OnAccept on_accept)
       name_(std::move(name)),
       on_accept_(std::move(on_accept)) {}
 
-void Acceptor::start() { do_accept(); }
+void Acceptor::start() {
+  do_accept();
+}
 
 void Acceptor::close() {
   closed_ = true;
@@ -51,23 +53,23 @@ tcp::endpoint Acceptor::local_endpoint() const {
 
 void Acceptor::do_accept() {
   if (closed_) return;
-  acceptor_.async_accept([self = shared_from_this()](boost::system::error_code ec,
-                                                     tcp::socket socket) {
-    if (self->closed_) return;
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-      // EMFILE/ENFILE/ENOBUFS: the process is at a limit. Pause instead of spinning; the
-      // backlog holds new connections meanwhile.
-      log::warn("listener ", self->name_, ": accept failed: ", ec.message());
-      self->backoff_.expires_after(std::chrono::milliseconds(100));
-      self->backoff_.async_wait([self](boost::system::error_code wait_ec) {
-        if (!wait_ec) self->do_accept();
+  acceptor_.async_accept(
+      [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
+        if (self->closed_) return;
+        if (ec) {
+          if (ec == asio::error::operation_aborted) return;
+          // EMFILE/ENFILE/ENOBUFS: the process is at a limit. Pause instead of spinning; the
+          // backlog holds new connections meanwhile.
+          log::warn("listener ", self->name_, ": accept failed: ", ec.message());
+          self->backoff_.expires_after(std::chrono::milliseconds(100));
+          self->backoff_.async_wait([self](boost::system::error_code wait_ec) {
+            if (!wait_ec) self->do_accept();
+          });
+          return;
+        }
+        self->on_accept_(std::move(socket));
+        self->do_accept();
       });
-      return;
-    }
-    self->on_accept_(std::move(socket));
-    self->do_accept();
-  });
 }
 
 }  // namespace meridian::net

@@ -1,9 +1,10 @@
 #include "meridian/proxy/h1_session.hpp"
 
-#include <boost/asio/write.hpp>
 #include <algorithm>
 #include <charconv>
 #include <span>
+
+#include <boost/asio/write.hpp>
 
 #include "meridian/core/log.hpp"
 #include "meridian/http/forwarding.hpp"
@@ -42,7 +43,8 @@ std::string address_text(const asio::ip::address& a) {
 
 std::uint64_t total_size(const http::BodySlices& slices) {
   std::uint64_t n = 0;
-  for (auto s : slices) n += s.size();
+  for (auto s : slices)
+    n += s.size();
   return n;
 }
 
@@ -52,7 +54,8 @@ void frame_body(const http::BodySlices& slices, bool chunked, char* line,
   const std::uint64_t n = total_size(slices);
   if (n == 0) return;
   if (chunked) out.emplace_back(line, chunk_line(line, n));
-  for (auto s : slices) out.emplace_back(s.data(), s.size());
+  for (auto s : slices)
+    out.emplace_back(s.data(), s.size());
   if (chunked) out.emplace_back(kCrlf.data(), kCrlf.size());
 }
 
@@ -90,8 +93,8 @@ void H1Session::start() {
   peer_ = address_text(peer.address());
   const auto& limits = snapshot_->config->limits;
   arm(net::Clock::now() + limits.header_timeout);
-  req_.reset({limits.max_request_header_bytes, limits.max_request_headers,
-              limits.max_request_body_bytes});
+  req_.reset(
+      {limits.max_request_header_bytes, limits.max_request_headers, limits.max_request_body_bytes});
   state_ = State::head;
   read_head();
 }
@@ -144,8 +147,7 @@ void H1Session::read_client() {
   }
   client_read_pending_ = true;
   client_.async_read_some(asio::buffer(p, len),
-                          [self = shared_from_this()](boost::system::error_code ec,
-                                                      std::size_t n) {
+                          [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
                             self->on_client_read(ec, n);
                           });
 }
@@ -258,9 +260,8 @@ void H1Session::dispatch() {
   // session an ordered list of regions and this loop will walk it.
   const auto& region = backend_->regions.front();
   const auto* config = backend_->config;
-  const auto* picked = balancing::pick_endpoint(region, config->balance,
-                                                config->max_connections_per_endpoint, tried_,
-                                                w_.rotation);
+  const auto* picked = balancing::pick_endpoint(
+      region, config->balance, config->max_connections_per_endpoint, tried_, w_.rotation);
   if (picked == nullptr) {
     const bool close = close_after_ || (has_body_ && !req_.done());
     if (tried_.count == 0) {
@@ -284,10 +285,10 @@ void H1Session::dispatch() {
   ++w_.pool.connects;
   connecting_ = true;
   arm(std::min(net::Clock::now() + config->connect_timeout, request_deadline_));
-  up_->socket.async_connect((*picked)->target,
-                            [self = shared_from_this(), a = attempt_](boost::system::error_code ec) {
-                              self->on_connected(a, ec);
-                            });
+  up_->socket.async_connect(
+      (*picked)->target, [self = shared_from_this(), a = attempt_](boost::system::error_code ec) {
+        self->on_connected(a, ec);
+      });
 }
 
 void H1Session::on_connected(std::uint64_t attempt, boost::system::error_code ec) {
@@ -315,9 +316,11 @@ void H1Session::fail_attempt(UpstreamFailure why) {
   // before any response byte -- never once the client has seen a byte, and only when the
   // request can be sent again: nothing of its body was consumed, and it is idempotent or
   // had no body at all (a connect failure sent nothing, so it is always safe).
-  const bool nothing_sent = why == UpstreamFailure::connect || why == UpstreamFailure::connect_timeout;
-  const bool retryable = !response_started_ && !response_head_sent_ && body_consumed_ == 0 &&
-                         (nothing_sent || (why == UpstreamFailure::reset && (idempotent_ || !has_body_)));
+  const bool nothing_sent =
+      why == UpstreamFailure::connect || why == UpstreamFailure::connect_timeout;
+  const bool retryable =
+      !response_started_ && !response_head_sent_ && body_consumed_ == 0 &&
+      (nothing_sent || (why == UpstreamFailure::reset && (idempotent_ || !has_body_)));
   if (in_flight_.get() != nullptr) tried_.add(in_flight_.get());
   last_failure_ = why;
   drop_upstream();
@@ -495,12 +498,13 @@ void H1Session::on_response_head(std::size_t head_length) {
   if (w_.draining) close_after_ = true;
   const bool debug = snapshot_->config->debug_headers;
   const auto* endpoint = in_flight_.get();
-  const http::ResponseForwarding fwd{snapshot_->via,
-                                     response_chunked_,
-                                     close_after_,
-                                     client_http10_ && !close_after_,
-                                     debug ? std::string_view(endpoint->region) : std::string_view{},
-                                     debug ? std::string_view(endpoint->address) : std::string_view{}};
+  const http::ResponseForwarding fwd{
+      snapshot_->via,
+      response_chunked_,
+      close_after_,
+      client_http10_ && !close_after_,
+      debug ? std::string_view(endpoint->region) : std::string_view{},
+      debug ? std::string_view(endpoint->address) : std::string_view{}};
   http::write_downstream_response(head, fwd, down_head_);
   uin_.consume(head_length);
   pump_response(true);
@@ -565,8 +569,8 @@ void H1Session::finish_exchange() {
   const bool request_complete = !has_body_ || req_.done();
   // The last request bytes are still being written; on_request_written comes back here.
   if (request_complete && !request_written_ && up_) return;
-  const bool reusable = up_ && request_complete && request_written_ &&
-                        resp_.head().keep_alive && uin_.empty();
+  const bool reusable =
+      up_ && request_complete && request_written_ && resp_.head().keep_alive && uin_.empty();
   if (reusable) {
     ++up_->requests;
     const auto& keepalive = backend_->config->keepalive;
@@ -617,8 +621,8 @@ void H1Session::after_local_reply() {
 
 void H1Session::next_request() {
   const auto& limits = snapshot_->config->limits;
-  req_.reset({limits.max_request_header_bytes, limits.max_request_headers,
-              limits.max_request_body_bytes});
+  req_.reset(
+      {limits.max_request_header_bytes, limits.max_request_headers, limits.max_request_body_bytes});
   route_ = nullptr;
   backend_ = nullptr;
   uin_.release_if_empty();

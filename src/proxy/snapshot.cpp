@@ -21,8 +21,9 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
     s->listeners.push_back(ListenerRuntime{&l, http::Router(l.routes)});
   }
   s->backends = balancing::build_backends(
-      *s->config, previous != nullptr ? std::span<const balancing::BackendRuntime>(previous->backends)
-                                      : std::span<const balancing::BackendRuntime>());
+      *s->config, previous != nullptr
+                      ? std::span<const balancing::BackendRuntime>(previous->backends)
+                      : std::span<const balancing::BackendRuntime>());
   return s;
 }
 

@@ -35,14 +35,14 @@ void UpstreamPool::watch(const std::shared_ptr<UpstreamConnection>& conn) {
   // An idle HTTP/1.1 connection must stay silent: a readable event means the origin closed
   // it (or broke the protocol), so it leaves the pool before a request is lost on it.
   const std::uint64_t token = conn->idle_token;
-  conn->socket.async_read_some(
-      boost::asio::buffer(&conn->probe, 1),
-      [this, conn, token](boost::system::error_code, std::size_t) {
-        if (conn->idle_token != token) return;  // lent out or cleared meanwhile
-        remove(conn.get());
-        boost::system::error_code ignored;
-        conn->socket.close(ignored);
-      });
+  conn->socket.async_read_some(boost::asio::buffer(&conn->probe, 1),
+                               [this, conn, token](boost::system::error_code, std::size_t) {
+                                 if (conn->idle_token != token)
+                                   return;  // lent out or cleared meanwhile
+                                 remove(conn.get());
+                                 boost::system::error_code ignored;
+                                 conn->socket.close(ignored);
+                               });
 }
 
 void UpstreamPool::remove(const UpstreamConnection* conn) {

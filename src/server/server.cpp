@@ -1,12 +1,13 @@
 #include "meridian/server/server.hpp"
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <csignal>
 #include <iostream>
 #include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "meridian/admin/admin_server.hpp"
 #include "meridian/balancing/endpoint_picker.hpp"
@@ -22,7 +23,8 @@ using tcp = asio::ip::tcp;
 namespace {
 
 void print_errors(const std::vector<config::ConfigError>& errors) {
-  for (const auto& e : errors) std::cerr << e.to_string() << '\n';
+  for (const auto& e : errors)
+    std::cerr << e.to_string() << '\n';
 }
 
 std::string endpoint_text(const tcp::endpoint& e) {
@@ -110,11 +112,11 @@ bool Server::Impl::bind_listeners() {
   }
   if (config.admin.listen) {
     try {
-      admin = std::make_shared<admin::AdminServer>(
-          ioc, config.admin.listen->resolved, admin::AdminHooks{[this]() -> std::string {
-            if (draining) return "draining";
-            return unready_backends(*snapshot);
-          }});
+      admin = std::make_shared<admin::AdminServer>(ioc, config.admin.listen->resolved,
+                                                   admin::AdminHooks{[this]() -> std::string {
+                                                     if (draining) return "draining";
+                                                     return unready_backends(*snapshot);
+                                                   }});
     } catch (const boost::system::system_error& e) {
       std::cerr << config.source_path << ": admin.listen: cannot listen on "
                 << config.admin.listen->text << ": " << e.code().message() << '\n';
@@ -145,7 +147,8 @@ void Server::Impl::reload() {
   const auto result = config::load_config_file(options.config_path);
   if (!result.ok()) {
     log::error("reload failed; keeping generation ", generation, ":");
-    for (const auto& e : result.errors) log::error("  ", e.to_string());
+    for (const auto& e : result.errors)
+      log::error("  ", e.to_string());
     return;
   }
   const auto& old_listeners = snapshot->config->listeners;
@@ -160,19 +163,22 @@ void Server::Impl::reload() {
     return;
   }
   snapshot = proxy::Snapshot::build(result.config, snapshot.get(), ++generation);
-  for (auto& w : workers) w->publish(snapshot);
+  for (auto& w : workers)
+    w->publish(snapshot);
   log::info("reloaded ", options.config_path, ": generation ", generation);
 }
 
 void Server::Impl::drain() {
   if (draining) return;
   draining = true;
-  for (auto& w : workers) w->drain();
+  for (auto& w : workers)
+    w->drain();
   drain_timer.expires_after(snapshot->config->drain_timeout);
   drain_timer.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     log::warn("drain_timeout passed with requests in flight; closing them");
-    for (auto& w : workers) w->stop();
+    for (auto& w : workers)
+      w->stop();
     if (admin) admin->close();
     signals.cancel();
   });
@@ -210,7 +216,8 @@ int Server::run() {
   s.signals.add(SIGTERM);
   s.signals.add(SIGINT);
   s.signals.add(SIGHUP);
-  for (auto& w : s.workers) w->start(s.snapshot);
+  for (auto& w : s.workers)
+    w->start(s.snapshot);
   log::info("meridian ", MERIDIAN_VERSION, " serving ", s.options.config_path, " (generation ",
             s.generation, ")");
   s.wait_signal();

@@ -34,7 +34,8 @@ tcp::endpoint Worker::listener_endpoint(std::size_t i) const {
 
 void Worker::start(std::shared_ptr<const proxy::Snapshot> snapshot) {
   ctx_.snapshot = std::move(snapshot);
-  for (auto& a : acceptors_) a->start();
+  for (auto& a : acceptors_)
+    a->start();
   tick();
   thread_ = std::thread([this] {
     try {
@@ -55,14 +56,17 @@ void Worker::drain() {
   asio::post(ioc_, [this] {
     if (ctx_.draining) return;
     ctx_.draining = true;
-    for (auto& a : acceptors_) a->close();
+    for (auto& a : acceptors_)
+      a->close();
     ctx_.pool.clear();
     ctx_.deadlines.drain_all();
     if (ctx_.sessions == 0) ioc_.stop();
   });
 }
 
-void Worker::stop() { ioc_.stop(); }
+void Worker::stop() {
+  ioc_.stop();
+}
 
 void Worker::join() {
   if (thread_.joinable()) thread_.join();

@@ -32,11 +32,14 @@ bool is_available(const EndpointState& e, std::uint32_t max_connections_per_endp
 
 // The endpoint to use in `region` (an element of region.endpoints), or nullptr when none is
 // available and untried.
-// least_conn: fewest in-flight requests divided by weight, O(n) in the region's endpoints.
-// round_robin: smooth weighted round robin over the available endpoints using `rotation`.
+// least_conn: fewest in-flight requests divided by weight, ties rotating; O(n).
+// round_robin: weighted round robin over the available endpoints (each endpoint takes
+// `weight` consecutive turns of every cycle) driven by `rotation`.
 // random: weighted random from `rotation` mixed through a PRNG step.
-const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region, config::Balance balance,
-                             std::uint32_t max_connections_per_endpoint,
-                             const TriedEndpoints& tried, std::uint64_t& rotation);
+const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region,
+                                                    config::Balance balance,
+                                                    std::uint32_t max_connections_per_endpoint,
+                                                    const TriedEndpoints& tried,
+                                                    std::uint64_t& rotation);
 
 }  // namespace meridian::balancing

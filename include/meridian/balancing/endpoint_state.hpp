@@ -4,10 +4,11 @@
 // all workers).
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
 #include <atomic>
 #include <cstdint>
 #include <string>
+
+#include <boost/asio/ip/tcp.hpp>
 
 namespace meridian::balancing {
 

@@ -6,13 +6,14 @@
 // (re)load"), so nothing downstream of the loader does DNS.
 #pragma once
 
-#include <boost/asio/ip/address.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 namespace meridian::config {
 
@@ -98,8 +99,8 @@ struct TlsCertificate {
 };
 
 struct ListenerTls {
-  std::vector<TlsCertificate> certificates;  // at least one; the first is the default
-  std::string min_version = "1.2";           // "1.2" | "1.3"
+  std::vector<TlsCertificate> certificates;         // at least one; the first is the default
+  std::string min_version = "1.2";                  // "1.2" | "1.3"
   std::vector<std::string> alpn{"h2", "http/1.1"};  // each "h2" or "http/1.1"
 };
 
@@ -123,7 +124,7 @@ struct RateLimit {
 struct Route {
   std::string name;
   RouteMatch match;
-  std::string backend;    // names an existing backend
+  std::string backend;            // names an existing backend
   std::size_t backend_index = 0;  // index into Config::backends, set by the loader
   Duration timeout{30'000};
   std::uint32_t retries = 2;
@@ -212,9 +213,9 @@ struct Config {
   ClientIp client_ip;
   AccessLog access_log;
   Limits limits;
-  std::vector<Listener> listeners;  // at least one
+  std::vector<Listener> listeners;                 // at least one
   std::optional<RateLimitStore> rate_limit_store;  // required if any route uses scope: global
-  std::vector<Backend> backends;                    // at least one
+  std::vector<Backend> backends;                   // at least one
 };
 
 }  // namespace meridian::config

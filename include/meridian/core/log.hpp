@@ -24,12 +24,20 @@ void emit(Level level, const Args&... args) {
 }
 
 template <typename... Args>
-void debug(const Args&... args) { emit(Level::debug, args...); }
+void debug(const Args&... args) {
+  emit(Level::debug, args...);
+}
 template <typename... Args>
-void info(const Args&... args) { emit(Level::info, args...); }
+void info(const Args&... args) {
+  emit(Level::info, args...);
+}
 template <typename... Args>
-void warn(const Args&... args) { emit(Level::warn, args...); }
+void warn(const Args&... args) {
+  emit(Level::warn, args...);
+}
 template <typename... Args>
-void error(const Args&... args) { emit(Level::error, args...); }
+void error(const Args&... args) {
+  emit(Level::error, args...);
+}
 
 }  // namespace meridian::log

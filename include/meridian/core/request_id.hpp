@@ -13,7 +13,8 @@ class RequestIdGenerator {
  public:
   RequestIdGenerator() {
     std::random_device rd;
-    for (auto& word : state_) word = (std::uint64_t{rd()} << 32) | rd();
+    for (auto& word : state_)
+      word = (std::uint64_t{rd()} << 32) | rd();
   }
 
   // Returns a view of an internal buffer, valid until the next call.

@@ -34,10 +34,10 @@ std::string_view request_id_of(const RequestHead& head);
 
 struct ResponseForwarding {
   std::string_view via;
-  bool chunked = false;         // the body goes to the client chunked (re-encoded)
-  bool close = false;           // meridian closes the client connection after this response
-  bool keep_alive_10 = false;   // an HTTP/1.0 client that asked for keep-alive, and gets it
-  std::string_view region;      // debug headers, when not empty (SPEC 2 debug_headers)
+  bool chunked = false;        // the body goes to the client chunked (re-encoded)
+  bool close = false;          // meridian closes the client connection after this response
+  bool keep_alive_10 = false;  // an HTTP/1.0 client that asked for keep-alive, and gets it
+  std::string_view region;     // debug headers, when not empty (SPEC 2 debug_headers)
   std::string_view endpoint;
 };
 

@@ -11,11 +11,12 @@
 // Thread: one owner (a session on one worker).
 #pragma once
 
-#include <boost/beast/http/basic_parser.hpp>
 #include <cstdint>
 #include <optional>
 #include <string_view>
 #include <vector>
+
+#include <boost/beast/http/basic_parser.hpp>
 
 #include "meridian/http/message_head.hpp"
 
@@ -23,7 +24,7 @@ namespace meridian::http {
 
 // Why a message was refused, and the status to answer (SPEC 7, 11).
 struct ParseError {
-  unsigned status = 0;  // 0: no error
+  unsigned status = 0;      // 0: no error
   std::string_view reason;  // short text for the local reply body and the log
   explicit operator bool() const { return status != 0; }
 };
@@ -112,6 +113,8 @@ class H1Parser final {
   void on_header(boost::beast::error_code& ec);
   std::size_t on_body(std::string_view body, boost::beast::error_code& ec);
 
+  std::size_t find_head_end(std::string_view data);
+  void fail_head(unsigned status, std::string_view reason);
   void fail(unsigned status, std::string_view reason, boost::beast::error_code& ec);
   void translate_beast_error(const boost::beast::error_code& ec, std::string_view data);
 
@@ -122,6 +125,8 @@ class H1Parser final {
   const char* input_begin_ = nullptr;  // the buffer given to parse_head, to spot obs-fold
   const char* input_end_ = nullptr;
   BodySlices* body_out_ = nullptr;
+  std::size_t scanned_ = 0;         // find_head_end() resumes here
+  std::size_t first_line_end_ = 0;  // offset after the start line's LF, 0 until seen
   unsigned host_count_ = 0;
   bool transfer_encoding_seen_ = false;
   bool head_request_ = false;

@@ -12,7 +12,7 @@
 namespace meridian::http {
 
 struct Field {
-  std::string_view name;  // as received; compare case-insensitively
+  std::string_view name;   // as received; compare case-insensitively
   std::string_view value;  // leading and trailing whitespace already removed
 };
 
@@ -43,9 +43,9 @@ struct ResponseHead {
   std::vector<Field> fields;
   std::optional<std::uint64_t> content_length;
   bool chunked = false;
-  bool keep_alive = true;    // the origin allows reuse of the upstream connection
-  bool has_body = true;      // false for HEAD answers, 1xx, 204 and 304
-  bool until_eof = false;    // body delimited by the origin closing the connection
+  bool keep_alive = true;  // the origin allows reuse of the upstream connection
+  bool has_body = true;    // false for HEAD answers, 1xx, 204 and 304
+  bool until_eof = false;  // body delimited by the origin closing the connection
 
   const Field* find(std::string_view name) const;
   void clear();

@@ -30,7 +30,7 @@ class Router {
 };
 
 // Exposed for unit tests: one route's predicate.
-bool route_matches(const config::Route& route, std::string_view host_no_port,
-                   std::string_view path, std::string_view method);
+bool route_matches(const config::Route& route, std::string_view host_no_port, std::string_view path,
+                   std::string_view method);
 
 }  // namespace meridian::http

@@ -14,12 +14,13 @@
 // ignored. Thread: the owning worker only.
 #pragma once
 
-#include <boost/asio/buffer.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include "meridian/balancing/endpoint_picker.hpp"
 #include "meridian/core/byte_buffer.hpp"
@@ -32,8 +33,7 @@ namespace meridian::proxy {
 
 class H1Session final : public std::enable_shared_from_this<H1Session>, private net::Deadline {
  public:
-  H1Session(WorkerContext& worker, boost::asio::ip::tcp::socket socket,
-            std::string listener_name);
+  H1Session(WorkerContext& worker, boost::asio::ip::tcp::socket socket, std::string listener_name);
   ~H1Session() override;
 
   void start();

@@ -23,7 +23,7 @@ struct ListenerRuntime {
 
 struct Snapshot {
   std::shared_ptr<const config::Config> config;
-  std::vector<ListenerRuntime> listeners;          // parallel to config->listeners
+  std::vector<ListenerRuntime> listeners;           // parallel to config->listeners
   std::vector<balancing::BackendRuntime> backends;  // parallel to config->backends
   std::string via;                                  // "1.1 <node.name>"
   std::uint64_t generation = 0;
@@ -34,8 +34,7 @@ struct Snapshot {
 
   // `previous` (may be null) lends its endpoint states to endpoints present in both.
   static std::shared_ptr<const Snapshot> build(std::shared_ptr<const config::Config> config,
-                                               const Snapshot* previous,
-                                               std::uint64_t generation);
+                                               const Snapshot* previous, std::uint64_t generation);
 };
 
 }  // namespace meridian::proxy

@@ -5,13 +5,14 @@
 // Thread: the owning worker only.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
 #include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include "meridian/balancing/endpoint_state.hpp"
 #include "meridian/net/deadline_list.hpp"
@@ -27,7 +28,7 @@ struct UpstreamConnection {
   // Keeps the endpoint's state alive while the connection exists, even across a reload that
   // removed the endpoint; also the pool's key.
   std::shared_ptr<balancing::EndpointState> endpoint;
-  std::uint64_t requests = 0;   // served on this connection
+  std::uint64_t requests = 0;    // served on this connection
   std::uint64_t idle_token = 0;  // changes each time it enters or leaves the pool
   char probe = 0;                // one-byte buffer for the idle read that detects a close
 };

@@ -4,11 +4,12 @@
 // handler), so nothing here is synchronised.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+
+#include <boost/asio/io_context.hpp>
 
 #include "meridian/core/request_id.hpp"
 #include "meridian/net/deadline_list.hpp"

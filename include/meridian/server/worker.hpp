@@ -3,13 +3,14 @@
 // thread talks to it only by posting: a new snapshot, or the order to drain.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "meridian/net/acceptor.hpp"
 #include "meridian/proxy/snapshot.hpp"

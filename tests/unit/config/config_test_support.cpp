@@ -1,9 +1,8 @@
 #include "config_test_support.hpp"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <fstream>
+#include <unistd.h>
 
 namespace meridian::config::test {
 
@@ -23,12 +22,21 @@ TempFile::~TempFile() {
 }
 
 std::string substitute(std::string text, std::string_view name, std::string_view value) {
-  std::string pattern = "{" + std::string(name) + "}";
-  for (auto pos = text.find(pattern); pos != std::string::npos;
-       pos = text.find(pattern, pos + value.size())) {
-    text.replace(pos, pattern.size(), value);
+  // Appends piecewise: `"{" + std::string(...)` and replace() trip GCC 12's -Wrestrict
+  // false positive (PR 105651) at -O2.
+  std::string pattern;
+  pattern += '{';
+  pattern += name;
+  pattern += '}';
+  std::string out;
+  std::size_t from = 0;
+  for (auto pos = text.find(pattern); pos != std::string::npos; pos = text.find(pattern, from)) {
+    out.append(text, from, pos - from);
+    out.append(value);
+    from = pos + pattern.size();
   }
-  return text;
+  out.append(text, from, std::string::npos);
+  return out;
 }
 
 }  // namespace meridian::config::test

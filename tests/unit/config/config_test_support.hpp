@@ -2,11 +2,11 @@
 // and make throw-away files for the checks that open files.
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <string>
 #include <string_view>
+
+#include <gtest/gtest.h>
 
 #include "meridian/config/loader.hpp"
 
@@ -21,7 +21,9 @@ inline std::string yaml(std::string_view text) {
   return std::string(text);
 }
 
-inline LoadResult load(std::string_view text) { return load_config_string(yaml(text), kFile); }
+inline LoadResult load(std::string_view text) {
+  return load_config_string(yaml(text), kFile);
+}
 
 // A complete, valid listeners section (6 lines) routing to backend "api"; appended after the
 // part under test so that the line numbers written in the test stay exact.
@@ -61,7 +63,8 @@ inline LoadResult load_with_both(std::string_view text) {
 
 inline std::string all_errors(const LoadResult& result) {
   std::string out;
-  for (const auto& e : result.errors) out += "\n  " + e.to_string();
+  for (const auto& e : result.errors)
+    out += "\n  " + e.to_string();
   return out.empty() ? "\n  (no errors)" : out;
 }
 
@@ -84,9 +87,8 @@ inline ::testing::AssertionResult has_error(const LoadResult& result, std::strin
 inline ::testing::AssertionResult has_only_error(const LoadResult& result, std::string_view key,
                                                  int line, int column, std::string_view message) {
   if (result.errors.size() != 1) {
-    return ::testing::AssertionFailure()
-           << "expected exactly one error, got " << result.errors.size() << ":"
-           << all_errors(result);
+    return ::testing::AssertionFailure() << "expected exactly one error, got "
+                                         << result.errors.size() << ":" << all_errors(result);
   }
   if (result.config) return ::testing::AssertionFailure() << "config set despite errors";
   return has_error(result, key, line, column, message);

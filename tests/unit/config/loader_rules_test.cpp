@@ -29,8 +29,7 @@ listeners:
         rate_limit: {burst: 5}
 )");
   EXPECT_TRUE(has_error(result, "listeners[0].routes[0].name", 5, 9, "required key is missing"));
-  EXPECT_TRUE(
-      has_error(result, "listeners[0].routes[0].backend", 5, 9, "required key is missing"));
+  EXPECT_TRUE(has_error(result, "listeners[0].routes[0].backend", 5, 9, "required key is missing"));
   EXPECT_TRUE(has_error(result, "listeners[0].routes[1].rate_limit.rate", 8, 21,
                         "required key is missing"));
   EXPECT_EQ(result.errors.size(), 3u) << all_errors(result);
@@ -71,7 +70,8 @@ TEST(Required, RegionLocationDependsOnPolicy) {
     auto result = load_with_listeners(R"(
 backends:
   - name: api
-    steering: {policy: )" + std::string(policy) + R"(}
+    steering: {policy: )" + std::string(policy) +
+                                      R"(}
     regions:
       - name: eu
         endpoints: [{address: "127.0.0.1:1"}]
@@ -85,7 +85,8 @@ backends:
     auto result = load_with_listeners(R"(
 backends:
   - name: api
-    steering: {policy: )" + std::string(policy) + R"(}
+    steering: {policy: )" + std::string(policy) +
+                                      R"(}
     regions:
       - name: eu
         endpoints: [{address: "127.0.0.1:1"}]
@@ -116,7 +117,8 @@ backends:
 
 TEST(AtLeastOne, EverySequenceThatMustNotBeEmpty) {
   auto no_listeners = load_with_backends("listeners: []\n");
-  EXPECT_TRUE(has_only_error(no_listeners, "listeners", 1, 12, "at least one listener is required"));
+  EXPECT_TRUE(
+      has_only_error(no_listeners, "listeners", 1, 12, "at least one listener is required"));
 
   auto null_listeners = load_with_backends("listeners:\n");
   EXPECT_TRUE(
@@ -324,8 +326,8 @@ backends:
         location: {lat: 1, lon: 1}
         endpoints: [{address: "127.0.0.1:1", weight: 0}]
 )");
-  EXPECT_TRUE(has_error(result, "backends[0].steering.geo_weight", 3, 28,
-                        "must be at least 0, got -0.5"));
+  EXPECT_TRUE(
+      has_error(result, "backends[0].steering.geo_weight", 3, 28, "must be at least 0, got -0.5"));
   EXPECT_TRUE(has_error(result, "backends[0].steering.latency_weight", 3, 50,
                         "must be at least 0, got -1"));
   EXPECT_TRUE(has_error(result, "backends[0].health_check.healthy_threshold", 4, 39,
@@ -344,12 +346,15 @@ TEST(HealthCheck, ExpectedStatus) {
     return load_with_listeners(R"(
 backends:
   - name: api
-    health_check: {expected_status: )" + std::string(value) + R"(}
+    health_check: {expected_status: )" +
+                               std::string(value) + R"(}
     regions: [{name: eu, location: {lat: 1, lon: 1}, endpoints: [{address: "127.0.0.1:1"}]}]
 )");
   };
-  for (auto [text, low, high] : {std::tuple{"200-399", 200, 399}, {"200", 200, 200},
-                                 {"\"204\"", 204, 204}, {"100-599", 100, 599}}) {
+  for (auto [text, low, high] : {std::tuple{"200-399", 200, 399},
+                                 {"200", 200, 200},
+                                 {"\"204\"", 204, 204},
+                                 {"100-599", 100, 599}}) {
     auto result = status_of(text);
     ASSERT_TRUE(is_ok(result)) << text;
     EXPECT_EQ(result.config->backends[0].health_check->expected_status.low, low) << text;
@@ -359,7 +364,8 @@ backends:
     auto result = status_of(text);
     EXPECT_TRUE(has_only_error(result, "backends[0].health_check.expected_status", 3, 37,
                                "expected a status like 200 or a range like 200-399 within "
-                               "100-599, got \"" + std::string(text) + "\""))
+                               "100-599, got \"" +
+                                   std::string(text) + "\""))
         << text;
   }
 }
@@ -415,8 +421,8 @@ listeners:
                         "must be a host without a port"));
   EXPECT_TRUE(has_error(result, "listeners[0].routes[2].match.host", 7, 47,
                         "expected a host name, \"*.domain\" or \"*\", got \"api/v1\""));
-  EXPECT_TRUE(has_error(result, "listeners[0].routes[3].match.host", 8, 47,
-                        "expected a host name"));
+  EXPECT_TRUE(
+      has_error(result, "listeners[0].routes[3].match.host", 8, 47, "expected a host name"));
   EXPECT_EQ(result.errors.size(), 4u) << all_errors(result);
 }
 
@@ -465,8 +471,8 @@ listeners:
 )");
   EXPECT_TRUE(has_error(bad, "listeners[0].routes[0].match.methods[1]", 5, 56,
                         "expected an HTTP method, got \"BAD METHOD\""));
-  EXPECT_TRUE(has_error(bad, "listeners[0].routes[0].match.methods[2]", 5, 70,
-                        "duplicate method \"GET\""));
+  EXPECT_TRUE(
+      has_error(bad, "listeners[0].routes[0].match.methods[2]", 5, 70, "duplicate method \"GET\""));
   EXPECT_EQ(bad.errors.size(), 2u) << all_errors(bad);
 }
 
@@ -522,8 +528,8 @@ backends:
       - {name: eu, location: {lat: 1, lon: 1}, endpoints: [{address: "127.0.0.1:1"}]}
 )");
   const std::string r = "backends[0].steering.rules";
-  EXPECT_TRUE(has_error(result, r + "[0].match", 5, 19,
-                        "a rule must match a continent or a country"));
+  EXPECT_TRUE(
+      has_error(result, r + "[0].match", 5, 19, "a rule must match a continent or a country"));
   EXPECT_TRUE(has_error(result, r + "[1].match.continent", 6, 31,
                         "expected a continent code (AF, AN, AS, EU, NA, OC or SA), got \"EUR\""));
   EXPECT_TRUE(has_error(result, r + "[2].match.country[1]", 7, 34,
@@ -573,8 +579,8 @@ listeners:
                         "directory"));
   EXPECT_TRUE(has_error(result, "listeners[0].tls.certificates[1].cert", 7, 18,
                         "cannot read certificate file \"/nonexistent/server.crt\""));
-  EXPECT_TRUE(has_error(result, "listeners[0].tls.certificates[1].key", 7, 11,
-                        "required key is missing"));
+  EXPECT_TRUE(
+      has_error(result, "listeners[0].tls.certificates[1].key", 7, 11, "required key is missing"));
   EXPECT_EQ(result.errors.size(), 3u) << all_errors(result);
 }
 

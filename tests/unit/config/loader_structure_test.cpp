@@ -55,7 +55,8 @@ TEST(FileErrors, ErrorsNameTheFileAsGiven) {
   auto result = load_config_file(file.path());
   ASSERT_FALSE(result.ok());
   EXPECT_TRUE(has_error(result, "workers", 1, 10, "expected a non-negative integer"));
-  for (const auto& e : result.errors) EXPECT_EQ(e.file, file.path());
+  for (const auto& e : result.errors)
+    EXPECT_EQ(e.file, file.path());
   EXPECT_EQ(result.errors.back().to_string(),
             file.path() + ":1:10: workers: expected a non-negative integer, got \"many\"");
 }
@@ -84,7 +85,8 @@ backends: x
 )");
   // "backends: x" is valid inside a flow sequence, so yaml-cpp gives up at the end of the
   // file, still looking for the "]".
-  ASSERT_TRUE(has_only_error(result, "", 4, 1, "YAML syntax error: end of sequence flow not found"));
+  ASSERT_TRUE(
+      has_only_error(result, "", 4, 1, "YAML syntax error: end of sequence flow not found"));
   EXPECT_EQ(result.errors[0].to_string(),
             "test.yaml:4:1: YAML syntax error: end of sequence flow not found");
 }
@@ -171,7 +173,8 @@ backends:
         endpoints:
           - adress: 127.0.0.1:9000
 )");
-  EXPECT_TRUE(has_error(result, "node.nmae", 1, 8, "unknown key \"nmae\" (did you mean \"name\"?)"));
+  EXPECT_TRUE(
+      has_error(result, "node.nmae", 1, 8, "unknown key \"nmae\" (did you mean \"name\"?)"));
   EXPECT_TRUE(has_error(result, "admin.lisen", 3, 3, "(did you mean \"listen\"?)"));
   EXPECT_TRUE(has_error(result, "geoip.databse", 4, 9, "(did you mean \"database\"?)"));
   EXPECT_TRUE(has_error(result, "client_ip.trusted", 5, 13, "unknown key \"trusted\""));
@@ -180,22 +183,22 @@ backends:
   EXPECT_TRUE(has_error(result, "rate_limit_store.rediss", 8, 20, "(did you mean \"redis\"?)"));
   EXPECT_TRUE(has_error(result, "listeners[0].lsten", 11, 5, "(did you mean \"listen\"?)"));
   EXPECT_TRUE(has_error(result, "listeners[0].tls.certs", 12, 11, "unknown key \"certs\""));
-  EXPECT_TRUE(has_error(result, "listeners[0].routes[0].match.hots", 16, 17,
-                        "(did you mean \"host\"?)"));
+  EXPECT_TRUE(
+      has_error(result, "listeners[0].routes[0].match.hots", 16, 17, "(did you mean \"host\"?)"));
   EXPECT_TRUE(has_error(result, "listeners[0].routes[0].rate_limit.brust", 17, 33,
                         "(did you mean \"burst\"?)"));
-  EXPECT_TRUE(has_error(result, "listeners[0].routes[0].retrys", 18, 9,
-                        "(did you mean \"retries\"?)"));
+  EXPECT_TRUE(
+      has_error(result, "listeners[0].routes[0].retrys", 18, 9, "(did you mean \"retries\"?)"));
   EXPECT_TRUE(has_error(result, "backends[0].steering.polcy", 22, 7, "(did you mean \"policy\"?)"));
   EXPECT_TRUE(has_error(result, "backends[0].steering.rules[0].match.contnent", 24, 20,
                         "(did you mean \"continent\"?)"));
   EXPECT_TRUE(has_error(result, "backends[0].keepalive.idle", 25, 17, "unknown key \"idle\""));
-  EXPECT_TRUE(has_error(result, "backends[0].health_check.pth", 26, 20,
-                        "(did you mean \"path\"?)"));
+  EXPECT_TRUE(
+      has_error(result, "backends[0].health_check.pth", 26, 20, "(did you mean \"path\"?)"));
   EXPECT_TRUE(has_error(result, "backends[0].outlier_detection.failures", 27, 25,
                         "unknown key \"failures\""));
-  EXPECT_TRUE(has_error(result, "backends[0].regions[0].location.alt", 30, 36,
-                        "unknown key \"alt\""));
+  EXPECT_TRUE(
+      has_error(result, "backends[0].regions[0].location.alt", 30, 36, "unknown key \"alt\""));
   EXPECT_TRUE(has_error(result, "backends[0].regions[0].endpoints[0].adress", 32, 13,
                         "(did you mean \"address\"?)"));
   // The misspelt required keys are also missing.
@@ -256,10 +259,10 @@ listeners:
         backend: api
 )");
   EXPECT_TRUE(has_error(result, "listeners[0].name", 2, 11, "expected a string, got a mapping"));
-  EXPECT_TRUE(
-      has_error(result, "listeners[0].listen", 3, 13, "expected a string, got a sequence"));
+  EXPECT_TRUE(has_error(result, "listeners[0].listen", 3, 13, "expected a string, got a sequence"));
   // An empty value is null; its position is its key's.
-  EXPECT_TRUE(has_error(result, "listeners[0].routes[0].name", 5, 9, "expected a string, got null"));
+  EXPECT_TRUE(
+      has_error(result, "listeners[0].routes[0].name", 5, 9, "expected a string, got null"));
   EXPECT_EQ(result.errors.size(), 3u) << all_errors(result);
 }
 
@@ -273,15 +276,13 @@ limits:
 node:
   location: {lat: north, lon: 8}
 )");
-  EXPECT_TRUE(
-      has_error(result, "workers", 1, 10, "expected a non-negative integer, got \"four\""));
+  EXPECT_TRUE(has_error(result, "workers", 1, 10, "expected a non-negative integer, got \"four\""));
   EXPECT_TRUE(has_error(result, "debug_headers", 2, 16, "expected true or false, got \"maybe\""));
   EXPECT_TRUE(has_error(result, "limits.max_request_headers", 4, 24,
                         "expected a non-negative integer, got \"-5\""));
   EXPECT_TRUE(has_error(result, "limits.max_connections", 5, 20,
                         "expected a non-negative integer, got \"1.5\""));
-  EXPECT_TRUE(
-      has_error(result, "node.location.lat", 7, 19, "expected a number, got \"north\""));
+  EXPECT_TRUE(has_error(result, "node.location.lat", 7, 19, "expected a number, got \"north\""));
   EXPECT_EQ(result.errors.size(), 5u) << all_errors(result);
 }
 

@@ -129,7 +129,8 @@ backends:
 class FullConfig : public ::testing::Test {
  protected:
   FullConfig()
-      : cert_("-----BEGIN CERTIFICATE-----\n", ".crt"), key_("-----BEGIN PRIVATE KEY-----\n", ".key") {
+      : cert_("-----BEGIN CERTIFICATE-----\n", ".crt"),
+        key_("-----BEGIN PRIVATE KEY-----\n", ".key") {
     auto text = substitute(yaml(kFull), "GEOIP", geoip_test_database());
     text = substitute(text, "CERT", cert_.path());
     text = substitute(text, "KEY", key_.path());
@@ -480,8 +481,7 @@ listeners:
 TEST(Defaults, LoadFromFile) {
   auto result = load_config_file(MERIDIAN_SOURCE_DIR "/tests/unit/config/data/minimal.yaml");
   ASSERT_TRUE(is_ok(result));
-  EXPECT_EQ(result.config->source_path,
-            MERIDIAN_SOURCE_DIR "/tests/unit/config/data/minimal.yaml");
+  EXPECT_EQ(result.config->source_path, MERIDIAN_SOURCE_DIR "/tests/unit/config/data/minimal.yaml");
   EXPECT_EQ(result.config->listeners.at(0).name, "public");
   EXPECT_EQ(result.config->backends.at(0).regions.at(0).endpoints.at(0).address.port, 9000);
 }

@@ -99,8 +99,8 @@ limits:
   max_request_body_bytes: 64KB
 ---
 )");
-  EXPECT_TRUE(has_error(result, "limits.max_request_header_bytes", 2, 29,
-                        "must be at least 1, got \"0\""));
+  EXPECT_TRUE(
+      has_error(result, "limits.max_request_header_bytes", 2, 29, "must be at least 1, got \"0\""));
   EXPECT_TRUE(has_error(result, "limits.max_request_body_bytes", 3, 27,
                         "expected a size like 512, 64KiB, 16MiB or 1GiB, got \"64KB\""));
 
@@ -202,15 +202,14 @@ backends:
   EXPECT_TRUE(has_error(result, e + "[2].address", 9, 22, "expected host:port, got \"::1:80\""));
   EXPECT_TRUE(has_error(result, e + "[3].address", 10, 22,
                         "expected an IPv6 address inside brackets, got \"1.2.3.4\""));
-  EXPECT_TRUE(has_error(result, e + "[4].address", 11, 22,
-                        "invalid IPv6 address \"fe80::zz\""));
+  EXPECT_TRUE(has_error(result, e + "[4].address", 11, 22, "invalid IPv6 address \"fe80::zz\""));
   EXPECT_TRUE(has_error(result, e + "[5].address", 12, 22, "invalid IPv4 address \"10.1\""));
-  EXPECT_TRUE(has_error(result, e + "[6].address", 13, 22,
-                        "cannot resolve \"no-such-host.invalid\""));
-  EXPECT_TRUE(has_error(result, e + "[7].address", 14, 22,
-                        "expected host:port, got \"host name:80\""));
-  EXPECT_TRUE(has_error(result, e + "[8].address", 15, 22,
-                        "expected host:port, got \"10.0.0.1:http\""));
+  EXPECT_TRUE(
+      has_error(result, e + "[6].address", 13, 22, "cannot resolve \"no-such-host.invalid\""));
+  EXPECT_TRUE(
+      has_error(result, e + "[7].address", 14, 22, "expected host:port, got \"host name:80\""));
+  EXPECT_TRUE(
+      has_error(result, e + "[8].address", 15, 22, "expected host:port, got \"10.0.0.1:http\""));
   EXPECT_EQ(result.errors.size(), 9u) << all_errors(result);
 }
 
@@ -245,8 +244,8 @@ rate_limit_store:
   redis: redis.invalid:6379
 )");
   EXPECT_TRUE(has_error(result, "admin.listen", 2, 11, "expected host:port, got \"127.0.0.1\""));
-  EXPECT_TRUE(has_error(result, "rate_limit_store.redis", 4, 10,
-                        "cannot resolve \"redis.invalid\""));
+  EXPECT_TRUE(
+      has_error(result, "rate_limit_store.redis", 4, 10, "cannot resolve \"redis.invalid\""));
   EXPECT_EQ(result.errors.size(), 2u) << all_errors(result);
 
   auto zero = load_with_both("rate_limit_store: {redis: \"127.0.0.1:0\"}\n");
@@ -278,16 +277,16 @@ backends:
     steering: {policy: closest}
     regions: [{name: eu, location: {lat: 1, lon: 1}, endpoints: [{address: "127.0.0.1:1"}]}]
 )");
-  EXPECT_TRUE(has_error(result, "access_log.format", 1, 22,
-                        "expected json or combined, got \"xml\""));
+  EXPECT_TRUE(
+      has_error(result, "access_log.format", 1, 22, "expected json or combined, got \"xml\""));
   EXPECT_TRUE(has_error(result, "rate_limit_store.on_error", 2, 30,
                         "expected allow or deny, got \"ignore\""));
   EXPECT_TRUE(has_error(result, "listeners[0].proxy_protocol", 6, 21,
                         "expected off, v1, v2 or any, got \"v3\""));
-  EXPECT_TRUE(has_error(result, "listeners[0].tls.min_version", 7, 24,
-                        "expected 1.2 or 1.3, got \"1.1\""));
-  EXPECT_TRUE(has_error(result, "listeners[0].tls.alpn[0]", 7, 38,
-                        "expected h2 or http/1.1, got \"h3\""));
+  EXPECT_TRUE(
+      has_error(result, "listeners[0].tls.min_version", 7, 24, "expected 1.2 or 1.3, got \"1.1\""));
+  EXPECT_TRUE(
+      has_error(result, "listeners[0].tls.alpn[0]", 7, 38, "expected h2 or http/1.1, got \"h3\""));
   EXPECT_TRUE(has_error(result, "listeners[0].routes[0].rate_limit.key", 11, 38,
                         "expected client_ip, route or header:NAME, got \"cookie\""));
   EXPECT_TRUE(has_error(result, "listeners[0].routes[0].rate_limit.scope", 11, 53,
@@ -300,8 +299,10 @@ backends:
 }
 
 TEST(Enums, AllValuesAccepted) {
-  for (auto [value, expected] : {std::pair{"off", ProxyProtocol::off}, {"v1", ProxyProtocol::v1},
-                                 {"v2", ProxyProtocol::v2}, {"any", ProxyProtocol::any}}) {
+  for (auto [value, expected] : {std::pair{"off", ProxyProtocol::off},
+                                 {"v1", ProxyProtocol::v1},
+                                 {"v2", ProxyProtocol::v2},
+                                 {"any", ProxyProtocol::any}}) {
     auto result = load_with_backends(
         "listeners: [{name: l, listen: \"127.0.0.1:0\", proxy_protocol: " + std::string(value) +
         ", routes: [{name: r, backend: api}]}]\n");
@@ -317,13 +318,14 @@ TEST(Enums, AllValuesAccepted) {
     ASSERT_TRUE(is_ok(result)) << value;
     EXPECT_EQ(result.config->backends[0].balance, expected) << value;
   }
-  for (auto [value, expected] :
-       {std::pair{"nearest", SteeringPolicy::nearest}, {"latency", SteeringPolicy::latency},
-        {"geo", SteeringPolicy::geo}, {"failover", SteeringPolicy::failover}}) {
-    auto result = load_with_listeners("backends: [{name: api, steering: {policy: " +
-                                      std::string(value) +
-                                      "}, regions: [{name: r, location: {lat: 0, lon: 0}, "
-                                      "endpoints: [{address: \"127.0.0.1:1\"}]}]}]\n");
+  for (auto [value, expected] : {std::pair{"nearest", SteeringPolicy::nearest},
+                                 {"latency", SteeringPolicy::latency},
+                                 {"geo", SteeringPolicy::geo},
+                                 {"failover", SteeringPolicy::failover}}) {
+    auto result =
+        load_with_listeners("backends: [{name: api, steering: {policy: " + std::string(value) +
+                            "}, regions: [{name: r, location: {lat: 0, lon: 0}, "
+                            "endpoints: [{address: \"127.0.0.1:1\"}]}]}]\n");
     ASSERT_TRUE(is_ok(result)) << value;
     EXPECT_EQ(result.config->backends[0].steering.policy, expected) << value;
   }
@@ -357,8 +359,7 @@ listeners:
 )");
   EXPECT_TRUE(has_error(bad, "listeners[0].routes[0].rate_limit.key", 5, 62,
                         "expected client_ip, route or header:NAME, got \"header:\""));
-  EXPECT_TRUE(has_error(bad, "listeners[0].routes[1].rate_limit.key", 6, 62,
-                        "got \"header:X Y\""));
+  EXPECT_TRUE(has_error(bad, "listeners[0].routes[1].rate_limit.key", 6, 62, "got \"header:X Y\""));
   EXPECT_EQ(bad.errors.size(), 2u) << all_errors(bad);
 }
 

@@ -1,0 +1,218 @@
+// build_backends: the run-time view mirrors the configuration, and an endpoint present in the
+// previous configuration keeps its EndpointState (health, in-flight count) across a reload
+// (SPEC 9) unless what it points at changed.
+#include "meridian/balancing/backend_runtime.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace meridian::balancing {
+namespace {
+
+config::Endpoint ep(const std::string& ip, std::uint16_t port, std::uint32_t weight = 1,
+                    const std::string& text = "") {
+  config::Endpoint e;
+  e.address.text = text.empty() ? ip + ":" + std::to_string(port) : text;
+  e.address.host = text.empty() ? ip : text.substr(0, text.rfind(':'));
+  e.address.port = port;
+  e.address.resolved = boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(ip), port);
+  e.weight = weight;
+  return e;
+}
+
+config::Region reg(const std::string& name, std::vector<config::Endpoint> endpoints) {
+  config::Region r;
+  r.name = name;
+  r.location = config::Location{50.0, 8.0};
+  r.endpoints = std::move(endpoints);
+  return r;
+}
+
+config::Backend backend(const std::string& name, std::vector<config::Region> regions) {
+  config::Backend b;
+  b.name = name;
+  b.regions = std::move(regions);
+  return b;
+}
+
+config::Config base_config() {
+  config::Config c;
+  c.backends.push_back(
+      backend("api", {reg("eu-west", {ep("10.0.1.10", 8080), ep("10.0.1.11", 8080, 2)}),
+                      reg("us-east", {ep("10.0.2.10", 8080)})}));
+  c.backends.push_back(backend("static", {reg("eu-west", {ep("10.0.1.10", 8080)})}));
+  return c;
+}
+
+const std::shared_ptr<EndpointState>& state(const std::vector<BackendRuntime>& b, std::size_t bi,
+                                            std::size_t ri, std::size_t ei) {
+  return b.at(bi).regions.at(ri).endpoints.at(ei);
+}
+
+TEST(BuildBackends, MirrorsTheConfiguration) {
+  const config::Config c = base_config();
+  const auto b = build_backends(c, {});
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0].config, &c.backends[0]);
+  EXPECT_EQ(b[1].config, &c.backends[1]);
+  ASSERT_EQ(b[0].regions.size(), 2u);
+  EXPECT_EQ(b[0].regions[0].config, &c.backends[0].regions[0]);
+  EXPECT_EQ(b[0].regions[1].config, &c.backends[0].regions[1]);
+  ASSERT_EQ(b[0].regions[0].endpoints.size(), 2u);
+  ASSERT_EQ(b[0].regions[1].endpoints.size(), 1u);
+  ASSERT_EQ(b[1].regions.size(), 1u);
+  ASSERT_EQ(b[1].regions[0].endpoints.size(), 1u);
+
+  const auto& e = *state(b, 0, 0, 1);
+  EXPECT_EQ(e.backend, "api");
+  EXPECT_EQ(e.region, "eu-west");
+  EXPECT_EQ(e.address, "10.0.1.11:8080");
+  EXPECT_EQ(e.target, c.backends[0].regions[0].endpoints[1].address.resolved);
+  EXPECT_EQ(e.weight, 2u);
+  EXPECT_EQ(e.in_flight.load(), 0u);
+  EXPECT_TRUE(e.healthy.load());  // SPEC 5: healthy from the moment it is configured
+}
+
+TEST(BuildBackends, EveryEndpointHasItsOwnState) {
+  const config::Config c = base_config();
+  const auto b = build_backends(c, {});
+  // The same address in two backends is two endpoints: separate counts and health.
+  EXPECT_NE(state(b, 0, 0, 0), state(b, 1, 0, 0));
+  EXPECT_NE(state(b, 0, 0, 0), state(b, 0, 0, 1));
+}
+
+TEST(BuildBackends, KeepsStateForTheSameEndpoint) {
+  const config::Config old_config = base_config();
+  const auto old_b = build_backends(old_config, {});
+  state(old_b, 0, 0, 0)->in_flight = 7;
+  state(old_b, 0, 0, 0)->healthy = false;
+
+  const config::Config new_config = base_config();  // a reload of the same file
+  const auto new_b = build_backends(new_config, old_b);
+  for (std::size_t bi = 0; bi < old_b.size(); ++bi) {
+    for (std::size_t ri = 0; ri < old_b[bi].regions.size(); ++ri) {
+      for (std::size_t ei = 0; ei < old_b[bi].regions[ri].endpoints.size(); ++ei) {
+        EXPECT_EQ(state(new_b, bi, ri, ei), state(old_b, bi, ri, ei)) << bi << ri << ei;
+      }
+    }
+  }
+  EXPECT_EQ(state(new_b, 0, 0, 0)->in_flight.load(), 7u);
+  EXPECT_FALSE(state(new_b, 0, 0, 0)->healthy.load());
+  EXPECT_EQ(new_b[0].config, &new_config.backends[0]);  // points at the new configuration
+}
+
+TEST(BuildBackends, KeepsStateWhenEndpointsReorderOrOthersChange) {
+  const config::Config old_config = base_config();
+  const auto old_b = build_backends(old_config, {});
+
+  config::Config c = base_config();
+  auto& eps = c.backends[0].regions[0].endpoints;
+  std::swap(eps[0], eps[1]);
+  eps.push_back(ep("10.0.1.12", 8080));
+  c.backends[0].regions.erase(c.backends[0].regions.begin() + 1);  // us-east removed
+  const auto b = build_backends(c, old_b);
+  EXPECT_EQ(state(b, 0, 0, 0), state(old_b, 0, 0, 1));
+  EXPECT_EQ(state(b, 0, 0, 1), state(old_b, 0, 0, 0));
+  EXPECT_EQ(state(b, 0, 0, 2)->address, "10.0.1.12:8080");
+  ASSERT_EQ(b[0].regions.size(), 1u);
+  EXPECT_EQ(state(b, 1, 0, 0), state(old_b, 1, 0, 0));
+}
+
+TEST(BuildBackends, NewStateWhenAddressChanges) {
+  const config::Config old_config = base_config();
+  const auto old_b = build_backends(old_config, {});
+  state(old_b, 0, 0, 0)->in_flight = 3;
+
+  config::Config c = base_config();
+  c.backends[0].regions[0].endpoints[0] = ep("10.0.1.99", 8080);
+  const auto b = build_backends(c, old_b);
+  EXPECT_NE(state(b, 0, 0, 0), state(old_b, 0, 0, 0));
+  EXPECT_EQ(state(b, 0, 0, 0)->address, "10.0.1.99:8080");
+  EXPECT_EQ(state(b, 0, 0, 0)->in_flight.load(), 0u);
+  EXPECT_EQ(state(b, 0, 0, 1), state(old_b, 0, 0, 1));  // its neighbour is kept
+}
+
+TEST(BuildBackends, NewStateWhenPortChanges) {
+  const config::Config old_config = base_config();
+  const auto old_b = build_backends(old_config, {});
+  config::Config c = base_config();
+  c.backends[0].regions[0].endpoints[0] = ep("10.0.1.10", 9090);
+  const auto b = build_backends(c, old_b);
+  EXPECT_NE(state(b, 0, 0, 0), state(old_b, 0, 0, 0));
+}
+
+TEST(BuildBackends, NewStateWhenWeightChanges) {
+  const config::Config old_config = base_config();
+  const auto old_b = build_backends(old_config, {});
+  config::Config c = base_config();
+  c.backends[0].regions[0].endpoints[1].weight = 5;
+  const auto b = build_backends(c, old_b);
+  EXPECT_NE(state(b, 0, 0, 1), state(old_b, 0, 0, 1));
+  EXPECT_EQ(state(b, 0, 0, 1)->weight, 5u);
+  EXPECT_EQ(state(b, 0, 0, 0), state(old_b, 0, 0, 0));
+}
+
+// A host name that resolves elsewhere at reload is a new endpoint, though its text is the same.
+TEST(BuildBackends, NewStateWhenResolvedAddressChanges) {
+  config::Config old_config;
+  old_config.backends.push_back(
+      backend("api", {reg("eu-west", {ep("10.0.1.10", 8080, 1, "api.internal:8080")})}));
+  const auto old_b = build_backends(old_config, {});
+  EXPECT_EQ(state(old_b, 0, 0, 0)->address, "api.internal:8080");
+
+  config::Config same;
+  same.backends.push_back(
+      backend("api", {reg("eu-west", {ep("10.0.1.10", 8080, 1, "api.internal:8080")})}));
+  EXPECT_EQ(state(build_backends(same, old_b), 0, 0, 0), state(old_b, 0, 0, 0));
+
+  config::Config moved;
+  moved.backends.push_back(
+      backend("api", {reg("eu-west", {ep("10.0.9.9", 8080, 1, "api.internal:8080")})}));
+  const auto b = build_backends(moved, old_b);
+  EXPECT_NE(state(b, 0, 0, 0), state(old_b, 0, 0, 0));
+  EXPECT_EQ(state(b, 0, 0, 0)->target.address().to_string(), "10.0.9.9");
+}
+
+TEST(BuildBackends, NewStateWhenEndpointMovesToAnotherRegion) {
+  const config::Config old_config = base_config();
+  const auto old_b = build_backends(old_config, {});
+  config::Config c = base_config();
+  // 10.0.1.10:8080 now listed under us-east instead of eu-west.
+  c.backends[0].regions[1].endpoints.push_back(ep("10.0.1.10", 8080));
+  c.backends[0].regions[0].endpoints.erase(c.backends[0].regions[0].endpoints.begin());
+  const auto b = build_backends(c, old_b);
+  const auto& moved = state(b, 0, 1, 1);
+  EXPECT_EQ(moved->address, "10.0.1.10:8080");
+  EXPECT_EQ(moved->region, "us-east");
+  EXPECT_NE(moved, state(old_b, 0, 0, 0));
+}
+
+TEST(BuildBackends, NewStateWhenBackendRenamed) {
+  const config::Config old_config = base_config();
+  const auto old_b = build_backends(old_config, {});
+  config::Config c = base_config();
+  c.backends[0].name = "api2";
+  const auto b = build_backends(c, old_b);
+  EXPECT_NE(state(b, 0, 0, 0), state(old_b, 0, 0, 0));
+  EXPECT_EQ(state(b, 0, 0, 0)->backend, "api2");
+}
+
+TEST(BuildBackends, ChainOfReloadsKeepsTheOriginalState) {
+  config::Config c1 = base_config();
+  auto b1 = build_backends(c1, {});
+  const auto original = state(b1, 0, 1, 0);
+  original->healthy = false;
+  config::Config c2 = base_config();
+  auto b2 = build_backends(c2, b1);
+  b1.clear();  // the oldest snapshot goes away
+  config::Config c3 = base_config();
+  const auto b3 = build_backends(c3, b2);
+  EXPECT_EQ(state(b3, 0, 1, 0), original);
+  EXPECT_FALSE(state(b3, 0, 1, 0)->healthy.load());
+}
+
+}  // namespace
+}  // namespace meridian::balancing
