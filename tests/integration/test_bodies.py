@@ -4,47 +4,14 @@ bodies streamed through meridian (SPEC 3.7)."""
 import hashlib
 import unittest
 
-from harness import (Meridian, Origin, PatternSink, parse_responses, pattern_bytes,
-                     pattern_sha256, raw_exchange, split_address, upload_pattern)
+from harness import (one_backend_config, OneOriginTestCase, parse_responses, pattern_bytes,
+                     pattern_sha256, PatternSink, raw_exchange, split_address, upload_pattern)
 
-CONFIG = """
-node: {name: edge-bodies}
-workers: 2
-admin:
-  listen: "{admin}"
-listeners:
-  - name: public
-    listen: "{listen}"
-    routes:
-      - {name: all, backend: b}
-backends:
-  - name: b
-    regions:
-      - name: r1
-        location: {lat: 50.0, lon: 8.0}
-        endpoints: [{address: "{o1}"}]
-"""
+CONFIG = one_backend_config(node="edge-bodies")
 
 
-class BodiesTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.origin = Origin("o1").start()
-        try:
-            cls.meridian = Meridian(CONFIG, {"o1": cls.origin.address}).__enter__()
-        except BaseException:
-            cls.origin.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.meridian.__exit__(None, None, None)
-        finally:
-            cls.origin.stop()
-
-    def setUp(self):
-        self.origin.reset_stats()
+class BodiesTest(OneOriginTestCase):
+    CONFIG = CONFIG
 
     # ---- chunked uploads -------------------------------------------------------------------
 

@@ -3,49 +3,21 @@ closed, and nothing of it forwarded to the origin (request smuggling defences)."
 
 import unittest
 
-from harness import Meridian, Origin, parse_responses, raw_exchange, split_address
+from harness import (one_backend_config, OneOriginTestCase, Origin, parse_responses, raw_exchange,
+                     split_address)
 
-CONFIG = """
-node: {name: edge-malformed}
-workers: 1
-admin:
-  listen: "{admin}"
-listeners:
-  - name: public
-    listen: "{listen}"
-    routes:
-      - {name: all, backend: b}
-backends:
-  - name: b
-    regions:
-      - name: r1
-        location: {lat: 50.0, lon: 8.0}
-        endpoints: [{address: "{o1}"}]
-"""
+CONFIG = one_backend_config(node="edge-malformed")
 
 H = b"Host: example.test\r\n"
 
 
-class MalformedTest(unittest.TestCase):
+class MalformedTest(OneOriginTestCase):
+    CONFIG = CONFIG
+
     @classmethod
     def setUpClass(cls):
-        cls.origin = Origin("o1").start()
-        try:
-            cls.meridian = Meridian(CONFIG, {"o1": cls.origin.address}).__enter__()
-        except BaseException:
-            cls.origin.stop()
-            raise
+        super().setUpClass()
         cls.host, cls.port = split_address(cls.meridian.listen_address)
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.meridian.__exit__(None, None, None)
-        finally:
-            cls.origin.stop()
-
-    def setUp(self):
-        self.origin.reset_stats()
 
     def refused(self, data, status=400):
         """Send `data`; expect exactly one `status` answer from meridian, the connection

@@ -4,49 +4,17 @@ origin, Expect: 100-continue, and the admin liveness endpoint (SPEC 3, 4, 10).""
 import hashlib
 import unittest
 
-from harness import HttpConn, Meridian, Origin, pattern_bytes, pattern_sha256, upload_pattern
+from harness import (HttpConn, Meridian, one_backend_config, OneOriginTestCase, Origin,
+                     pattern_bytes, pattern_sha256, upload_pattern)
 
-CONFIG = """
-node: {name: edge-basic}
-workers: 2
-admin:
-  listen: "{admin}"
-listeners:
-  - name: public
-    listen: "{listen}"
-    routes:
-      - {name: all, backend: b}
-backends:
-  - name: b
-    regions:
-      - name: r1
-        location: {lat: 50.0, lon: 8.0}
-        endpoints: [{address: "{o1}"}]
-"""
+CONFIG = one_backend_config(node="edge-basic")
 
 # Headers meridian adds or rewrites on the way to the origin (SPEC 4).
 ADDED = {"x-forwarded-for", "x-forwarded-proto", "x-request-id", "via"}
 
 
-class ProxyBasicTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.origin = Origin("o1").start()
-        try:
-            cls.meridian = Meridian(CONFIG, {"o1": cls.origin.address}).__enter__()
-        except BaseException:
-            cls.origin.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.meridian.__exit__(None, None, None)
-        finally:
-            cls.origin.stop()
-
-    def setUp(self):
-        self.origin.reset_stats()
+class ProxyBasicTest(OneOriginTestCase):
+    CONFIG = CONFIG
 
     # ---- method round trips ----------------------------------------------------------------
 

@@ -40,6 +40,7 @@ import re
 import selectors
 import shutil
 import signal
+import unittest
 import socket
 import subprocess
 import sys
@@ -1415,3 +1416,61 @@ def metric_value(text, name, labels=None):
             total += value
             found = True
     return total if found else None
+
+
+# ---------------------------------------------------------------------------------------
+# Shared fixtures for integration tests
+
+def one_backend_config(node="edge", workers=2, route="{name: all, backend: b}", limits="",
+                       extra=""):
+    """The config most tests start from: one listener, one route, backend "b" with one
+    region and the endpoint "{o1}". `route` is the flow-style route line, `limits` and
+    `extra` are YAML blocks inserted at top level (indented by the caller)."""
+    return f"""
+node: {{name: {node}}}
+workers: {workers}
+admin:
+  listen: "{{admin}}"
+{limits}
+{extra}
+listeners:
+  - name: public
+    listen: "{{listen}}"
+    routes:
+      - {route}
+backends:
+  - name: b
+    regions:
+      - name: r1
+        location: {{lat: 50.0, lon: 8.0}}
+        endpoints: [{{address: "{{o1}}"}}]
+"""
+
+
+class OneOriginTestCase(unittest.TestCase):
+    """One origin "o1" and one meridian started from the class's CONFIG, shared by the
+    class's tests; origin stats are reset before each test. Subclasses set CONFIG and may
+    extend SUBS (substitutions beyond {o1})."""
+
+    CONFIG = None
+    SUBS = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.origin = Origin("o1").start()
+        try:
+            subs = {"o1": cls.origin.address, **cls.SUBS}
+            cls.meridian = Meridian(cls.CONFIG, subs).__enter__()
+        except BaseException:
+            cls.origin.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.meridian.__exit__(None, None, None)
+        finally:
+            cls.origin.stop()
+
+    def setUp(self):
+        self.origin.reset_stats()

@@ -1,17 +1,17 @@
-// One downstream HTTP/1.1 connection and the exchanges on it (SPEC 3, 4, 7, 11).
+// One downstream HTTP/1.1 connection and the requests on it (SPEC 3, 4, 7, 11): the
+// downstream half of the proxy. It reads request heads with the HTTP/1.1 codec, routes
+// them, serialises the upstream head (SPEC 4), and hands each request to an Exchange (the
+// upstream half, shared with HTTP/2 later); then it feeds the exchange the decoded request
+// body and writes the response it gets back in HTTP/1.1 framing.
 //
-// The session reads a request head with the HTTP/1.1 codec, routes it, picks an endpoint,
-// borrows or dials an upstream connection from its worker's pool, and then runs two streams
-// at once: request body client -> upstream, response client <- upstream. Each stream holds
-// at most one buffer (in_ or uin_) and reads again only after its last write completed, so
-// memory per connection is bounded whatever the body sizes (backpressure both ways). Chunked
-// bodies are decoded by the codec and re-encoded canonically, so the upstream never sees a
-// chunk framing meridian did not parse.
+// Memory is bounded per connection whatever the body sizes: one client buffer (in_) that is
+// read again only after the exchange took the last body piece, and the exchange's own
+// response buffer that is read again only after this session wrote the last response piece
+// (backpressure both ways). Chunked bodies are decoded and re-encoded canonically.
 //
 // Lifetime: the Beast idiom, kept alive by the shared_ptr each pending operation holds.
 // Timeouts come from the worker's DeadlineList (one deadline per session, no timer per
-// operation). Completions of an abandoned upstream attempt are recognised by attempt_ and
-// ignored. Thread: the owning worker only.
+// operation). Thread: the owning worker only.
 #pragma once
 
 #include <cstdint>
@@ -22,16 +22,17 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-#include "meridian/balancing/endpoint_picker.hpp"
 #include "meridian/core/byte_buffer.hpp"
 #include "meridian/http/h1_parser.hpp"
 #include "meridian/net/deadline_list.hpp"
-#include "meridian/proxy/upstream_pool.hpp"
+#include "meridian/proxy/exchange.hpp"
 #include "meridian/proxy/worker_context.hpp"
 
 namespace meridian::proxy {
 
-class H1Session final : public std::enable_shared_from_this<H1Session>, private net::Deadline {
+class H1Session final : public std::enable_shared_from_this<H1Session>,
+                        private net::Deadline,
+                        private ExchangeSink {
  public:
   H1Session(WorkerContext& worker, boost::asio::ip::tcp::socket socket, std::string listener_name);
   ~H1Session() override;
@@ -40,8 +41,6 @@ class H1Session final : public std::enable_shared_from_this<H1Session>, private 
 
  private:
   enum class State { head, idle, exchange, replying, closing, closed };
-  // Why an upstream attempt failed; decides the status and whether a retry is allowed.
-  enum class UpstreamFailure { connect, connect_timeout, reset, invalid, timeout };
 
   // -- client reads (one at a time; what the bytes mean depends on state_)
   void read_client();
@@ -49,48 +48,40 @@ class H1Session final : public std::enable_shared_from_this<H1Session>, private 
 
   // -- request head
   void read_head();
-  bool try_parse_head();  // true when an exchange started or the session is closing
+  bool try_parse_head();  // true when an exchange started or the session is answering
   void begin_exchange(std::size_t head_length);
   bool refresh_snapshot();
 
-  // -- upstream
-  void dispatch();
-  void on_connected(std::uint64_t attempt, boost::system::error_code ec);
-  void start_upstream_streams();
-  void fail_attempt(UpstreamFailure why);
+  // -- request body, client -> exchange
+  void pump_request_body();
 
-  // -- request body, client -> upstream
-  void pump_request();
-  void on_request_written(std::uint64_t attempt, std::size_t consumed,
-                          boost::system::error_code ec);
-
-  // -- response, upstream -> client
-  void read_response();
-  void on_response_read(std::uint64_t attempt, boost::system::error_code ec, std::size_t n);
-  void on_response_head(std::size_t head_length);
-  void pump_response(bool with_head);
-  void on_response_written(std::uint64_t attempt, std::size_t consumed, bool finished,
-                           boost::system::error_code ec);
-  void finish_exchange();
+  // -- ExchangeSink
+  std::shared_ptr<void> exchange_keepalive() override { return shared_from_this(); }
+  void on_request_body_wanted() override;
+  void on_response_data(const http::ResponseHead* head, const http::BodySlices& body,
+                        bool done) override;
+  void on_exchange_done() override;
+  void on_exchange_failed(unsigned status, std::string_view cause, bool retry_after) override;
 
   // -- local answers and closing
   void reply(unsigned status, std::string_view cause, bool close,
              std::string_view extra_headers = {});
   void after_local_reply();
   void next_request();
-  void drop_upstream();
   void linger_close();
   void close();
 
-  // net::Deadline
+  // -- net::Deadline
   void on_deadline() override;
   void on_drain() override;
   void arm(net::Clock::time_point t) { expires_at(t); }
 
+  bool request_complete() const { return !has_body_ || req_.done(); }
+
   WorkerContext& w_;
   boost::asio::ip::tcp::socket client_;
   std::string listener_name_;
-  std::shared_ptr<const Snapshot> snapshot_;  // pinned for the exchange in progress
+  std::shared_ptr<const Snapshot> snapshot_;  // pinned for the request in progress
   const ListenerRuntime* listener_ = nullptr;
   std::string peer_;  // the client's address as text, for X-Forwarded-For
   State state_ = State::head;
@@ -102,39 +93,20 @@ class H1Session final : public std::enable_shared_from_this<H1Session>, private 
   net::Clock::time_point request_start_{};
   net::Clock::time_point request_deadline_{};
 
-  // The exchange in progress.
-  const config::Route* route_ = nullptr;
-  const balancing::BackendRuntime* backend_ = nullptr;
-  balancing::TriedEndpoints tried_;
-  std::uint32_t retries_left_ = 0;
-  balancing::InFlightGuard in_flight_;
-  std::shared_ptr<UpstreamConnection> up_;
-  std::uint64_t attempt_ = 0;
-  UpstreamFailure last_failure_ = UpstreamFailure::connect;
-  bool connecting_ = false;
-  bool idempotent_ = false;
+  // The request in progress.
+  Exchange exchange_;
   bool has_body_ = false;
-  bool head_request_ = false;
   bool client_keep_alive_ = true;
   bool client_http10_ = false;
   bool close_after_ = false;
-  bool request_head_pending_ = true;  // up_head_ not yet written on this attempt
-  std::uint64_t body_consumed_ = 0;   // request body bytes taken from in_ (sent upstream)
-  bool request_written_ = false;      // the whole request reached the upstream socket
-  bool response_started_ = false;     // a byte came from the upstream
-  bool response_head_sent_ = false;   // a byte went to the client
-  bool response_chunked_ = false;     // the client gets the body re-encoded as chunks
-  bool response_done_ = false;
-  http::ResponseParser resp_;
-  ByteBuffer uin_;  // upstream bytes: response head and body
+  bool body_wanted_ = false;             // the exchange waits for the next body piece
+  std::size_t body_given_consumed_ = 0;  // in_ bytes behind the piece the exchange holds
+  bool response_head_sent_ = false;      // a byte went to the client
+  bool response_chunked_ = false;        // the client gets the body re-encoded as chunks
 
-  std::string up_head_;
   std::string down_head_;
   http::BodySlices req_slices_;
-  http::BodySlices resp_slices_;
-  std::vector<boost::asio::const_buffer> req_bufs_;
   std::vector<boost::asio::const_buffer> resp_bufs_;
-  char req_chunk_line_[24] = {};
   char resp_chunk_line_[24] = {};
   char linger_buf_[512] = {};
 };

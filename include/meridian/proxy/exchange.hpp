@@ -1,0 +1,143 @@
+// The upstream half of one request (DESIGN "Exchange"): picking an endpoint, borrowing a
+// pooled connection or dialling one, retrying per SPEC 7, writing the request head and body
+// up, and reading the response back through the HTTP/1.1 response codec.
+//
+// It knows nothing of the downstream protocol. The downstream half -- an HTTP/1.1
+// connection today, an HTTP/2 stream with the edge issue -- implements ExchangeSink: it
+// hands the exchange the serialised request head and the decoded request body, and writes
+// the response it is given in its own framing. Both directions stream with backpressure:
+// the exchange asks for the next body piece only after the last one was written upstream,
+// and reads the upstream again only after the sink delivered the last response piece.
+//
+// Lifetime: a member of its downstream owner; every pending operation holds the owner alive
+// through ExchangeSink::exchange_keepalive(). Completions of an abandoned attempt are
+// recognised by attempt_ and ignored. Thread: the owning worker only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/buffer.hpp>
+
+#include "meridian/balancing/endpoint_picker.hpp"
+#include "meridian/core/byte_buffer.hpp"
+#include "meridian/http/h1_parser.hpp"
+#include "meridian/net/deadline_list.hpp"
+#include "meridian/proxy/upstream_pool.hpp"
+#include "meridian/proxy/worker_context.hpp"
+
+namespace meridian::proxy {
+
+class ExchangeSink {
+ public:
+  // Keeps the downstream owner (and so the exchange) alive while an operation is pending.
+  virtual std::shared_ptr<void> exchange_keepalive() = 0;
+  // The upstream wants (more) request body: the pieces of the last send_request_body() were
+  // written and may be released. Answer with send_request_body() now or when bytes arrive.
+  virtual void on_request_body_wanted() = 0;
+  // Response bytes to deliver: the head the first time (1xx answers are dropped), then body
+  // pieces, decoded; `done` marks the end of the response. The views are valid until the
+  // sink calls Exchange::response_delivered(), which it does once they are written.
+  virtual void on_response_data(const http::ResponseHead* head, const http::BodySlices& body,
+                                bool done) = 0;
+  // The response was delivered in full and the upstream connection is settled (pooled or
+  // closed). The exchange is idle again.
+  virtual void on_exchange_done() = 0;
+  // The exchange failed; the sink answers `status` itself, or closes when it has already
+  // sent response bytes. `retry_after`: a 503 that should carry Retry-After.
+  virtual void on_exchange_failed(unsigned status, std::string_view cause, bool retry_after) = 0;
+
+ protected:
+  ~ExchangeSink() = default;
+};
+
+struct ExchangeRequest {
+  const balancing::BackendRuntime* backend = nullptr;
+  std::uint32_t retries = 0;
+  bool idempotent = false;
+  bool has_body = false;
+  bool chunked_body = false;  // the upstream gets the body re-encoded as chunks
+  bool head_request = false;  // the response has no body whatever its headers say
+};
+
+class Exchange final : private net::Deadline {
+ public:
+  Exchange(WorkerContext& worker, ExchangeSink& sink);
+  ~Exchange() override;
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  // The upstream request head, serialised by the owner before start().
+  std::string& request_head() { return head_; }
+
+  void start(const ExchangeRequest& request);
+  // The next decoded request body piece (views stay valid until on_request_body_wanted() or
+  // on_exchange_done()); `last` when the body ends with it.
+  void send_request_body(const http::BodySlices& body, bool last);
+  // The sink wrote what on_response_data() gave it.
+  void response_delivered();
+  // The route's whole-request timeout passed before the response began: 504.
+  void on_request_timeout();
+  // The downstream is gone: drop the upstream connection, make no further callbacks.
+  void abort();
+
+  bool active() const { return active_; }
+  // The endpoint serving the current attempt, or null.
+  const balancing::EndpointState* endpoint() const { return in_flight_.get(); }
+
+ private:
+  enum class Failure { connect, connect_timeout, reset, invalid, timeout };
+
+  void dispatch();
+  void on_connected(std::uint64_t attempt, boost::system::error_code ec);
+  void connection_ready();
+  void write_request(const http::BodySlices* body, bool last);
+  void on_request_written(std::uint64_t attempt, boost::system::error_code ec);
+  void read_response();
+  void on_response_read(std::uint64_t attempt, boost::system::error_code ec, std::size_t n);
+  void deliver(std::size_t head_length);
+  void complete();
+  void fail(Failure why);
+  void drop_connection();
+  void on_deadline() override;
+
+  WorkerContext& w_;
+  ExchangeSink& sink_;
+  ExchangeRequest request_;
+  std::string head_;
+  bool active_ = false;
+
+  balancing::TriedEndpoints tried_;
+  std::uint32_t retries_left_ = 0;
+  Failure last_failure_ = Failure::connect;
+  balancing::InFlightGuard in_flight_;
+  std::shared_ptr<UpstreamConnection> up_;
+  std::uint64_t attempt_ = 0;
+  bool connecting_ = false;
+
+  bool head_pending_ = true;  // head_ not yet written on this attempt
+  bool body_sent_ = false;    // body bytes were handed over: the request cannot be replayed
+  bool last_given_ = false;   // the sink handed over the end of the body
+  bool request_writing_ = false;
+  const http::BodySlices* pending_body_ = nullptr;  // given while a write was in flight
+  bool pending_last_ = false;
+  bool request_written_ = false;  // the whole request reached the upstream socket
+
+  http::ResponseParser resp_;
+  ByteBuffer uin_;                 // upstream bytes: response head and body
+  bool response_started_ = false;  // a byte came from the upstream
+  bool response_delivering_ = false;
+  bool response_delivered_any_ = false;  // the sink was given response data
+  bool response_finished_ = false;       // the sink delivered the end of the response
+  std::size_t pending_consume_ = 0;      // uin_ bytes behind the pieces being delivered
+  std::size_t last_body_consumed_ = 0;   // body bytes the codec took in the last deliver()
+  http::BodySlices resp_slices_;
+
+  std::vector<boost::asio::const_buffer> req_bufs_;
+  char chunk_line_[24] = {};
+};
+
+}  // namespace meridian::proxy

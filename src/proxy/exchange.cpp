@@ -1,0 +1,401 @@
+#include "meridian/proxy/exchange.hpp"
+
+#include <charconv>
+#include <span>
+#include <string>
+
+#include <boost/asio/write.hpp>
+
+#include "meridian/core/log.hpp"
+
+namespace meridian::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr std::size_t kResponseBuffer = 64 * 1024;  // also bounds an upstream response head
+constexpr std::uint32_t kMaxResponseFields = 1000;
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+std::size_t chunk_line(char* buf, std::uint64_t n) {
+  auto r = std::to_chars(buf, buf + 16, n, 16);
+  *r.ptr++ = '\r';
+  *r.ptr++ = '\n';
+  return static_cast<std::size_t>(r.ptr - buf);
+}
+
+}  // namespace
+
+Exchange::Exchange(WorkerContext& worker, ExchangeSink& sink) : w_(worker), sink_(sink) {
+  req_bufs_.reserve(16);
+  link(w_.deadlines);
+}
+
+Exchange::~Exchange() {
+  drop_connection();
+}
+
+void Exchange::start(const ExchangeRequest& request) {
+  request_ = request;
+  active_ = true;
+  tried_ = {};
+  retries_left_ = request.retries;
+  last_failure_ = Failure::connect;
+  body_sent_ = false;
+  last_given_ = !request.has_body;
+  request_written_ = false;
+  response_started_ = response_delivering_ = response_delivered_any_ = false;
+  response_finished_ = false;
+  dispatch();
+}
+
+// ---------------------------------------------------------------------------------------
+// Connection
+
+void Exchange::dispatch() {
+  // The foundation serves a backend from its first region; steering (SPEC 5) will hand the
+  // exchange an ordered list of regions and this will walk it.
+  const auto& region = request_.backend->regions.front();
+  const auto* config = request_.backend->config;
+  const auto* picked = balancing::pick_endpoint(
+      region, config->balance, config->max_connections_per_endpoint, tried_, w_.rotation);
+  if (picked == nullptr) {
+    if (tried_.count == 0) {
+      active_ = false;
+      sink_.on_exchange_failed(503, "no eligible endpoint for backend " + config->name, true);
+    } else {
+      fail(last_failure_);
+    }
+    return;
+  }
+  ++attempt_;
+  head_pending_ = true;
+  request_writing_ = false;
+  pending_body_ = nullptr;
+  in_flight_ = balancing::InFlightGuard(picked->get());
+  resp_.reset({kResponseBuffer - 1, kMaxResponseFields, 0}, request_.head_request);
+  uin_.consume(uin_.size());
+  up_ = w_.pool.acquire(picked->get());
+  if (up_) {
+    connection_ready();
+    return;
+  }
+  up_ = std::make_shared<UpstreamConnection>(w_.ioc, *picked);
+  ++w_.pool.connects;
+  connecting_ = true;
+  expires_after(config->connect_timeout);
+  up_->socket.async_connect((*picked)->target,
+                            [keep = sink_.exchange_keepalive(), this,
+                             a = attempt_](boost::system::error_code ec) { on_connected(a, ec); });
+}
+
+void Exchange::on_connected(std::uint64_t attempt, boost::system::error_code ec) {
+  if (attempt != attempt_ || !active_) return;
+  connecting_ = false;
+  Deadline::clear();
+  if (ec) {
+    log::debug("upstream ", in_flight_.get()->address, ": connect failed: ", ec.message());
+    fail(Failure::connect);
+    return;
+  }
+  up_->socket.set_option(tcp::no_delay(true), ec);
+  connection_ready();
+}
+
+void Exchange::connection_ready() {
+  // The response read goes first, so that whatever the request side does synchronously
+  // below finds the attempt's read already pending.
+  read_response();
+  if (last_given_ && !request_.has_body) {
+    write_request(nullptr, true);
+    return;
+  }
+  // Ask for the body first so that a body already buffered downstream travels in the same
+  // write as the head; if none is there yet, the head goes alone and the body follows.
+  const std::uint64_t attempt = attempt_;
+  sink_.on_request_body_wanted();
+  if (attempt == attempt_ && active_ && head_pending_ && !request_writing_) {
+    write_request(nullptr, false);
+  }
+}
+
+void Exchange::drop_connection() {
+  if (up_) {
+    boost::system::error_code ignored;
+    up_->socket.close(ignored);
+    up_.reset();
+  }
+  in_flight_.reset();
+  connecting_ = false;
+  request_writing_ = false;
+  pending_body_ = nullptr;
+  ++attempt_;
+  Deadline::clear();
+}
+
+void Exchange::on_deadline() {
+  Deadline::clear();
+  if (active_ && connecting_) fail(Failure::connect_timeout);
+}
+
+// ---------------------------------------------------------------------------------------
+// Request: head and body up
+
+void Exchange::send_request_body(const http::BodySlices& body, bool last) {
+  if (!active_ || !up_) return;
+  last_given_ = last;
+  // Once the sink handed over body bytes it may release them when asked for more, so the
+  // request can no longer be replayed: SPEC 7 then forbids a retry.
+  for (auto s : body) {
+    if (!s.empty()) body_sent_ = true;
+  }
+  if (request_writing_ || connecting_) {
+    pending_body_ = &body;  // the sink keeps it unchanged until on_request_body_wanted()
+    pending_last_ = last;
+    return;
+  }
+  write_request(&body, last);
+}
+
+void Exchange::write_request(const http::BodySlices* body, bool last) {
+  req_bufs_.clear();
+  if (head_pending_) {
+    req_bufs_.emplace_back(head_.data(), head_.size());
+    head_pending_ = false;
+  }
+  if (body != nullptr) {
+    std::uint64_t n = 0;
+    for (auto s : *body)
+      n += s.size();
+    if (n > 0) {
+      if (request_.chunked_body) req_bufs_.emplace_back(chunk_line_, chunk_line(chunk_line_, n));
+      for (auto s : *body)
+        req_bufs_.emplace_back(s.data(), s.size());
+      if (request_.chunked_body) req_bufs_.emplace_back(kCrlf.data(), kCrlf.size());
+    }
+  }
+  if (last && request_.has_body && request_.chunked_body) {
+    req_bufs_.emplace_back(kLastChunk.data(), kLastChunk.size());
+  }
+  if (req_bufs_.empty()) {
+    // An empty piece (a Content-Length body that ended exactly at a buffer boundary).
+    if (last) {
+      request_written_ = true;
+      if (response_finished_) complete();
+    } else {
+      sink_.on_request_body_wanted();
+    }
+    return;
+  }
+  request_writing_ = true;
+  asio::async_write(up_->socket, std::span<const asio::const_buffer>(req_bufs_),
+                    [keep = sink_.exchange_keepalive(), this, a = attempt_](
+                        boost::system::error_code ec, std::size_t) { on_request_written(a, ec); });
+}
+
+void Exchange::on_request_written(std::uint64_t attempt, boost::system::error_code ec) {
+  if (attempt != attempt_ || !active_) return;
+  request_writing_ = false;
+  if (ec) {
+    // The upstream stopped reading. If it is answering (an early response), the response
+    // side finishes the exchange; otherwise this is a reset before any response byte.
+    if (!response_started_) {
+      fail(Failure::reset);
+    } else if (response_finished_) {
+      complete();
+    }
+    return;
+  }
+  if (pending_body_ != nullptr) {
+    const auto* body = pending_body_;
+    pending_body_ = nullptr;
+    write_request(body, pending_last_);
+    return;
+  }
+  if (last_given_) {
+    request_written_ = true;
+    if (response_finished_) complete();
+    return;
+  }
+  sink_.on_request_body_wanted();
+}
+
+// ---------------------------------------------------------------------------------------
+// Response: back to the sink
+
+void Exchange::read_response() {
+  if (uin_.capacity() == 0) uin_.reserve(kResponseBuffer);
+  if (uin_.tail_size() == 0) uin_.compact();
+  if (uin_.tail_size() == 0) {
+    fail(Failure::invalid);  // a chunk line longer than the whole buffer
+    return;
+  }
+  up_->socket.async_read_some(
+      asio::buffer(uin_.tail(), uin_.tail_size()),
+      [keep = sink_.exchange_keepalive(), this, a = attempt_](
+          boost::system::error_code ec, std::size_t n) { on_response_read(a, ec, n); });
+}
+
+void Exchange::on_response_read(std::uint64_t attempt, boost::system::error_code ec,
+                                std::size_t n) {
+  if (attempt != attempt_ || !active_) return;
+  if (ec) {
+    if (ec == asio::error::eof && resp_.head_done() && !resp_.done()) {
+      resp_.finish_on_eof();  // a close-delimited body ends here; others are cut short
+      if (!resp_.error()) {
+        deliver(0);
+        return;
+      }
+    }
+    fail(response_started_ ? Failure::invalid : Failure::reset);
+    return;
+  }
+  uin_.commit(n);
+  response_started_ = true;
+  if (resp_.head_done()) {
+    deliver(0);
+    return;
+  }
+  while (true) {
+    const std::size_t head_length = resp_.parse_head(uin_.data());
+    if (resp_.error()) {
+      fail(Failure::invalid);
+      return;
+    }
+    if (head_length == 0) {
+      read_response();
+      return;
+    }
+    const unsigned status = resp_.head().status;
+    if (status >= 100 && status < 200) {
+      if (status == 101) {  // no Upgrade is forwarded yet (WebSocket comes with the edge issue)
+        fail(Failure::invalid);
+        return;
+      }
+      // Interim answers (103 Early Hints, a 100 the origin sent anyway) are dropped: the
+      // client already had its 100 Continue from meridian.
+      uin_.consume(head_length);
+      resp_.reset({kResponseBuffer - 1, kMaxResponseFields, 0}, request_.head_request);
+      continue;
+    }
+    deliver(head_length);
+    return;
+  }
+}
+
+void Exchange::deliver(std::size_t head_length) {
+  // The head's bytes stay in uin_ (its views point there) until the sink has delivered them.
+  resp_slices_.clear();
+  std::size_t consumed = 0;
+  if (!resp_.done() && uin_.size() > head_length) {
+    consumed = resp_.parse_body(uin_.data().substr(head_length), resp_slices_);
+    if (resp_.error()) {
+      fail(Failure::invalid);
+      return;
+    }
+  }
+  const bool done = resp_.done();
+  if (head_length == 0 && resp_slices_.empty() && !done) {
+    uin_.consume(consumed);  // chunk framing only: nothing to hand over yet
+    read_response();
+    return;
+  }
+  pending_consume_ = head_length + consumed;
+  last_body_consumed_ = consumed;
+  response_delivering_ = true;
+  response_delivered_any_ = true;
+  sink_.on_response_data(head_length > 0 ? &resp_.head() : nullptr, resp_slices_, done);
+}
+
+void Exchange::response_delivered() {
+  if (!active_ || !response_delivering_) return;
+  response_delivering_ = false;
+  uin_.consume(pending_consume_);
+  pending_consume_ = 0;
+  if (resp_.done()) {
+    response_finished_ = true;
+    complete();
+  } else if (!uin_.empty() && last_body_consumed_ > 0) {
+    deliver(0);
+  } else {
+    read_response();
+  }
+}
+
+void Exchange::complete() {
+  if (request_writing_) return;  // on_request_written() comes back here
+  // Reusable only when both messages ended cleanly on the wire: the whole request went up,
+  // the origin allows keep-alive, and it sent nothing beyond its response.
+  const bool reusable = up_ && request_written_ && resp_.head().keep_alive && uin_.empty();
+  if (reusable) {
+    ++up_->requests;
+    const auto& keepalive = request_.backend->config->keepalive;
+    w_.pool.release(std::move(up_), keepalive.max_idle_per_endpoint, keepalive.idle_timeout);
+    up_.reset();
+    in_flight_.reset();
+    ++attempt_;
+  } else {
+    drop_connection();
+  }
+  active_ = false;
+  sink_.on_exchange_done();
+}
+
+// ---------------------------------------------------------------------------------------
+// Failure and retry (SPEC 7)
+
+void Exchange::fail(Failure why) {
+  // Retry on another endpoint after a connect failure, a connect timeout or a reset before
+  // any response byte -- never once the client has been given a byte, and only when the
+  // request can be sent again: no body byte went up, and it is idempotent or has no body
+  // at all (a connect failure sent nothing, so it is always safe).
+  const bool nothing_sent = why == Failure::connect || why == Failure::connect_timeout;
+  const bool retryable =
+      !response_started_ && !response_delivered_any_ && !body_sent_ &&
+      (nothing_sent || (why == Failure::reset && (request_.idempotent || !request_.has_body)));
+  if (in_flight_.get() != nullptr) tried_.add(in_flight_.get());
+  last_failure_ = why;
+  drop_connection();
+  if (retryable && retries_left_ > 0) {
+    --retries_left_;
+    dispatch();
+    return;
+  }
+  active_ = false;
+  switch (why) {
+    case Failure::connect:
+      sink_.on_exchange_failed(502, "upstream connect failed", false);
+      break;
+    case Failure::connect_timeout:
+      sink_.on_exchange_failed(504, "upstream connect timed out", false);
+      break;
+    case Failure::reset:
+      sink_.on_exchange_failed(502, "upstream closed the connection before answering", false);
+      break;
+    case Failure::invalid:
+      sink_.on_exchange_failed(502, "invalid response from upstream", false);
+      break;
+    case Failure::timeout:
+      sink_.on_exchange_failed(504, "upstream timed out", false);
+      break;
+  }
+}
+
+void Exchange::on_request_timeout() {
+  if (!active_) return;
+  if (in_flight_.get() != nullptr) tried_.add(in_flight_.get());
+  drop_connection();
+  active_ = false;
+  sink_.on_exchange_failed(504, "upstream timed out", false);
+}
+
+void Exchange::abort() {
+  drop_connection();
+  active_ = false;
+  response_delivering_ = false;
+}
+
+}  // namespace meridian::proxy
