@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Quick end-to-end throughput check (issue 2's acceptance run): wrk against an nginx origin
-# directly, then through meridian with one worker, same wrk settings, on loopback.
-#   bench/e2e/quick.sh [duration]     default 10s; prints req/s, latency and errors for both
-# Installs wrk and nginx-light if missing. Ports 18100 (origin) and 18101 (meridian).
+# Quick end-to-end throughput check (issue 2's acceptance run): wrk -t1 -c50 against an
+# nginx origin directly, through meridian (one worker), and through nginx as a reverse proxy
+# (one worker, upstream keep-alive, logs off) for a peer figure; same settings, loopback.
+#   bench/e2e/quick.sh [duration]     default 10s; prints req/s, latency and errors for each
+# Installs wrk and nginx-light if missing. Ports 18100 (origin), 18101 (meridian), 18102
+# (nginx proxy). The performance issue's harness (interleaved rounds, HAProxy, callgrind,
+# syscall counts) goes further; this is the one-minute sanity check.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -14,7 +17,9 @@ cmake --build "$build" --target meridian -j"$(nproc)" >/dev/null
 
 work=$(mktemp -d)
 cleanup() {
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  for pidfile in "$work/nginx.pid" "$work/nginx-proxy.pid"; do
+    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
   [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -36,7 +41,28 @@ http {
   }
 }
 NGINX
+cat > "$work/nginx-proxy.conf" <<NGINX
+worker_processes 1;
+daemon on;
+pid $work/nginx-proxy.pid;
+error_log $work/nginx-proxy-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream origin { server 127.0.0.1:18100; keepalive 64; }
+  server {
+    listen 127.0.0.1:18102 reuseport;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
 nginx -c "$work/nginx.conf" -p "$work"
+nginx -c "$work/nginx-proxy.conf" -p "$work"
 
 cat > "$work/meridian.yaml" <<YAML
 workers: 1
@@ -66,4 +92,5 @@ run() {
 }
 run "direct to nginx origin" http://127.0.0.1:18100/
 run "through meridian (1 worker)" http://127.0.0.1:18101/
+run "through nginx proxy (1 worker)" http://127.0.0.1:18102/
 echo "meridian peak RSS: $(grep VmHWM /proc/$mpid/status | awk '{print $2, $3}')"

@@ -44,4 +44,13 @@ void DeadlineList::drain_all() {
   }
 }
 
+void DeadlineList::abort_all() {
+  cursor_ = head_;
+  while (cursor_ != nullptr) {
+    Deadline* d = cursor_;
+    cursor_ = d->next_;
+    d->on_abort();
+  }
+}
+
 }  // namespace meridian::net

@@ -49,6 +49,8 @@ void Exchange::start(const ExchangeRequest& request) {
   request_written_ = false;
   response_started_ = response_delivering_ = response_delivered_any_ = false;
   response_finished_ = false;
+  stale_retry_used_ = false;
+  pending_body_ = nullptr;
   dispatch();
 }
 
@@ -64,30 +66,38 @@ void Exchange::dispatch() {
       region, config->balance, config->max_connections_per_endpoint, tried_, w_.rotation);
   if (picked == nullptr) {
     if (tried_.count == 0) {
-      active_ = false;
+      finish();
       sink_.on_exchange_failed(503, "no eligible endpoint for backend " + config->name, true);
     } else {
-      fail(last_failure_);
+      report(last_failure_);
     }
     return;
   }
+  use_endpoint(*picked, true);
+}
+
+void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& endpoint,
+                            bool pooled_ok) {
   ++attempt_;
   head_pending_ = true;
   request_writing_ = false;
-  pending_body_ = nullptr;
-  in_flight_ = balancing::InFlightGuard(picked->get());
+  request_written_ = false;
+  response_started_ = false;
+  response_finished_ = false;
+  in_flight_ = balancing::InFlightGuard(endpoint.get());
   resp_.reset({kResponseBuffer - 1, kMaxResponseFields, 0}, request_.head_request);
   uin_.consume(uin_.size());
-  up_ = w_.pool.acquire(picked->get());
+  up_ = pooled_ok ? w_.pool.acquire(endpoint.get()) : nullptr;
+  reused_ = up_ != nullptr;
   if (up_) {
     connection_ready();
     return;
   }
-  up_ = std::make_shared<UpstreamConnection>(w_.ioc, *picked);
+  up_ = std::make_shared<UpstreamConnection>(w_.ioc, endpoint);
   ++w_.pool.connects;
   connecting_ = true;
-  expires_after(config->connect_timeout);
-  up_->socket.async_connect((*picked)->target,
+  expires_after(request_.backend->config->connect_timeout);
+  up_->socket.async_connect(endpoint->target,
                             [keep = sink_.exchange_keepalive(), this,
                              a = attempt_](boost::system::error_code ec) { on_connected(a, ec); });
 }
@@ -109,7 +119,16 @@ void Exchange::connection_ready() {
   // The response read goes first, so that whatever the request side does synchronously
   // below finds the attempt's read already pending.
   read_response();
-  if (last_given_ && !request_.has_body) {
+  if (pending_body_ != nullptr) {
+    // A piece the sink handed over while this connection was being dialled (a retry): it
+    // goes with the head, and the sink is not asked again until it is written.
+    const auto* body = pending_body_;
+    pending_body_ = nullptr;
+    write_request(body, pending_last_);
+    return;
+  }
+  if (last_given_) {
+    // No body, or (on a retry) a body that was complete and empty: head and terminator.
     write_request(nullptr, true);
     return;
   }
@@ -131,7 +150,6 @@ void Exchange::drop_connection() {
   in_flight_.reset();
   connecting_ = false;
   request_writing_ = false;
-  pending_body_ = nullptr;
   ++attempt_;
   Deadline::clear();
 }
@@ -326,7 +344,9 @@ void Exchange::response_delivered() {
 }
 
 void Exchange::complete() {
-  if (request_writing_) return;  // on_request_written() comes back here
+  // Waiting for the last body write only makes sense when the whole body was handed over;
+  // after an early response the rest of the upload is abandoned with the connection.
+  if (request_writing_ && last_given_) return;  // on_request_written() comes back here
   // Reusable only when both messages ended cleanly on the wire: the whole request went up,
   // the origin allows keep-alive, and it sent nothing beyond its response.
   const bool reusable = up_ && request_written_ && resp_.head().keep_alive && uin_.empty();
@@ -340,22 +360,42 @@ void Exchange::complete() {
   } else {
     drop_connection();
   }
-  active_ = false;
+  finish();
   sink_.on_exchange_done();
+}
+
+void Exchange::finish() {
+  active_ = false;
+  pending_body_ = nullptr;
+  response_delivering_ = false;
+  // An idle downstream connection keeps no upstream buffer (64 KiB each otherwise).
+  uin_.consume(uin_.size());
+  uin_.release_if_empty();
 }
 
 // ---------------------------------------------------------------------------------------
 // Failure and retry (SPEC 7)
 
 void Exchange::fail(Failure why) {
-  // Retry on another endpoint after a connect failure, a connect timeout or a reset before
-  // any response byte -- never once the client has been given a byte, and only when the
-  // request can be sent again: no body byte went up, and it is idempotent or has no body
-  // at all (a connect failure sent nothing, so it is always safe).
+  const bool replayable = !response_started_ && !response_delivered_any_ && !body_sent_;
+  const bool may_repeat = request_.idempotent || !request_.has_body;
+  if (why == Failure::reset && reused_ && replayable && may_repeat && !stale_retry_used_ && up_) {
+    // A pooled connection the origin closed just as we sent on it (its idle close crossed
+    // our request on the wire): not the endpoint's fault, and nothing was processed. Send
+    // once more on a fresh connection to the same endpoint, without spending a retry, as
+    // nginx, HAProxy and Envoy do.
+    stale_retry_used_ = true;
+    const auto endpoint = up_->endpoint;
+    drop_connection();
+    use_endpoint(endpoint, false);
+    return;
+  }
+  // SPEC 7: retry on another endpoint after a connect failure, a connect timeout or a reset
+  // before any response byte -- never once the client has been given a byte, and only when
+  // the request can be sent again: no body byte went up, and it is idempotent or has no
+  // body at all (a connect failure sent nothing, so it is always safe).
   const bool nothing_sent = why == Failure::connect || why == Failure::connect_timeout;
-  const bool retryable =
-      !response_started_ && !response_delivered_any_ && !body_sent_ &&
-      (nothing_sent || (why == Failure::reset && (request_.idempotent || !request_.has_body)));
+  const bool retryable = replayable && (nothing_sent || (why == Failure::reset && may_repeat));
   if (in_flight_.get() != nullptr) tried_.add(in_flight_.get());
   last_failure_ = why;
   drop_connection();
@@ -364,7 +404,11 @@ void Exchange::fail(Failure why) {
     dispatch();
     return;
   }
-  active_ = false;
+  report(why);
+}
+
+void Exchange::report(Failure why) {
+  finish();
   switch (why) {
     case Failure::connect:
       sink_.on_exchange_failed(502, "upstream connect failed", false);
@@ -386,16 +430,13 @@ void Exchange::fail(Failure why) {
 
 void Exchange::on_request_timeout() {
   if (!active_) return;
-  if (in_flight_.get() != nullptr) tried_.add(in_flight_.get());
   drop_connection();
-  active_ = false;
-  sink_.on_exchange_failed(504, "upstream timed out", false);
+  report(Failure::timeout);
 }
 
 void Exchange::abort() {
   drop_connection();
-  active_ = false;
-  response_delivering_ = false;
+  finish();
 }
 
 }  // namespace meridian::proxy

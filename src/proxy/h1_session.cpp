@@ -261,6 +261,13 @@ void H1Session::on_request_body_wanted() {
 
 void H1Session::pump_request_body() {
   if (!body_wanted_ || client_read_pending_ || state_ != State::exchange) return;
+  if (req_.done()) {
+    // Everything was handed over already (an exchange that starts over asks again).
+    body_wanted_ = false;
+    req_slices_.clear();
+    exchange_.send_request_body(req_slices_, true);
+    return;
+  }
   if (!in_.empty()) {
     req_slices_.clear();
     const std::size_t consumed = req_.parse_body(in_.data(), req_slices_);
@@ -353,6 +360,10 @@ void H1Session::on_exchange_done() {
 }
 
 void H1Session::on_exchange_failed(unsigned status, std::string_view cause, bool retry_after) {
+  // The body piece the exchange held is spent either way; left in in_, it would be parsed as
+  // the next request on this connection.
+  in_.consume(body_given_consumed_);
+  body_given_consumed_ = 0;
   if (response_head_sent_) {
     close();  // the client has part of a response; only a close tells it that it is cut
     return;

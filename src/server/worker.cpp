@@ -19,6 +19,21 @@ Worker::Worker(std::size_t index, std::atomic<std::uint64_t>& node_connections)
 Worker::~Worker() {
   stop();
   join();
+  // What is still open after a drain timeout goes down now, while ctx_ is alive: close
+  // every session and connection, then run the aborted handlers that own them, so that no
+  // session is left to be destroyed inside ~io_context after ctx_ is gone.
+  ctx_.on_drained = nullptr;
+  ticker_.cancel();
+  for (auto& a : acceptors_)
+    a->close();
+  ctx_.pool.clear();
+  ctx_.deadlines.abort_all();
+  try {
+    ioc_.restart();
+    ioc_.poll();
+  } catch (const std::exception& e) {
+    log::error("worker ", index_, ": shutdown: ", e.what());
+  }
 }
 
 void Worker::open_listener(const std::string& listener, const tcp::endpoint& endpoint) {

@@ -36,6 +36,8 @@ class Deadline {
   // Called once when the worker starts draining (SIGTERM): close if idle, else finish the
   // work in progress and close after it. Same rules as on_deadline().
   virtual void on_drain() {}
+  // Called when the worker shuts down for good: close everything now.
+  virtual void on_abort() {}
 
  private:
   friend class DeadlineList;
@@ -53,6 +55,8 @@ class DeadlineList {
   void sweep(Clock::time_point now);
   // Calls on_drain() on every entry.
   void drain_all();
+  // Calls on_abort() on every entry.
+  void abort_all();
   std::size_t size() const { return size_; }
 
  private:

@@ -92,6 +92,7 @@ class Exchange final : private net::Deadline {
   enum class Failure { connect, connect_timeout, reset, invalid, timeout };
 
   void dispatch();
+  void use_endpoint(const std::shared_ptr<balancing::EndpointState>& endpoint, bool pooled_ok);
   void on_connected(std::uint64_t attempt, boost::system::error_code ec);
   void connection_ready();
   void write_request(const http::BodySlices* body, bool last);
@@ -101,6 +102,8 @@ class Exchange final : private net::Deadline {
   void deliver(std::size_t head_length);
   void complete();
   void fail(Failure why);
+  void report(Failure why);
+  void finish();
   void drop_connection();
   void on_deadline() override;
 
@@ -117,6 +120,8 @@ class Exchange final : private net::Deadline {
   std::shared_ptr<UpstreamConnection> up_;
   std::uint64_t attempt_ = 0;
   bool connecting_ = false;
+  bool reused_ = false;            // the attempt's connection came from the pool
+  bool stale_retry_used_ = false;  // the one free retry after a stale pooled connection
 
   bool head_pending_ = true;  // head_ not yet written on this attempt
   bool body_sent_ = false;    // body bytes were handed over: the request cannot be replayed

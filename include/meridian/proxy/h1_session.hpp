@@ -74,6 +74,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   // -- net::Deadline
   void on_deadline() override;
   void on_drain() override;
+  void on_abort() override { close(); }
   void arm(net::Clock::time_point t) { expires_at(t); }
 
   bool request_complete() const { return !has_body_ || req_.done(); }
