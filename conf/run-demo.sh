@@ -10,7 +10,7 @@ cd "$root"
 
 bash tests/install-deps.sh
 build=${MERIDIAN_BUILD_DIR:-build}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMERIDIAN_TESTS=OFF -DMERIDIAN_BENCH=OFF >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" --target meridian -j"$(nproc)"
 
 pids=()

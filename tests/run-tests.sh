@@ -10,7 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 build=build
-cmake_args=(-DCMAKE_BUILD_TYPE=Release)
+cmake_args=(-DCMAKE_BUILD_TYPE=Release -DMERIDIAN_SANITIZE=OFF)
 if [ "${1:-}" = "--sanitize" ]; then
   shift
   build=build-asan
@@ -21,7 +21,7 @@ fi
 
 bash tests/install-deps.sh
 jobs=$(nproc)
-cmake -S . -B "$build" "${cmake_args[@]}" >/dev/null
+cmake -S . -B "$build" -DMERIDIAN_TESTS=ON -DMERIDIAN_BENCH=ON "${cmake_args[@]}" >/dev/null
 cmake --build "$build" -j"$jobs"
 cd "$build"
 ctest --output-on-failure --timeout 900 -j"$jobs" "$@"

@@ -9,14 +9,6 @@ namespace ip = boost::asio::ip;
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 // "1.2.3.4", "1.2.3.4:80", "2001:db8::1", "[2001:db8::1]:80".
 std::optional<ip::address> parse_entry(std::string_view entry) {
   if (entry.empty() || entry.size() > 64) return std::nullopt;
@@ -60,7 +52,7 @@ ip::address settle_client_address(const ip::address& peer, const RequestHead& he
     std::string_view list = f->value;
     while (!list.empty()) {
       const auto comma = list.rfind(',');
-      const auto entry = trim(comma == std::string_view::npos ? list : list.substr(comma + 1));
+      const auto entry = trim_ows(comma == std::string_view::npos ? list : list.substr(comma + 1));
       list = comma == std::string_view::npos ? std::string_view{} : list.substr(0, comma);
       if (entry.empty()) continue;
       const auto a = parse_entry(entry);

@@ -49,13 +49,7 @@ class ConnectionTokens {
       std::string_view list = field.value;
       while (!list.empty()) {
         const auto comma = list.find(',');
-        auto token = list.substr(0, comma);
-        while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-          token.remove_prefix(1);
-        }
-        while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
-          token.remove_suffix(1);
-        }
+        const auto token = trim_ows(list.substr(0, comma));
         if (!token.empty() && !f(token)) return;
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);

@@ -17,20 +17,12 @@ bool is_tchar(char c) {
   return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 // The last element of a comma-separated list must be "chunked" and no other element may be.
 bool is_final_chunked(std::string_view list) {
   bool last_is_chunked = false;
   while (true) {
     const auto comma = list.find(',');
-    const auto token = trim(list.substr(0, comma));
+    const auto token = trim_ows(list.substr(0, comma));
     if (token.empty()) return false;  // "chunked,," and friends
     for (char c : token) {
       if (!is_tchar(c)) return false;  // parameters or junk: refuse rather than guess

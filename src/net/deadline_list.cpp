@@ -35,22 +35,21 @@ void DeadlineList::sweep(Clock::time_point now) {
   }
 }
 
-void DeadlineList::drain_all() {
+void DeadlineList::for_each(void (Deadline::*method)()) {
   cursor_ = head_;
   while (cursor_ != nullptr) {
     Deadline* d = cursor_;
     cursor_ = d->next_;
-    d->on_drain();
+    (d->*method)();
   }
 }
 
+void DeadlineList::drain_all() {
+  for_each(&Deadline::on_drain);
+}
+
 void DeadlineList::abort_all() {
-  cursor_ = head_;
-  while (cursor_ != nullptr) {
-    Deadline* d = cursor_;
-    cursor_ = d->next_;
-    d->on_abort();
-  }
+  for_each(&Deadline::on_abort);
 }
 
 }  // namespace meridian::net

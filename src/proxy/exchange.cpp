@@ -119,14 +119,9 @@ void Exchange::connection_ready() {
   // The response read goes first, so that whatever the request side does synchronously
   // below finds the attempt's read already pending.
   read_response();
-  if (pending_body_ != nullptr) {
-    // A piece the sink handed over while this connection was being dialled (a retry): it
-    // goes with the head, and the sink is not asked again until it is written.
-    const auto* body = pending_body_;
-    pending_body_ = nullptr;
-    write_request(body, pending_last_);
-    return;
-  }
+  // A piece the sink handed over while this connection was being dialled (a retry) goes
+  // with the head, and the sink is not asked again until it is written.
+  if (write_pending_body()) return;
   if (last_given_) {
     // No body, or (on a retry) a body that was complete and empty: head and terminator.
     write_request(nullptr, true);
@@ -214,6 +209,14 @@ void Exchange::write_request(const http::BodySlices* body, bool last) {
                         boost::system::error_code ec, std::size_t) { on_request_written(a, ec); });
 }
 
+bool Exchange::write_pending_body() {
+  if (pending_body_ == nullptr) return false;
+  const auto* body = pending_body_;
+  pending_body_ = nullptr;
+  write_request(body, pending_last_);
+  return true;
+}
+
 void Exchange::on_request_written(std::uint64_t attempt, boost::system::error_code ec) {
   if (attempt != attempt_ || !active_) return;
   request_writing_ = false;
@@ -227,12 +230,7 @@ void Exchange::on_request_written(std::uint64_t attempt, boost::system::error_co
     }
     return;
   }
-  if (pending_body_ != nullptr) {
-    const auto* body = pending_body_;
-    pending_body_ = nullptr;
-    write_request(body, pending_last_);
-    return;
-  }
+  if (write_pending_body()) return;
   if (last_given_) {
     request_written_ = true;
     if (response_finished_) complete();

@@ -19,6 +19,15 @@ struct Field {
 // ASCII case-insensitive equality, for header names and tokens.
 bool iequals(std::string_view a, std::string_view b) noexcept;
 
+// `s` without leading and trailing optional whitespace (SP and HTAB, RFC 9110 5.6.3).
+constexpr std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
 struct RequestHead {
   std::string_view method;
   std::string_view target;  // origin-form ("/p?q"), or "*" for OPTIONS

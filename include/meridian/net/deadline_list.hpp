@@ -61,6 +61,9 @@ class DeadlineList {
 
  private:
   friend class Deadline;
+  // Calls (entry->*method)() on every entry; entries may unlink themselves meanwhile.
+  void for_each(void (Deadline::*method)());
+
   Deadline* head_ = nullptr;
   Deadline* cursor_ = nullptr;  // the next entry of a sweep in progress (survives unlinks)
   std::size_t size_ = 0;

@@ -96,6 +96,7 @@ class Exchange final : private net::Deadline {
   void on_connected(std::uint64_t attempt, boost::system::error_code ec);
   void connection_ready();
   void write_request(const http::BodySlices* body, bool last);
+  bool write_pending_body();  // false when no piece waits
   void on_request_written(std::uint64_t attempt, boost::system::error_code ec);
   void read_response();
   void on_response_read(std::uint64_t attempt, boost::system::error_code ec, std::size_t n);
