@@ -48,7 +48,11 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     const auto path = target.substr(0, target.find('?'));
     const bool get =
         request_.method() == bhttp::verb::get || request_.method() == bhttp::verb::head;
-    if (path == "/health" || path == "/ready") {
+    if (path == "/status" && get && hooks_.status_json) {
+      response_.result(bhttp::status::ok);
+      response_.set(bhttp::field::content_type, "application/json");
+      response_.body() = hooks_.status_json();
+    } else if (path == "/health" || path == "/ready" || path == "/status") {
       if (!get) {
         response_.result(bhttp::status::method_not_allowed);
         response_.set(bhttp::field::allow, "GET, HEAD");
@@ -63,7 +67,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       }
     } else {
       response_.result(bhttp::status::not_found);
-      response_.body() = "unknown admin path; try /health or /ready\n";
+      response_.body() = "unknown admin path; try /health, /ready or /status\n";
     }
     response_.keep_alive(request_.keep_alive());
     response_.prepare_payload();

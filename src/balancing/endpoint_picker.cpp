@@ -4,6 +4,11 @@ namespace meridian::balancing {
 
 namespace {
 
+// Healthy, not full and not ejected.
+bool usable(const EndpointState& e, std::uint32_t cap, std::int64_t now_ns) {
+  return is_available(e, cap) && !e.is_ejected(now_ns);
+}
+
 // splitmix64: a cheap, well-mixed step for weighted random choices.
 std::uint64_t mix(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
@@ -15,7 +20,8 @@ std::uint64_t mix(std::uint64_t x) {
 const std::shared_ptr<EndpointState>* pick_least_conn(const RegionRuntime& region,
                                                       std::uint32_t cap,
                                                       const TriedEndpoints& tried,
-                                                      std::uint64_t& rotation) {
+                                                      std::uint64_t& rotation,
+                                                      std::int64_t now_ns) {
   // Two passes, O(n), no allocation: find the lowest in_flight/weight, then take the
   // (rotation mod ties)-th endpoint at that load, so ties rotate evenly even when some
   // endpoints are skipped. a/wa < b/wb is compared as a*wb < b*wa (no division).
@@ -23,7 +29,7 @@ const std::shared_ptr<EndpointState>* pick_least_conn(const RegionRuntime& regio
   std::uint64_t best_weight = 0;
   std::size_t ties = 0;
   for (const auto& e : region.endpoints) {
-    if (tried.contains(e.get()) || !is_available(*e, cap)) continue;
+    if (tried.contains(e.get()) || !usable(*e, cap, now_ns)) continue;
     const std::uint64_t load = e->in_flight.load(std::memory_order_relaxed);
     if (ties == 0 || load * best_weight < best_load * e->weight) {
       best_load = load;
@@ -36,7 +42,7 @@ const std::shared_ptr<EndpointState>* pick_least_conn(const RegionRuntime& regio
   if (ties == 0) return nullptr;
   std::size_t wanted = static_cast<std::size_t>(rotation++ % ties);
   for (const auto& e : region.endpoints) {
-    if (tried.contains(e.get()) || !is_available(*e, cap)) continue;
+    if (tried.contains(e.get()) || !usable(*e, cap, now_ns)) continue;
     // in_flight may have moved since the first pass (other workers); an endpoint that is no
     // longer at the best load is passed over, and the last tie found is the fallback.
     const std::uint64_t load = e->in_flight.load(std::memory_order_relaxed);
@@ -46,22 +52,22 @@ const std::shared_ptr<EndpointState>* pick_least_conn(const RegionRuntime& regio
   }
   // Loads changed under us between the passes: fall back to the first available endpoint.
   for (const auto& e : region.endpoints) {
-    if (!tried.contains(e.get()) && is_available(*e, cap)) return &e;
+    if (!tried.contains(e.get()) && usable(*e, cap, now_ns)) return &e;
   }
   return nullptr;
 }
 
 const std::shared_ptr<EndpointState>* pick_weighted(const RegionRuntime& region, std::uint32_t cap,
                                                     const TriedEndpoints& tried,
-                                                    std::uint64_t ticket) {
+                                                    std::uint64_t ticket, std::int64_t now_ns) {
   std::uint64_t total = 0;
   for (const auto& e : region.endpoints) {
-    if (!tried.contains(e.get()) && is_available(*e, cap)) total += e->weight;
+    if (!tried.contains(e.get()) && usable(*e, cap, now_ns)) total += e->weight;
   }
   if (total == 0) return nullptr;
   std::uint64_t point = ticket % total;
   for (const auto& e : region.endpoints) {
-    if (tried.contains(e.get()) || !is_available(*e, cap)) continue;
+    if (tried.contains(e.get()) || !usable(*e, cap, now_ns)) continue;
     if (point < e->weight) return &e;
     point -= e->weight;
   }
@@ -80,17 +86,17 @@ const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region,
                                                     config::Balance balance,
                                                     std::uint32_t max_connections_per_endpoint,
                                                     const TriedEndpoints& tried,
-                                                    std::uint64_t& rotation) {
+                                                    std::uint64_t& rotation, std::int64_t now_ns) {
   if (region.endpoints.empty()) return nullptr;
   switch (balance) {
     case config::Balance::least_conn:
-      return pick_least_conn(region, max_connections_per_endpoint, tried, rotation);
+      return pick_least_conn(region, max_connections_per_endpoint, tried, rotation, now_ns);
     case config::Balance::round_robin:
       // Weighted round robin: consecutive tickets walk the cumulative weight line, so each
       // endpoint gets `weight` turns out of every `total` requests on this worker.
-      return pick_weighted(region, max_connections_per_endpoint, tried, rotation++);
+      return pick_weighted(region, max_connections_per_endpoint, tried, rotation++, now_ns);
     case config::Balance::random:
-      return pick_weighted(region, max_connections_per_endpoint, tried, mix(rotation++));
+      return pick_weighted(region, max_connections_per_endpoint, tried, mix(rotation++), now_ns);
   }
   return nullptr;
 }

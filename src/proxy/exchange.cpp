@@ -51,6 +51,18 @@ void Exchange::start(const ExchangeRequest& request) {
   response_finished_ = false;
   stale_retry_used_ = false;
   pending_body_ = nullptr;
+  now_ns_ = balancing::steady_now_ns();
+  static const std::optional<config::Location> kNoLocation;
+  order_ = balancing::order_regions(*request.backend, request.client,
+                                    request.node_location ? *request.node_location : kNoLocation,
+                                    now_ns_);
+  region_pos_ = 0;
+  if (order_.count == 0) {
+    finish();
+    sink_.on_exchange_failed(503, "no eligible region for backend " + request.backend->config->name,
+                             true);
+    return;
+  }
   dispatch();
 }
 
@@ -58,22 +70,51 @@ void Exchange::start(const ExchangeRequest& request) {
 // Connection
 
 void Exchange::dispatch() {
-  // The foundation serves a backend from its first region; steering (SPEC 5) will hand the
-  // exchange an ordered list of regions and this will walk it.
-  const auto& region = request_.backend->regions.front();
+  // SPEC 7: another endpoint of the same region first, then the next region by score.
   const auto* config = request_.backend->config;
-  const auto* picked = balancing::pick_endpoint(
-      region, config->balance, config->max_connections_per_endpoint, tried_, w_.rotation);
-  if (picked == nullptr) {
-    if (tried_.count == 0) {
-      finish();
-      sink_.on_exchange_failed(503, "no eligible endpoint for backend " + config->name, true);
-    } else {
-      report(last_failure_);
+  while (region_pos_ < order_.count) {
+    const auto& region = request_.backend->regions[order_.index[region_pos_]];
+    const auto* picked =
+        balancing::pick_endpoint(region, config->balance, config->max_connections_per_endpoint,
+                                 tried_, w_.rotation, now_ns_);
+    if (picked != nullptr) {
+      use_endpoint(*picked, true);
+      return;
+    }
+    ++region_pos_;
+  }
+  if (tried_.count == 0) {
+    // Every region that looked eligible at start() filled up or went down meanwhile.
+    finish();
+    sink_.on_exchange_failed(503, "no eligible endpoint for backend " + config->name, true);
+    return;
+  }
+  report(last_failure_);
+}
+
+void Exchange::note_outcome(bool failed) {
+  // Passive outlier detection (SPEC 2): `consecutive_failures` in a row, counted across all
+  // workers, eject the endpoint for `ejection_time`. A success only writes when it breaks a
+  // run, so healthy traffic does not bounce the counter's cache line between cores.
+  auto* e = in_flight_.get();
+  const auto& detection = request_.backend->config->outlier_detection;
+  if (e == nullptr || !detection) return;
+  if (!failed) {
+    if (e->consecutive_failures.load(std::memory_order_relaxed) != 0) {
+      e->consecutive_failures.store(0, std::memory_order_relaxed);
     }
     return;
   }
-  use_endpoint(*picked, true);
+  const std::uint32_t run = e->consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (run < detection->consecutive_failures) return;
+  e->consecutive_failures.store(0, std::memory_order_relaxed);
+  const auto until =
+      balancing::steady_now_ns() +
+      std::chrono::duration_cast<std::chrono::nanoseconds>(detection->ejection_time).count();
+  e->ejected_until_ns.store(until, std::memory_order_relaxed);
+  log::warn("outlier: backend ", e->backend, " region ", e->region, " endpoint ", e->address,
+            ": ejected for ", detection->ejection_time.count(), "ms after ", run,
+            " failures in a row");
 }
 
 void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& endpoint,
@@ -297,6 +338,7 @@ void Exchange::on_response_read(std::uint64_t attempt, boost::system::error_code
       resp_.reset({kResponseBuffer - 1, kMaxResponseFields, 0}, request_.head_request);
       continue;
     }
+    note_outcome(status >= 500);
     deliver(head_length);
     return;
   }
@@ -392,6 +434,7 @@ void Exchange::fail(Failure why) {
   // before any response byte -- never once the client has been given a byte, and only when
   // the request can be sent again: no body byte went up, and it is idempotent or has no
   // body at all (a connect failure sent nothing, so it is always safe).
+  note_outcome(true);
   const bool nothing_sent = why == Failure::connect || why == Failure::connect_timeout;
   const bool retryable = replayable && (nothing_sent || (why == Failure::reset && may_repeat));
   if (in_flight_.get() != nullptr) tried_.add(in_flight_.get());
@@ -428,6 +471,7 @@ void Exchange::report(Failure why) {
 
 void Exchange::on_request_timeout() {
   if (!active_) return;
+  note_outcome(true);
   drop_connection();
   report(Failure::timeout);
 }

@@ -7,6 +7,7 @@
 #include <boost/asio/write.hpp>
 
 #include "meridian/core/log.hpp"
+#include "meridian/http/client_address.hpp"
 #include "meridian/http/forwarding.hpp"
 
 namespace meridian::proxy {
@@ -91,7 +92,8 @@ void H1Session::start() {
     close();
     return;
   }
-  peer_ = address_text(peer.address());
+  peer_address_ = peer.address();
+  peer_ = address_text(peer_address_);
   const auto& limits = snapshot_->config->limits;
   arm(net::Clock::now() + limits.header_timeout);
   req_.reset(
@@ -230,8 +232,20 @@ void H1Session::begin_exchange(std::size_t head_length) {
   const http::RequestForwarding fwd{peer_, "http", snapshot_->via, request_id,
                                     backend.regions.front().endpoints.front()->address};
   http::write_upstream_request(head, fwd, exchange_.request_head());
-  const ExchangeRequest request{&backend,  route->retries, http::is_idempotent(head.method),
-                                has_body_, head.chunked,   head.method == "HEAD"};
+  ExchangeRequest request;
+  request.backend = &backend;
+  if (snapshot_->geo) {
+    // SPEC 3 step 2, then GeoIP: only when a database is configured.
+    const auto client = http::settle_client_address(peer_address_, head,
+                                                    snapshot_->config->client_ip.trusted_proxies);
+    request.client = snapshot_->geo->lookup(client);
+  }
+  request.node_location = &snapshot_->config->node.location;
+  request.retries = route->retries;
+  request.idempotent = http::is_idempotent(head.method);
+  request.has_body = has_body_;
+  request.chunked_body = head.chunked;
+  request.head_request = head.method == "HEAD";
   const bool expect_continue = head.expect_continue && has_body_ && !client_http10_;
   in_.consume(head_length);  // the head's views are invalid from here on
   if (has_body_) in_.reserve(kBodyBuffer);

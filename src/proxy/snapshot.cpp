@@ -10,10 +10,14 @@ int Snapshot::listener_index(const std::string& name) const {
 }
 
 std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Config> config,
-                                                const Snapshot* previous,
-                                                std::uint64_t generation) {
+                                                const Snapshot* previous, std::uint64_t generation,
+                                                std::string& error) {
   auto s = std::make_shared<Snapshot>();
   s->config = std::move(config);
+  if (!s->config->geoip.database.empty()) {
+    s->geo = geo::GeoLocator::open(s->config->geoip.database, error);
+    if (!s->geo) return nullptr;
+  }
   s->generation = generation;
   s->via = "1.1 " + s->config->node.name;
   s->listeners.reserve(s->config->listeners.size());

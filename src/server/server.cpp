@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <ctime>
 #include <iostream>
 #include <thread>
 
@@ -10,9 +11,10 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "meridian/admin/admin_server.hpp"
-#include "meridian/balancing/endpoint_picker.hpp"
 #include "meridian/config/loader.hpp"
 #include "meridian/core/log.hpp"
+#include "meridian/health/health_checker.hpp"
+#include "meridian/server/status_page.hpp"
 #include "meridian/server/worker.hpp"
 
 namespace meridian::server {
@@ -27,6 +29,15 @@ void print_errors(const std::vector<config::ConfigError>& errors) {
     std::cerr << e.to_string() << '\n';
 }
 
+std::string now_rfc3339() {
+  const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
 std::string endpoint_text(const tcp::endpoint& e) {
   // Built with append: GCC 12 warns falsely (-Wrestrict) on chained operator+ here.
   const auto a = e.address();
@@ -37,20 +48,6 @@ std::string endpoint_text(const tcp::endpoint& e) {
   text.push_back(':');
   text.append(std::to_string(e.port()));
   return text;
-}
-
-// Why the snapshot cannot serve every backend, or "" (SPEC 10 /ready).
-std::string unready_backends(const proxy::Snapshot& snapshot) {
-  for (const auto& b : snapshot.backends) {
-    bool eligible = false;
-    for (const auto& r : b.regions) {
-      for (const auto& e : r.endpoints) {
-        if (balancing::is_available(*e, b.config->max_connections_per_endpoint)) eligible = true;
-      }
-    }
-    if (!eligible) return "backend " + b.config->name + " has no eligible region";
-  }
-  return {};
 }
 
 }  // namespace
@@ -67,6 +64,8 @@ struct Server::Impl {
   asio::steady_timer drain_timer{ioc};
   bool draining = false;
   int exit_code = 0;
+  ReloadStatus reload_status;
+  std::unique_ptr<health::HealthChecker> health;
 
   bool load_initial();
   bool bind_listeners();
@@ -82,7 +81,14 @@ bool Server::Impl::load_initial() {
     print_errors(result.errors);
     return false;
   }
-  snapshot = proxy::Snapshot::build(result.config, nullptr, ++generation);
+  std::string error;
+  snapshot = proxy::Snapshot::build(result.config, nullptr, generation + 1, error);
+  if (!snapshot) {
+    std::cerr << options.config_path << ": geoip.database: " << error << '\n';
+    return false;
+  }
+  ++generation;
+  reload_status.generation = generation;
   return true;
 }
 
@@ -112,11 +118,14 @@ bool Server::Impl::bind_listeners() {
   }
   if (config.admin.listen) {
     try {
+      admin::AdminHooks hooks;
+      hooks.not_ready_reason = [this]() -> std::string {
+        if (draining) return "draining";
+        return unready_reason(*snapshot);
+      };
+      hooks.status_json = [this] { return status_json(*snapshot, reload_status, draining); };
       admin = std::make_shared<admin::AdminServer>(ioc, config.admin.listen->resolved,
-                                                   admin::AdminHooks{[this]() -> std::string {
-                                                     if (draining) return "draining";
-                                                     return unready_backends(*snapshot);
-                                                   }});
+                                                   std::move(hooks));
     } catch (const boost::system::system_error& e) {
       std::cerr << config.source_path << ": admin.listen: cannot listen on "
                 << config.admin.listen->text << ": " << e.code().message() << '\n';
@@ -145,32 +154,49 @@ void Server::Impl::reload() {
   // The full reload (listener add/remove, file watching, /reload, metrics) belongs to the
   // operations issue; this swaps routes and backends when the listener set is unchanged.
   const auto result = config::load_config_file(options.config_path);
+  std::string errors;
+  std::shared_ptr<const proxy::Snapshot> next;
   if (!result.ok()) {
-    log::error("reload failed; keeping generation ", generation, ":");
     for (const auto& e : result.errors)
-      log::error("  ", e.to_string());
+      errors += e.to_string() + "\n";
+  } else {
+    const auto& old_listeners = snapshot->config->listeners;
+    const auto& new_listeners = result.config->listeners;
+    bool same = old_listeners.size() == new_listeners.size();
+    for (std::size_t i = 0; same && i < new_listeners.size(); ++i) {
+      same = old_listeners[i].name == new_listeners[i].name &&
+             old_listeners[i].listen.text == new_listeners[i].listen.text;
+    }
+    std::string error;
+    if (!same) {
+      errors = "adding, removing or moving listeners needs a restart for now\n";
+    } else if (next = proxy::Snapshot::build(result.config, snapshot.get(), generation + 1, error);
+               !next) {
+      errors = options.config_path + ": geoip.database: " + error + "\n";
+    }
+  }
+  reload_status.last_time = now_rfc3339();
+  if (!next) {
+    log::error("reload failed; keeping generation ", generation, ":\n", errors);
+    reload_status.last_result = "failure";
+    reload_status.last_error = errors;
     return;
   }
-  const auto& old_listeners = snapshot->config->listeners;
-  const auto& new_listeners = result.config->listeners;
-  bool same = old_listeners.size() == new_listeners.size();
-  for (std::size_t i = 0; same && i < new_listeners.size(); ++i) {
-    same = old_listeners[i].name == new_listeners[i].name &&
-           old_listeners[i].listen.text == new_listeners[i].listen.text;
-  }
-  if (!same) {
-    log::error("reload failed: adding, removing or moving listeners needs a restart for now");
-    return;
-  }
-  snapshot = proxy::Snapshot::build(result.config, snapshot.get(), ++generation);
+  snapshot = std::move(next);
+  ++generation;
+  reload_status.generation = generation;
+  reload_status.last_result = "success";
+  reload_status.last_error.clear();
   for (auto& w : workers)
     w->publish(snapshot);
+  if (health) health->update(snapshot, snapshot->backends);
   log::info("reloaded ", options.config_path, ": generation ", generation);
 }
 
 void Server::Impl::drain() {
   if (draining) return;
   draining = true;
+  if (health) health->stop();  // its timers would keep the main loop alive
   for (auto& w : workers)
     w->drain();
   drain_timer.expires_after(snapshot->config->drain_timeout);
@@ -218,6 +244,9 @@ int Server::run() {
   s.signals.add(SIGHUP);
   for (auto& w : s.workers)
     w->start(s.snapshot);
+  // One prober per node, on the main thread (SPEC 5: N workers must not multiply probes).
+  s.health = std::make_unique<health::HealthChecker>(s.ioc);
+  s.health->update(s.snapshot, s.snapshot->backends);
   log::info("meridian ", MERIDIAN_VERSION, " serving ", s.options.config_path, " (generation ",
             s.generation, ")");
   s.wait_signal();

@@ -1,4 +1,4 @@
-// The admin listener (SPEC 10): GET /health and GET /ready today; /metrics, /status and
+// The admin listener (SPEC 10): GET /health, /ready and /status today; /metrics and
 // POST /reload join with the operations issue. Runs on the main thread's io_context, away
 // from the workers, so a slow scrape never delays traffic. Not a hot path: it uses Beast's
 // ready-made message types.
@@ -14,9 +14,11 @@
 namespace meridian::admin {
 
 struct AdminHooks {
-  // True while the process is up and the configuration is loaded and every backend has an
-  // eligible region; false while draining. Empty `reason` means ready.
+  // Why the node is not ready (draining, or a backend without an eligible region); empty
+  // means ready (SPEC 10 /ready).
   std::function<std::string()> not_ready_reason;
+  // The JSON document of GET /status.
+  std::function<std::string()> status_json;
 };
 
 class AdminServer : public std::enable_shared_from_this<AdminServer> {

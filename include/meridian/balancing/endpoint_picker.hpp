@@ -27,11 +27,12 @@ struct TriedEndpoints {
   }
 };
 
-// Whether an endpoint may take a request now: healthy and not at its connection cap.
+// Whether an endpoint may take a request now: healthy and not at its connection cap
+// (ejection, which needs the time, is checked by pick_endpoint and steering).
 bool is_available(const EndpointState& e, std::uint32_t max_connections_per_endpoint);
 
 // The endpoint to use in `region` (an element of region.endpoints), or nullptr when none is
-// available and untried.
+// available (healthy, not full, not ejected at `now_ns`, steady_clock ns) and untried.
 // least_conn: fewest in-flight requests divided by weight, ties rotating; O(n).
 // round_robin: weighted round robin over the available endpoints (each endpoint takes
 // `weight` consecutive turns of every cycle) driven by `rotation`.
@@ -40,6 +41,7 @@ const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region,
                                                     config::Balance balance,
                                                     std::uint32_t max_connections_per_endpoint,
                                                     const TriedEndpoints& tried,
-                                                    std::uint64_t& rotation);
+                                                    std::uint64_t& rotation,
+                                                    std::int64_t now_ns = 0);
 
 }  // namespace meridian::balancing

@@ -5,12 +5,20 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
 #include <boost/asio/ip/tcp.hpp>
 
 namespace meridian::balancing {
+
+// steady_clock "now" in nanoseconds since its epoch: the time base of ejections.
+inline std::int64_t steady_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 struct EndpointState {
   EndpointState(std::string backend_name, std::string region_name, std::string address_text,
@@ -30,8 +38,20 @@ struct EndpointState {
   // Requests in flight to this endpoint across all workers (SPEC 6 least_conn).
   std::atomic<std::uint32_t> in_flight{0};
   // Active health (SPEC 5: healthy from the moment it is configured). Written by the health
-  // checker (issue 3), read by every worker.
+  // checker (main thread), read by every worker.
   std::atomic<bool> healthy{true};
+  // Measured latency (SPEC 5): EWMA, alpha 0.3, of health-check round trips, in
+  // microseconds; 0 until the first measurement. Written by the health checker only.
+  std::atomic<std::uint32_t> rtt_ewma_us{0};
+  // Passive outlier detection (SPEC 2 outlier_detection): failures in a row as seen by all
+  // workers, and the steady_clock time (ns since its epoch) until which the endpoint is
+  // ejected; 0 = not ejected.
+  std::atomic<std::uint32_t> consecutive_failures{0};
+  std::atomic<std::int64_t> ejected_until_ns{0};
+
+  bool is_ejected(std::int64_t now_ns) const {
+    return ejected_until_ns.load(std::memory_order_relaxed) > now_ns;
+  }
 };
 
 // Counts one request in flight for as long as it lives (RAII over in_flight).

@@ -23,7 +23,9 @@
 #include <boost/asio/buffer.hpp>
 
 #include "meridian/balancing/endpoint_picker.hpp"
+#include "meridian/balancing/steering.hpp"
 #include "meridian/core/byte_buffer.hpp"
+#include "meridian/geo/client_location.hpp"
 #include "meridian/http/h1_parser.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/proxy/upstream_pool.hpp"
@@ -56,6 +58,8 @@ class ExchangeSink {
 
 struct ExchangeRequest {
   const balancing::BackendRuntime* backend = nullptr;
+  geo::ClientLocation client;  // what GeoIP knows of the client (SPEC 5)
+  const std::optional<config::Location>* node_location = nullptr;  // node.location
   std::uint32_t retries = 0;
   bool idempotent = false;
   bool has_body = false;
@@ -87,11 +91,14 @@ class Exchange final : private net::Deadline {
   bool active() const { return active_; }
   // The endpoint serving the current attempt, or null.
   const balancing::EndpointState* endpoint() const { return in_flight_.get(); }
+  // Why the first region was chosen (SPEC 12 meridian_region_selected_total reason).
+  balancing::RegionOrder::Reason selection_reason() const { return order_.reason; }
 
  private:
   enum class Failure { connect, connect_timeout, reset, invalid, timeout };
 
   void dispatch();
+  void note_outcome(bool failed);
   void use_endpoint(const std::shared_ptr<balancing::EndpointState>& endpoint, bool pooled_ok);
   void on_connected(std::uint64_t attempt, boost::system::error_code ec);
   void connection_ready();
@@ -114,6 +121,9 @@ class Exchange final : private net::Deadline {
   std::string head_;
   bool active_ = false;
 
+  balancing::RegionOrder order_;  // the backend's eligible regions, best first (SPEC 5)
+  std::size_t region_pos_ = 0;    // the region being tried
+  std::int64_t now_ns_ = 0;       // steady time at start(), for ejection checks
   balancing::TriedEndpoints tried_;
   std::uint32_t retries_left_ = 0;
   Failure last_failure_ = Failure::connect;

@@ -84,6 +84,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   std::string listener_name_;
   std::shared_ptr<const Snapshot> snapshot_;  // pinned for the request in progress
   const ListenerRuntime* listener_ = nullptr;
+  boost::asio::ip::address peer_address_;
   std::string peer_;  // the client's address as text, for X-Forwarded-For
   State state_ = State::head;
 

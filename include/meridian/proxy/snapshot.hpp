@@ -12,6 +12,7 @@
 
 #include "meridian/balancing/backend_runtime.hpp"
 #include "meridian/config/config.hpp"
+#include "meridian/geo/geo_locator.hpp"
 #include "meridian/http/router.hpp"
 
 namespace meridian::proxy {
@@ -26,6 +27,10 @@ struct Snapshot {
   std::vector<ListenerRuntime> listeners;           // parallel to config->listeners
   std::vector<balancing::BackendRuntime> backends;  // parallel to config->backends
   std::string via;                                  // "1.1 <node.name>"
+  // The GeoIP database, opened (mmap) once per generation and shared read-only by every
+  // worker; null when geoip.database is "". A reload opens the file anew, so a replaced
+  // database is picked up.
+  std::shared_ptr<const geo::GeoLocator> geo;
   std::uint64_t generation = 0;
 
   // Index of the listener named `name`, or -1. O(listeners); used when a session first sees a
@@ -33,8 +38,10 @@ struct Snapshot {
   int listener_index(const std::string& name) const;
 
   // `previous` (may be null) lends its endpoint states to endpoints present in both.
+  // Returns null with `error` set when a resource cannot be opened (the GeoIP database).
   static std::shared_ptr<const Snapshot> build(std::shared_ptr<const config::Config> config,
-                                               const Snapshot* previous, std::uint64_t generation);
+                                               const Snapshot* previous, std::uint64_t generation,
+                                               std::string& error);
 };
 
 }  // namespace meridian::proxy

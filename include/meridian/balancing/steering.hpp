@@ -1,0 +1,87 @@
+// Steering across regions (SPEC 5): for one request, the order in which a backend's regions
+// should be tried, best first, and why the first one was chosen (SPEC 12,
+// meridian_region_selected_total{reason}).
+//
+// Threads: called by any worker for every request. It reads the configuration (immutable) and
+// the endpoints' atomics only (relaxed loads), takes no lock and allocates nothing; the result
+// is a small value on the caller's stack.
+//
+// Complexity: O(R × E + G + N × R + R²) per call, R = regions considered (at most
+// RegionOrder::kMax), E = endpoints per region (eligibility and the latency mean walk a
+// region's endpoints a bounded number of times), G = the country/continent codes of the rules
+// scanned until the first match, N = the matched rule's region names (resolved by string
+// compare), and R² the insertion sort over at most kMax entries. One haversine per region.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "meridian/balancing/backend_runtime.hpp"
+#include "meridian/config/config.hpp"
+#include "meridian/geo/client_location.hpp"
+
+namespace meridian::balancing {
+
+struct RegionOrder {
+  // Regions considered per backend. A backend with more regions has only its first kMax
+  // (in configuration order) scored and ordered; the rest are ignored as if not configured.
+  // Keeps the result a fixed-size value (no allocation on the data path).
+  static constexpr std::size_t kMax = 32;
+
+  // Indices into BackendRuntime::regions, best first; only eligible regions (SPEC 5.1) that
+  // are candidates (SPEC 5.2: a strict geo-fencing rule leaves only its own regions).
+  std::array<std::uint16_t, kMax> index{};
+  // 0: no eligible region; the caller answers 503 with Retry-After: 1 (SPEC 5.5).
+  std::size_t count = 0;
+
+  // The SPEC 12 `reason` label for index[0] (meaningless when count is 0):
+  //   failover — index[0] is not the region that would have come first had every region been
+  //              eligible (the preferred region is down, ejected or full). Takes precedence:
+  //              a fenced client pushed from its best fenced region to another counts here.
+  //   fenced   — a geo-fencing rule matched the client and index[0] is one of its regions.
+  //   nearest  — otherwise: index[0] is simply the best-scoring region.
+  enum class Reason : std::uint8_t { nearest, failover, fenced };
+  Reason reason = Reason::nearest;
+
+  bool empty() const { return count == 0; }
+};
+
+// The steering decision for a request from `client` to `backend` (SPEC 5).
+//
+// 1. Eligible regions have an endpoint that is healthy, not ejected at `now_ns` (steady_clock
+//    ns, as EndpointState::ejected_until_ns) and below max_connections_per_endpoint.
+// 2. The first steering rule whose continents or countries list holds the client's continent
+//    or country matches (an unknown, empty, code matches nothing). Its regions come first,
+//    ordered among themselves by score, then the other regions by score; a strict rule drops
+//    the other regions altogether. Rule names that are not regions of the backend (or lie
+//    beyond kMax) are ignored.
+// 3. Score, lower is better: geo_weight * geo_ms + latency_weight * measured_ms, where
+//    geo_ms = haversine_km(reference, region) / 100 with the reference point being the
+//    client's coordinates, else `node_location`, else none (geo term 0); a region without a
+//    location also has geo term 0. measured_ms = region_measured_ms. Policy geo keeps only
+//    the geo term, latency only the latency term, nearest both; failover scores every region
+//    0 so the configuration order stands. Ties keep configuration order.
+//
+// Preconditions: backend.config and every region's config are non-null (build_backends).
+RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocation& client,
+                          const std::optional<config::Location>& node_location,
+                          std::int64_t now_ns);
+
+// Great-circle distance in km between two points in degrees (haversine, Earth radius 6371 km).
+double haversine_km(double lat1, double lon1, double lat2, double lon2);
+
+// The latency this node measures to `region` (SPEC 5 measured_ms), in milliseconds: the mean
+// of rtt_ewma_us over the region's healthy, not-ejected endpoints that have a measurement
+// (rtt_ewma_us != 0). 0 when there is none. Ejected endpoints are left out as Envoy treats
+// outlier-ejected hosts as unhealthy: the mean describes the endpoints a request may reach.
+// Full endpoints count (being full is momentary, not a property of the path). O(endpoints).
+double region_measured_ms(const RegionRuntime& region, std::int64_t now_ns);
+
+// SPEC 5.1: at least one endpoint healthy, not ejected at now_ns and not full
+// (max_connections_per_endpoint, 0 = unlimited). O(endpoints), stops at the first one.
+bool region_eligible(const RegionRuntime& region, std::uint32_t max_connections_per_endpoint,
+                     std::int64_t now_ns);
+
+}  // namespace meridian::balancing

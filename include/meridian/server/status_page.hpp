@@ -1,0 +1,25 @@
+// GET /status (SPEC 10): the node, the configuration generation and the last reload's result,
+// and per backend, region and endpoint: health, ejection, requests in flight and measured
+// latency. Built on the main thread from the current snapshot's shared endpoint states.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "meridian/proxy/snapshot.hpp"
+
+namespace meridian::server {
+
+struct ReloadStatus {
+  std::uint64_t generation = 0;
+  std::string last_result = "none";  // "none", "success" or "failure"
+  std::string last_error;            // the errors of the last failed reload, one per line
+  std::string last_time;             // RFC 3339 UTC, "" before the first reload
+};
+
+std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload, bool draining);
+
+// Why the snapshot cannot serve every backend (a backend with no eligible region), or "".
+std::string unready_reason(const proxy::Snapshot& snapshot);
+
+}  // namespace meridian::server

@@ -1,0 +1,124 @@
+#include "meridian/server/status_page.hpp"
+
+#include <cstdio>
+
+#include "meridian/balancing/steering.hpp"
+
+namespace meridian::server {
+
+namespace {
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (const char c : s) {
+    switch (c) {
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+          out.append(escaped);
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+void append_number(std::string& out, double v) {
+  char digits[32];
+  std::snprintf(digits, sizeof digits, "%.3f", v);
+  out.append(digits);
+}
+
+}  // namespace
+
+std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload,
+                        bool draining) {
+  const auto now = balancing::steady_now_ns();
+  std::string out;
+  out.reserve(4096);
+  out.append("{\"node\":");
+  append_json_string(out, snapshot.config->node.name);
+  out.append(",\"generation\":");
+  out.append(std::to_string(reload.generation));
+  out.append(",\"draining\":");
+  out.append(draining ? "true" : "false");
+  out.append(",\"last_reload\":{\"result\":");
+  append_json_string(out, reload.last_result);
+  out.append(",\"time\":");
+  append_json_string(out, reload.last_time);
+  out.append(",\"errors\":");
+  append_json_string(out, reload.last_error);
+  out.append("},\"backends\":[");
+  bool first_backend = true;
+  for (const auto& b : snapshot.backends) {
+    if (!first_backend) out.push_back(',');
+    first_backend = false;
+    out.append("{\"name\":");
+    append_json_string(out, b.config->name);
+    out.append(",\"regions\":[");
+    bool first_region = true;
+    for (const auto& r : b.regions) {
+      if (!first_region) out.push_back(',');
+      first_region = false;
+      out.append("{\"name\":");
+      append_json_string(out, r.config->name);
+      out.append(",\"eligible\":");
+      out.append(balancing::region_eligible(r, b.config->max_connections_per_endpoint, now)
+                     ? "true"
+                     : "false");
+      out.append(",\"latency_ms\":");
+      append_number(out, balancing::region_measured_ms(r, now));
+      out.append(",\"endpoints\":[");
+      bool first_endpoint = true;
+      for (const auto& e : r.endpoints) {
+        if (!first_endpoint) out.push_back(',');
+        first_endpoint = false;
+        out.append("{\"address\":");
+        append_json_string(out, e->address);
+        out.append(",\"healthy\":");
+        out.append(e->healthy.load(std::memory_order_relaxed) ? "true" : "false");
+        out.append(",\"ejected\":");
+        out.append(e->is_ejected(now) ? "true" : "false");
+        out.append(",\"in_flight\":");
+        out.append(std::to_string(e->in_flight.load(std::memory_order_relaxed)));
+        out.append(",\"latency_ms\":");
+        append_number(out, e->rtt_ewma_us.load(std::memory_order_relaxed) / 1000.0);
+        out.append(",\"weight\":");
+        out.append(std::to_string(e->weight));
+        out.push_back('}');
+      }
+      out.append("]}");
+    }
+    out.append("]}");
+  }
+  out.append("]}\n");
+  return out;
+}
+
+std::string unready_reason(const proxy::Snapshot& snapshot) {
+  const auto now = balancing::steady_now_ns();
+  for (const auto& b : snapshot.backends) {
+    bool eligible = false;
+    for (const auto& r : b.regions) {
+      if (balancing::region_eligible(r, b.config->max_connections_per_endpoint, now)) {
+        eligible = true;
+        break;
+      }
+    }
+    if (!eligible) return "backend " + b.config->name + " has no eligible region";
+  }
+  return {};
+}
+
+}  // namespace meridian::server
