@@ -5,7 +5,10 @@ Run it as a subprocess:
 
     python3 origin.py --port 0 [--host 127.0.0.1] [--name NAME] [--health-status 200]
                       [--health-path /health] [--health-delay-ms 0] [--idle-timeout 0]
-                      [--exit-on-stdin-eof] [--verbose]
+                      [--delay-ms 0] [--exit-on-stdin-eof] [--verbose]
+
+``--delay-ms N`` is the default ``delay_ms`` (below) of every request but the health checks
+and the ``/__`` paths; a ``delay_ms`` query parameter or header still overrides it.
 
 Once it listens it prints one line ``LISTENING <port>`` to stdout and flushes.
 
@@ -24,7 +27,7 @@ wins over the query for single-valued parameters):
   chunked=1         send the body with Transfer-Encoding: chunked instead of Content-Length
   chunk_size=N      size of the chunks for chunked=1 (default 65536)
   trailer=Name:Val  (repeatable) trailer fields sent after the last chunk (chunked=1 only)
-  delay_ms=N        sleep before sending the response head
+  delay_ms=N        sleep before sending the response head (default: --delay-ms, 0)
   body_delay_ms=N   sleep after sending the head, before the body
   reset_after=N     send N bytes of the response (head + body, counted from the start of the
                     final response), wait until they left the send queue, then RST
@@ -466,6 +469,7 @@ class State:
         self.health_path = args.health_path
         self.health_status = args.health_status
         self.health_delay_ms = args.health_delay_ms
+        self.delay_ms = args.delay_ms
         self.idle_timeout = args.idle_timeout
         self.verbose = args.verbose
         self.next_connection_id = 0
@@ -711,7 +715,7 @@ class Connection:
             with state.lock:
                 default_status, default_delay = state.health_status, state.health_delay_ms
         else:
-            default_status, default_delay = 200, 0
+            default_status, default_delay = 200, state.delay_ms
         status = params.get("status", default_status)
         delay_ms = params.get("delay_ms", default_delay)
         if delay_ms > 0:
@@ -950,6 +954,8 @@ def main(argv=None):
     p.add_argument("--health-path", default="/health")
     p.add_argument("--health-status", type=int, default=200)
     p.add_argument("--health-delay-ms", type=int, default=0)
+    p.add_argument("--delay-ms", type=int, default=0,
+                   help="default delay_ms of every request but health checks (a WAN stand-in)")
     p.add_argument("--idle-timeout", type=float, default=0,
                    help="close keep-alive connections idle this many seconds (0 = never)")
     p.add_argument("--exit-on-stdin-eof", action="store_true",
