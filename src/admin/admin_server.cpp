@@ -1,5 +1,6 @@
 #include "meridian/admin/admin_server.hpp"
 
+#include <atomic>
 #include <chrono>
 
 #include <boost/beast/core/flat_buffer.hpp>
@@ -23,8 +24,9 @@ constexpr std::chrono::seconds kAdminTimeout{10};
 
 class AdminSession : public std::enable_shared_from_this<AdminSession> {
  public:
-  AdminSession(tcp::socket socket, const AdminHooks& hooks)
-      : stream_(std::move(socket)), hooks_(hooks) {}
+  AdminSession(tcp::socket socket, const AdminHooks& hooks,
+               std::shared_ptr<const std::atomic<bool>> closed)
+      : stream_(std::move(socket)), hooks_(hooks), closed_(std::move(closed)) {}
 
   void start() { read(); }
 
@@ -69,7 +71,9 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       response_.result(bhttp::status::not_found);
       response_.body() = "unknown admin path; try /health, /ready or /status\n";
     }
-    response_.keep_alive(request_.keep_alive());
+    // Once the admin listener is closed (drain), every answer ends its connection, so that
+    // no kept-alive monitor holds the main loop open.
+    response_.keep_alive(request_.keep_alive() && !closed_->load());
     response_.prepare_payload();
     if (request_.method() == bhttp::verb::head) response_.body().clear();
     bhttp::async_write(stream_, response_,
@@ -87,6 +91,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
 
   beast::tcp_stream stream_;
   AdminHooks hooks_;
+  std::shared_ptr<const std::atomic<bool>> closed_;
   beast::flat_buffer buffer_{8192};
   bhttp::request<bhttp::string_body> request_;
   bhttp::response<bhttp::string_body> response_;
@@ -107,6 +112,7 @@ void AdminServer::start() {
 }
 
 void AdminServer::close() {
+  closed_->store(true);
   boost::system::error_code ignored;
   acceptor_.close(ignored);
 }
@@ -120,7 +126,8 @@ void AdminServer::do_accept() {
   acceptor_.async_accept(
       [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
         if (ec == asio::error::operation_aborted) return;
-        if (!ec) std::make_shared<AdminSession>(std::move(socket), self->hooks_)->start();
+        if (!ec)
+          std::make_shared<AdminSession>(std::move(socket), self->hooks_, self->closed_)->start();
         self->do_accept();
       });
 }

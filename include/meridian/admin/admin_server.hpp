@@ -4,6 +4,7 @@
 // ready-made message types.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -35,6 +36,8 @@ class AdminServer : public std::enable_shared_from_this<AdminServer> {
 
   boost::asio::ip::tcp::acceptor acceptor_;
   AdminHooks hooks_;
+  // Shared with sessions: set by close(), after which they answer with Connection: close.
+  std::shared_ptr<std::atomic<bool>> closed_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace meridian::admin
