@@ -316,6 +316,8 @@ void HealthChecker::update(std::shared_ptr<const void> owner,
             log::info("health: ", endpoint_name(*endpoint),
                       ": unhealthy -> healthy (health_check removed)");
           }
+          // No probes, no measurement: SPEC 5's measured_ms is 0 until the next one.
+          endpoint->rtt_ewma_us.store(0, std::memory_order_relaxed);
           continue;
         }
         if (next.contains(key)) continue;

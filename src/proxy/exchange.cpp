@@ -98,7 +98,8 @@ void Exchange::note_outcome(bool failed) {
   // run, so healthy traffic does not bounce the counter's cache line between cores.
   auto* e = in_flight_.get();
   const auto& detection = request_.backend->config->outlier_detection;
-  if (e == nullptr || !detection) return;
+  if (e == nullptr || !detection || outcome_noted_) return;
+  outcome_noted_ = true;  // one verdict per attempt (a 5xx head and then a failed body)
   if (!failed) {
     if (e->consecutive_failures.load(std::memory_order_relaxed) != 0) {
       e->consecutive_failures.store(0, std::memory_order_relaxed);
@@ -120,6 +121,7 @@ void Exchange::note_outcome(bool failed) {
 void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& endpoint,
                             bool pooled_ok) {
   ++attempt_;
+  outcome_noted_ = false;
   head_pending_ = true;
   request_writing_ = false;
   request_written_ = false;

@@ -131,6 +131,7 @@ class Exchange final : private net::Deadline {
   std::shared_ptr<UpstreamConnection> up_;
   std::uint64_t attempt_ = 0;
   bool connecting_ = false;
+  bool outcome_noted_ = false;     // outlier detection already counted this attempt
   bool reused_ = false;            // the attempt's connection came from the pool
   bool stale_retry_used_ = false;  // the one free retry after a stale pooled connection
 
