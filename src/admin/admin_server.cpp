@@ -10,6 +10,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "meridian/core/log.hpp"
+#include "meridian/net/acceptor.hpp"
 
 namespace meridian::admin {
 
@@ -99,37 +100,40 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
 
 }  // namespace
 
-AdminServer::AdminServer(asio::io_context& ioc, const tcp::endpoint& endpoint, AdminHooks hooks)
-    : acceptor_(ioc), hooks_(std::move(hooks)) {
-  acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(asio::socket_base::reuse_address(true));
-  acceptor_.bind(endpoint);
-  acceptor_.listen();
+namespace {
+
+tcp::acceptor open_admin_listener(asio::io_context& ioc, const tcp::endpoint& endpoint) {
+  // No SO_REUSEPORT here: a second process on the same admin address must fail to bind.
+  tcp::acceptor acceptor(ioc);
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(asio::socket_base::reuse_address(true));
+  acceptor.bind(endpoint);
+  acceptor.listen();
+  return acceptor;
 }
 
+}  // namespace
+
+AdminServer::AdminServer(asio::io_context& ioc, const tcp::endpoint& endpoint, AdminHooks hooks)
+    // net::Acceptor's loop pauses on accept errors (EMFILE) instead of spinning the main
+    // thread, which also runs the health checker.
+    : acceptor_(std::make_shared<net::Acceptor>(
+          open_admin_listener(ioc, endpoint), "admin",
+          [hooks = std::move(hooks), closed = closed_](tcp::socket socket) {
+            std::make_shared<AdminSession>(std::move(socket), hooks, closed)->start();
+          })) {}
+
 void AdminServer::start() {
-  do_accept();
+  acceptor_->start();
 }
 
 void AdminServer::close() {
   closed_->store(true);
-  boost::system::error_code ignored;
-  acceptor_.close(ignored);
+  acceptor_->close();
 }
 
 tcp::endpoint AdminServer::local_endpoint() const {
-  boost::system::error_code ec;
-  return acceptor_.local_endpoint(ec);
-}
-
-void AdminServer::do_accept() {
-  acceptor_.async_accept(
-      [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
-        if (ec == asio::error::operation_aborted) return;
-        if (!ec)
-          std::make_shared<AdminSession>(std::move(socket), self->hooks_, self->closed_)->start();
-        self->do_accept();
-      });
+  return acceptor_->local_endpoint();
 }
 
 }  // namespace meridian::admin

@@ -25,13 +25,20 @@ std::vector<BackendRuntime> build_backends(const config::Config& config,
                                            std::span<const BackendRuntime> previous) {
   std::vector<BackendRuntime> backends;
   backends.reserve(config.backends.size());
+  std::size_t ordinal = 0;
   for (const auto& b : config.backends) {
     BackendRuntime runtime;
     runtime.config = &b;
+    const auto policy = b.steering.policy;
+    runtime.uses_client_location =
+        !b.steering.rules.empty() ||
+        (b.regions.size() > 1 &&
+         (policy == config::SteeringPolicy::nearest || policy == config::SteeringPolicy::geo));
     runtime.regions.reserve(b.regions.size());
     for (const auto& r : b.regions) {
       RegionRuntime region;
       region.config = &r;
+      region.ordinal = ordinal++;
       region.endpoints.reserve(r.endpoints.size());
       for (const auto& e : r.endpoints) {
         auto state = find_previous(previous, b.name, r.name, e.address.text);

@@ -119,6 +119,13 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
                           std::int64_t now_ns) {
   const config::Backend& cfg = *backend.config;
   const config::Steering& steering = cfg.steering;
+  if (backend.regions.size() == 1 && steering.rules.empty()) {
+    // One region and no fencing: nothing to order or score (the common single-region
+    // backend pays for one eligibility check only).
+    RegionOrder order;
+    order.count = region_eligible(backend.regions[0], cfg.max_connections_per_endpoint, now_ns);
+    return order;
+  }
   const std::size_t n = std::min(backend.regions.size(), RegionOrder::kMax);
 
   // SPEC 5.2: mark the matched rule's regions (by name, among the regions considered).

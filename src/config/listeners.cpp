@@ -182,7 +182,10 @@ Route read_route(Walk& walk, const Field& field, std::size_t listener_index,
     }
   }
   map.read("timeout", route.timeout, AllowZero::no);
-  map.read("retries", route.retries);
+  if (map.read("retries", route.retries) && route.retries > Route::kMaxRetries) {
+    diag.error(*map.get("retries"), "at most " + std::to_string(Route::kMaxRetries) +
+                                        " retries, got " + std::to_string(route.retries));
+  }
   if (auto f = map.get("rate_limit")) route.rate_limit = read_rate_limit(walk, *f);
   return route;
 }

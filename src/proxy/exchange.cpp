@@ -76,7 +76,7 @@ void Exchange::dispatch() {
     const auto& region = request_.backend->regions[order_.index[region_pos_]];
     const auto* picked =
         balancing::pick_endpoint(region, config->balance, config->max_connections_per_endpoint,
-                                 tried_, w_.rotation, now_ns_);
+                                 tried_, w_.rotation(region.ordinal), now_ns_);
     if (picked != nullptr) {
       use_endpoint(*picked, true);
       return;
@@ -420,12 +420,14 @@ void Exchange::finish() {
 
 void Exchange::fail(Failure why) {
   const bool replayable = !response_started_ && !response_delivered_any_ && !body_sent_;
-  const bool may_repeat = request_.idempotent || !request_.has_body;
-  if (why == Failure::reset && reused_ && replayable && may_repeat && !stale_retry_used_ && up_) {
+  const bool bodyless_or_idempotent = request_.idempotent || !request_.has_body;
+  if (why == Failure::reset && reused_ && replayable && bodyless_or_idempotent &&
+      !stale_retry_used_ && up_) {
     // A pooled connection the origin closed just as we sent on it (its idle close crossed
-    // our request on the wire): not the endpoint's fault, and nothing was processed. Send
-    // once more on a fresh connection to the same endpoint, without spending a retry, as
-    // nginx, HAProxy and Envoy do.
+    // our request on the wire): not the endpoint's fault, and an origin that had decided to
+    // close did not process the request. Send once more on a fresh connection to the same
+    // endpoint, without spending a retry, as HAProxy, Envoy and browsers do for a reused
+    // connection -- for a body-less POST too, whose request is complete in head_.
     stale_retry_used_ = true;
     const auto endpoint = up_->endpoint;
     drop_connection();
@@ -434,11 +436,14 @@ void Exchange::fail(Failure why) {
   }
   // SPEC 7: retry on another endpoint after a connect failure, a connect timeout or a reset
   // before any response byte -- never once the client has been given a byte, and only when
-  // the request can be sent again: no body byte went up, and it is idempotent or has no
-  // body at all (a connect failure sent nothing, so it is always safe).
+  // the request can be sent again (no body byte was handed over). A connect failure sent
+  // nothing, so any method is retried; a reset after the request went up on a fresh
+  // connection is retried only for an idempotent method, since the origin may have acted
+  // on it (SPEC 7 "nothing of it was sent"; nginx's default).
   note_outcome(true);
   const bool nothing_sent = why == Failure::connect || why == Failure::connect_timeout;
-  const bool retryable = replayable && (nothing_sent || (why == Failure::reset && may_repeat));
+  const bool retryable =
+      replayable && (nothing_sent || (why == Failure::reset && request_.idempotent));
   if (in_flight_.get() != nullptr) tried_.add(in_flight_.get());
   last_failure_ = why;
   drop_connection();

@@ -234,8 +234,8 @@ void H1Session::begin_exchange(std::size_t head_length) {
   http::write_upstream_request(head, fwd, exchange_.request_head());
   ExchangeRequest request;
   request.backend = &backend;
-  if (snapshot_->geo) {
-    // SPEC 3 step 2, then GeoIP: only when a database is configured.
+  if (snapshot_->geo && backend.uses_client_location) {
+    // SPEC 3 step 2, then GeoIP: only when a database is configured and steering needs it.
     const auto client = http::settle_client_address(peer_address_, head,
                                                     snapshot_->config->client_ip.trusted_proxies);
     request.client = snapshot_->geo->lookup(client);

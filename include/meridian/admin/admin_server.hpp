@@ -12,6 +12,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "meridian/net/acceptor.hpp"
+
 namespace meridian::admin {
 
 struct AdminHooks {
@@ -22,7 +24,7 @@ struct AdminHooks {
   std::function<std::string()> status_json;
 };
 
-class AdminServer : public std::enable_shared_from_this<AdminServer> {
+class AdminServer {
  public:
   // Throws boost::system::system_error when the address cannot be bound.
   AdminServer(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint,
@@ -32,12 +34,10 @@ class AdminServer : public std::enable_shared_from_this<AdminServer> {
   boost::asio::ip::tcp::endpoint local_endpoint() const;
 
  private:
-  void do_accept();
-
-  boost::asio::ip::tcp::acceptor acceptor_;
-  AdminHooks hooks_;
   // Shared with sessions: set by close(), after which they answer with Connection: close.
+  // Declared before acceptor_, whose accept handler holds a copy.
   std::shared_ptr<std::atomic<bool>> closed_ = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<net::Acceptor> acceptor_;
 };
 
 }  // namespace meridian::admin

@@ -16,11 +16,18 @@ namespace meridian::balancing {
 struct RegionRuntime {
   const config::Region* config = nullptr;
   std::vector<std::shared_ptr<EndpointState>> endpoints;
+  // Numbers the regions of all backends of one snapshot 0, 1, 2, ...: the index of this
+  // region's per-worker balancing counter (WorkerContext::rotation), so that round robin and
+  // least_conn ties rotate per region whatever traffic the worker's other regions see.
+  std::size_t ordinal = 0;
 };
 
 struct BackendRuntime {
   const config::Backend* config = nullptr;
   std::vector<RegionRuntime> regions;  // in configuration order
+  // Whether steering looks at where the client is: it has fencing rules, or several regions
+  // and a policy with a geo term. When false the data path skips the GeoIP lookup.
+  bool uses_client_location = false;
 };
 
 // Builds the run-time view of `config`'s backends. Endpoints that `previous` (may be null)

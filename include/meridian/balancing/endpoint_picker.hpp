@@ -11,8 +11,10 @@
 namespace meridian::balancing {
 
 // The endpoints a request has already tried (and failed on); they are skipped on retry.
+// Holds every attempt of one request: the first plus at most Route::kMaxRetries retries
+// (the stale-connection retry reuses its endpoint and adds nothing).
 struct TriedEndpoints {
-  static constexpr std::size_t kMax = 8;
+  static constexpr std::size_t kMax = config::Route::kMaxRetries + 1;
   const EndpointState* items[kMax] = {};
   std::size_t count = 0;
 

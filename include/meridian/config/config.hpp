@@ -126,8 +126,12 @@ struct Route {
   RouteMatch match;
   std::string backend;            // names an existing backend
   std::size_t backend_index = 0;  // index into Config::backends, set by the loader
+  // Bounds `retries` so that the endpoints one request has tried fit a fixed set on the
+  // exchange (balancing::TriedEndpoints); no deployment retries a request 16 times.
+  static constexpr std::uint32_t kMaxRetries = 16;
+
   Duration timeout{30'000};
-  std::uint32_t retries = 2;
+  std::uint32_t retries = 2;  // <= kMaxRetries
   std::optional<RateLimit> rate_limit;
 };
 

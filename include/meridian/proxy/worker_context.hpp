@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 
@@ -26,7 +27,17 @@ struct WorkerContext {
   UpstreamPool pool;
   std::shared_ptr<const Snapshot> snapshot;
   RequestIdGenerator request_ids;
-  std::uint64_t rotation = 0;  // balancing tie-breaks and round robin, per worker
+  // Balancing counters (least_conn tie-breaks, round robin, random draws), one per region
+  // of the snapshot, indexed by RegionRuntime::ordinal.
+  std::vector<std::uint64_t> rotations;
+
+  // The counter of the region with `ordinal`. Grows the vector the first time a snapshot
+  // with more regions is used (the only allocation, once per reload at most); a request
+  // pinned to an older snapshot reuses whatever counter its ordinal names, which is harmless.
+  std::uint64_t& rotation(std::size_t ordinal) {
+    if (ordinal >= rotations.size()) rotations.resize(ordinal + 1, 0);
+    return rotations[ordinal];
+  }
 
   // Node-wide open downstream connections (limits.max_connections); shared by all workers.
   std::atomic<std::uint64_t>* node_connections = nullptr;

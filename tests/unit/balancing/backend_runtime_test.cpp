@@ -214,5 +214,28 @@ TEST(BuildBackends, ChainOfReloadsKeepsTheOriginalState) {
   EXPECT_FALSE(state(b3, 0, 1, 0)->healthy.load());
 }
 
+TEST(BuildBackends, NumbersRegionsAcrossBackends) {
+  // Each region gets its own per-worker balancing counter: ordinals are distinct across
+  // backends, so two backends' round robins never share (and split) one counter.
+  const auto b = build_backends(base_config(), {});
+  EXPECT_EQ(b[0].regions[0].ordinal, 0u);
+  EXPECT_EQ(b[0].regions[1].ordinal, 1u);
+  EXPECT_EQ(b[1].regions[0].ordinal, 2u);
+}
+
+TEST(BuildBackends, UsesClientLocationOnlyWhenSteeringNeedsIt) {
+  config::Config c = base_config();
+  c.backends.push_back(
+      backend("latency", {reg("a", {ep("10.0.3.1", 80)}), reg("b", {ep("10.0.3.2", 80)})}));
+  c.backends.back().steering.policy = config::SteeringPolicy::latency;
+  c.backends.push_back(backend("fenced", {reg("a", {ep("10.0.4.1", 80)})}));
+  c.backends.back().steering.rules.push_back(config::GeoRule{{"EU"}, {}, {"a"}, false});
+  const auto b = build_backends(c, {});
+  EXPECT_TRUE(b[0].uses_client_location);   // nearest, two regions
+  EXPECT_FALSE(b[1].uses_client_location);  // one region: nothing to choose
+  EXPECT_FALSE(b[2].uses_client_location);  // latency policy: no geo term
+  EXPECT_TRUE(b[3].uses_client_location);   // a fencing rule reads the client's continent
+}
+
 }  // namespace
 }  // namespace meridian::balancing

@@ -625,5 +625,23 @@ TEST(Steering, SingleRegion) {
   EXPECT_EQ(o.reason, Reason::nearest);
 }
 
+TEST(Steering, SingleRegionWithoutRulesStillChecksEligibility) {
+  // The single-region shortcut skips scoring, not SPEC 5.1.
+  TestBackend b({{"only", kDublin, 2}});
+  b.endpoint(0, 0).healthy.store(false);
+  EXPECT_EQ(indices(order(b, client_at(kSydney))), (Order{0}));
+  b.endpoint(0, 1).ejected_until_ns.store(kNow + 1);
+  EXPECT_EQ(order(b, client_at(kSydney)).count, 0u);
+}
+
+TEST(Steering, SingleRegionStrictRuleElsewhereGivesNothing) {
+  // With rules present the full path runs: a strict fence that names no region of this
+  // backend leaves no candidate.
+  TestBackend b({{"only", kDublin}});
+  b.add_rule({"OC"}, {}, {"elsewhere"}, /*strict=*/true);
+  EXPECT_EQ(order(b, client_at(kSydney, "AU", "OC")).count, 0u);
+  EXPECT_EQ(indices(order(b, client_at(kFrankfurt, "DE", "EU"))), (Order{0}));
+}
+
 }  // namespace
 }  // namespace meridian::balancing

@@ -314,6 +314,20 @@ backends:
   EXPECT_EQ(result.errors.size(), 4u) << all_errors(result);
 }
 
+TEST(Ranges, RetriesAtMostSixteen) {
+  auto result = load_with_backends(R"(
+listeners:
+  - name: public
+    listen: 127.0.0.1:0
+    routes:
+      - {name: ok, backend: api, retries: 16}
+      - {name: many, backend: api, retries: 17}
+)");
+  EXPECT_TRUE(
+      has_error(result, "listeners[0].routes[1].retries", 6, 45, "at most 16 retries, got 17"));
+  EXPECT_EQ(result.errors.size(), 1u) << all_errors(result);
+}
+
 TEST(Ranges, WeightsThresholdsAndSteeringWeights) {
   auto result = load_with_listeners(R"(
 backends:
