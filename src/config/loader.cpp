@@ -27,7 +27,8 @@ constexpr std::string_view kClientIpKeys[] = {"trusted_proxies"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format"};
 constexpr std::string_view kLimitsKeys[] = {
     "max_request_header_bytes", "max_request_headers", "max_request_body_bytes",
-    "header_timeout",           "idle_timeout",        "max_connections"};
+    "header_timeout",           "idle_timeout",        "max_connections",
+    "max_rate_limit_keys"};
 constexpr std::string_view kStoreKeys[] = {"redis", "timeout", "on_error"};
 
 constexpr Choice<AccessLogFormat> kLogFormats[] = {{"json", AccessLogFormat::json},
@@ -126,6 +127,12 @@ void read_limits(Diagnostics& diag, const Field& field, Limits& limits) {
   map.read("header_timeout", limits.header_timeout, AllowZero::no);
   map.read("idle_timeout", limits.idle_timeout, AllowZero::no);
   map.read("max_connections", limits.max_connections);
+  if (map.read("max_rate_limit_keys", limits.max_rate_limit_keys, 1) &&
+      limits.max_rate_limit_keys > Limits::kMaxRateLimitKeys) {
+    diag.error(*map.get("max_rate_limit_keys"),
+               "at most " + std::to_string(Limits::kMaxRateLimitKeys) + ", got " +
+                   std::to_string(limits.max_rate_limit_keys));
+  }
 }
 
 RateLimitStore read_rate_limit_store(Diagnostics& diag, const Field& field) {

@@ -156,6 +156,17 @@ void write_upstream_request(const RequestHead& head, const RequestForwarding& fw
   out.append("\r\n");
 }
 
+namespace {
+
+// The fields of meridian's own rate limit (SPEC 8); an origin's fields of the same names
+// would contradict them.
+bool is_rate_limit_field(std::string_view name) {
+  return iequals(name, "ratelimit-limit") || iequals(name, "ratelimit-remaining") ||
+         iequals(name, "ratelimit-reset");
+}
+
+}  // namespace
+
 void write_downstream_response(const ResponseHead& head, const ResponseForwarding& fwd,
                                std::string& out) {
   const ConnectionTokens<std::vector<Field>> named(head.fields);
@@ -171,9 +182,11 @@ void write_downstream_response(const ResponseHead& head, const ResponseForwardin
     // upstream body is re-framed below.
     if (iequals(f.name, "transfer-encoding")) continue;
     if (iequals(f.name, "content-length") && fwd.chunked) continue;
+    if (!fwd.rate_limit_headers.empty() && is_rate_limit_field(f.name)) continue;
     append_field(out, f.name, f.value);
   }
   append_field(out, "Via", fwd.via);
+  out.append(fwd.rate_limit_headers);
   if (!fwd.region.empty()) append_field(out, "x-meridian-region", fwd.region);
   if (!fwd.endpoint.empty()) append_field(out, "x-meridian-endpoint", fwd.endpoint);
   if (fwd.chunked) out.append("Transfer-Encoding: chunked\r\n");

@@ -160,6 +160,7 @@ void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
   switch (state_) {
     case State::closed:
     case State::replying:
+    case State::limiting:  // no read is started while the rate limit decides
       return;
     case State::closing:
       if (ec || n == 0) {
@@ -210,6 +211,8 @@ void H1Session::begin_exchange(std::size_t head_length) {
   body_wanted_ = false;
   body_given_consumed_ = 0;
   response_head_sent_ = response_chunked_ = false;
+  limit_ = nullptr;
+  limit_headers_.clear();
 
   if (!refresh_snapshot()) {
     reply(503, "listener is being removed", true);
@@ -232,25 +235,99 @@ void H1Session::begin_exchange(std::size_t head_length) {
   const http::RequestForwarding fwd{peer_, "http", snapshot_->via, request_id,
                                     backend.regions.front().endpoints.front()->address};
   http::write_upstream_request(head, fwd, exchange_.request_head());
-  ExchangeRequest request;
+  const auto route_index = static_cast<std::size_t>(route - listener_->config->routes.data());
+  limit_ = listener_->limits[route_index].get();
+  ExchangeRequest& request = exchange_request_;
+  request = ExchangeRequest{};
   request.backend = &backend;
-  if (snapshot_->geo && backend.uses_client_location) {
-    // SPEC 3 step 2, then GeoIP: only when a database is configured and steering needs it.
-    const auto client = http::settle_client_address(peer_address_, head,
-                                                    snapshot_->config->client_ip.trusted_proxies);
-    request.client = snapshot_->geo->lookup(client);
-  }
   request.node_location = &snapshot_->config->node.location;
   request.retries = route->retries;
   request.idempotent = http::is_idempotent(head.method);
   request.has_body = has_body_;
   request.chunked_body = head.chunked;
   request.head_request = head.method == "HEAD";
-  const bool expect_continue = head.expect_continue && has_body_ && !client_http10_;
+  expect_continue_ = head.expect_continue && has_body_ && !client_http10_;
+  const bool locate = snapshot_->geo && backend.uses_client_location;
+  if (locate || limit_ != nullptr) {
+    // SPEC 3 step 2: only when GeoIP or a rate limit key needs it.
+    const auto client = http::settle_client_address(peer_address_, head,
+                                                    snapshot_->config->client_ip.trusted_proxies);
+    if (locate) request.client = snapshot_->geo->lookup(client);
+    if (limit_ != nullptr) {
+      const auto key = ratelimit::client_key(limit_->config, head, client, key_buffer_);
+      if (limit_->config.scope == config::RateLimitScope::global) {
+        store_key_ = ratelimit::global_key(*limit_, key);
+      } else {
+        // Node-wide and synchronous: decided now, while the key's views are valid.
+        const auto decision =
+            ratelimit::take_local(*limit_, *snapshot_->buckets, key, balancing::steady_now_ns());
+        in_.consume(head_length);
+        on_rate_limit_decision(decision);
+        return;
+      }
+    }
+  }
   in_.consume(head_length);  // the head's views are invalid from here on
-  if (has_body_) in_.reserve(kBodyBuffer);
+  if (limit_ == nullptr) {
+    start_exchange();
+    return;
+  }
+  // scope: global -- one round trip to the store, answered within its timeout.
+  state_ = State::limiting;
+  auto* store = w_.redis.get();
+  if (store == nullptr) {
+    ratelimit::StoreOutcome none;
+    none.error = "no rate_limit_store";
+    on_store_outcome(++limit_tag_, none);
+    return;
+  }
+  store->take(store_key_, limit_->quota, *this, shared_from_this(), ++limit_tag_);
+}
 
-  if (expect_continue) {
+void H1Session::on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome) {
+  if (tag != limit_tag_ || state_ != State::limiting) return;  // abandoned, or closed
+  state_ = State::exchange;
+  if (outcome.ok) {
+    on_rate_limit_decision(
+        ratelimit::gcra_decision(outcome.allowed, outcome.ahead_ns, limit_->quota));
+    return;
+  }
+  // SPEC 8: the store failed or answered late; on_error decides, without RateLimit headers
+  // (there is no count to report).
+  log::debug("rate limit ", limit_->name, ": store unavailable (", outcome.error, ")");
+  const auto& store = snapshot_->config->rate_limit_store;
+  if (store && store->on_error == config::OnError::deny) {
+    reply(503, "rate limit store unavailable", close_after_ || has_body_);
+    return;
+  }
+  start_exchange();
+}
+
+void H1Session::on_rate_limit_decision(const ratelimit::Decision& d) {
+  state_ = State::exchange;
+  auto line = [this](std::string_view name, std::uint64_t value) {
+    char digits[24];
+    const auto r = std::to_chars(digits, digits + sizeof digits, value);
+    limit_headers_.append(name);
+    limit_headers_.append(digits, r.ptr);
+    limit_headers_.append(kCrlf);
+  };
+  line("RateLimit-Limit: ", d.limit);
+  line("RateLimit-Remaining: ", d.remaining);
+  line("RateLimit-Reset: ", d.reset_s);
+  if (d.allowed) {
+    start_exchange();
+    return;
+  }
+  limit_->limited.fetch_add(1, std::memory_order_relaxed);
+  line("Retry-After: ", d.retry_after_s);
+  // A body we will not read makes the connection unusable for a next request.
+  reply(429, "rate limit exceeded", close_after_ || has_body_, limit_headers_);
+}
+
+void H1Session::start_exchange() {
+  if (has_body_) in_.reserve(kBodyBuffer);
+  if (expect_continue_) {
     // The body is welcome: say so at once rather than making the client wait out its
     // expect timeout. The send buffer is empty at this point, so this write completes.
     boost::system::error_code ec;
@@ -260,7 +337,7 @@ void H1Session::begin_exchange(std::size_t head_length) {
       return;
     }
   }
-  exchange_.start(request);
+  exchange_.start(exchange_request_);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -340,7 +417,8 @@ void H1Session::on_response_data(const http::ResponseHead* head, const http::Bod
         close_after_,
         client_http10_ && !close_after_,
         named ? std::string_view(endpoint->region) : std::string_view{},
-        named ? std::string_view(endpoint->address) : std::string_view{}};
+        named ? std::string_view(endpoint->address) : std::string_view{},
+        limit_headers_};
     http::write_downstream_response(*head, fwd, down_head_);
     resp_bufs_.emplace_back(down_head_.data(), down_head_.size());
   }
@@ -382,8 +460,8 @@ void H1Session::on_exchange_failed(unsigned status, std::string_view cause, bool
     close();  // the client has part of a response; only a close tells it that it is cut
     return;
   }
-  reply(status, cause, close_after_ || !request_complete(),
-        retry_after ? "Retry-After: 1\r\n" : "");
+  if (retry_after) limit_headers_.append("Retry-After: 1\r\n");
+  reply(status, cause, close_after_ || !request_complete(), limit_headers_);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -471,6 +549,14 @@ void H1Session::on_deadline() {
         reply(408, "request head not received within header_timeout", true);
       } else {
         close();  // a connection that never sent a byte gets no answer, as in nginx
+      }
+      return;
+    case State::limiting:
+      if (net::Clock::now() < request_deadline_) {
+        arm(request_deadline_);
+      } else {
+        ++limit_tag_;  // the store's answer, when it comes, is for nobody
+        reply(504, "rate limit store did not answer within the route timeout", true);
       }
       return;
     case State::exchange:

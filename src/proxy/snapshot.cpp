@@ -2,6 +2,20 @@
 
 namespace meridian::proxy {
 
+namespace {
+
+std::shared_ptr<ratelimit::RouteLimit> find_limit(const ListenerRuntime& listener,
+                                                  const std::string& listener_name,
+                                                  const std::string& route_name,
+                                                  const config::RateLimit& limit) {
+  for (const auto& l : listener.limits) {
+    if (l && l->same_as(listener_name, route_name, limit)) return l;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 int Snapshot::listener_index(const std::string& name) const {
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     if (listeners[i].config->name == name) return static_cast<int>(i);
@@ -21,8 +35,34 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
   s->generation = generation;
   s->via = "1.1 " + s->config->node.name;
   s->listeners.reserve(s->config->listeners.size());
+  bool client_keys = false;
   for (const auto& l : s->config->listeners) {
-    s->listeners.push_back(ListenerRuntime{&l, http::Router(l.routes)});
+    ListenerRuntime runtime{&l, http::Router(l.routes), {}};
+    const ListenerRuntime* before = nullptr;
+    if (previous != nullptr) {
+      const int index = previous->listener_index(l.name);
+      if (index >= 0) before = &previous->listeners[static_cast<std::size_t>(index)];
+    }
+    for (const auto& route : l.routes) {
+      std::shared_ptr<ratelimit::RouteLimit> limit;
+      if (route.rate_limit) {
+        if (before != nullptr) limit = find_limit(*before, l.name, route.name, *route.rate_limit);
+        if (!limit)
+          limit = std::make_shared<ratelimit::RouteLimit>(l.name, route.name, *route.rate_limit);
+        client_keys = client_keys || (route.rate_limit->scope == config::RateLimitScope::local &&
+                                      route.rate_limit->key != config::RateLimitKey::route);
+      }
+      runtime.limits.push_back(std::move(limit));
+    }
+    s->listeners.push_back(std::move(runtime));
+  }
+  if (client_keys) {
+    const std::uint64_t max_keys = s->config->limits.max_rate_limit_keys;
+    if (previous != nullptr && previous->buckets && previous->buckets->max_keys() == max_keys) {
+      s->buckets = previous->buckets;
+    } else {
+      s->buckets = std::make_shared<ratelimit::LocalBuckets>(static_cast<std::size_t>(max_keys));
+    }
   }
   s->backends = balancing::build_backends(
       *s->config, previous != nullptr

@@ -28,6 +28,7 @@ Worker::~Worker() {
     a->close();
   ctx_.pool.clear();
   ctx_.deadlines.abort_all();
+  ctx_.redis.reset();  // answers what waits on it; the sessions are closed and ignore it
   try {
     ioc_.restart();
     ioc_.poll();
@@ -47,8 +48,18 @@ tcp::endpoint Worker::listener_endpoint(std::size_t i) const {
   return acceptors_.at(i)->local_endpoint();
 }
 
-void Worker::start(std::shared_ptr<const proxy::Snapshot> snapshot) {
+void Worker::install(std::shared_ptr<const proxy::Snapshot> snapshot) {
   ctx_.snapshot = std::move(snapshot);
+  const auto& store = ctx_.snapshot->config->rate_limit_store;
+  if (!store) {
+    ctx_.redis.reset();
+  } else if (!ctx_.redis || !ctx_.redis->serves(*store)) {
+    ctx_.redis = std::make_unique<ratelimit::RedisStore>(ioc_, *store);
+  }
+}
+
+void Worker::start(std::shared_ptr<const proxy::Snapshot> snapshot) {
+  install(std::move(snapshot));
   for (auto& a : acceptors_)
     a->start();
   tick();
@@ -64,7 +75,7 @@ void Worker::start(std::shared_ptr<const proxy::Snapshot> snapshot) {
 }
 
 void Worker::publish(std::shared_ptr<const proxy::Snapshot> snapshot) {
-  asio::post(ioc_, [this, s = std::move(snapshot)]() mutable { ctx_.snapshot = std::move(s); });
+  asio::post(ioc_, [this, s = std::move(snapshot)]() mutable { install(std::move(s)); });
 }
 
 void Worker::drain() {

@@ -91,6 +91,10 @@ struct Limits {
   Duration header_timeout{10'000};
   Duration idle_timeout{60'000};
   std::uint64_t max_connections = 0;  // per node, 0 = unlimited
+  // Extension: client keys of scope-local rate limits held at once, node-wide (SPEC 8
+  // "bounded"); the least recently used is forgotten beyond it. At most 40 bytes each.
+  static constexpr std::uint64_t kMaxRateLimitKeys = 100'000'000;
+  std::uint64_t max_rate_limit_keys = 1'000'000;
 };
 
 struct TlsCertificate {

@@ -39,6 +39,9 @@ struct ResponseForwarding {
   bool keep_alive_10 = false;  // an HTTP/1.0 client that asked for keep-alive, and gets it
   std::string_view region;     // debug headers, when not empty (SPEC 2 debug_headers)
   std::string_view endpoint;
+  // meridian's RateLimit-* lines (SPEC 8), complete "Name: value\r\n" lines, or empty. When
+  // present, the origin's own RateLimit-Limit/-Remaining/-Reset fields are dropped.
+  std::string_view rate_limit_headers;
 };
 
 // Writes the client response head into `out` (replacing its contents).

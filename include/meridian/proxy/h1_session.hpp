@@ -27,12 +27,15 @@
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/proxy/exchange.hpp"
 #include "meridian/proxy/worker_context.hpp"
+#include "meridian/ratelimit/redis_store.hpp"
+#include "meridian/ratelimit/route_limit.hpp"
 
 namespace meridian::proxy {
 
 class H1Session final : public std::enable_shared_from_this<H1Session>,
                         private net::Deadline,
-                        private ExchangeSink {
+                        private ExchangeSink,
+                        private ratelimit::StoreWaiter {
  public:
   H1Session(WorkerContext& worker, boost::asio::ip::tcp::socket socket, std::string listener_name);
   ~H1Session() override;
@@ -40,7 +43,8 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void start();
 
  private:
-  enum class State { head, idle, exchange, replying, closing, closed };
+  // limiting: a request waits for the rate limit store's verdict (scope: global).
+  enum class State { head, idle, limiting, exchange, replying, closing, closed };
 
   // -- client reads (one at a time; what the bytes mean depends on state_)
   void read_client();
@@ -51,6 +55,11 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   bool try_parse_head();  // true when an exchange started or the session is answering
   void begin_exchange(std::size_t head_length);
   bool refresh_snapshot();
+
+  // -- rate limit (SPEC 8), between routing and the exchange
+  void on_rate_limit_decision(const ratelimit::Decision& decision);
+  void on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome) override;
+  void start_exchange();
 
   // -- request body, client -> exchange
   void pump_request_body();
@@ -97,6 +106,13 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
 
   // The request in progress.
   Exchange exchange_;
+  ExchangeRequest exchange_request_;  // held while the rate limit decides
+  bool expect_continue_ = false;
+  ratelimit::RouteLimit* limit_ = nullptr;  // the route's limit (owned by snapshot_), or null
+  std::uint64_t limit_tag_ = 0;             // names the store answer this request waits for
+  std::string limit_headers_;               // RateLimit-* lines for the response, or empty
+  std::string store_key_;                   // the bucket's Redis key (scope: global)
+  ratelimit::KeyBuffer key_buffer_{};
   bool has_body_ = false;
   bool client_keep_alive_ = true;
   bool client_http10_ = false;

@@ -14,12 +14,16 @@
 #include "meridian/config/config.hpp"
 #include "meridian/geo/geo_locator.hpp"
 #include "meridian/http/router.hpp"
+#include "meridian/ratelimit/local_buckets.hpp"
+#include "meridian/ratelimit/route_limit.hpp"
 
 namespace meridian::proxy {
 
 struct ListenerRuntime {
   const config::Listener* config = nullptr;
   http::Router router;
+  // Parallel to config->routes: each route's rate limit state (SPEC 8), null without one.
+  std::vector<std::shared_ptr<ratelimit::RouteLimit>> limits;
 };
 
 struct Snapshot {
@@ -31,13 +35,18 @@ struct Snapshot {
   // worker; null when geoip.database is "". A reload opens the file anew, so a replaced
   // database is picked up.
   std::shared_ptr<const geo::GeoLocator> geo;
+  // The node-wide buckets of scope-local client keys (SPEC 8), bounded by
+  // limits.max_rate_limit_keys; null when no route needs them. Carried over from the
+  // previous snapshot while the bound stays the same, like the route limits.
+  std::shared_ptr<ratelimit::LocalBuckets> buckets;
   std::uint64_t generation = 0;
 
   // Index of the listener named `name`, or -1. O(listeners); used when a session first sees a
   // new snapshot, not per request.
   int listener_index(const std::string& name) const;
 
-  // `previous` (may be null) lends its endpoint states to endpoints present in both.
+  // `previous` (may be null) lends its endpoint states to endpoints present in both, and its
+  // rate limit state to routes (by listener and name) whose limit is unchanged.
   // Returns null with `error` set when a resource cannot be opened (the GeoIP database).
   static std::shared_ptr<const Snapshot> build(std::shared_ptr<const config::Config> config,
                                                const Snapshot* previous, std::uint64_t generation,

@@ -16,6 +16,7 @@
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/proxy/snapshot.hpp"
 #include "meridian/proxy/upstream_pool.hpp"
+#include "meridian/ratelimit/redis_store.hpp"
 
 namespace meridian::proxy {
 
@@ -38,6 +39,10 @@ struct WorkerContext {
     if (ordinal >= rotations.size()) rotations.resize(ordinal + 1, 0);
     return rotations[ordinal];
   }
+
+  // This worker's connection to the rate limit store (SPEC 8 scope: global); null when the
+  // snapshot in force has no rate_limit_store. Replaced when a reload changes the store.
+  std::unique_ptr<ratelimit::RedisStore> redis;
 
   // Node-wide open downstream connections (limits.max_connections); shared by all workers.
   std::atomic<std::uint64_t>* node_connections = nullptr;

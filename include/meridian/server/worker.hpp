@@ -42,6 +42,9 @@ class Worker {
   bool finished() const { return finished_.load(std::memory_order_acquire); }
 
  private:
+  // Worker thread (or main before start): the snapshot in force, and the rate limit store
+  // connection it asks for.
+  void install(std::shared_ptr<const proxy::Snapshot> snapshot);
   void tick();
   void on_accept(const std::string& listener, boost::asio::ip::tcp::socket socket);
 

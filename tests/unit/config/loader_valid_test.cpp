@@ -33,6 +33,7 @@ limits:
   header_timeout: 5s
   idle_timeout: 2m
   max_connections: 10000
+  max_rate_limit_keys: 50000
 listeners:
   - name: public
     listen: 0.0.0.0:18080
@@ -183,6 +184,7 @@ TEST_F(FullConfig, ClientIpAccessLogLimits) {
   EXPECT_EQ(c.limits.header_timeout, milliseconds(5'000));
   EXPECT_EQ(c.limits.idle_timeout, milliseconds(120'000));
   EXPECT_EQ(c.limits.max_connections, 10'000u);
+  EXPECT_EQ(c.limits.max_rate_limit_keys, 50'000u);
 }
 
 TEST_F(FullConfig, PlainListenerAndRoutes) {
@@ -384,6 +386,7 @@ TEST(Defaults, TopLevel) {
   EXPECT_EQ(c.limits.header_timeout, milliseconds(10'000));
   EXPECT_EQ(c.limits.idle_timeout, milliseconds(60'000));
   EXPECT_EQ(c.limits.max_connections, 0u);
+  EXPECT_EQ(c.limits.max_rate_limit_keys, 1'000'000u);
   EXPECT_FALSE(c.rate_limit_store.has_value());
 }
 

@@ -445,6 +445,24 @@ TEST(DownstreamResponse, ViaAdded) {
   EXPECT_EQ(h.joined("Via"), "1.1 origin-proxy, 1.1 edge-fra-1");
 }
 
+TEST(DownstreamResponse, RateLimitHeadersReplaceTheOrigins) {
+  const auto origin = response({{"RateLimit-Limit", "1000"},
+                                {"ratelimit-remaining", "999"},
+                                {"RateLimit-Reset", "1"},
+                                {"RateLimit-Policy", "1000;w=1"},
+                                {"Content-Length", "0"}});
+  // Without a limit of meridian's, the origin's fields pass.
+  auto h = downstream(origin);
+  EXPECT_EQ(h.one("RateLimit-Limit"), "1000");
+  ResponseForwarding f = rfwd();
+  f.rate_limit_headers = "RateLimit-Limit: 10\r\nRateLimit-Remaining: 9\r\nRateLimit-Reset: 6\r\n";
+  h = downstream(origin, f);
+  EXPECT_EQ(h.one("RateLimit-Limit"), "10");
+  EXPECT_EQ(h.one("RateLimit-Remaining"), "9");
+  EXPECT_EQ(h.one("RateLimit-Reset"), "6");
+  EXPECT_EQ(h.one("RateLimit-Policy"), "1000;w=1");  // not one of the three; passes
+}
+
 TEST(DownstreamResponse, ContentLengthKeptWhenNotReframed) {
   const auto h = downstream(response({{"Content-Type", "text/plain"}, {"Content-Length", "42"}}));
   EXPECT_EQ(h.one("Content-Length"), "42");
