@@ -82,8 +82,9 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     std::uint64_t tag = 0;
   };
 
-  Impl(asio::io_context& io, const config::RateLimitStore& c)
+  Impl(asio::io_context& io, const config::RateLimitStore& c, std::atomic<std::uint32_t>* count)
       : ioc(io),
+        connected_count(count),
         config(c),
         host(c.redis.resolved.address().to_string()),
         port(c.redis.resolved.port()),
@@ -94,6 +95,7 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
         connect_timer(io) {}
 
   asio::io_context& ioc;
+  std::atomic<std::uint32_t>* const connected_count;
   const config::RateLimitStore config;
   const std::string host;
   const int port;
@@ -101,7 +103,7 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
   const Clock::duration stuck_after;
 
   redisAsyncContext* ac = nullptr;
-  bool connected = false;
+  bool connected = false;  // change only through set_connected()
   bool closing = false;
   bool down_logged = false;
   milliseconds backoff = kBackoffMin;
@@ -121,6 +123,18 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
   asio::steady_timer connect_timer;  // a dial that never completes
 
   // ---- connection -----------------------------------------------------------------------
+
+  void set_connected(bool up) {
+    if (up == connected) return;
+    connected = up;
+    if (connected_count != nullptr) {
+      if (up) {
+        connected_count->fetch_add(1, std::memory_order_relaxed);
+      } else {
+        connected_count->fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
+  }
 
   void connect() {
     if (closing || ac != nullptr) return;
@@ -165,11 +179,11 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
       // answered through their callbacks with no reply.
       report_down(error);
       ac = nullptr;
-      connected = false;
+      set_connected(false);
       schedule_reconnect();
       return;
     }
-    connected = true;
+    set_connected(true);
     backoff = kBackoffMin;
     if (down_logged) log::info("rate_limit_store: connected to ", config.redis.text);
     down_logged = false;
@@ -178,7 +192,7 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
   void on_disconnect(int status, const char* error) {
     const bool was_connected = connected;
     ac = nullptr;
-    connected = false;
+    set_connected(false);
     if (closing) return;
     if (was_connected) {
       report_down(status == REDIS_OK ? "connection closed" : error);
@@ -210,7 +224,7 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     const bool was_connected = connected;
     redisAsyncFree(c);  // may re-enter on_disconnect and the reply callbacks
     ac = nullptr;
-    connected = false;
+    set_connected(false);
     if (!was_connected && !closing) schedule_reconnect();
   }
 
@@ -407,8 +421,9 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-RedisStore::RedisStore(asio::io_context& ioc, const config::RateLimitStore& config)
-    : impl_(std::make_shared<Impl>(ioc, config)) {
+RedisStore::RedisStore(asio::io_context& ioc, const config::RateLimitStore& config,
+                       std::atomic<std::uint32_t>* connected_count)
+    : impl_(std::make_shared<Impl>(ioc, config, connected_count)) {
   impl_->connect();
 }
 

@@ -58,6 +58,7 @@ struct Server::Impl {
   std::shared_ptr<const proxy::Snapshot> snapshot;  // main thread's view of the current one
   std::uint64_t generation = 0;
   std::atomic<std::uint64_t> node_connections{0};
+  std::atomic<std::uint32_t> store_connections{0};  // workers connected to Redis
   std::vector<std::unique_ptr<Worker>> workers;
   std::shared_ptr<admin::AdminServer> admin;
   asio::signal_set signals{ioc};
@@ -97,7 +98,7 @@ bool Server::Impl::bind_listeners() {
   std::size_t n = config.workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   for (std::size_t i = 0; i < n; ++i) {
-    workers.push_back(std::make_unique<Worker>(i, node_connections));
+    workers.push_back(std::make_unique<Worker>(i, node_connections, store_connections));
   }
   for (std::size_t l = 0; l < config.listeners.size(); ++l) {
     const auto& listener = config.listeners[l];
@@ -123,7 +124,10 @@ bool Server::Impl::bind_listeners() {
         if (draining) return "draining";
         return unready_reason(*snapshot);
       };
-      hooks.status_json = [this] { return status_json(*snapshot, reload_status, draining); };
+      hooks.status_json = [this] {
+        return status_json(*snapshot, reload_status, draining,
+                           StoreConnections{store_connections.load(), workers.size()});
+      };
       admin = std::make_shared<admin::AdminServer>(ioc, config.admin.listen->resolved,
                                                    std::move(hooks));
     } catch (const boost::system::system_error& e) {

@@ -42,8 +42,8 @@ void append_number(std::string& out, double v) {
 
 }  // namespace
 
-std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload,
-                        bool draining) {
+std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload, bool draining,
+                        StoreConnections store) {
   const auto now = balancing::steady_now_ns();
   std::string out;
   out.reserve(4096);
@@ -102,7 +102,37 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
     }
     out.append("]}");
   }
-  out.append("]}\n");
+  out.append("],\"rate_limits\":{\"keys\":");
+  out.append(std::to_string(snapshot.buckets ? snapshot.buckets->size() : 0));
+  out.append(",\"max_keys\":");
+  out.append(std::to_string(snapshot.config->limits.max_rate_limit_keys));
+  if (snapshot.config->rate_limit_store) {
+    out.append(",\"store\":{\"address\":");
+    append_json_string(out, snapshot.config->rate_limit_store->redis.text);
+    out.append(",\"workers_connected\":");
+    out.append(std::to_string(store.up));
+    out.append(",\"workers\":");
+    out.append(std::to_string(store.workers));
+    out.push_back('}');
+  }
+  out.append(",\"routes\":[");
+  bool first_limit = true;
+  for (const auto& l : snapshot.listeners) {
+    for (const auto& limit : l.limits) {
+      if (!limit) continue;
+      if (!first_limit) out.push_back(',');
+      first_limit = false;
+      out.append("{\"route\":");
+      append_json_string(out, limit->name);
+      out.append(",\"scope\":");
+      out.append(limit->config.scope == config::RateLimitScope::global ? "\"global\""
+                                                                       : "\"local\"");
+      out.append(",\"limited\":");
+      out.append(std::to_string(limit->limited.load(std::memory_order_relaxed)));
+      out.push_back('}');
+    }
+  }
+  out.append("]}}\n");
   return out;
 }
 

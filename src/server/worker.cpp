@@ -10,8 +10,9 @@ namespace meridian::server {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-Worker::Worker(std::size_t index, std::atomic<std::uint64_t>& node_connections)
-    : index_(index), ctx_(ioc_), ticker_(ioc_) {
+Worker::Worker(std::size_t index, std::atomic<std::uint64_t>& node_connections,
+               std::atomic<std::uint32_t>& store_connections)
+    : index_(index), ctx_(ioc_), ticker_(ioc_), store_connections_(store_connections) {
   ctx_.node_connections = &node_connections;
   ctx_.on_drained = [this] { ioc_.stop(); };
 }
@@ -54,7 +55,7 @@ void Worker::install(std::shared_ptr<const proxy::Snapshot> snapshot) {
   if (!store) {
     ctx_.redis.reset();
   } else if (!ctx_.redis || !ctx_.redis->serves(*store)) {
-    ctx_.redis = std::make_unique<ratelimit::RedisStore>(ioc_, *store);
+    ctx_.redis = std::make_unique<ratelimit::RedisStore>(ioc_, *store, &store_connections_);
   }
 }
 

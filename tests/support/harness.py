@@ -9,6 +9,7 @@ Overview
 Processes
   Origin(...)              test origin server (origin.py) in a subprocess; context manager
   Meridian(config, ...)    the proxy under test in a subprocess; context manager
+  RedisServer()            redis-server on a free loopback port; kill / pause / restart
   run_meridian_check(cfg)  `meridian --check --config` -> (exit_code, stdout, stderr)
   meridian_bin()           path of the binary under test
 
@@ -998,6 +999,134 @@ class Origin:
     def close_idle(self):
         """FIN-close every idle keep-alive connection to the origin; returns how many."""
         return self._control("POST", "/__control/close_idle")["closed"]
+
+
+# ============================================================================================
+# Redis
+
+
+class RedisServer:
+    """A real redis-server (Debian's package) on a free 127.0.0.1 port, without persistence.
+
+        with RedisServer() as redis:
+            redis.command("SET", "k", "v")
+            redis.kill(); redis.start()     # same port: clients can reconnect
+
+    pause() / resume() stop and continue the process (SIGSTOP / SIGCONT): connections stay
+    open but nothing is answered, like a hung server."""
+
+    def __init__(self, port=None, start_timeout=10.0):
+        self.port = port or free_port()
+        self.start_timeout = start_timeout
+        self.proc = None
+        self.dir = None
+        self._paused = False
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def address(self):
+        return f"{LOCALHOST}:{self.port}"
+
+    def start(self):
+        if self.running:
+            return self
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (tests/install-deps.sh installs "
+                               "it)")
+        self.dir = self.dir or tempfile.mkdtemp(prefix="redis-test-")
+        argv = [binary, "--port", str(self.port), "--bind", LOCALHOST, "--save", "",
+                "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
+                "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")]
+        self.proc = subprocess.Popen(_die_with_parent_argv(argv), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _register(self.proc)
+        self._paused = False
+
+        def pong():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+            return self.command("PING") == "PONG"
+        wait_until(pong, self.start_timeout, message=f"redis-server on {self.address}")
+        return self
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            if self._paused:
+                proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        _unregister(proc)
+        self._paused = False
+
+    def kill(self):
+        """SIGKILL: Redis dies at once, as in a crash; its clients see their connections
+        reset."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        self.stop()
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+        self._paused = False
+
+    def command(self, *args, timeout=5.0):
+        """Send one command on a fresh connection; return the decoded reply (str, int, list
+        or None). An error reply raises RuntimeError."""
+        payload = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            payload += b"$%d\r\n%s\r\n" % (len(a), a)
+        with socket.create_connection((LOCALHOST, self.port), timeout=timeout) as sock:
+            sock.sendall(payload)
+            reader = _Reader(sock.recv_into)
+            return self._read_reply(reader)
+
+    def _read_reply(self, reader):
+        line = reader.readline().rstrip(b"\r\n")
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(f"redis error: {rest.decode()}")
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = bytearray()
+            reader.read_exact(n + 2, data.extend)
+            return bytes(data[:-2]).decode(errors="replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read_reply(reader) for _ in range(n)]
+        raise ProtocolError(f"unexpected redis reply {line!r}")
+
+    def keys(self, pattern="*"):
+        return sorted(self.command("KEYS", pattern))
 
 
 def unittest_skip_types():

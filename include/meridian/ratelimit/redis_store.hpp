@@ -18,6 +18,7 @@
 // Thread: the owning worker only.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -48,7 +49,9 @@ class StoreWaiter {
 
 class RedisStore {
  public:
-  RedisStore(boost::asio::io_context& ioc, const config::RateLimitStore& config);
+  // `connected_count` (may be null) counts this store while its connection is up.
+  RedisStore(boost::asio::io_context& ioc, const config::RateLimitStore& config,
+             std::atomic<std::uint32_t>* connected_count = nullptr);
   ~RedisStore();
   RedisStore(const RedisStore&) = delete;
   RedisStore& operator=(const RedisStore&) = delete;

@@ -17,7 +17,14 @@ struct ReloadStatus {
   std::string last_time;             // RFC 3339 UTC, "" before the first reload
 };
 
-std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload, bool draining);
+// Workers whose connection to the rate limit store is up, of all workers.
+struct StoreConnections {
+  std::uint32_t up = 0;
+  std::size_t workers = 0;
+};
+
+std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload, bool draining,
+                        StoreConnections store = {});
 
 // Why the snapshot cannot serve every backend (a backend with no eligible region), or "".
 std::string unready_reason(const proxy::Snapshot& snapshot);

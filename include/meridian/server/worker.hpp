@@ -20,7 +20,9 @@ namespace meridian::server {
 
 class Worker {
  public:
-  Worker(std::size_t index, std::atomic<std::uint64_t>& node_connections);
+  // The counters are node-wide, owned by the server and shared by every worker.
+  Worker(std::size_t index, std::atomic<std::uint64_t>& node_connections,
+         std::atomic<std::uint32_t>& store_connections);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -55,6 +57,7 @@ class Worker {
   std::vector<std::shared_ptr<net::Acceptor>> acceptors_;
   std::thread thread_;
   std::atomic<bool> finished_{false};
+  std::atomic<std::uint32_t>& store_connections_;
 };
 
 }  // namespace meridian::server
