@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from harness import HttpConn, Meridian, Origin, split_address, wait_until
+from harness import HttpConn, Meridian, OneOriginTestCase, Origin, wait_until
 
 CONFIG = """
 node: {name: edge-rl}
@@ -64,28 +64,8 @@ def concurrent_gets(address, path, n, source=None, headers=None):
     return results
 
 
-class LocalRateLimitTest(unittest.TestCase):
-    WORKERS = 2
-
-    @classmethod
-    def setUpClass(cls):
-        cls.origin = Origin("o1").start()
-        try:
-            cls.meridian = Meridian(CONFIG % {"workers": cls.WORKERS},
-                                    {"o1": cls.origin.address}).__enter__()
-        except BaseException:
-            cls.origin.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.meridian.__exit__(None, None, None)
-        finally:
-            cls.origin.stop()
-
-    def setUp(self):
-        self.origin.reset_stats()
+class LocalRateLimitTest(OneOriginTestCase):
+    CONFIG = CONFIG % {"workers": 2}
 
     def assert_limited(self, r, limit):
         self.assertEqual(r.status, 429, r)
