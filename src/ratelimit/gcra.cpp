@@ -47,6 +47,10 @@ Decision gcra_decision(bool allowed, std::int64_t ahead_ns, const Quota& quota) 
 }
 
 Decision gcra_take(std::int64_t& tat, std::int64_t now_ns, const Quota& quota) {
+  // TAT never runs more than capacity ahead under one quota; after a reload that shrank the
+  // capacity it may, and is clamped (and kept clamped, even on a refusal) so that the client
+  // waits at most one new bucket's time.
+  tat = std::min(tat, now_ns + quota.capacity_ns);
   const std::int64_t start = std::max(tat, now_ns);
   const std::int64_t next = start + quota.interval_ns;
   if (next - now_ns > quota.capacity_ns) return gcra_decision(false, start - now_ns, quota);
@@ -59,7 +63,11 @@ Decision gcra_take(std::atomic<std::int64_t>& tat, std::int64_t now_ns, const Qu
   while (true) {
     std::int64_t updated = current;
     const Decision d = gcra_take(updated, now_ns, quota);
-    if (!d.allowed) return d;
+    if (!d.allowed) {
+      // A refusal writes only a clamp (see above), and only if nobody moved TAT meanwhile.
+      if (updated != current) tat.compare_exchange_strong(current, updated);
+      return d;
+    }
     if (tat.compare_exchange_weak(current, updated, std::memory_order_relaxed)) return d;
   }
 }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <exception>
 #include <optional>
 #include <vector>
 
@@ -36,8 +37,14 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
+local clamped = tat > now + capacity  -- the limit shrank since this bucket was written
+if clamped then tat = now + capacity end
 local nxt = tat + interval
 if nxt - now > capacity then
+  if clamped then
+    redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX',
+               math.ceil((tat - now) / 1000) + 1000)
+  end
   return {0, math.floor(tat - now)}
 end
 redis.call('SET', KEYS[1], string.format('%.3f', nxt), 'PX',
@@ -103,7 +110,9 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
   const Clock::duration stuck_after;
 
   redisAsyncContext* ac = nullptr;
-  bool connected = false;  // change only through set_connected()
+  bool connected = false;       // change only through set_connected()
+  bool script_loading = false;  // a SCRIPT LOAD is on its way
+  bool error_logged = false;    // an error reply was logged on this connection
   bool closing = false;
   bool down_logged = false;
   milliseconds backoff = kBackoffMin;
@@ -147,6 +156,8 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     ++generation;
+    script_loading = false;
+    error_logged = false;
     ac->data = this;
     ac->ev.data = this;
     ac->ev.addRead = [](void* p) { static_cast<Impl*>(p)->set_read(true); };
@@ -160,7 +171,15 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     redisAsyncSetDisconnectCallback(ac, [](const redisAsyncContext* c, int status) {
       static_cast<Impl*>(c->data)->on_disconnect(status, c->errstr);
     });
-    socket.emplace(ioc, ac->c.fd);
+    try {
+      socket.emplace(ioc, ac->c.fd);
+    } catch (const std::exception& e) {  // epoll registration failed (out of resources)
+      report_down(e.what());
+      redisAsyncFree(ac);
+      ac = nullptr;
+      schedule_reconnect();
+      return;
+    }
     want_read = want_write = read_armed = write_armed = false;
     // Queued at once: hiredis writes it when the connect completes, ahead of any take().
     send_script_load();
@@ -184,7 +203,6 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     set_connected(true);
-    backoff = kBackoffMin;
     if (down_logged) log::info("rate_limit_store: connected to ", config.redis.text);
     down_logged = false;
   }
@@ -255,6 +273,10 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
                        [self = shared_from_this(), g = generation](auto ec) {
                          if (g != self->generation) return;
                          self->read_armed = false;
+                         if (ec && ec != asio::error::operation_aborted) {
+                           self->drop_connection();  // the descriptor is unusable
+                           return;
+                         }
                          if (ec || self->ac == nullptr || !self->want_read) return;
                          redisAsyncHandleRead(self->ac);
                          if (g == self->generation && self->ac != nullptr && self->want_read) {
@@ -270,6 +292,10 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
                        [self = shared_from_this(), g = generation](auto ec) {
                          if (g != self->generation) return;
                          self->write_armed = false;
+                         if (ec && ec != asio::error::operation_aborted) {
+                           self->drop_connection();
+                           return;
+                         }
                          if (ec || self->ac == nullptr || !self->want_write) return;
                          redisAsyncHandleWrite(self->ac);
                          if (g == self->generation && self->ac != nullptr && self->want_write) {
@@ -281,13 +307,17 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
   // ---- commands -----------------------------------------------------------------------------
 
   void send_script_load() {
+    if (script_loading) return;
     Pending p;
     p.script = true;
     p.answered = true;  // nobody waits for it
     p.sent = p.deadline = Clock::now();
-    if (redisAsyncCommand(ac, &Impl::on_reply, this, "SCRIPT LOAD %s", kScript) == REDIS_OK) {
-      pending.push_back(std::move(p));
+    pending.push_back(std::move(p));  // first: a throw must not leave a command unmatched
+    if (redisAsyncCommand(ac, &Impl::on_reply, this, "SCRIPT LOAD %s", kScript) != REDIS_OK) {
+      pending.pop_back();
+      return;
     }
+    script_loading = true;
   }
 
   void take(const std::string& key, const Quota& quota, StoreWaiter& waiter,
@@ -301,19 +331,20 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     char capacity[32];
     format_us(interval, quota.interval_ns);
     format_us(capacity, quota.capacity_ns);
-    const int rc = redisAsyncCommand(ac, &Impl::on_reply, this, "EVALSHA %s 1 %b %s %s",
-                                     sha.c_str(), key.data(), key.size(), interval, capacity);
-    if (rc != REDIS_OK) {
-      fail_soon(waiter, std::move(keepalive), tag, "redis command could not be queued");
-      return;
-    }
     Pending p;
     p.sent = Clock::now();
     p.deadline = p.sent + config.timeout;
     p.waiter = &waiter;
-    p.keepalive = std::move(keepalive);
     p.tag = tag;
-    pending.push_back(std::move(p));
+    pending.push_back(std::move(p));  // first: a throw must not leave a command unmatched
+    const int rc = redisAsyncCommand(ac, &Impl::on_reply, this, "EVALSHA %s 1 %b %s %s",
+                                     sha.c_str(), key.data(), key.size(), interval, capacity);
+    if (rc != REDIS_OK) {
+      pending.pop_back();
+      fail_soon(waiter, std::move(keepalive), tag, "redis command could not be queued");
+      return;
+    }
+    pending.back().keepalive = std::move(keepalive);
     const auto deadline = pending.back().deadline;
     if (!timer_armed || deadline < timer.expiry()) arm_timer(deadline);
   }
@@ -336,28 +367,38 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     Pending p = std::move(pending.front());
     pending.pop_front();
     if (p.script) {
-      // No reply: the connection failed, which on_connect/on_disconnect report.
-      if (reply != nullptr && reply->type == REDIS_REPLY_ERROR) {
+      script_loading = false;
+      if (reply != nullptr && reply->type != REDIS_REPLY_ERROR) {
+        // Redis answers: only now is the connection good, and the backoff starts over
+        // (a server that accepts and closes at once keeps backing off).
+        backoff = kBackoffMin;
+      } else if (reply != nullptr) {
         log::error("rate_limit_store: SCRIPT LOAD failed: ", reply->str);
       }
+      // No reply: the connection failed, which on_connect/on_disconnect report.
       return;
+    }
+    const bool error = reply != nullptr && reply->type == REDIS_REPLY_ERROR;
+    if (error && std::string_view(reply->str).starts_with("NOSCRIPT") && ac != nullptr) {
+      send_script_load();  // the script cache was flushed; one reload for all who saw it
+    }
+    if (error && !error_logged) {
+      error_logged = true;  // once per connection: a misconfigured Redis would flood the log
+      log::warn("rate_limit_store: redis error: ", reply->str);
     }
     if (p.answered) return;  // timed out already (or the store is closing)
     StoreOutcome o;
     if (reply == nullptr) {
       o.error = "redis connection lost";
-    } else if (reply->type == REDIS_REPLY_ERROR) {
+    } else if (error) {
       o.error = "redis answered an error";
-      log::warn("rate_limit_store: redis error: ", reply->str);
-      if (std::string_view(reply->str).starts_with("NOSCRIPT") && ac != nullptr) {
-        send_script_load();
-      }
     } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
                reply->element[0]->type == REDIS_REPLY_INTEGER &&
                reply->element[1]->type == REDIS_REPLY_INTEGER) {
+      constexpr long long kMaxAheadUs = std::int64_t{1} << 52;  // far beyond any capacity
       o.ok = true;
       o.allowed = reply->element[0]->integer == 1;
-      o.ahead_ns = reply->element[1]->integer * 1000;
+      o.ahead_ns = std::clamp(reply->element[1]->integer, 0LL, kMaxAheadUs) * 1000;
     } else {
       o.error = "unexpected reply from redis";
     }
@@ -416,7 +457,14 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     timer.cancel();
     retry_timer.cancel();
     connect_timer.cancel();
-    drop_connection();  // hiredis answers every queued command with no reply
+    drop_connection();  // hiredis answers every queued command with no reply...
+    // ...unless the free was deferred (shutdown from inside a hiredis callback): answer what
+    // is left ourselves, so that every take() still gets exactly one answer.
+    for (auto& p : pending) {
+      if (p.answered || p.script) continue;
+      p.answered = true;
+      fail_soon(*p.waiter, std::move(p.keepalive), p.tag, "rate limit store closed");
+    }
     pending.clear();
   }
 };

@@ -36,6 +36,7 @@ Worker::~Worker() {
   } catch (const std::exception& e) {
     log::error("worker ", index_, ": shutdown: ", e.what());
   }
+  ctx_.redis.reset();  // a snapshot installed by the poll above may have dialled again
 }
 
 void Worker::open_listener(const std::string& listener, const tcp::endpoint& endpoint) {

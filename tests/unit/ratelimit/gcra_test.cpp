@@ -91,6 +91,20 @@ TEST(Gcra, SteadyRateOverTime) {
   EXPECT_LE(allowed, 510);
 }
 
+TEST(Gcra, AShrunkCapacityClampsAnOldTat) {
+  // A client emptied a slow bucket (1/h, burst 10: TAT 10 h ahead); a reload makes the
+  // route 1/s, burst 2. The client waits at most the new bucket's time, not 10 hours.
+  std::int64_t tat = 0;
+  const Quota slow = quota(1, std::chrono::hours(1), 10);
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(gcra_take(tat, kStart, slow).allowed);
+  const Quota fast = quota(1, std::chrono::seconds(1), 2);
+  const Decision now = gcra_take(tat, kStart, fast);
+  EXPECT_FALSE(now.allowed);
+  EXPECT_LE(now.retry_after_s, 1u);
+  EXPECT_TRUE(gcra_take(tat, kStart + kSec, fast).allowed);
+}
+
 TEST(Gcra, DecisionFromAStoreVerdict) {
   const Quota q = quota(10, std::chrono::minutes(1), 10);
   const Decision allowed = gcra_decision(true, 12 * kSec, q);
