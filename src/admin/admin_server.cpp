@@ -55,7 +55,20 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       response_.result(bhttp::status::ok);
       response_.set(bhttp::field::content_type, "application/json");
       response_.body() = hooks_.status_json();
-    } else if (path == "/health" || path == "/ready" || path == "/status") {
+    } else if (path == "/metrics" && get && hooks_.metrics_text) {
+      response_.result(bhttp::status::ok);
+      response_.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      response_.body() = hooks_.metrics_text();
+    } else if (path == "/reload" && request_.method() == bhttp::verb::post && hooks_.reload) {
+      const auto answer = hooks_.reload();
+      response_.result(answer.ok ? bhttp::status::ok : bhttp::status::bad_request);
+      response_.set(bhttp::field::content_type, "application/json");
+      response_.body() = answer.body;
+    } else if (path == "/reload") {
+      response_.result(bhttp::status::method_not_allowed);
+      response_.set(bhttp::field::allow, "POST");
+      response_.body() = "use POST\n";
+    } else if (path == "/health" || path == "/ready" || path == "/status" || path == "/metrics") {
       if (!get) {
         response_.result(bhttp::status::method_not_allowed);
         response_.set(bhttp::field::allow, "GET, HEAD");
@@ -70,7 +83,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       }
     } else {
       response_.result(bhttp::status::not_found);
-      response_.body() = "unknown admin path; try /health, /ready or /status\n";
+      response_.body() =
+          "unknown admin path; try /health, /ready, /status, /metrics or POST /reload\n";
     }
     // Once the admin listener is closed (drain), every answer ends its connection, so that
     // no kept-alive monitor holds the main loop open.

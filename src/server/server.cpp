@@ -14,6 +14,7 @@
 #include "meridian/config/loader.hpp"
 #include "meridian/core/log.hpp"
 #include "meridian/health/health_checker.hpp"
+#include "meridian/server/config_watcher.hpp"
 #include "meridian/server/status_page.hpp"
 #include "meridian/server/worker.hpp"
 
@@ -36,6 +37,11 @@ std::string now_rfc3339() {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
   return text;
+}
+
+bool same_admin(const config::Config& a, const config::Config& b) {
+  if (a.admin.listen.has_value() != b.admin.listen.has_value()) return false;
+  return !a.admin.listen || a.admin.listen->resolved == b.admin.listen->resolved;
 }
 
 std::string endpoint_text(const tcp::endpoint& e) {
@@ -66,17 +72,30 @@ struct Server::Impl {
   bool draining = false;
   int exit_code = 0;
   ReloadStatus reload_status;
+  std::uint64_t reloads_succeeded = 0;  // meridian_config_reloads_total{result}
+  std::uint64_t reloads_failed = 0;
   std::unique_ptr<health::HealthChecker> health;
+  std::unique_ptr<ConfigWatcher> watcher;
+  std::string initial_content;  // what load_initial() read, for the watcher
+
+  struct ReloadOutcome {
+    bool ok = false;
+    std::uint64_t generation = 0;
+    std::vector<std::string> errors;
+  };
 
   bool load_initial();
   bool bind_listeners();
   void wait_signal();
-  void reload();
+  ReloadOutcome reload(std::string_view trigger);
+  void plan_listeners(const config::Config& next, std::vector<Worker::ListenerChanges>& changes,
+                      std::vector<std::string>& errors);
   void drain();
   void poll_drained();
 };
 
 bool Server::Impl::load_initial() {
+  initial_content = read_file_or_empty(options.config_path);
   const auto result = config::load_config_file(options.config_path);
   if (!result.ok()) {
     print_errors(result.errors);
@@ -128,6 +147,11 @@ bool Server::Impl::bind_listeners() {
         return status_json(*snapshot, reload_status, draining,
                            StoreConnections{store_connections.load(), workers.size()});
       };
+      hooks.reload = [this] {
+        const auto outcome = reload("POST /reload");
+        return admin::AdminHooks::ReloadAnswer{
+            outcome.ok, reload_json(outcome.ok, outcome.generation, outcome.errors)};
+      };
       admin = std::make_shared<admin::AdminServer>(ioc, config.admin.listen->resolved,
                                                    std::move(hooks));
     } catch (const boost::system::system_error& e) {
@@ -145,7 +169,7 @@ void Server::Impl::wait_signal() {
   signals.async_wait([this](boost::system::error_code ec, int signo) {
     if (ec) return;
     if (signo == SIGHUP) {
-      reload();
+      reload("SIGHUP");
       wait_signal();
     } else {
       log::info("signal ", signo == SIGTERM ? "SIGTERM" : "SIGINT", ": draining");
@@ -154,53 +178,117 @@ void Server::Impl::wait_signal() {
   });
 }
 
-void Server::Impl::reload() {
-  // The full reload (listener add/remove, file watching, /reload, metrics) belongs to the
-  // operations issue; this swaps routes and backends when the listener set is unchanged.
-  const auto result = config::load_config_file(options.config_path);
-  std::string errors;
+Server::Impl::ReloadOutcome Server::Impl::reload(std::string_view trigger) {
+  // SPEC 9: the new file is validated whole, new listeners are bound, and only then does
+  // anything change; any failure leaves the running configuration as it was.
+  const std::string content = read_file_or_empty(options.config_path);
+  if (watcher) watcher->loaded(content);
+  const auto result = config::load_config_string(content, options.config_path);
+  std::vector<std::string> errors;
   std::shared_ptr<const proxy::Snapshot> next;
-  if (!result.ok()) {
+  std::vector<Worker::ListenerChanges> changes(workers.size());
+  if (content.empty() && !result.ok()) {
+    // Unreadable or gone: let the file loader name the cause.
+    for (const auto& e : config::load_config_file(options.config_path).errors)
+      errors.push_back(e.to_string());
+  } else if (!result.ok()) {
     for (const auto& e : result.errors)
-      errors += e.to_string() + "\n";
+      errors.push_back(e.to_string());
   } else {
-    const auto& old_listeners = snapshot->config->listeners;
-    const auto& new_listeners = result.config->listeners;
-    bool same = old_listeners.size() == new_listeners.size();
-    for (std::size_t i = 0; same && i < new_listeners.size(); ++i) {
-      same = old_listeners[i].name == new_listeners[i].name &&
-             old_listeners[i].listen.text == new_listeners[i].listen.text;
+    plan_listeners(*result.config, changes, errors);
+    if (errors.empty()) {
+      std::string error;
+      next = proxy::Snapshot::build(result.config, snapshot.get(), generation + 1, error);
+      if (!next) errors.push_back(options.config_path + ": geoip.database: " + error);
     }
-    std::string error;
-    if (!same) {
-      errors = "adding, removing or moving listeners needs a restart for now\n";
-    } else if (next = proxy::Snapshot::build(result.config, snapshot.get(), generation + 1, error);
-               !next) {
-      errors = options.config_path + ": geoip.database: " + error + "\n";
+    const auto& before = *snapshot->config;
+    const auto& after = *result.config;
+    if (next && before.workers != after.workers) {
+      log::warn("reload: workers ", after.workers, " takes effect at the next restart");
+    }
+    if (next && !same_admin(before, after)) {
+      log::warn("reload: admin.listen takes effect at the next restart");
     }
   }
   reload_status.last_time = now_rfc3339();
+  ReloadOutcome outcome;
   if (!next) {
-    log::error("reload failed; keeping generation ", generation, ":\n", errors);
+    std::string text;
+    for (const auto& e : errors)
+      text += e + "\n";
+    log::error("reload (", trigger, ") failed; keeping generation ", generation, ":\n", text);
     reload_status.last_result = "failure";
-    reload_status.last_error = errors;
-    return;
+    reload_status.last_error = text;
+    ++reloads_failed;
+    outcome.errors = std::move(errors);
+    outcome.generation = generation;
+    return outcome;
   }
   snapshot = std::move(next);
   ++generation;
+  ++reloads_succeeded;
   reload_status.generation = generation;
   reload_status.last_result = "success";
   reload_status.last_error.clear();
-  for (auto& w : workers)
-    w->publish(snapshot);
+  for (std::size_t i = 0; i < workers.size(); ++i)
+    workers[i]->publish(snapshot, std::move(changes[i]));
   if (health) health->update(snapshot, snapshot->backends);
-  log::info("reloaded ", options.config_path, ": generation ", generation);
+  log::info("reloaded ", options.config_path, " (", trigger, "): generation ", generation);
+  outcome.ok = true;
+  outcome.generation = generation;
+  return outcome;
+}
+
+void Server::Impl::plan_listeners(const config::Config& next,
+                                  std::vector<Worker::ListenerChanges>& changes,
+                                  std::vector<std::string>& errors) {
+  // A listener is kept when one of the same name listens on the same address: its sockets
+  // stay open and its connections are untouched. Anything else is closed or opened.
+  const auto& running = snapshot->config->listeners;
+  auto kept = [&](const config::Listener& l) {
+    for (const auto& r : running) {
+      if (r.name == l.name && r.listen.resolved == l.listen.resolved &&
+          r.listen.resolved.port() != 0) {
+        return true;
+      }
+    }
+    return false;
+  };
+  for (const auto& r : running) {
+    bool stays = false;
+    for (const auto& l : next.listeners) {
+      if (l.name == r.name && kept(l)) stays = true;
+    }
+    if (stays) continue;
+    for (auto& c : changes)
+      c.removed.push_back(r.name);
+  }
+  for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+    const auto& l = next.listeners[i];
+    if (kept(l)) continue;
+    auto endpoint = l.listen.resolved;
+    try {
+      for (std::size_t w = 0; w < workers.size(); ++w) {
+        auto socket = workers[w]->open_socket(endpoint);
+        // Port 0 asks the kernel for a port; every other worker must join that one.
+        if (endpoint.port() == 0) endpoint.port(socket.local_endpoint().port());
+        changes[w].added.emplace_back(l.name, std::move(socket));
+      }
+      log::info("reload: listener ", l.name, " on ", endpoint_text(endpoint));
+    } catch (const boost::system::system_error& e) {
+      errors.push_back(options.config_path + ": listeners[" + std::to_string(i) +
+                       "].listen: cannot listen on " + l.listen.text + ": " + e.code().message());
+      // The sockets opened so far close with `changes` when the reload is abandoned.
+      return;
+    }
+  }
 }
 
 void Server::Impl::drain() {
   if (draining) return;
   draining = true;
   if (health) health->stop();  // its timers would keep the main loop alive
+  if (watcher) watcher->stop();
   for (auto& w : workers)
     w->drain();
   drain_timer.expires_after(snapshot->config->drain_timeout);
@@ -251,6 +339,10 @@ int Server::run() {
   // One prober per node, on the main thread (SPEC 5: N workers must not multiply probes).
   s.health = std::make_unique<health::HealthChecker>(s.ioc);
   s.health->update(s.snapshot, s.snapshot->backends);
+  s.watcher = std::make_unique<ConfigWatcher>(s.ioc, s.options.config_path,
+                                              [&s] { s.reload("file changed"); });
+  s.watcher->loaded(s.initial_content);
+  s.initial_content.clear();
   log::info("meridian ", MERIDIAN_VERSION, " serving ", s.options.config_path, " (generation ",
             s.generation, ")");
   s.wait_signal();

@@ -136,6 +136,19 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
   return out;
 }
 
+std::string reload_json(bool ok, std::uint64_t generation, const std::vector<std::string>& errors) {
+  std::string out = ok ? "{\"result\":\"success\"" : "{\"result\":\"failure\"";
+  out.append(",\"generation\":");
+  out.append(std::to_string(generation));
+  out.append(",\"errors\":[");
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    append_json_string(out, errors[i]);
+  }
+  out.append("]}\n");
+  return out;
+}
+
 std::string unready_reason(const proxy::Snapshot& snapshot) {
   const auto now = balancing::steady_now_ns();
   for (const auto& b : snapshot.backends) {

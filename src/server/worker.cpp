@@ -46,6 +46,34 @@ void Worker::open_listener(const std::string& listener, const tcp::endpoint& end
   acceptors_.push_back(std::move(acceptor));
 }
 
+tcp::acceptor Worker::open_socket(const tcp::endpoint& endpoint) {
+  return net::open_listener(ioc_, endpoint);
+}
+
+void Worker::publish(std::shared_ptr<const proxy::Snapshot> snapshot, ListenerChanges changes) {
+  auto shared_changes = std::make_shared<ListenerChanges>(std::move(changes));
+  asio::post(ioc_, [this, s = std::move(snapshot), c = std::move(shared_changes)]() mutable {
+    for (const auto& name : c->removed) {
+      for (auto it = acceptors_.begin(); it != acceptors_.end();) {
+        if ((*it)->name() == name) {
+          (*it)->close();
+          it = acceptors_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& [name, socket] : c->added) {
+      auto acceptor = std::make_shared<net::Acceptor>(
+          std::move(socket), name,
+          [this, name = name](tcp::socket client) { on_accept(name, std::move(client)); });
+      if (!ctx_.draining) acceptor->start();
+      acceptors_.push_back(std::move(acceptor));
+    }
+    install(std::move(s));
+  });
+}
+
 tcp::endpoint Worker::listener_endpoint(std::size_t i) const {
   return acceptors_.at(i)->local_endpoint();
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "meridian/proxy/snapshot.hpp"
 
@@ -25,6 +26,9 @@ struct StoreConnections {
 
 std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload, bool draining,
                         StoreConnections store = {});
+
+// The answer to POST /reload: {"result":"success"|"failure","generation":N,"errors":[...]}.
+std::string reload_json(bool ok, std::uint64_t generation, const std::vector<std::string>& errors);
 
 // Why the snapshot cannot serve every backend (a backend with no eligible region), or "".
 std::string unready_reason(const proxy::Snapshot& snapshot);

@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -35,6 +37,19 @@ class Worker {
   void start(std::shared_ptr<const proxy::Snapshot> snapshot);
   // Any thread: the snapshot new requests use from now on.
   void publish(std::shared_ptr<const proxy::Snapshot> snapshot);
+
+  // A reload's listener changes for this worker (SPEC 9): sockets opened on the main thread
+  // with open_socket() (so that a bind error fails the reload before anything changed), and
+  // the names of listeners to close. Kept listeners are not touched.
+  struct ListenerChanges {
+    std::vector<std::string> removed;
+    std::vector<std::pair<std::string, boost::asio::ip::tcp::acceptor>> added;
+  };
+  // Main thread: a listening socket on this worker's io_context. Throws system_error.
+  boost::asio::ip::tcp::acceptor open_socket(const boost::asio::ip::tcp::endpoint& endpoint);
+  // Any thread: closes the removed listeners, starts the added ones, then installs
+  // `snapshot`, all in one step on the worker.
+  void publish(std::shared_ptr<const proxy::Snapshot> snapshot, ListenerChanges changes);
   // Any thread: stop accepting, close idle connections, let requests in flight finish; the
   // thread ends when the last session is gone.
   void drain();
