@@ -113,6 +113,7 @@ class ActiveCheck : public std::enable_shared_from_this<ActiveCheck> {
     probing_ = false;
     if (stopped_) return;
     ++successes_;
+    endpoint_->checks_succeeded.fetch_add(1, std::memory_order_relaxed);
     if (state_.record_success(rtt) == Transition::became_healthy) {
       const auto n = state_.consecutive_successes();
       log::info("health: ", endpoint_name(*endpoint_), ": unhealthy -> healthy (", n,
@@ -125,6 +126,7 @@ class ActiveCheck : public std::enable_shared_from_this<ActiveCheck> {
     probing_ = false;
     if (stopped_) return;
     ++failures_;
+    endpoint_->checks_failed.fetch_add(1, std::memory_order_relaxed);
     log::debug("health: ", endpoint_name(*endpoint_), ": probe failed: ", reason);
     if (state_.record_failure() == Transition::became_unhealthy) {
       const auto n = state_.consecutive_failures();

@@ -52,11 +52,17 @@ void Exchange::start(const ExchangeRequest& request) {
   stale_retry_used_ = false;
   pending_body_ = nullptr;
   now_ns_ = balancing::steady_now_ns();
+  region_index_ = -1;
+  last_endpoint_ = nullptr;
   static const std::optional<config::Location> kNoLocation;
   order_ = balancing::order_regions(*request.backend, request.client,
                                     request.node_location ? *request.node_location : kNoLocation,
                                     now_ns_);
   region_pos_ = 0;
+  if (order_.count != 0 && request_.region_series != nullptr && w_.counters != nullptr) {
+    w_.counters->record_selected((*request_.region_series)[order_.index[0]],
+                                 static_cast<std::size_t>(order_.reason));
+  }
   if (order_.count == 0) {
     finish();
     sink_.on_exchange_failed(503, "no eligible region for backend " + request.backend->config->name,
@@ -78,6 +84,7 @@ void Exchange::dispatch() {
         balancing::pick_endpoint(region, config->balance, config->max_connections_per_endpoint,
                                  tried_, w_.rotation(region.ordinal), now_ns_);
     if (picked != nullptr) {
+      region_index_ = order_.index[region_pos_];
       use_endpoint(*picked, true);
       return;
     }
@@ -128,6 +135,7 @@ void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& end
   response_started_ = false;
   response_finished_ = false;
   in_flight_ = balancing::InFlightGuard(endpoint.get());
+  last_endpoint_ = endpoint.get();
   resp_.reset({kResponseBuffer - 1, kMaxResponseFields, 0}, request_.head_request);
   uin_.consume(uin_.size());
   up_ = pooled_ok ? w_.pool.acquire(endpoint.get()) : nullptr;
@@ -449,6 +457,10 @@ void Exchange::fail(Failure why) {
   drop_connection();
   if (retryable && retries_left_ > 0) {
     --retries_left_;
+    // Counted against the region whose attempt failed: the one that needs looking at.
+    if (request_.region_series != nullptr && w_.counters != nullptr && region_index_ >= 0) {
+      w_.counters->record_retry((*request_.region_series)[static_cast<std::size_t>(region_index_)]);
+    }
     dispatch();
     return;
   }

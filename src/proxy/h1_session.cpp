@@ -75,6 +75,7 @@ H1Session::H1Session(WorkerContext& worker, tcp::socket socket, std::string list
 
 H1Session::~H1Session() {
   unlink();
+  if (connection_counted_) w_.counters->connection_closed(connections_series_);
   exchange_.abort();
   if (w_.node_connections != nullptr) w_.node_connections->fetch_sub(1, std::memory_order_relaxed);
   if (--w_.sessions == 0 && w_.draining && w_.on_drained) w_.on_drained();
@@ -94,6 +95,11 @@ void H1Session::start() {
   }
   peer_address_ = peer.address();
   peer_ = address_text(peer_address_);
+  if (w_.counters != nullptr) {
+    connections_series_ = listener_->connections_series;
+    w_.counters->connection_opened(connections_series_);
+    connection_counted_ = true;
+  }
   const auto& limits = snapshot_->config->limits;
   arm(net::Clock::now() + limits.header_timeout);
   req_.reset(
@@ -179,7 +185,7 @@ void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
       if (state_ == State::idle || !head_bytes_seen_) {
         // The head of a new request began: header_timeout runs from its first byte on a
         // kept-alive connection, and from the accept on a new one (set in start()).
-        request_start_ = net::Clock::now();
+        begin_request(net::Clock::now());
         if (state_ == State::idle) {
           arm(request_start_ + snapshot_->config->limits.header_timeout);
         }
@@ -213,11 +219,13 @@ void H1Session::begin_exchange(std::size_t head_length) {
   response_head_sent_ = response_chunked_ = false;
   limit_ = nullptr;
   limit_headers_.clear();
+  request_routed_ = true;
 
   if (!refresh_snapshot()) {
     reply(503, "listener is being removed", true);
     return;
   }
+  if (logging()) capture_log_fields(head);
   const auto* route = listener_->router.match(head.host, head.path, head.method);
   if (route == nullptr) {
     in_.consume(head_length);
@@ -232,10 +240,13 @@ void H1Session::begin_exchange(std::size_t head_length) {
   // Serialise the upstream head now, while the parsed head's views into in_ are valid.
   std::string_view request_id = http::request_id_of(head);
   if (request_id.empty()) request_id = w_.request_ids.next();
+  route_ = route;
+  const auto route_index = static_cast<std::size_t>(route - listener_->config->routes.data());
+  route_series_ = &listener_->series[route_index];
+  if (logging()) log_request_id_.assign(request_id);
   const http::RequestForwarding fwd{peer_, "http", snapshot_->via, request_id,
                                     backend.regions.front().endpoints.front()->address};
   http::write_upstream_request(head, fwd, exchange_.request_head());
-  const auto route_index = static_cast<std::size_t>(route - listener_->config->routes.data());
   limit_ = listener_->limits[route_index].get();
   ExchangeRequest& request = exchange_request_;
   request = ExchangeRequest{};
@@ -246,6 +257,7 @@ void H1Session::begin_exchange(std::size_t head_length) {
   request.has_body = has_body_;
   request.chunked_body = head.chunked;
   request.head_request = head.method == "HEAD";
+  request.region_series = &snapshot_->region_series[route->backend_index];
   expect_continue_ = head.expect_continue && has_body_ && !client_http10_;
   const bool locate = snapshot_->geo && backend.uses_client_location;
   if (locate || limit_ != nullptr) {
@@ -421,6 +433,7 @@ void H1Session::on_response_data(const http::ResponseHead* head, const http::Bod
         limit_headers_};
     http::write_downstream_response(*head, fwd, down_head_);
     resp_bufs_.emplace_back(down_head_.data(), down_head_.size());
+    response_status_ = head->status;
   }
   frame_body(body, response_chunked_, resp_chunk_line_, resp_bufs_);
   if (done && response_chunked_) resp_bufs_.emplace_back(kLastChunk.data(), kLastChunk.size());
@@ -429,6 +442,8 @@ void H1Session::on_response_data(const http::ResponseHead* head, const http::Bod
     return;
   }
   response_head_sent_ = true;
+  for (const auto& b : resp_bufs_)
+    bytes_out_ += b.size();
   asio::async_write(client_, BufferSpan(resp_bufs_),
                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                       if (self->state_ != State::exchange) return;
@@ -444,6 +459,7 @@ void H1Session::on_response_data(const http::ResponseHead* head, const http::Bod
 void H1Session::on_exchange_done() {
   in_.consume(body_given_consumed_);  // the last body piece is written too
   body_given_consumed_ = 0;
+  record_request(response_status_);
   if (close_after_ || !request_complete() || w_.draining) {
     linger_close();
     return;
@@ -473,6 +489,8 @@ void H1Session::reply(unsigned status, std::string_view cause, bool close,
   if (close) close_after_ = true;
   http::write_local_reply(status, cause, close_after_, snapshot_ ? snapshot_->via : "",
                           extra_headers, down_head_);
+  bytes_out_ = down_head_.size();
+  record_request(status);
   state_ = State::replying;
   response_head_sent_ = true;
   arm(net::Clock::now() + snapshot_->config->limits.idle_timeout);
@@ -503,7 +521,7 @@ void H1Session::next_request() {
     // A pipelined request is already here.
     state_ = State::head;
     head_bytes_seen_ = true;
-    request_start_ = net::Clock::now();
+    begin_request(net::Clock::now());
     arm(request_start_ + limits.header_timeout);
     read_head();
     return;
@@ -535,11 +553,92 @@ void H1Session::linger_close() {
 
 void H1Session::close() {
   if (state_ == State::closed) return;
+  // A request whose head was complete ends here without its response: cut short after its
+  // head (the status sent), or never answered because the client left (499, as nginx logs).
+  if (request_active_ && request_routed_) {
+    record_request(response_head_sent_ ? response_status_ : 499);
+  }
   state_ = State::closed;
   clear();
   exchange_.abort();
   boost::system::error_code ignored;
   client_.close(ignored);
+}
+
+void H1Session::begin_request(net::Clock::time_point now) {
+  request_start_ = now;
+  request_active_ = true;
+  request_routed_ = false;
+  route_ = nullptr;
+  route_series_ = nullptr;
+  response_status_ = 0;
+  bytes_out_ = 0;
+  exchange_.forget_attempts();
+  log_method_.clear();
+  log_target_.clear();
+  log_host_.clear();
+  log_user_agent_.clear();
+  log_referer_.clear();
+  log_request_id_.clear();
+  log_client_.clear();
+}
+
+void H1Session::capture_log_fields(const http::RequestHead& head) {
+  // Copied (into buffers reused from request to request): the head's views die with in_.
+  log_method_.assign(head.method);
+  log_target_.assign(head.target);
+  log_host_.assign(head.host);
+  log_version_ = head.version;
+  const auto* ua = head.find("user-agent");
+  log_user_agent_.assign(ua != nullptr ? ua->value : std::string_view{});
+  const auto* referer = head.find("referer");
+  log_referer_.assign(referer != nullptr ? referer->value : std::string_view{});
+  const auto& trusted = snapshot_->config->client_ip.trusted_proxies;
+  log_client_ = trusted.empty()
+                    ? peer_
+                    : address_text(http::settle_client_address(peer_address_, head, trusted));
+}
+
+void H1Session::record_request(unsigned status) {
+  if (!request_active_ || listener_ == nullptr) return;
+  request_active_ = false;
+  const auto duration = net::Clock::now() - request_start_;
+  const auto duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count();
+  const int region = exchange_.region_index();
+  if (w_.counters != nullptr) {
+    const metrics::SeriesId id = route_series_ == nullptr ? listener_->no_route_series
+                                 : region >= 0
+                                     ? route_series_->regions[static_cast<std::size_t>(region)]
+                                     : route_series_->local;
+    w_.counters->record_request(id, status, duration_ns);
+  }
+  if (!logging()) return;
+  accesslog::Entry e;
+  e.time = std::chrono::system_clock::now();
+  e.client = log_client_.empty() ? std::string_view(peer_) : std::string_view(log_client_);
+  e.method = log_method_;
+  e.host = log_host_;
+  e.target = log_target_;
+  e.path = std::string_view(log_target_).substr(0, log_target_.find('?'));
+  e.version = log_version_;
+  e.status = status;
+  e.bytes_out = bytes_out_;
+  e.duration_ms = static_cast<double>(duration_ns) / 1e6;
+  e.listener = listener_->config->name;
+  if (route_ != nullptr) {
+    e.route = route_->name;
+    e.backend = route_->backend;
+    if (region >= 0) {
+      const auto& backend = snapshot_->backends[route_->backend_index];
+      e.region = backend.regions[static_cast<std::size_t>(region)].config->name;
+    }
+    if (const auto* endpoint = exchange_.last_endpoint()) e.endpoint = endpoint->address;
+  }
+  e.request_id = log_request_id_;
+  e.user_agent = log_user_agent_;
+  e.referer = log_referer_;
+  accesslog::format(snapshot_->config->access_log.format, e, w_.log_time, w_.log_line);
+  w_.access_log->push(w_.index, w_.log_line);
 }
 
 void H1Session::on_deadline() {

@@ -25,7 +25,7 @@ int Snapshot::listener_index(const std::string& name) const {
 
 std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Config> config,
                                                 const Snapshot* previous, std::uint64_t generation,
-                                                std::string& error) {
+                                                metrics::Registry& registry, std::string& error) {
   auto s = std::make_shared<Snapshot>();
   s->config = std::move(config);
   if (!s->config->geoip.database.empty()) {
@@ -37,7 +37,9 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
   s->listeners.reserve(s->config->listeners.size());
   bool client_keys = false;
   for (const auto& l : s->config->listeners) {
-    ListenerRuntime runtime{&l, http::Router(l.routes), {}};
+    ListenerRuntime runtime{&l, http::Router(l.routes), {}, {}, 0, 0};
+    runtime.connections_series = registry.listener_series(l.name);
+    runtime.no_route_series = registry.request_series({l.name, "", "", ""});
     const ListenerRuntime* before = nullptr;
     if (previous != nullptr) {
       const int index = previous->listener_index(l.name);
@@ -47,12 +49,26 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
       std::shared_ptr<ratelimit::RouteLimit> limit;
       if (route.rate_limit) {
         if (before != nullptr) limit = find_limit(*before, l.name, route.name, *route.rate_limit);
-        if (!limit)
+        if (!limit) {
           limit = std::make_shared<ratelimit::RouteLimit>(l.name, route.name, *route.rate_limit);
+          // A changed limit starts with full buckets, but its refusal count goes on
+          // (meridian_rate_limited_total is a counter).
+          for (const auto& old : before != nullptr ? before->limits : runtime.limits) {
+            if (old && old->name == limit->name) limit->limited.store(old->limited.load());
+          }
+        }
         client_keys = client_keys || (route.rate_limit->scope == config::RateLimitScope::local &&
                                       route.rate_limit->key != config::RateLimitKey::route);
       }
       runtime.limits.push_back(std::move(limit));
+      const auto& backend = s->config->backends[route.backend_index];
+      RouteSeries series;
+      series.local = registry.request_series({l.name, route.name, backend.name, ""});
+      for (const auto& region : backend.regions) {
+        series.regions.push_back(
+            registry.request_series({l.name, route.name, backend.name, region.name}));
+      }
+      runtime.series.push_back(std::move(series));
     }
     s->listeners.push_back(std::move(runtime));
   }
@@ -63,6 +79,11 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
     } else {
       s->buckets = std::make_shared<ratelimit::LocalBuckets>(static_cast<std::size_t>(max_keys));
     }
+  }
+  for (const auto& b : s->config->backends) {
+    auto& ids = s->region_series.emplace_back();
+    for (const auto& r : b.regions)
+      ids.push_back(registry.region_series({b.name, r.name}));
   }
   s->backends = balancing::build_backends(
       *s->config, previous != nullptr

@@ -10,11 +10,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "meridian/accesslog/access_log.hpp"
 #include "meridian/admin/admin_server.hpp"
 #include "meridian/config/loader.hpp"
 #include "meridian/core/log.hpp"
 #include "meridian/health/health_checker.hpp"
+#include "meridian/metrics/registry.hpp"
 #include "meridian/server/config_watcher.hpp"
+#include "meridian/server/metrics_page.hpp"
 #include "meridian/server/status_page.hpp"
 #include "meridian/server/worker.hpp"
 
@@ -64,7 +67,9 @@ struct Server::Impl {
   std::shared_ptr<const proxy::Snapshot> snapshot;  // main thread's view of the current one
   std::uint64_t generation = 0;
   std::atomic<std::uint64_t> node_connections{0};
-  std::atomic<std::uint32_t> store_connections{0};  // workers connected to Redis
+  std::atomic<std::uint32_t> store_connections{0};   // workers connected to Redis
+  std::unique_ptr<metrics::Registry> registry;       // before workers: they count into it
+  std::unique_ptr<accesslog::AccessLog> access_log;  // before workers: they write into it
   std::vector<std::unique_ptr<Worker>> workers;
   std::shared_ptr<admin::AdminServer> admin;
   asio::signal_set signals{ioc};
@@ -101,8 +106,11 @@ bool Server::Impl::load_initial() {
     print_errors(result.errors);
     return false;
   }
+  std::size_t n = result.config->workers;
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  registry = std::make_unique<metrics::Registry>(n);
   std::string error;
-  snapshot = proxy::Snapshot::build(result.config, nullptr, generation + 1, error);
+  snapshot = proxy::Snapshot::build(result.config, nullptr, generation + 1, *registry, error);
   if (!snapshot) {
     std::cerr << options.config_path << ": geoip.database: " << error << '\n';
     return false;
@@ -114,10 +122,11 @@ bool Server::Impl::load_initial() {
 
 bool Server::Impl::bind_listeners() {
   const auto& config = *snapshot->config;
-  std::size_t n = config.workers;
-  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  const std::size_t n = registry->workers();
+  access_log = std::make_unique<accesslog::AccessLog>(config.access_log.path, n);
   for (std::size_t i = 0; i < n; ++i) {
-    workers.push_back(std::make_unique<Worker>(i, node_connections, store_connections));
+    workers.push_back(std::make_unique<Worker>(i, node_connections, store_connections,
+                                               registry->worker(i), *access_log));
   }
   for (std::size_t l = 0; l < config.listeners.size(); ++l) {
     const auto& listener = config.listeners[l];
@@ -147,6 +156,11 @@ bool Server::Impl::bind_listeners() {
         return status_json(*snapshot, reload_status, draining,
                            StoreConnections{store_connections.load(), workers.size()});
       };
+      hooks.metrics_text = [this] {
+        return server::metrics_text(
+            *snapshot, *registry,
+            ProcessCounters{reloads_succeeded, reloads_failed, generation, access_log->dropped()});
+      };
       hooks.reload = [this] {
         const auto outcome = reload("POST /reload");
         return admin::AdminHooks::ReloadAnswer{
@@ -170,6 +184,11 @@ void Server::Impl::wait_signal() {
     if (ec) return;
     if (signo == SIGHUP) {
       reload("SIGHUP");
+      wait_signal();
+    } else if (signo == SIGUSR1) {
+      // logrotate: the old file was renamed; write to a new one of the same name.
+      log::info("signal SIGUSR1: reopening the access log");
+      access_log->reopen();
       wait_signal();
     } else {
       log::info("signal ", signo == SIGTERM ? "SIGTERM" : "SIGINT", ": draining");
@@ -198,7 +217,8 @@ Server::Impl::ReloadOutcome Server::Impl::reload(std::string_view trigger) {
     plan_listeners(*result.config, changes, errors);
     if (errors.empty()) {
       std::string error;
-      next = proxy::Snapshot::build(result.config, snapshot.get(), generation + 1, error);
+      next =
+          proxy::Snapshot::build(result.config, snapshot.get(), generation + 1, *registry, error);
       if (!next) errors.push_back(options.config_path + ": geoip.database: " + error);
     }
     const auto& before = *snapshot->config;
@@ -230,6 +250,7 @@ Server::Impl::ReloadOutcome Server::Impl::reload(std::string_view trigger) {
   reload_status.generation = generation;
   reload_status.last_result = "success";
   reload_status.last_error.clear();
+  access_log->set_path(snapshot->config->access_log.path);
   for (std::size_t i = 0; i < workers.size(); ++i)
     workers[i]->publish(snapshot, std::move(changes[i]));
   if (health) health->update(snapshot, snapshot->backends);
@@ -334,6 +355,7 @@ int Server::run() {
   s.signals.add(SIGTERM);
   s.signals.add(SIGINT);
   s.signals.add(SIGHUP);
+  s.signals.add(SIGUSR1);
   for (auto& w : s.workers)
     w->start(s.snapshot);
   // One prober per node, on the main thread (SPEC 5: N workers must not multiply probes).

@@ -11,9 +11,13 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 Worker::Worker(std::size_t index, std::atomic<std::uint64_t>& node_connections,
-               std::atomic<std::uint32_t>& store_connections)
+               std::atomic<std::uint32_t>& store_connections, metrics::WorkerCounters& counters,
+               accesslog::AccessLog& access_log)
     : index_(index), ctx_(ioc_), ticker_(ioc_), store_connections_(store_connections) {
   ctx_.node_connections = &node_connections;
+  ctx_.counters = &counters;
+  ctx_.access_log = &access_log;
+  ctx_.index = index;
   ctx_.on_drained = [this] { ioc_.stop(); };
 }
 

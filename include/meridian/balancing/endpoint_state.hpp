@@ -56,6 +56,10 @@ struct EndpointState {
   // ejected; 0 = not ejected.
   std::atomic<std::uint32_t> consecutive_failures{0};
   std::atomic<std::int64_t> ejected_until_ns{0};
+  // Active health check results (meridian_health_checks_total), written by the health
+  // checker on the main thread; kept across reloads with the endpoint.
+  std::atomic<std::uint64_t> checks_succeeded{0};
+  std::atomic<std::uint64_t> checks_failed{0};
 
   bool is_ejected(std::int64_t now_ns) const {
     return ejected_until_ns.load(std::memory_order_relaxed) > now_ns;

@@ -65,6 +65,8 @@ struct ExchangeRequest {
   bool has_body = false;
   bool chunked_body = false;  // the upstream gets the body re-encoded as chunks
   bool head_request = false;  // the response has no body whatever its headers say
+  // The backend's (backend, region) metric series, parallel to backend->regions.
+  const std::vector<metrics::SeriesId>* region_series = nullptr;
 };
 
 class Exchange final : private net::Deadline {
@@ -93,6 +95,17 @@ class Exchange final : private net::Deadline {
   const balancing::EndpointState* endpoint() const { return in_flight_.get(); }
   // Why the first region was chosen (SPEC 12 meridian_region_selected_total reason).
   balancing::RegionOrder::Reason selection_reason() const { return order_.reason; }
+  // The backend region (index into BackendRuntime::regions) of the last attempt, or -1 when
+  // none was made: the region label of the request's metrics and log line.
+  int region_index() const { return region_index_; }
+  // A new request begins (before start(), or instead of it for a local answer): region and
+  // endpoint of the previous one no longer apply.
+  void forget_attempts() {
+    region_index_ = -1;
+    last_endpoint_ = nullptr;
+  }
+  // The endpoint of the last attempt (kept alive by the pinned snapshot), or null.
+  const balancing::EndpointState* last_endpoint() const { return last_endpoint_; }
 
  private:
   enum class Failure { connect, connect_timeout, reset, invalid, timeout };
@@ -123,7 +136,9 @@ class Exchange final : private net::Deadline {
 
   balancing::RegionOrder order_;  // the backend's eligible regions, best first (SPEC 5)
   std::size_t region_pos_ = 0;    // the region being tried
-  std::int64_t now_ns_ = 0;       // steady time at start(), for ejection checks
+  int region_index_ = -1;         // see region_index()
+  const balancing::EndpointState* last_endpoint_ = nullptr;
+  std::int64_t now_ns_ = 0;  // steady time at start(), for ejection checks
   balancing::TriedEndpoints tried_;
   std::uint32_t retries_left_ = 0;
   Failure last_failure_ = Failure::connect;

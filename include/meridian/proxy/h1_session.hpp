@@ -61,6 +61,14 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome) override;
   void start_exchange();
 
+  // -- metrics and access log (SPEC 12, 13), once per request
+  bool logging() const {
+    return w_.access_log != nullptr && snapshot_->config->access_log.path != "off";
+  }
+  void begin_request(net::Clock::time_point now);
+  void capture_log_fields(const http::RequestHead& head);
+  void record_request(unsigned status);
+
   // -- request body, client -> exchange
   void pump_request_body();
 
@@ -121,6 +129,19 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   std::size_t body_given_consumed_ = 0;  // in_ bytes behind the piece the exchange holds
   bool response_head_sent_ = false;      // a byte went to the client
   bool response_chunked_ = false;        // the client gets the body re-encoded as chunks
+
+  // Metrics and access log of the request in progress.
+  metrics::SeriesId connections_series_ = 0;
+  bool connection_counted_ = false;
+  bool request_active_ = false;  // a request began and is not recorded yet
+  bool request_routed_ = false;  // its head was complete (a vanished client is then a 499)
+  const config::Route* route_ = nullptr;
+  const RouteSeries* route_series_ = nullptr;
+  unsigned response_status_ = 0;
+  std::uint64_t bytes_out_ = 0;
+  std::string log_client_, log_method_, log_target_, log_host_, log_user_agent_, log_referer_,
+      log_request_id_;
+  unsigned log_version_ = 11;
 
   std::string down_head_;
   http::BodySlices req_slices_;

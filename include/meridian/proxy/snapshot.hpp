@@ -14,23 +14,38 @@
 #include "meridian/config/config.hpp"
 #include "meridian/geo/geo_locator.hpp"
 #include "meridian/http/router.hpp"
+#include "meridian/metrics/registry.hpp"
 #include "meridian/ratelimit/local_buckets.hpp"
 #include "meridian/ratelimit/route_limit.hpp"
 
 namespace meridian::proxy {
+
+// The metric series a route's requests count in (SPEC 12 labels resolved once per snapshot):
+// `local` for answers given before a region was chosen (backend set, region ""), and one per
+// region of the route's backend, parallel to BackendRuntime::regions.
+struct RouteSeries {
+  metrics::SeriesId local = 0;
+  std::vector<metrics::SeriesId> regions;
+};
 
 struct ListenerRuntime {
   const config::Listener* config = nullptr;
   http::Router router;
   // Parallel to config->routes: each route's rate limit state (SPEC 8), null without one.
   std::vector<std::shared_ptr<ratelimit::RouteLimit>> limits;
+  // Parallel to config->routes.
+  std::vector<RouteSeries> series;
+  metrics::SeriesId no_route_series = 0;  // route "", backend "", region ""
+  metrics::SeriesId connections_series = 0;
 };
 
 struct Snapshot {
   std::shared_ptr<const config::Config> config;
   std::vector<ListenerRuntime> listeners;           // parallel to config->listeners
   std::vector<balancing::BackendRuntime> backends;  // parallel to config->backends
-  std::string via;                                  // "1.1 <node.name>"
+  // Parallel to backends, then to each backend's regions: retries and region selections.
+  std::vector<std::vector<metrics::SeriesId>> region_series;
+  std::string via;  // "1.1 <node.name>"
   // The GeoIP database, opened (mmap) once per generation and shared read-only by every
   // worker; null when geoip.database is "". A reload opens the file anew, so a replaced
   // database is picked up.
@@ -46,11 +61,12 @@ struct Snapshot {
   int listener_index(const std::string& name) const;
 
   // `previous` (may be null) lends its endpoint states to endpoints present in both, and its
-  // rate limit state to routes (by listener and name) whose limit is unchanged.
+  // rate limit state to routes (by listener and name) whose limit is unchanged. `registry`
+  // numbers the metric series (and allocates their counters on every worker).
   // Returns null with `error` set when a resource cannot be opened (the GeoIP database).
   static std::shared_ptr<const Snapshot> build(std::shared_ptr<const config::Config> config,
                                                const Snapshot* previous, std::uint64_t generation,
-                                               std::string& error);
+                                               metrics::Registry& registry, std::string& error);
 };
 
 }  // namespace meridian::proxy

@@ -12,7 +12,10 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "meridian/accesslog/access_log.hpp"
+#include "meridian/accesslog/format.hpp"
 #include "meridian/core/request_id.hpp"
+#include "meridian/metrics/registry.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/proxy/snapshot.hpp"
 #include "meridian/proxy/upstream_pool.hpp"
@@ -39,6 +42,15 @@ struct WorkerContext {
     if (ordinal >= rotations.size()) rotations.resize(ordinal + 1, 0);
     return rotations[ordinal];
   }
+
+  // This worker's part of the SPEC 12 counters (owned by the server's metrics::Registry).
+  metrics::WorkerCounters* counters = nullptr;
+  // The node's access log writer (owned by the server), null when access_log.path is off;
+  // `index` is this worker's ring in it. The buffers are reused for every line.
+  accesslog::AccessLog* access_log = nullptr;
+  std::size_t index = 0;
+  accesslog::TimeCache log_time;
+  std::string log_line;
 
   // This worker's connection to the rate limit store (SPEC 8 scope: global); null when the
   // snapshot in force has no rate_limit_store. Replaced when a reload changes the store.

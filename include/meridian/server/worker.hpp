@@ -24,7 +24,8 @@ class Worker {
  public:
   // The counters are node-wide, owned by the server and shared by every worker.
   Worker(std::size_t index, std::atomic<std::uint64_t>& node_connections,
-         std::atomic<std::uint32_t>& store_connections);
+         std::atomic<std::uint32_t>& store_connections, metrics::WorkerCounters& counters,
+         accesslog::AccessLog& access_log);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;

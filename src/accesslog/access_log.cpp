@@ -1,0 +1,215 @@
+#include "meridian/accesslog/access_log.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <poll.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "meridian/core/log.hpp"
+
+namespace meridian::accesslog {
+
+namespace {
+
+constexpr auto kPollInterval = std::chrono::milliseconds(5);
+constexpr int kWriteWaitMs = 100;  // a blocked destination is re-checked this often
+
+// Single producer (a worker), single consumer (the writer thread). Positions only grow; the
+// byte at position p lives at p % size.
+struct Ring {
+  explicit Ring(std::size_t bytes) : data(new char[bytes]), size(bytes) {}
+  std::unique_ptr<char[]> data;
+  const std::size_t size;
+  alignas(64) std::atomic<std::uint64_t> written{0};  // producer's; published with release
+  alignas(64) std::atomic<std::uint64_t> read{0};     // consumer's; freed with release
+  alignas(64) std::atomic<std::uint64_t> dropped{0};
+};
+
+}  // namespace
+
+struct AccessLog::Impl {
+  Impl(std::string p, std::size_t workers) : path(std::move(p)) {
+    for (std::size_t i = 0; i < workers; ++i)
+      rings.push_back(std::make_unique<Ring>(kRingBytes));
+    thread = std::thread([this] { run(); });
+  }
+
+  std::vector<std::unique_ptr<Ring>> rings;
+  std::mutex mutex;  // guards path and the wake-up; never taken by workers
+  std::condition_variable wake;
+  std::string path;
+  bool reopen_wanted = false;
+  bool stopping = false;
+  int fd = -1;
+  bool own_fd = false;  // a file we opened (not stdout/stderr)
+  bool open_failed_logged = false;
+  std::thread thread;
+
+  void close_fd() {
+    if (own_fd && fd >= 0) ::close(fd);
+    fd = -1;
+    own_fd = false;
+  }
+
+  void open_fd(const std::string& target) {
+    close_fd();
+    if (target == "off") return;
+    if (target == "stdout") {
+      fd = STDOUT_FILENO;
+      return;
+    }
+    if (target == "stderr") {
+      fd = STDERR_FILENO;
+      return;
+    }
+    // Non-blocking: a FIFO without a reader fails at once (ENXIO) instead of hanging, and a
+    // full one makes write() say EAGAIN, which write_all() waits out in bounded steps.
+    fd = ::open(target.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
+    if (fd < 0) {
+      if (!open_failed_logged) {
+        log::error("access log: cannot open ", target, ": ", std::strerror(errno),
+                   "; lines are dropped until it can be opened");
+      }
+      open_failed_logged = true;
+      return;
+    }
+    open_failed_logged = false;
+    own_fd = true;
+  }
+
+  // Writes [p, p + n); false when stopping interrupted it or the destination failed.
+  bool write_all(const char* p, std::size_t n) {
+    while (n > 0) {
+      const ssize_t w = ::write(fd, p, n);
+      if (w > 0) {
+        p += w;
+        n -= static_cast<std::size_t>(w);
+        continue;
+      }
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && errno == EAGAIN) {
+        if (stop_requested()) return false;
+        pollfd pfd{fd, POLLOUT, 0};
+        ::poll(&pfd, 1, kWriteWaitMs);
+        continue;
+      }
+      return false;  // EPIPE (the reader went away), ENOSPC...: this batch is lost
+    }
+    return true;
+  }
+
+  bool stop_requested() {
+    std::lock_guard lock(mutex);
+    return stopping;
+  }
+
+  // Moves what each ring holds to the destination; returns whether anything was there.
+  bool drain() {
+    bool any = false;
+    for (auto& ring : rings) {
+      const std::uint64_t end = ring->written.load(std::memory_order_acquire);
+      std::uint64_t pos = ring->read.load(std::memory_order_relaxed);
+      if (pos == end) continue;
+      any = true;
+      bool ok = fd >= 0;
+      while (ok && pos < end) {
+        const std::size_t offset = pos % ring->size;
+        const std::size_t n = std::min<std::uint64_t>(end - pos, ring->size - offset);
+        ok = write_all(ring->data.get() + offset, n);
+        pos += n;
+      }
+      // Written or not (no destination, a failed write), the bytes are released: a dead
+      // destination must not stop the rings from taking new lines.
+      ring->read.store(end, std::memory_order_release);
+    }
+    return any;
+  }
+
+  void run() {
+    std::string current;
+    {
+      std::lock_guard lock(mutex);
+      current = path;
+    }
+    open_fd(current);
+    while (true) {
+      bool stop = false;
+      bool reopen = false;
+      std::string wanted;
+      {
+        std::unique_lock lock(mutex);
+        wake.wait_for(lock, kPollInterval, [this] { return stopping || reopen_wanted; });
+        stop = stopping;
+        reopen = reopen_wanted;
+        reopen_wanted = false;
+        wanted = path;
+      }
+      if (reopen || wanted != current || (fd < 0 && !stop && current != "off")) {
+        current = wanted;
+        open_fd(current);
+      }
+      drain();
+      if (stop) break;
+    }
+    close_fd();
+  }
+};
+
+AccessLog::AccessLog(std::string path, std::size_t workers)
+    : path_(path), impl_(std::make_unique<Impl>(std::move(path), workers)) {}
+
+AccessLog::~AccessLog() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
+  }
+  impl_->wake.notify_one();
+  impl_->thread.join();
+}
+
+bool AccessLog::push(std::size_t index, std::string_view line) {
+  Ring& ring = *impl_->rings[index];
+  const std::uint64_t pos = ring.written.load(std::memory_order_relaxed);
+  const std::uint64_t free = ring.size - (pos - ring.read.load(std::memory_order_acquire));
+  if (line.size() > free) {
+    ring.dropped.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  const std::size_t offset = pos % ring.size;
+  const std::size_t first = std::min(line.size(), ring.size - offset);
+  std::memcpy(ring.data.get() + offset, line.data(), first);
+  std::memcpy(ring.data.get(), line.data() + first, line.size() - first);
+  ring.written.store(pos + line.size(), std::memory_order_release);
+  return true;
+}
+
+void AccessLog::set_path(const std::string& path) {
+  if (path == path_) return;
+  path_ = path;
+  std::lock_guard lock(impl_->mutex);
+  impl_->path = path;
+}
+
+void AccessLog::reopen() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->reopen_wanted = true;
+  }
+  impl_->wake.notify_one();
+}
+
+std::uint64_t AccessLog::dropped() const {
+  std::uint64_t n = 0;
+  for (const auto& ring : impl_->rings)
+    n += ring->dropped.load(std::memory_order_relaxed);
+  return n;
+}
+
+}  // namespace meridian::accesslog
