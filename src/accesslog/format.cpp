@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "meridian/core/json.hpp"
+
 namespace meridian::accesslog {
 
 namespace {
@@ -24,32 +26,11 @@ void append_uint(std::string& out, std::uint64_t v) {
   out.append(digits, r.ptr);
 }
 
-// A JSON string: quotes, backslashes and control characters escaped; bytes >= 0x80 pass
-// (values come from a parsed request, which has no control characters, but may be any
-// obs-text).
-void append_json(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (u < 0x20 || u == 0x7f) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", u);
-      out.append(escaped);
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('"');
-}
-
 void field(std::string& out, std::string_view name, std::string_view value) {
   out.push_back(',');
-  append_json(out, name);
+  json::append_string(out, name);
   out.push_back(':');
-  append_json(out, value);
+  json::append_string(out, value);
 }
 
 // A combined-format quoted field: '"' and '\' escaped, "-" for empty (as nginx).

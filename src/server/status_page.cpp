@@ -3,36 +3,11 @@
 #include <cstdio>
 
 #include "meridian/balancing/steering.hpp"
+#include "meridian/core/json.hpp"
 
 namespace meridian::server {
 
 namespace {
-
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out.append("\\\"");
-        break;
-      case '\\':
-        out.append("\\\\");
-        break;
-      case '\n':
-        out.append("\\n");
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-          out.append(escaped);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 void append_number(std::string& out, double v) {
   char digits[32];
@@ -48,31 +23,31 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
   std::string out;
   out.reserve(4096);
   out.append("{\"node\":");
-  append_json_string(out, snapshot.config->node.name);
+  json::append_string(out, snapshot.config->node.name);
   out.append(",\"generation\":");
   out.append(std::to_string(reload.generation));
   out.append(",\"draining\":");
   out.append(draining ? "true" : "false");
   out.append(",\"last_reload\":{\"result\":");
-  append_json_string(out, reload.last_result);
+  json::append_string(out, reload.last_result);
   out.append(",\"time\":");
-  append_json_string(out, reload.last_time);
+  json::append_string(out, reload.last_time);
   out.append(",\"errors\":");
-  append_json_string(out, reload.last_error);
+  json::append_string(out, reload.last_error);
   out.append("},\"backends\":[");
   bool first_backend = true;
   for (const auto& b : snapshot.backends) {
     if (!first_backend) out.push_back(',');
     first_backend = false;
     out.append("{\"name\":");
-    append_json_string(out, b.config->name);
+    json::append_string(out, b.config->name);
     out.append(",\"regions\":[");
     bool first_region = true;
     for (const auto& r : b.regions) {
       if (!first_region) out.push_back(',');
       first_region = false;
       out.append("{\"name\":");
-      append_json_string(out, r.config->name);
+      json::append_string(out, r.config->name);
       out.append(",\"eligible\":");
       out.append(balancing::region_eligible(r, b.config->max_connections_per_endpoint, now)
                      ? "true"
@@ -85,7 +60,7 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
         if (!first_endpoint) out.push_back(',');
         first_endpoint = false;
         out.append("{\"address\":");
-        append_json_string(out, e->address);
+        json::append_string(out, e->address);
         out.append(",\"healthy\":");
         out.append(e->healthy.load(std::memory_order_relaxed) ? "true" : "false");
         out.append(",\"ejected\":");
@@ -108,7 +83,7 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
   out.append(std::to_string(snapshot.config->limits.max_rate_limit_keys));
   if (snapshot.config->rate_limit_store) {
     out.append(",\"store\":{\"address\":");
-    append_json_string(out, snapshot.config->rate_limit_store->redis.text);
+    json::append_string(out, snapshot.config->rate_limit_store->redis.text);
     out.append(",\"workers_connected\":");
     out.append(std::to_string(store.up));
     out.append(",\"workers\":");
@@ -123,7 +98,7 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
       if (!first_limit) out.push_back(',');
       first_limit = false;
       out.append("{\"route\":");
-      append_json_string(out, limit->name);
+      json::append_string(out, limit->name);
       out.append(",\"scope\":");
       out.append(limit->config.scope == config::RateLimitScope::global ? "\"global\""
                                                                        : "\"local\"");
@@ -143,7 +118,7 @@ std::string reload_json(bool ok, std::uint64_t generation, const std::vector<std
   out.append(",\"errors\":[");
   for (std::size_t i = 0; i < errors.size(); ++i) {
     if (i > 0) out.push_back(',');
-    append_json_string(out, errors[i]);
+    json::append_string(out, errors[i]);
   }
   out.append("]}\n");
   return out;
