@@ -225,5 +225,53 @@ class ReloadTest(unittest.TestCase):
             self.assertEqual(m.status()["generation"], generation + 1)
 
 
+GEO_CONFIG = """
+node: {name: edge-geo, location: {lat: 50.11, lon: 8.68}}
+workers: 2
+debug_headers: true
+admin:
+  listen: "{admin}"
+geoip:
+  database: "{dir}/geo.mmdb"
+listeners:
+  - name: public
+    listen: "{listen}"
+    routes: [{name: all, backend: world}]
+backends:
+  - name: world
+    regions:
+      - {name: eu-west, location: {lat: 53.35, lon: -6.26}, endpoints: [{address: "{o1}"}]}
+      - {name: ap-southeast, location: {lat: 1.35, lon: 103.82}, endpoints: [{address: "{o2}"}]}
+"""
+
+SOURCE_DIR = os.environ.get("MERIDIAN_SOURCE_DIR", "../..")
+LOOPBACK_DB = os.path.join(SOURCE_DIR, "tests/data/geoip/loopback-city.mmdb")
+MAXMIND_CITY_DB = os.path.join(SOURCE_DIR, "../shared/testdata/geoip/maxmind/GeoLite2-City-Test.mmdb")
+
+
+class GeoIpReloadTest(unittest.TestCase):
+    def test_a_replaced_database_is_used_after_reload(self):
+        with open(LOOPBACK_DB, "rb") as f:
+            loopback = f.read()
+        with open(MAXMIND_CITY_DB, "rb") as f:
+            maxmind = f.read()
+        with Origin("eu") as eu, Origin("ap") as ap, \
+                Meridian(GEO_CONFIG, {"o1": eu.address, "o2": ap.address},
+                         files={"geo.mmdb": loopback}) as m:
+            def region():
+                with HttpConn(m.listen_address, source_address=("127.0.3.1", 0)) as c:
+                    return c.request("GET", "/").header("x-meridian-region")
+            self.assertEqual(region(), "ap-southeast")  # the loopback DB: Singapore
+            # Replaced as the README says (a rename): MaxMind's test DB does not know 127/8,
+            # so the client is unknown and the node's location (Frankfurt) stands in.
+            tmp = os.path.join(m.dir, "geo.mmdb.new")
+            with open(tmp, "wb") as f:
+                f.write(maxmind)
+            os.replace(tmp, os.path.join(m.dir, "geo.mmdb"))
+            self.assertEqual(region(), "ap-southeast", "the old database until a reload")
+            self.assertEqual(m.reload().status, 200)
+            self.assertEqual(region(), "eu-west")
+
+
 if __name__ == "__main__":
     unittest.main()
