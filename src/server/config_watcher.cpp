@@ -50,9 +50,9 @@ struct ConfigWatcher::Impl : std::enable_shared_from_this<Impl> {
                 "); reload with SIGHUP or POST /reload");
       return;
     }
-    // Writes in place, renames into the directory, new files and symlink swaps.
-    constexpr std::uint32_t kMask =
-        IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB;
+    // Writes in place (reported when the writer closes), renames into the directory, new
+    // files and symlink swaps.
+    constexpr std::uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE;
     if (::inotify_add_watch(fd, directory.c_str(), kMask) < 0) {
       log::warn("config watch: cannot watch ", directory, " (", std::strerror(errno),
                 "); reload with SIGHUP or POST /reload");
@@ -64,14 +64,27 @@ struct ConfigWatcher::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void read() {
-    events.async_read_some(asio::buffer(buffer),
-                           [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                             if (ec || self->stopped) return;
-                             // Which file changed hardly matters (a symlink swap renames
-                             // "..data", not our file): any event re-arms the quiet period.
-                             self->arm();
-                             self->read();
-                           });
+    events.async_read_some(asio::buffer(buffer), [self = shared_from_this()](
+                                                     boost::system::error_code ec, std::size_t n) {
+      if (ec || self->stopped) return;
+      if (self->concerns_us(n)) self->arm();
+      self->read();
+    });
+  }
+
+  // Whether the events in buffer[0, n) name the config file, or a Kubernetes ConfigMap's
+  // "..data" symlink swap. Other files of the directory (an access log written there,
+  // editors' backup files) must not keep re-arming the quiet period.
+  bool concerns_us(std::size_t n) const {
+    std::size_t pos = 0;
+    while (pos + sizeof(inotify_event) <= n) {
+      const auto* e = reinterpret_cast<const inotify_event*>(buffer + pos);
+      const std::string_view file(e->len > 0 ? e->name : "");
+      const std::string_view base = file.substr(0, file.find('\0'));
+      if (base == name || base.starts_with("..") || (e->mask & IN_Q_OVERFLOW) != 0) return true;
+      pos += sizeof(inotify_event) + e->len;
+    }
+    return false;
   }
 
   void arm() {

@@ -224,6 +224,31 @@ class ReloadTest(unittest.TestCase):
             time.sleep(0.6)  # longer than the 200 ms settle time: a reload would have run
             self.assertEqual(m.status()["generation"], generation + 1)
 
+    def test_file_edit_seen_while_a_log_in_the_same_directory_is_busy(self):
+        # The access log is written next to the config file all the time; its events must
+        # not hold off the reload of the config (the watcher looks at the config's name).
+        text = config().replace("node: {name: edge-reload}",
+                                "node: {name: edge-reload}\naccess_log: {path: \"{dir}/access.log\"}")
+        with Meridian(text, self.subs) as m:
+            stop = threading.Event()
+
+            def traffic():
+                with m.conn() as c:
+                    while not stop.is_set():
+                        c.request("GET", "/busy")
+            t = threading.Thread(target=traffic)
+            t.start()
+            try:
+                wait_until(lambda: os.path.getsize(os.path.join(m.dir, "access.log")) > 0, 5)
+                generation = m.status()["generation"]
+                m.write_config(text.replace("edge-reload", "edge-reload-busy"), self.subs)
+                wait_until(lambda: m.status()["node"] == "edge-reload-busy", 5,
+                           message="the edit to be reloaded while the log is busy")
+                self.assertEqual(m.status()["generation"], generation + 1)
+            finally:
+                stop.set()
+                t.join(10)
+
 
 GEO_CONFIG = """
 node: {name: edge-geo, location: {lat: 50.11, lon: 8.68}}
