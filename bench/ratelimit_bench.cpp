@@ -55,7 +55,7 @@ void BM_LocalLimit_HotKey(benchmark::State& state) {
   const ratelimit::ClientKey key{
       std::string_view(reinterpret_cast<const char*>(address), sizeof address), true};
   for (auto _ : state) {
-    benchmark::DoNotOptimize(ratelimit::take_local(client_limit(), table(), key, now_ns()));
+    benchmark::DoNotOptimize(ratelimit::take_local(client_limit(), &table(), key, now_ns()));
   }
   state.SetItemsProcessed(state.iterations());  // decisions/s, summed over the threads
 }
@@ -71,7 +71,7 @@ void BM_LocalLimit_ManyKeys(benchmark::State& state) {
         static_cast<unsigned char>(client >> 8), static_cast<unsigned char>(client)};
     const ratelimit::ClientKey key{
         std::string_view(reinterpret_cast<const char*>(address), sizeof address), true};
-    benchmark::DoNotOptimize(ratelimit::take_local(client_limit(), table(), key, now_ns()));
+    benchmark::DoNotOptimize(ratelimit::take_local(client_limit(), &table(), key, now_ns()));
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -80,7 +80,7 @@ BENCHMARK(BM_LocalLimit_ManyKeys)->Threads(1)->Threads(4)->UseRealTime();
 void BM_LocalLimit_RouteKey(benchmark::State& state) {
   const ratelimit::ClientKey key{};
   for (auto _ : state) {
-    benchmark::DoNotOptimize(ratelimit::take_local(route_limit(), table(), key, now_ns()));
+    benchmark::DoNotOptimize(ratelimit::take_local(route_limit(), &table(), key, now_ns()));
   }
   state.SetItemsProcessed(state.iterations());
 }

@@ -48,7 +48,10 @@ struct AccessLog::Impl {
   bool reopen_wanted = false;
   bool stopping = false;
   int fd = -1;
-  bool own_fd = false;  // a file we opened (not stdout/stderr)
+  bool own_fd = false;    // a file we opened (not stdout/stderr)
+  bool may_block = true;  // not a regular file: wait for room before each write
+  bool off = false;       // access_log.path: off -- nothing is written, nothing is lost
+  std::atomic<std::uint64_t> lost{0};  // lines queued but never written (dead destination)
   bool open_failed_logged = false;
   std::thread thread;
 
@@ -60,13 +63,12 @@ struct AccessLog::Impl {
 
   void open_fd(const std::string& target) {
     close_fd();
-    if (target == "off") return;
-    if (target == "stdout") {
-      fd = STDOUT_FILENO;
-      return;
-    }
-    if (target == "stderr") {
-      fd = STDERR_FILENO;
+    off = target == "off";
+    if (off) return;
+    if (target == "stdout" || target == "stderr") {
+      fd = target == "stdout" ? STDOUT_FILENO : STDERR_FILENO;
+      struct stat st {};
+      may_block = ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode);
       return;
     }
     // Non-blocking: a FIFO without a reader fails at once (ENXIO) instead of hanging, and a
@@ -82,12 +84,25 @@ struct AccessLog::Impl {
     }
     open_failed_logged = false;
     own_fd = true;
+    struct stat st {};
+    may_block = ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode);
   }
 
-  // Writes [p, p + n); false when stopping interrupted it or the destination failed.
+  // Writes [p, p + n); false when stopping interrupted it or the destination failed. A pipe
+  // or terminal (stdout included, which we must not make non-blocking) is waited on with
+  // poll() in bounded steps and written at most a page at a time, which a writable pipe
+  // takes without blocking, so that the thread can always notice a stop.
   bool write_all(const char* p, std::size_t n) {
+    constexpr std::size_t kPage = 4096;
     while (n > 0) {
-      const ssize_t w = ::write(fd, p, n);
+      if (may_block) {
+        pollfd pfd{fd, POLLOUT, 0};
+        if (::poll(&pfd, 1, kWriteWaitMs) == 0) {
+          if (stop_requested()) return false;
+          continue;
+        }
+      }
+      const ssize_t w = ::write(fd, p, may_block ? std::min(n, kPage) : n);
       if (w > 0) {
         p += w;
         n -= static_cast<std::size_t>(w);
@@ -110,6 +125,13 @@ struct AccessLog::Impl {
     return stopping;
   }
 
+  static std::uint64_t count_lines(const Ring& ring, std::uint64_t from, std::uint64_t to) {
+    std::uint64_t lines = 0;
+    for (std::uint64_t pos = from; pos < to; ++pos)
+      lines += ring.data[pos % ring.size] == '\n' ? 1 : 0;
+    return lines;
+  }
+
   // Moves what each ring holds to the destination; returns whether anything was there.
   bool drain() {
     bool any = false;
@@ -119,14 +141,19 @@ struct AccessLog::Impl {
       if (pos == end) continue;
       any = true;
       bool ok = fd >= 0;
+      std::uint64_t failed_from = ok ? end : pos;
       while (ok && pos < end) {
         const std::size_t offset = pos % ring->size;
         const std::size_t n = std::min<std::uint64_t>(end - pos, ring->size - offset);
         ok = write_all(ring->data.get() + offset, n);
+        if (!ok) failed_from = pos;
         pos += n;
       }
-      // Written or not (no destination, a failed write), the bytes are released: a dead
-      // destination must not stop the rings from taking new lines.
+      if (failed_from < end && !off) {
+        // No destination or a failed write: the lines are released all the same (a dead
+        // destination must not stop the rings from taking new ones) and counted as dropped.
+        lost.fetch_add(count_lines(*ring, failed_from, end), std::memory_order_relaxed);
+      }
       ring->read.store(end, std::memory_order_release);
     }
     return any;
@@ -206,7 +233,7 @@ void AccessLog::reopen() {
 }
 
 std::uint64_t AccessLog::dropped() const {
-  std::uint64_t n = 0;
+  std::uint64_t n = impl_->lost.load(std::memory_order_relaxed);
   for (const auto& ring : impl_->rings)
     n += ring->dropped.load(std::memory_order_relaxed);
   return n;

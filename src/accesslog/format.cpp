@@ -33,14 +33,20 @@ void field(std::string& out, std::string_view name, std::string_view value) {
   json::append_string(out, value);
 }
 
-// A combined-format quoted field: '"' and '\' escaped, "-" for empty (as nginx).
-void append_quoted(std::string& out, std::string_view s) {
-  out.push_back('"');
-  if (s.empty()) out.push_back('-');
+// Inside a combined-format quoted field: '"' and '\' escaped, so that a request cannot
+// forge fields of its own line.
+void append_escaped(std::string& out, std::string_view s) {
   for (const char c : s) {
     if (c == '"' || c == '\\') out.push_back('\\');
     out.push_back(c);
   }
+}
+
+// A combined-format quoted field, "-" for empty (as nginx).
+void append_quoted(std::string& out, std::string_view s) {
+  out.push_back('"');
+  if (s.empty()) out.push_back('-');
+  append_escaped(out, s);
   out.push_back('"');
 }
 
@@ -61,7 +67,7 @@ void format(config::AccessLogFormat format, const Entry& e, TimeCache& cache, st
     } else {
       out.append(e.method);
       out.push_back(' ');
-      out.append(e.target);
+      append_escaped(out, e.target);
       out.append(e.version == 10 ? " HTTP/1.0" : " HTTP/1.1");
     }
     out.append("\" ");

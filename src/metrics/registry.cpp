@@ -36,7 +36,7 @@ RequestSeries::~RequestSeries() {
 
 void WorkerCounters::record_request(SeriesId id, unsigned status, std::int64_t duration_ns) {
   RequestSeries& s = request_series(id);
-  if (status >= 100 && status <= 599) {
+  if (status >= 100 && status <= 999) {
     auto& slot = s.classes[status / 100 - 1];
     CodeBlock* block = slot.load(std::memory_order_relaxed);
     if (block == nullptr) {
@@ -89,7 +89,7 @@ SeriesId Registry::listener_series(const std::string& listener) {
 
 RequestTotals Registry::request_totals(SeriesId id) const {
   RequestTotals t;
-  std::array<std::uint64_t, 500> codes{};
+  std::array<std::uint64_t, 900> codes{};
   std::uint64_t sum_ns = 0;
   for (const auto& w : workers_) {
     const RequestSeries& s = w->request_series(id);

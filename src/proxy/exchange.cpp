@@ -53,6 +53,7 @@ void Exchange::start(const ExchangeRequest& request) {
   pending_body_ = nullptr;
   now_ns_ = balancing::steady_now_ns();
   region_index_ = -1;
+  retry_from_region_ = -1;
   last_endpoint_ = nullptr;
   static const std::optional<config::Location> kNoLocation;
   order_ = balancing::order_regions(*request.backend, request.client,
@@ -84,6 +85,13 @@ void Exchange::dispatch() {
         balancing::pick_endpoint(region, config->balance, config->max_connections_per_endpoint,
                                  tried_, w_.rotation(region.ordinal), now_ns_);
     if (picked != nullptr) {
+      if (retry_from_region_ >= 0 && request_.region_series != nullptr && w_.counters != nullptr) {
+        // A retry goes out: counted against the region whose attempt failed, the one that
+        // needs looking at.
+        w_.counters->record_retry(
+            (*request_.region_series)[static_cast<std::size_t>(retry_from_region_)]);
+      }
+      retry_from_region_ = -1;
       region_index_ = order_.index[region_pos_];
       use_endpoint(*picked, true);
       return;
@@ -457,10 +465,7 @@ void Exchange::fail(Failure why) {
   drop_connection();
   if (retryable && retries_left_ > 0) {
     --retries_left_;
-    // Counted against the region whose attempt failed: the one that needs looking at.
-    if (request_.region_series != nullptr && w_.counters != nullptr && region_index_ >= 0) {
-      w_.counters->record_retry((*request_.region_series)[static_cast<std::size_t>(region_index_)]);
-    }
+    retry_from_region_ = region_index_;  // counted in dispatch() if a retry goes out
     dispatch();
     return;
   }

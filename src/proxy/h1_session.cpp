@@ -110,10 +110,22 @@ void H1Session::start() {
 
 bool H1Session::refresh_snapshot() {
   if (snapshot_ == w_.snapshot && listener_ != nullptr) return true;
+  const int index = w_.snapshot->listener_index(listener_name_);
+  if (index < 0) {
+    // A reload removed this connection's listener. A request already here is still served
+    // under the configuration the connection had, and the connection ends after it (SPEC 9:
+    // no request fails because of a reload). A connection accepted just before the removal
+    // has no configuration to be served with.
+    if (listener_ == nullptr) {
+      snapshot_ = w_.snapshot;
+      return false;
+    }
+    listener_removed_ = true;
+    return true;
+  }
   snapshot_ = w_.snapshot;
-  const int index = snapshot_->listener_index(listener_name_);
-  listener_ = index < 0 ? nullptr : &snapshot_->listeners[static_cast<std::size_t>(index)];
-  return listener_ != nullptr;
+  listener_ = &snapshot_->listeners[static_cast<std::size_t>(index)];
+  return true;
 }
 
 void H1Session::read_head() {
@@ -225,6 +237,7 @@ void H1Session::begin_exchange(std::size_t head_length) {
     reply(503, "listener is being removed", true);
     return;
   }
+  if (listener_removed_) close_after_ = true;
   if (logging()) capture_log_fields(head);
   const auto* route = listener_->router.match(head.host, head.path, head.method);
   if (route == nullptr) {
@@ -272,7 +285,7 @@ void H1Session::begin_exchange(std::size_t head_length) {
       } else {
         // Node-wide and synchronous: decided now, while the key's views are valid.
         const auto decision =
-            ratelimit::take_local(*limit_, *snapshot_->buckets, key, balancing::steady_now_ns());
+            ratelimit::take_local(*limit_, snapshot_->buckets.get(), key, balancing::steady_now_ns());
         in_.consume(head_length);
         on_rate_limit_decision(decision);
         return;
@@ -339,17 +352,24 @@ void H1Session::on_rate_limit_decision(const ratelimit::Decision& d) {
 
 void H1Session::start_exchange() {
   if (has_body_) in_.reserve(kBodyBuffer);
-  if (expect_continue_) {
-    // The body is welcome: say so at once rather than making the client wait out its
-    // expect timeout. The send buffer is empty at this point, so this write completes.
-    boost::system::error_code ec;
-    const auto n = client_.write_some(asio::buffer(kContinue), ec);
-    if (ec || n != kContinue.size()) {
-      close();
-      return;
-    }
+  if (!expect_continue_) {
+    exchange_.start(exchange_request_);
+    return;
   }
-  exchange_.start(exchange_request_);
+  // The body is welcome: say so at once rather than making the client wait out its expect
+  // timeout, and start the exchange once that is written (the socket may still hold the
+  // end of a previous response, so the write may not complete at once).
+  continue_pending_ = true;
+  asio::async_write(client_, asio::buffer(kContinue),
+                    [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                      self->continue_pending_ = false;
+                      if (self->state_ != State::exchange) return;
+                      if (ec) {
+                        self->close();
+                        return;
+                      }
+                      self->exchange_.start(self->exchange_request_);
+                    });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -393,7 +413,11 @@ void H1Session::pump_request_body() {
     if (in_.tail_size() == 0) in_.compact();
     if (in_.tail_size() == 0) {
       exchange_.abort();
-      reply(400, "malformed request: chunk header too long", true);
+      if (response_head_sent_) {
+        close();  // an early response is on its way: no second answer on top of it
+      } else {
+        reply(400, "malformed request: chunk header too long", true);
+      }
       return;
     }
   }
@@ -661,7 +685,7 @@ void H1Session::on_deadline() {
     case State::exchange:
       if (net::Clock::now() < request_deadline_) {
         arm(request_deadline_);
-      } else if (response_head_sent_) {
+      } else if (response_head_sent_ || continue_pending_) {
         close();
       } else if (!request_complete()) {
         reply(408, "request body not received within the route timeout", true);

@@ -62,13 +62,13 @@ ClientKey client_key(const config::RateLimit& limit, const http::RequestHead& he
   return {};
 }
 
-Decision take_local(RouteLimit& limit, LocalBuckets& buckets, const ClientKey& key,
+Decision take_local(RouteLimit& limit, LocalBuckets* buckets, const ClientKey& key,
                     std::int64_t now_ns) {
   if (limit.config.key == config::RateLimitKey::route) {
     return gcra_take(limit.route_tat, now_ns, limit.quota);
   }
   const std::uint64_t seed = limit.seed ^ (key.address ? kAddressSeed : kHeaderSeed);
-  return buckets.take(buckets.hash_key(seed, key.bytes), now_ns, limit.quota);
+  return buckets->take(buckets->hash_key(seed, key.bytes), now_ns, limit.quota);
 }
 
 std::string global_key(const RouteLimit& limit, const ClientKey& key) {

@@ -200,6 +200,14 @@ void Server::Impl::wait_signal() {
 Server::Impl::ReloadOutcome Server::Impl::reload(std::string_view trigger) {
   // SPEC 9: the new file is validated whole, new listeners are bound, and only then does
   // anything change; any failure leaves the running configuration as it was.
+  if (draining) {
+    // The process is on its way out: a new configuration would restart health checks and
+    // open listeners that nobody serves.
+    ReloadOutcome refused;
+    refused.generation = generation;
+    refused.errors.push_back("draining: the process is shutting down");
+    return refused;
+  }
   const std::string content = read_file_or_empty(options.config_path);
   if (watcher) watcher->loaded(content);
   const auto result = config::load_config_string(content, options.config_path);
@@ -214,12 +222,15 @@ Server::Impl::ReloadOutcome Server::Impl::reload(std::string_view trigger) {
     for (const auto& e : result.errors)
       errors.push_back(e.to_string());
   } else {
-    plan_listeners(*result.config, changes, errors);
-    if (errors.empty()) {
-      std::string error;
-      next =
-          proxy::Snapshot::build(result.config, snapshot.get(), generation + 1, *registry, error);
-      if (!next) errors.push_back(options.config_path + ": geoip.database: " + error);
+    // The snapshot first (it may fail on the GeoIP file), then the new sockets: nothing is
+    // bound for a reload that cannot happen.
+    std::string error;
+    next = proxy::Snapshot::build(result.config, snapshot.get(), generation + 1, *registry, error);
+    if (!next) {
+      errors.push_back(options.config_path + ": geoip.database: " + error);
+    } else {
+      plan_listeners(*result.config, changes, errors);
+      if (!errors.empty()) next.reset();
     }
     const auto& before = *snapshot->config;
     const auto& after = *result.config;

@@ -71,7 +71,11 @@ void Worker::publish(std::shared_ptr<const proxy::Snapshot> snapshot, ListenerCh
       auto acceptor = std::make_shared<net::Acceptor>(
           std::move(socket), name,
           [this, name = name](tcp::socket client) { on_accept(name, std::move(client)); });
-      if (!ctx_.draining) acceptor->start();
+      if (ctx_.draining) {
+        acceptor->close();  // a socket nobody accepts on would queue connections for nothing
+        continue;
+      }
+      acceptor->start();
       acceptors_.push_back(std::move(acceptor));
     }
     install(std::move(s));

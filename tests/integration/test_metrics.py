@@ -21,6 +21,7 @@ listeners:
          rate_limit: {rate: 1/h, burst: 2, key: route}}
       - {name: flaky, match: {path_prefix: /flaky/}, backend: flaky, retries: 1}
       - {name: api, match: {path_prefix: /api/}, backend: b}
+      - {name: lonely, match: {path_prefix: /lonely/}, backend: lonely, retries: 2}
 backends:
   - name: b
     health_check: {path: /health, interval: 100ms, timeout: 1s, healthy_threshold: 1,
@@ -29,6 +30,10 @@ backends:
       - name: r1
         location: {lat: 50.0, lon: 8.0}
         endpoints: [{address: "{o1}"}, {address: "{o2}"}]
+  - name: lonely
+    regions:
+      - {name: r1, location: {lat: 50.0, lon: 8.0},
+         endpoints: [{address: "127.0.0.1:{dead_port}"}]}
   - name: flaky
     steering: {policy: failover}
     regions:
@@ -145,6 +150,15 @@ class MetricsTest(unittest.TestCase):
                                     region="dead", reason="nearest") - selected, 1)
         self.assertGreaterEqual(self.value("meridian_http_requests_total", route="flaky",
                                            region="alive", code="200"), 1)
+
+    def test_no_retry_counted_when_none_went_out(self):
+        # One endpoint, retries: 2, a refused connect: there is no other endpoint to retry
+        # on, so no retry is sent and none is counted.
+        self.assertEqual(self.meridian.get("/lonely/x").status, 502)
+        self.assertEqual(self.value("meridian_upstream_retries_total", backend="lonely",
+                                    region="r1"), 0)
+        self.assertGreaterEqual(self.value("meridian_http_requests_total", route="lonely",
+                                           region="r1", code="502"), 1)
 
     def test_health_and_latency_gauges_follow_the_origins(self):
         labels = {"backend": "b", "region": "r1", "endpoint": self.o2.address}

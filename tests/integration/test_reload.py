@@ -153,15 +153,33 @@ class ReloadTest(unittest.TestCase):
             self.assertFalse(accepts(extra))
             self.reload(m, config(extra=EXTRA))
             wait_until(lambda: accepts(extra), 5, message="the added listener to accept")
-            with HttpConn(extra) as c:
-                self.assertEqual(c.request("GET", "/via-extra").status, 200)
             # The main listener was kept: a connection opened before the reload still works.
-            with m.conn() as kept:
+            with m.conn() as kept, HttpConn(extra) as on_extra:
+                self.assertEqual(on_extra.request("GET", "/via-extra").status, 200)
                 self.assertEqual(kept.request("GET", "/before").status, 200)
                 self.reload(m, config())
                 wait_until(lambda: not accepts(extra), 5,
                            message="the removed listener to stop accepting")
                 self.assertEqual(kept.request("GET", "/after").status, 200)
+                # A connection of the removed listener still gets its next request served,
+                # under the configuration it had, and is closed after it (no request fails
+                # because of a reload).
+                r = on_extra.request("GET", "/after-removal")
+                self.assertEqual(r.status, 200)
+                self.assertTrue(r.will_close)
+
+    def test_reload_refused_while_draining(self):
+        with Meridian(config(), self.subs, expect_clean_exit=False) as m, m.conn() as c:
+            c.send_request("GET", "/slow?delay_ms=1500")  # keeps the drain going
+            wait_until(lambda: self.o1.requests("/slow") + self.o2.requests("/slow") == 1, 5)
+            m.send_signal(signal.SIGTERM)
+            wait_until(lambda: m.admin("GET", "/ready").status == 503, 5)
+            m.write_config(config(ROUTES_B), self.subs)
+            r = m.reload()
+            self.assertEqual(r.status, 400)
+            self.assertIn("draining", r.text())
+            self.assertEqual(c.read_response().status, 200)  # the request in flight finishes
+            self.assertEqual(m.wait(10), 0)  # and the process exits cleanly
 
     def test_kept_endpoint_keeps_its_health(self):
         with Meridian(config(), self.subs) as m:

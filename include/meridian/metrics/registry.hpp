@@ -39,7 +39,7 @@ inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
-// One status class (1xx..5xx) of one request series.
+// One status class (1xx..9xx: an origin may send any three digits) of one request series.
 struct CodeBlock {
   std::array<std::atomic<std::uint64_t>, 100> count{};
 };
@@ -48,7 +48,7 @@ struct CodeBlock {
 // (listener, route, backend, region), on one worker.
 struct RequestSeries {
   // Allocated by the worker on the first status of a class (once per series and class).
-  std::array<std::atomic<CodeBlock*>, 5> classes{};
+  std::array<std::atomic<CodeBlock*>, 9> classes{};
   std::array<std::atomic<std::uint64_t>, kDurationBuckets.size() + 1> buckets{};  // +Inf last
   std::atomic<std::uint64_t> sum_ns{0};
   ~RequestSeries();

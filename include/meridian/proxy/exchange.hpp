@@ -137,6 +137,7 @@ class Exchange final : private net::Deadline {
   balancing::RegionOrder order_;  // the backend's eligible regions, best first (SPEC 5)
   std::size_t region_pos_ = 0;    // the region being tried
   int region_index_ = -1;         // see region_index()
+  int retry_from_region_ = -1;    // a retry is wanted after an attempt in this region failed
   const balancing::EndpointState* last_endpoint_ = nullptr;
   std::int64_t now_ns_ = 0;  // steady time at start(), for ejection checks
   balancing::TriedEndpoints tried_;

@@ -101,6 +101,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   std::string listener_name_;
   std::shared_ptr<const Snapshot> snapshot_;  // pinned for the request in progress
   const ListenerRuntime* listener_ = nullptr;
+  bool listener_removed_ = false;  // a reload removed it: this connection ends after its request
   boost::asio::ip::address peer_address_;
   std::string peer_;  // the client's address as text, for X-Forwarded-For
   State state_ = State::head;
@@ -116,6 +117,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   Exchange exchange_;
   ExchangeRequest exchange_request_;  // held while the rate limit decides
   bool expect_continue_ = false;
+  bool continue_pending_ = false;           // the 100 Continue is being written: no other write now
   ratelimit::RouteLimit* limit_ = nullptr;  // the route's limit (owned by snapshot_), or null
   std::uint64_t limit_tag_ = 0;             // names the store answer this request waits for
   std::string limit_headers_;               // RateLimit-* lines for the response, or empty

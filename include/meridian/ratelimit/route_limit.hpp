@@ -52,7 +52,8 @@ ClientKey client_key(const config::RateLimit& limit, const http::RequestHead& he
 
 // The local (node-wide) decision for one request: the route's own bucket for key: route,
 // else the client's bucket in `buckets`.
-Decision take_local(RouteLimit& limit, LocalBuckets& buckets, const ClientKey& key,
+// `buckets` may be null for key: route (a snapshot without client keys has no table).
+Decision take_local(RouteLimit& limit, LocalBuckets* buckets, const ClientKey& key,
                     std::int64_t now_ns);
 
 // The Redis key of the client's bucket: "meridian:rl:<listener>/<route>:<key>", the key

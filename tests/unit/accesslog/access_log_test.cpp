@@ -70,6 +70,15 @@ TEST(Format, Combined) {
             "\"-\" \"curl/8 \\\"quoted\\\"\"\n");
 }
 
+TEST(Format, CombinedTargetCannotForgeFields) {
+  TimeCache cache;
+  std::string out;
+  Entry e = sample();
+  e.target = "/x\" 200 1 \"-";
+  format(config::AccessLogFormat::combined, e, cache, out);
+  EXPECT_NE(out.find("\"GET /x\\\" 200 1 \\\"- HTTP/1.1\" 200 1234"), std::string::npos) << out;
+}
+
 TEST(Format, CombinedWithoutARequestLine) {
   TimeCache cache;
   std::string out;

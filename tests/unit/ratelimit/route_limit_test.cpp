@@ -54,11 +54,12 @@ TEST(ClientKey, RouteKeyIsOneBucket) {
   LocalBuckets buckets(1000);
   KeyBuffer buffer;
   const auto a = client_key(route.config, head_with({}), kClient, buffer);
-  EXPECT_TRUE(take_local(route, buckets, a, kNow).allowed);
+  EXPECT_TRUE(take_local(route, &buckets, a, kNow).allowed);
   const auto b = client_key(route.config, head_with({}), kClient6, buffer);
-  EXPECT_TRUE(take_local(route, buckets, b, kNow).allowed);
-  EXPECT_FALSE(take_local(route, buckets, a, kNow).allowed);  // burst 2, shared
+  EXPECT_TRUE(take_local(route, &buckets, b, kNow).allowed);
+  EXPECT_FALSE(take_local(route, &buckets, a, kNow).allowed);  // burst 2, shared
   EXPECT_EQ(buckets.size(), 0u);  // the route's own atomic, not the table
+  EXPECT_FALSE(take_local(route, nullptr, a, kNow).allowed);  // which may then be absent
 }
 
 TEST(ClientKey, HeaderValueDoesNotShareAnAddressBucket) {
@@ -67,10 +68,10 @@ TEST(ClientKey, HeaderValueDoesNotShareAnAddressBucket) {
   LocalBuckets buckets(1000);
   const ClientKey as_address{std::string_view("abcd", 4), true};
   const ClientKey as_header{std::string_view("abcd", 4), false};
-  EXPECT_TRUE(take_local(route, buckets, as_address, kNow).allowed);
-  EXPECT_TRUE(take_local(route, buckets, as_address, kNow).allowed);
-  EXPECT_FALSE(take_local(route, buckets, as_address, kNow).allowed);
-  EXPECT_TRUE(take_local(route, buckets, as_header, kNow).allowed);
+  EXPECT_TRUE(take_local(route, &buckets, as_address, kNow).allowed);
+  EXPECT_TRUE(take_local(route, &buckets, as_address, kNow).allowed);
+  EXPECT_FALSE(take_local(route, &buckets, as_address, kNow).allowed);
+  EXPECT_TRUE(take_local(route, &buckets, as_header, kNow).allowed);
 }
 
 TEST(GlobalKey, ReadableNames) {
