@@ -284,8 +284,8 @@ void H1Session::begin_exchange(std::size_t head_length) {
         store_key_ = ratelimit::global_key(*limit_, key);
       } else {
         // Node-wide and synchronous: decided now, while the key's views are valid.
-        const auto decision =
-            ratelimit::take_local(*limit_, snapshot_->buckets.get(), key, balancing::steady_now_ns());
+        const auto decision = ratelimit::take_local(*limit_, snapshot_->buckets.get(), key,
+                                                    balancing::steady_now_ns());
         in_.consume(head_length);
         on_rate_limit_decision(decision);
         return;
