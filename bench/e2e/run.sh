@@ -1,0 +1,603 @@
+#!/usr/bin/env bash
+# End-to-end benchmark harness (issue 6): meridian against nginx and HAProxy 2.6 as reverse
+# proxies, each with one worker, in front of the same nginx origin, on loopback.
+#
+#   bench/e2e/run.sh [--quick] [--rounds N] [--duration D] [--only LIST] [--targets LIST]
+#
+#   --rounds N      interleaved rounds per wrk scenario (default 3)
+#   --duration D    wrk duration per run (default 5s)
+#   --quick         1 round of 2s, and no idle/callgrind/strace (smoke test, ~1 minute)
+#   --only LIST     comma-separated scenarios: keepalive,close,64k,1m,idle,callgrind,strace
+#   --targets LIST  comma-separated proxies: meridian,nginx,haproxy (default all three)
+# Environment: MERIDIAN_BUILD_DIR (default build), MERIDIAN_SKIP_BUILD=1 (use the existing
+# binary), N1/N2 (requests of the two callgrind/strace runs, default 2000/6000),
+# IDLE_CONNS (default 10000).
+#
+# Scenarios (all against 127.0.0.1, ports 18200-18209):
+#   keepalive  small GET, wrk -t1 -c50 --latency            } each in rounds of direct,
+#   close      the same with Connection: close              } meridian, nginx, haproxy,
+#   64k, 1m    64 KiB / 1 MiB bodies, wrk -t1 -c10 --latency } interleaved so that drift of
+#                                                              the machine hits all alike
+#   idle       VmRSS of the proxy process around IDLE_CONNS idle keep-alive connections
+#   callgrind  user-space instructions per request: (Ir(N2) - Ir(N1)) / (N2 - N1)
+#   strace     syscalls per request under 50 concurrent keep-alive connections, same differencing
+# For every proxy run: req/s, p50/p99, CPU µs per request of the proxy process alone
+# (utime+stime from /proc/PID/stat) and its peak RSS over the run (VmHWM, reset before the run).
+# Tables go to stdout and are appended to bench/e2e/results/DATE-GITHASH.txt (not committed).
+set -euo pipefail
+
+# Before any option parsing shifts "$@": the exact command line for the report, with the
+# environment overrides that change what is measured.
+cmdline=""
+for v in MERIDIAN_BUILD_DIR MERIDIAN_SKIP_BUILD N1 N2 IDLE_CONNS; do
+  [ -n "${!v:-}" ] && cmdline+="$v=${!v} "
+done
+cmdline+=$(printf '%q ' "$0" "$@")
+cmdline=${cmdline% }
+
+die() { echo "run.sh: ERROR: $*" >&2; exit 1; }
+# die with the tail of a log file, which lives in the temporary directory removed on exit.
+die_log() {
+  local log=$1; shift
+  echo "run.sh: ERROR: $*" >&2
+  if [ -s "$log" ]; then echo "--- last lines of $log:" >&2; tail -n 20 "$log" >&2; fi
+  exit 1
+}
+progress() { echo "run.sh: $*" >&2; }
+
+usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
+
+all_scenarios=(keepalive close 64k 1m idle callgrind strace)
+rounds="" duration="" quick=0 only="" targets_arg=meridian,nginx,haproxy
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) quick=1 ;;
+    --rounds) [ $# -ge 2 ] || die "--rounds needs a value"; rounds=$2; shift ;;
+    --duration) [ $# -ge 2 ] || die "--duration needs a value"; duration=$2; shift ;;
+    --only) [ $# -ge 2 ] || die "--only needs a value"; only=$2; shift ;;
+    --targets) [ $# -ge 2 ] || die "--targets needs a value"; targets_arg=$2; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+  shift
+done
+if [ "$quick" = 1 ]; then
+  rounds=${rounds:-1}
+  duration=${duration:-2s}
+else
+  rounds=${rounds:-3}
+  duration=${duration:-5s}
+fi
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, not '$rounds'"
+[[ $duration =~ ^[1-9][0-9]*[smh]?$ ]] || die "--duration must look like 5s, not '$duration'"
+
+if [ -n "$only" ]; then
+  IFS=, read -r -a scenarios <<< "$only"
+  for s in "${scenarios[@]}"; do
+    [[ " ${all_scenarios[*]} " == *" $s "* ]] || die "unknown scenario '$s' (one of: ${all_scenarios[*]})"
+  done
+elif [ "$quick" = 1 ]; then
+  scenarios=(keepalive close 64k 1m)
+else
+  scenarios=("${all_scenarios[@]}")
+fi
+IFS=, read -r -a targets <<< "$targets_arg"
+for t in "${targets[@]}"; do
+  case $t in meridian | nginx | haproxy) ;; *) die "unknown target '$t' (meridian, nginx, haproxy)" ;; esac
+done
+selected() { [[ " ${scenarios[*]} " == *" $1 "* ]]; }
+
+N1=${N1:-2000}
+N2=${N2:-6000}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+[ "$N2" -gt "$N1" ] || die "N2 ($N2) must be larger than N1 ($N1)"
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+here=bench/e2e
+python=${PYTHON:-python3}
+
+# 10k idle connections need 10k descriptors in the proxy and in the client. Where the hard
+# limit is lower and cannot be raised (a container without CAP_SYS_RESOURCE), take what there
+# is, say so, and size the proxies and the idle test to it.
+if ! ulimit -n 65536 2>/dev/null; then
+  ulimit -n "$(ulimit -Hn)"
+  progress "warning: cannot raise the open files limit to 65536; using the hard limit $(ulimit -n)"
+fi
+nofile=$(ulimit -n)
+# nginx counts client and upstream connections in worker_connections.
+nginx_conns=$((nofile < 32768 ? nofile : 32768))
+# HAProxy reserves two descriptors per connection and refuses to start when maxconn does not
+# fit its open files limit (which it can raise itself only as far as the hard limit).
+haproxy_maxconn=$(((nofile - 100) / 2 < 20000 ? (nofile - 100) / 2 : 20000))
+# The idle test needs IDLE_CONNS connections in every proxy; with a low limit, fewer (the
+# table says how many; KiB per connection stays comparable).
+idle_conns=$((IDLE_CONNS < haproxy_maxconn - 100 ? IDLE_CONNS : haproxy_maxconn - 100))
+if selected idle && [ "$idle_conns" -lt "$IDLE_CONNS" ]; then
+  progress "warning: the open files limit $nofile allows $idle_conns idle connections, not $IDLE_CONNS"
+fi
+
+# --- dependencies and build -------------------------------------------------------------------
+bash tests/install-deps.sh wrk nginx-light haproxy valgrind strace
+for tool in wrk nginx haproxy valgrind strace curl "$python"; do
+  command -v "$tool" >/dev/null || die "$tool not found after tests/install-deps.sh"
+done
+
+work=$(mktemp -d /tmp/meridian-bench.XXXXXX)
+# nginx workers run as nobody and serve the static files from here.
+chmod 755 "$work"
+
+started=()  # every process we start (or daemon we spawn), stopped on exit whatever happens
+cleanup() {
+  local i
+  for ((i = ${#started[@]} - 1; i >= 0; i--)); do stop_tree "${started[i]}"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+build=${MERIDIAN_BUILD_DIR:-build}
+if [ "${MERIDIAN_SKIP_BUILD:-0}" = 1 ]; then
+  progress "MERIDIAN_SKIP_BUILD=1: using the existing $build/meridian"
+else
+  progress "building meridian (Release) in $build"
+  { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release &&
+    cmake --build "$build" --target meridian -j"$(nproc)"; } > "$work/build.log" 2>&1 ||
+    die_log "$work/build.log" "the meridian build failed"
+fi
+[ -x "$build/meridian" ] || die "$build/meridian does not exist (build it, or unset MERIDIAN_SKIP_BUILD)"
+# A private copy, so that a rebuild in the same tree during the run cannot change the binary
+# between rounds.
+cp "$build/meridian" "$work/meridian"
+
+# --- process helpers (from /proc: no procps needed) -------------------------------------------
+# Running and not a zombie (our own children stay zombies until reaped).
+alive() {
+  local s
+  read -r s 2>/dev/null < "/proc/$1/stat" || return 1
+  s=${s##*) }
+  [ "${s:0:1}" != Z ]
+}
+children_of() {
+  local p s f
+  for p in /proc/[0-9]*; do
+    read -r s 2>/dev/null < "$p/stat" || continue
+    s=${s##*) }          # the fields after "pid (comm) ": state ppid ...
+    read -r -a f <<< "$s"
+    [ "${f[1]}" = "$1" ] && echo "${p#/proc/}"
+  done
+  return 0
+}
+descendants() {
+  local c
+  for c in $(children_of "$1"); do echo "$c"; descendants "$c"; done
+}
+# Waits up to $2 seconds for $1 to exit; reaps it if it is our child.
+wait_exit() {
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    alive "$1" || { wait "$1" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+# SIGTERM to the process first (an nginx master stops its workers; strace detaches), then to
+# whatever it left behind, then SIGKILL for anything still there after 10 s.
+stop_tree() {
+  local pid=$1 kids k
+  alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
+  kids=$(descendants "$pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  wait_exit "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
+  for k in $kids; do
+    alive "$k" || continue
+    kill -TERM "$k" 2>/dev/null || true
+    wait_exit "$k" 5 || kill -KILL "$k" 2>/dev/null || true
+  done
+  wait "$pid" 2>/dev/null || true
+}
+# utime + stime (fields 14 and 15 of /proc/PID/stat, in clock ticks), all threads included.
+cpu_ticks() {
+  local s f
+  read -r s < "/proc/$1/stat"
+  s=${s##*) }
+  read -r -a f <<< "$s"  # f[0] is field 3
+  echo $((f[11] + f[12]))
+}
+status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+clk_tck=$(getconf CLK_TCK)
+
+# Is anything (any address, v4 or v6) listening on TCP port $1? Read from /proc/net so that
+# checking adds no connection to a proxy whose requests or syscalls are being counted.
+listening() {
+  local hex
+  hex=$(printf '%04X' "$1")
+  cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -qE "^ *[0-9]+: [0-9A-F]+:$hex [0-9A-F]+:[0-9A-F]+ 0A "
+}
+wait_listening() {  # port pid name log
+  local i
+  for ((i = 0; i < 600; i++)); do
+    listening "$1" && return 0
+    alive "$2" || die_log "$4" "$3 exited before listening on port $1"
+    sleep 0.1
+  done
+  die_log "$4" "$3 is not listening on port $1 after 60 s"
+}
+
+# --- ports, results file ----------------------------------------------------------------------
+port_origin=18200
+declare -A port=([direct]=18200 [meridian]=18201 [nginx]=18202 [haproxy]=18203)
+declare -A tool_port=([meridian]=18205 [nginx]=18206 [haproxy]=18207)
+for p in $(seq 18200 18209); do
+  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18209 free"
+done
+
+mkdir -p "$here/results"
+[ -f "$here/results/.gitignore" ] || printf '*.txt\n' > "$here/results/.gitignore"
+git_hash=$(git rev-parse --short HEAD 2>/dev/null || echo nogit)
+git_desc=$git_hash
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+  git_desc+=" (plus uncommitted changes in the working tree)"
+fi
+results="$here/results/$(date -u +%Y-%m-%d)-$git_hash.txt"
+runs="$work/runs.tsv"
+: > "$runs"
+out() { tee -a "$results"; }
+
+version_of() { "$@" 2>&1 | head -n 1 || true; }
+{
+  echo "== meridian end-to-end benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "command: $cmdline"
+  echo "git: $git_desc"
+  echo "meridian binary: $build/meridian, modified $(date -u -r "$build/meridian" '+%Y-%m-%d %H:%M:%S UTC')"
+  # shellcheck disable=SC1091
+  echo "machine: nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//');" \
+    "kernel $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
+  echo "tools: $(version_of wrk -v | cut -d' ' -f1-2); $(version_of nginx -v | sed 's/.*: //');" \
+    "$(version_of haproxy -v | cut -d' ' -f1-3); $(version_of valgrind --version);" \
+    "$(version_of strace -V | sed 's/ -- version//')"
+  echo "settings: scenarios ${scenarios[*]}; targets direct ${targets[*]}; rounds $rounds;" \
+    "duration $duration; N1/N2 $N1/$N2; idle connections $idle_conns;" \
+    "open files limit $nofile; HAProxy maxconn $haproxy_maxconn"
+  echo
+} | out
+
+# --- configurations ---------------------------------------------------------------------------
+# One worker everywhere, logs off, keep-alive to the origin; descriptor limits sized above.
+mkdir -p "$work/www"
+head -c 65536 /dev/zero | tr '\0' 'a' > "$work/www/64k"
+head -c 1048576 /dev/zero | tr '\0' 'b' > "$work/www/1m"
+chmod 755 "$work/www"
+chmod 644 "$work/www/64k" "$work/www/1m"
+
+cat > "$work/origin.conf" <<NGINX
+worker_processes 1;
+daemon on;
+pid $work/origin.pid;
+worker_rlimit_nofile $nofile;
+events { worker_connections $nginx_conns; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  sendfile on;
+  server {
+    listen 127.0.0.1:$port_origin;
+    root $work/www;
+    location = / { return 200 "hello from the origin\n"; }
+    location / { }
+  }
+}
+NGINX
+
+nginx_proxy_conf() {  # file port foreground(0|1)
+  {
+    echo "worker_processes 1;"
+    if [ "$3" = 1 ]; then
+      # Single process in the foreground, so valgrind/strace see the process doing the work.
+      echo "master_process off;"
+      echo "daemon off;"
+    else
+      echo "daemon on;"
+    fi
+    cat <<NGINX
+pid $1.pid;
+worker_rlimit_nofile $nofile;
+events { worker_connections $nginx_conns; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream origin { server 127.0.0.1:$port_origin; keepalive 64; }
+  server {
+    listen 127.0.0.1:$2;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      # Big bodies pass through the in-memory buffers, as in meridian and HAProxy, instead
+      # of being spooled to temporary files on disk.
+      proxy_max_temp_file_size 0;
+    }
+  }
+}
+NGINX
+  } > "$1"
+}
+nginx_proxy_conf "$work/nginx.conf" "${port[nginx]}" 0
+nginx_proxy_conf "$work/nginx-tool.conf" "${tool_port[nginx]}" 1
+
+haproxy_conf() {  # file port
+  cat > "$1" <<HAPROXY
+global
+  nbthread 1
+  maxconn $haproxy_maxconn
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  maxconn $haproxy_maxconn
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-request 10s
+  timeout http-keep-alive 60s
+frontend bench
+  bind 127.0.0.1:$2
+  default_backend origin
+backend origin
+  server origin 127.0.0.1:$port_origin
+HAPROXY
+  haproxy -c -q -f "$1" > "$1.check" 2>&1 || die_log "$1.check" "HAProxy rejects $1"
+}
+haproxy_conf "$work/haproxy.cfg" "${port[haproxy]}"
+haproxy_conf "$work/haproxy-tool.cfg" "${tool_port[haproxy]}"
+
+meridian_conf() {  # file port
+  cat > "$1" <<YAML
+workers: 1
+admin: {listen: ""}
+access_log: {path: off}
+listeners:
+  - name: bench
+    listen: 127.0.0.1:$2
+    routes: [{name: all, backend: origin}]
+backends:
+  - name: origin
+    regions:
+      - name: local
+        location: {lat: 0, lon: 0}
+        endpoints: [{address: 127.0.0.1:$port_origin}]
+YAML
+}
+meridian_conf "$work/meridian.yaml" "${port[meridian]}"
+meridian_conf "$work/meridian-tool.yaml" "${tool_port[meridian]}"
+
+# --- starting the targets ---------------------------------------------------------------------
+declare -A proc_pid  # target -> the process whose CPU and memory are measured
+declare -A log_of=([direct]="$work/origin-error.log" [meridian]="$work/meridian.log"
+  [nginx]="$work/nginx-error.log" [haproxy]="$work/haproxy.log")
+
+# The pid a daemon wrote to its pid file.
+read_pidfile() {  # file name log
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [ -s "$1" ] && { cat "$1"; return 0; }
+    sleep 0.1
+  done
+  echo "no pid file $1" >&2
+  return 1
+}
+# Answers with the origin's body on / and with the exact sizes on /64k and /1m.
+check_answers() {  # name port
+  local body got i want
+  for ((i = 0; i < 100; i++)); do
+    body=$(curl -s --max-time 2 "http://127.0.0.1:$2/" || true)
+    [ "$body" = "hello from the origin" ] && break
+    alive "${proc_pid[$1]}" || die_log "${log_of[$1]}" "$1 exited during start-up"
+    sleep 0.1
+  done
+  [ "$body" = "hello from the origin" ] ||
+    die_log "${log_of[$1]}" "$1 does not answer GET / on 127.0.0.1:$2 (got '$body')"
+  for want in "64k 65536" "1m 1048576"; do
+    got=$(curl -s --max-time 5 -o /dev/null -w '%{http_code} %{size_download}' \
+      "http://127.0.0.1:$2/${want% *}")
+    [ "$got" = "200 ${want#* }" ] ||
+      die_log "${log_of[$1]}" "$1: GET /${want% *} gave '$got', not '200 ${want#* }'"
+  done
+}
+start_origin() {
+  nginx -c "$work/origin.conf" -p "$work" -e "$work/origin-error.log" ||
+    die_log "$work/origin-error.log" "the nginx origin did not start"
+  local master
+  master=$(read_pidfile "$work/origin.pid") || die_log "$work/origin-error.log" "no origin pid file"
+  started+=("$master")
+  proc_pid[direct]=$master
+  check_answers direct "$port_origin"
+}
+start_target() {
+  local master i
+  case $1 in
+    meridian)
+      "$work/meridian" --config "$work/meridian.yaml" > "$work/meridian.log" 2>&1 &
+      proc_pid[meridian]=$!
+      started+=("$!")
+      ;;
+    nginx)
+      nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log" ||
+        die_log "$work/nginx-error.log" "the nginx proxy did not start"
+      master=$(read_pidfile "$work/nginx.conf.pid") || die_log "$work/nginx-error.log" "no nginx pid file"
+      started+=("$master")
+      # The worker (the master's one child) does the proxying; the master only supervises.
+      for ((i = 0; i < 50; i++)); do
+        proc_pid[nginx]=$(children_of "$master" | head -n 1)
+        [ -n "${proc_pid[nginx]}" ] && break
+        sleep 0.1
+      done
+      [ -n "${proc_pid[nginx]}" ] || die_log "$work/nginx-error.log" "the nginx proxy has no worker"
+      ;;
+    haproxy)
+      # -D without -W: one daemon process (nbthread 1) that does all the work.
+      haproxy -D -f "$work/haproxy.cfg" -p "$work/haproxy.pid" > "$work/haproxy.log" 2>&1 ||
+        die_log "$work/haproxy.log" "HAProxy did not start"
+      proc_pid[haproxy]=$(read_pidfile "$work/haproxy.pid") || die_log "$work/haproxy.log" "no HAProxy pid file"
+      started+=("${proc_pid[haproxy]}")
+      ;;
+  esac
+  check_answers "$1" "${port[$1]}"
+  progress "$1 started on 127.0.0.1:${port[$1]} (measured pid ${proc_pid[$1]})"
+}
+
+# --- wrk scenarios ----------------------------------------------------------------------------
+warned_clear_refs=0
+run_wrk() {  # scenario round target conns path [extra wrk args...]
+  local scen=$1 round=$2 target=$3 conns=$4 path=$5
+  shift 5
+  local outf="$work/wrk-$scen-$round-$target.txt" pid="" t0=0 ticks=- hwm=-
+  if [ "$target" != direct ]; then
+    pid=${proc_pid[$target]}
+    alive "$pid" || die_log "${log_of[$target]}" "$target (pid $pid) is no longer running"
+    # 5 resets VmHWM to the current RSS, so the peak is this run's.
+    if ! echo 5 2>/dev/null > "/proc/$pid/clear_refs" && [ $warned_clear_refs = 0 ]; then
+      progress "warning: cannot reset VmHWM (not root?): peak RSS is since start"
+      warned_clear_refs=1
+    fi
+    t0=$(cpu_ticks "$pid")
+  fi
+  wrk -t1 -c"$conns" -d"$duration" --latency "$@" "http://127.0.0.1:${port[$target]}$path" \
+    > "$outf" 2>&1 || die_log "$outf" "wrk failed against $target"
+  if [ -n "$pid" ]; then
+    alive "$pid" || die_log "${log_of[$target]}" "$target died during the $scen run"
+    ticks=$(($(cpu_ticks "$pid") - t0))
+    hwm=$(status_kib "$pid" VmHWM)
+  fi
+  printf 'wrk\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$round" "$target" "$outf" "$ticks" "$hwm" >> "$runs"
+  local line
+  line=$("$python" "$here/report.py" line "$outf" "$ticks" "$clk_tck" "$hwm") ||
+    die_log "$outf" "cannot parse the wrk output of $target"
+  progress "$(printf '[%s %d/%d] %-8s' "$scen" "$round" "$rounds" "$target") $line"
+}
+wrk_scenario() {  # scenario conns path title [extra wrk args...]
+  local scen=$1 conns=$2 path=$3 title=$4 round t
+  shift 4
+  for ((round = 1; round <= rounds; round++)); do
+    for t in direct "${targets[@]}"; do
+      run_wrk "$scen" "$round" "$t" "$conns" "$path" "$@"
+      sleep 1  # let the previous run's connections close before the next target's run
+    done
+  done
+  "$python" "$here/report.py" table "$runs" "$scen" --title "$title" --clk-tck "$clk_tck" | out
+  echo | out
+}
+
+# --- idle connections -------------------------------------------------------------------------
+idle_scenario() {
+  [ "$idle_conns" -gt 0 ] || die "the open files limit $nofile is too low for the idle test"
+  local t pid before after cpid ready i
+  for t in "${targets[@]}"; do
+    pid=${proc_pid[$t]}
+    ready="$work/idle-$t.ready"
+    sleep 2  # let connections of earlier runs finish closing
+    before=$(status_kib "$pid" VmRSS)
+    "$python" "$here/clients.py" idle --port "${port[$t]}" --conns "$idle_conns" --wait 5 \
+      --ready-file "$ready" 2> "$work/idle-$t.log" &
+    cpid=$!
+    started+=("$cpid")
+    for ((i = 0; i < 3000; i++)); do
+      [ -s "$ready" ] && break
+      alive "$cpid" || die_log "$work/idle-$t.log" "the idle client against $t failed"
+      sleep 0.1
+    done
+    [ -s "$ready" ] || die_log "$work/idle-$t.log" "the idle client against $t is not done after 300 s"
+    sleep 1  # settle
+    alive "$pid" || die_log "${log_of[$t]}" "$t died holding $idle_conns connections"
+    after=$(status_kib "$pid" VmRSS)
+    stop_tree "$cpid"
+    printf 'idle\t%s\t%s\t%s\t%s\n' "$t" "$idle_conns" "$before" "$after" >> "$runs"
+    progress "[idle] $t: VmRSS $before KiB -> $after KiB with $idle_conns connections"
+  done
+  "$python" "$here/report.py" table "$runs" idle --title "idle: VmRSS of the proxy process before and while holding $idle_conns idle keep-alive connections (one GET answered on each)" | out
+  echo | out
+}
+
+# --- callgrind and strace ---------------------------------------------------------------------
+# The command running target $1 as one foreground process on its tool port.
+tool_command() {
+  case $1 in
+    meridian) cmd=("$work/meridian" --config "$work/meridian-tool.yaml") ;;
+    nginx) cmd=(nginx -c "$work/nginx-tool.conf" -p "$work" -e "$work/nginx-tool-error.log") ;;
+    haproxy) cmd=(haproxy -db -f "$work/haproxy-tool.cfg") ;;
+  esac
+}
+callgrind_run() {  # target requests
+  local t=$1 n=$2 outf="$work/callgrind-$1-$2.out" log="$work/callgrind-$1-$2.log" vpid
+  tool_command "$t"
+  valgrind --tool=callgrind --callgrind-out-file="$outf" --log-file="$log.valgrind" \
+    "${cmd[@]}" > "$log" 2>&1 &
+  vpid=$!  # valgrind runs the program in its own process: this is the proxy's pid
+  started+=("$vpid")
+  wait_listening "${tool_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
+  "$python" "$here/clients.py" seq --port "${tool_port[$t]}" --requests "$n" --wait 10 \
+    2>> "$log" || die_log "$log" "the sequential client against $t under callgrind failed"
+  # SIGTERM: every target exits on it, and callgrind writes its file at exit.
+  kill -TERM "$vpid"
+  wait_exit "$vpid" 120 || die_log "$log.valgrind" "$t under callgrind did not exit within 120 s of SIGTERM"
+  grep -qE '^(totals|summary):' "$outf" 2>/dev/null ||
+    die_log "$log.valgrind" "no totals in the callgrind output of $t"
+  printf 'callgrind\t%s\t%s\t%s\n' "$t" "$n" "$outf" >> "$runs"
+  progress "[callgrind] $t, $n requests: $(grep -hE '^(totals|summary):' "$outf" | head -n 1)"
+}
+strace_run() {  # target requests
+  local t=$1 n=$2 outf="$work/strace-$1-$2.txt" log="$work/strace-$1-$2.log" spid tracee i
+  tool_command "$t"
+  strace -f -c -o "$outf" -- "${cmd[@]}" > "$log" 2>&1 &
+  spid=$!
+  started+=("$spid")
+  wait_listening "${tool_port[$t]}" "$spid" "$t under strace" "$log"
+  tracee=$(children_of "$spid" | head -n 1)
+  [ -n "$tracee" ] || die_log "$log" "cannot find $t's process under strace"
+  "$python" "$here/clients.py" conc --port "${tool_port[$t]}" --requests "$n" --conns 50 \
+    --wait 10 2>> "$log" || die_log "$log" "the concurrent client against $t under strace failed"
+  # Signal the proxy, not strace (which would detach and leave it running); strace writes
+  # its summary when its last tracee has exited.
+  kill -TERM "$tracee"
+  wait_exit "$spid" 60 || die_log "$log" "$t under strace did not exit within 60 s of SIGTERM"
+  grep -qE ' total$' "$outf" 2>/dev/null || die_log "$log" "no strace summary for $t"
+  printf 'strace\t%s\t%s\t%s\n' "$t" "$n" "$outf" >> "$runs"
+  progress "[strace] $t, $n requests: $(awk '$NF == "total" { print $4 }' "$outf") syscalls"
+}
+tool_scenario() {  # callgrind|strace
+  local t
+  for t in "${targets[@]}"; do
+    "${1}_run" "$t" "$N1"
+    "${1}_run" "$t" "$N2"
+  done
+  if [ "$1" = callgrind ]; then
+    "$python" "$here/report.py" table "$runs" callgrind --title "callgrind: user-space instructions per proxied request, sequential keep-alive client, (Ir($N2) - Ir($N1)) / $((N2 - N1))" | out
+  else
+    "$python" "$here/report.py" table "$runs" strace --title "strace -f -c: syscalls per proxied request, 50 keep-alive connections with one request outstanding each, (calls($N2) - calls($N1)) / $((N2 - N1))" | out
+  fi
+  echo | out
+}
+
+# --- run --------------------------------------------------------------------------------------
+start_origin
+progress "nginx origin started on 127.0.0.1:$port_origin"
+needs_running=0
+for s in keepalive close 64k 1m idle; do selected "$s" && needs_running=1; done
+if [ "$needs_running" = 1 ]; then
+  for t in "${targets[@]}"; do start_target "$t"; done
+fi
+
+for s in "${scenarios[@]}"; do
+  case $s in
+    keepalive) wrk_scenario keepalive 50 / \
+      "keepalive: small GET (22-byte body), keep-alive, wrk -t1 -c50 -d$duration --latency" ;;
+    close) wrk_scenario close 50 / \
+      "close: a new connection per request, wrk -t1 -c50 -d$duration --latency -H 'Connection: close'" \
+      -H 'Connection: close' ;;
+    64k) wrk_scenario 64k 10 /64k "64k: 64 KiB responses, keep-alive, wrk -t1 -c10 -d$duration --latency" ;;
+    1m) wrk_scenario 1m 10 /1m "1m: 1 MiB responses, keep-alive, wrk -t1 -c10 -d$duration --latency" ;;
+    idle) idle_scenario ;;
+    callgrind | strace) tool_scenario "$s" ;;
+  esac
+done
+progress "results appended to $results"
