@@ -18,7 +18,12 @@ namespace meridian::accesslog {
 
 namespace {
 
-constexpr auto kPollInterval = std::chrono::milliseconds(5);
+// The writer looks at the rings every 5 ms while lines come, backing off to 100 ms when they
+// stop (an idle writer should not wake 200 times a second), and a producer nudges it when
+// its ring passes half full, so that a burst after a quiet spell is not dropped.
+constexpr auto kPollMin = std::chrono::milliseconds(5);
+constexpr auto kPollMax = std::chrono::milliseconds(100);
+constexpr auto kPollOff = std::chrono::milliseconds(1000);  // access_log.path: off
 constexpr int kWriteWaitMs = 100;  // a blocked destination is re-checked this often
 
 // Single producer (a worker), single consumer (the writer thread). Positions only grow; the
@@ -52,6 +57,7 @@ struct AccessLog::Impl {
   bool may_block = true;  // not a regular file: wait for room before each write
   bool off = false;       // access_log.path: off -- nothing is written, nothing is lost
   std::atomic<std::uint64_t> lost{0};  // lines queued but never written (dead destination)
+  std::atomic<bool> nudged{false};     // a producer's ring passed half full
   bool open_failed_logged = false;
   std::thread thread;
 
@@ -166,13 +172,18 @@ struct AccessLog::Impl {
       current = path;
     }
     open_fd(current);
+    auto interval = kPollMin;
     while (true) {
       bool stop = false;
       bool reopen = false;
       std::string wanted;
       {
         std::unique_lock lock(mutex);
-        wake.wait_for(lock, kPollInterval, [this] { return stopping || reopen_wanted; });
+        wake.wait_for(lock, off ? kPollOff : interval, [this] {
+          return stopping || reopen_wanted || nudged.load(std::memory_order_relaxed) ||
+                 (off && path != "off");
+        });
+        nudged.store(false, std::memory_order_relaxed);
         stop = stopping;
         reopen = reopen_wanted;
         reopen_wanted = false;
@@ -182,7 +193,7 @@ struct AccessLog::Impl {
         current = wanted;
         open_fd(current);
       }
-      drain();
+      interval = drain() ? kPollMin : std::min(interval * 2, kPollMax);
       if (stop) break;
     }
     close_fd();
@@ -214,14 +225,23 @@ bool AccessLog::push(std::size_t index, std::string_view line) {
   std::memcpy(ring.data.get() + offset, line.data(), first);
   std::memcpy(ring.data.get(), line.data() + first, line.size() - first);
   ring.written.store(pos + line.size(), std::memory_order_release);
+  const std::uint64_t half = ring.size / 2;
+  if (ring.size - free < half && ring.size - free + line.size() >= half) {
+    // Crossing half full: the writer may be in a long sleep. Rare, so the futex is fine.
+    impl_->nudged.store(true, std::memory_order_relaxed);
+    impl_->wake.notify_one();
+  }
   return true;
 }
 
 void AccessLog::set_path(const std::string& path) {
   if (path == path_) return;
   path_ = path;
-  std::lock_guard lock(impl_->mutex);
-  impl_->path = path;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->path = path;
+  }
+  impl_->wake.notify_one();
 }
 
 void AccessLog::reopen() {

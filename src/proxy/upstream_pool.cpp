@@ -12,8 +12,11 @@ std::shared_ptr<UpstreamConnection> UpstreamPool::acquire(
   it->second.pop_back();
   --idle_total_;
   conn->idle_token = next_token_++;  // the pending idle read now belongs to nobody
-  boost::system::error_code ignored;
-  conn->socket.cancel(ignored);
+  if (conn->watched) {
+    conn->watched = false;
+    boost::system::error_code ignored;
+    conn->socket.cancel(ignored);
+  }
   return conn;
 }
 
@@ -26,7 +29,7 @@ void UpstreamPool::release(std::shared_ptr<UpstreamConnection> conn, std::uint32
     return;
   }
   conn->idle_token = next_token_++;
-  watch(conn);
+  conn->watched = false;
   list.push_back(Idle{std::move(conn), net::Clock::now() + idle_timeout});
   ++idle_total_;
 }
@@ -35,6 +38,7 @@ void UpstreamPool::watch(const std::shared_ptr<UpstreamConnection>& conn) {
   // An idle HTTP/1.1 connection must stay silent: a readable event means the origin closed
   // it (or broke the protocol), so it leaves the pool before a request is lost on it.
   const std::uint64_t token = conn->idle_token;
+  conn->watched = true;
   conn->socket.async_read_some(boost::asio::buffer(&conn->probe, 1),
                                [this, conn, token](boost::system::error_code, std::size_t) {
                                  if (conn->idle_token != token)
@@ -74,6 +78,9 @@ void UpstreamPool::sweep(net::Clock::time_point now) {
     if (expired > 0) {
       list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(expired));
       idle_total_ -= expired;
+    }
+    for (auto& idle : list) {
+      if (!idle.conn->watched) watch(idle.conn);
     }
     it = list.empty() ? idle_.erase(it) : std::next(it);
   }

@@ -1,7 +1,14 @@
 // Idle keep-alive connections to upstream endpoints, per worker (DESIGN: never shared across
 // workers, so lending and returning take no lock). Bounded per endpoint by
 // keepalive.max_idle_per_endpoint; an idle connection is closed after keepalive.idle_timeout
-// or as soon as the origin closes it or sends anything unexpected.
+// or when the origin closes it or sends anything unexpected.
+//
+// Watching for that close is a read on the idle socket, which with Asio costs a system call
+// when it is started (a speculative recv that finds nothing) and another when it is
+// cancelled and replaced by the next request's read. Under load a connection is idle for
+// microseconds, so the watch starts only at the worker's next sweep (every 100 ms): busy
+// connections are never watched, idle ones within a tick. A close that lands in that window
+// is met by the exchange's one free retry on a fresh connection (SPEC 7, as nginx does).
 // Thread: the owning worker only.
 #pragma once
 
@@ -31,6 +38,7 @@ struct UpstreamConnection {
   std::uint64_t requests = 0;    // served on this connection
   std::uint64_t idle_token = 0;  // changes each time it enters or leaves the pool
   char probe = 0;                // one-byte buffer for the idle read that detects a close
+  bool watched = false;          // that read is pending (see UpstreamPool::sweep)
 };
 
 class UpstreamPool {
@@ -43,7 +51,8 @@ class UpstreamPool {
   void release(std::shared_ptr<UpstreamConnection> conn, std::uint32_t max_idle,
                std::chrono::milliseconds idle_timeout);
 
-  // Closes idle connections whose idle timeout passed. O(idle connections).
+  // Closes idle connections whose idle timeout passed, and starts watching those that have
+  // been idle since the previous sweep. O(idle connections).
   void sweep(net::Clock::time_point now);
   // Closes every idle connection (drain).
   void clear();
