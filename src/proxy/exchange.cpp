@@ -175,8 +175,18 @@ void Exchange::on_connected(std::uint64_t attempt, boost::system::error_code ec)
 }
 
 void Exchange::connection_ready() {
-  // The response read goes first, so that whatever the request side does synchronously
-  // below finds the attempt's read already pending.
+  if (last_given_ && pending_body_ == nullptr) {
+    // No body (the common case): the request is written first and its response read only
+    // then. Asio tries every read at once before it waits for readiness, so a read started
+    // before the request went out would cost a system call that finds nothing.
+    response_read_started_ = false;
+    write_request(nullptr, true);
+    return;
+  }
+  // An upload: the response read goes first, so that an early answer is seen while the
+  // body still flows, and so that whatever the request side does synchronously below finds
+  // the attempt's read already pending.
+  response_read_started_ = true;
   read_response();
   // A piece the sink handed over while this connection was being dialled (a retry) goes
   // with the head, and the sink is not asked again until it is written.
@@ -288,6 +298,11 @@ void Exchange::on_request_written(std::uint64_t attempt, boost::system::error_co
       complete();
     }
     return;
+  }
+  if (!response_read_started_) {
+    response_read_started_ = true;
+    read_response();
+    if (attempt != attempt_ || !active_) return;  // the read failed at once
   }
   if (write_pending_body()) return;
   if (last_given_) {

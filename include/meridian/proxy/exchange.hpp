@@ -157,7 +157,8 @@ class Exchange final : private net::Deadline {
   bool request_writing_ = false;
   const http::BodySlices* pending_body_ = nullptr;  // given while a write was in flight
   bool pending_last_ = false;
-  bool request_written_ = false;  // the whole request reached the upstream socket
+  bool request_written_ = false;        // the whole request reached the upstream socket
+  bool response_read_started_ = false;  // this attempt reads its response
 
   http::ResponseParser resp_;
   ByteBuffer uin_;                 // upstream bytes: response head and body
