@@ -1,6 +1,7 @@
 #include "meridian/http/forwarding.hpp"
 
 #include <charconv>
+#include <cstring>
 
 namespace meridian::http {
 
@@ -63,30 +64,97 @@ class ConnectionTokens {
   bool overflow_ = false;
 };
 
-void append_field(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
+// The fields the rewrite treats specially, told apart by one switch on the name's length
+// and at most two comparisons, instead of a dozen comparisons per field.
+enum class Kind : std::uint8_t {
+  other,
+  hop_by_hop,  // Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade
+  content_length,
+  transfer_encoding,
+  expect,
+  host,
+  x_forwarded_for,
+  x_forwarded_proto,
+  x_request_id,
+  rate_limit,  // RateLimit-Limit, -Remaining, -Reset
+};
+
+Kind classify(std::string_view n) noexcept {
+  switch (n.size()) {
+    case 2:
+      return iequals(n, "te") ? Kind::hop_by_hop : Kind::other;
+    case 4:
+      return iequals(n, "host") ? Kind::host : Kind::other;
+    case 6:
+      return iequals(n, "expect") ? Kind::expect : Kind::other;
+    case 7:
+      return iequals(n, "trailer") || iequals(n, "upgrade") ? Kind::hop_by_hop : Kind::other;
+    case 10:
+      return iequals(n, "connection") || iequals(n, "keep-alive") ? Kind::hop_by_hop : Kind::other;
+    case 12:
+      return iequals(n, "x-request-id") ? Kind::x_request_id : Kind::other;
+    case 14:
+      return iequals(n, "content-length") ? Kind::content_length : Kind::other;
+    case 15:
+      if (iequals(n, "x-forwarded-for")) return Kind::x_forwarded_for;
+      return iequals(n, "ratelimit-limit") || iequals(n, "ratelimit-reset") ? Kind::rate_limit
+                                                                            : Kind::other;
+    case 16:
+      return iequals(n, "proxy-connection") ? Kind::hop_by_hop : Kind::other;
+    case 17:
+      if (iequals(n, "transfer-encoding")) return Kind::transfer_encoding;
+      return iequals(n, "x-forwarded-proto") ? Kind::x_forwarded_proto : Kind::other;
+    case 19:
+      return iequals(n, "ratelimit-remaining") ? Kind::rate_limit : Kind::other;
+    default:
+      return Kind::other;
+  }
 }
 
-void append_number(std::string& out, std::uint64_t n) {
-  char digits[24];
-  const auto r = std::to_chars(digits, digits + sizeof digits, n);
-  out.append(digits, static_cast<std::size_t>(r.ptr - digits));
-}
+// Writes a head into `out` through a cursor: the string is sized once to a bound computed
+// from the fields, filled with memcpy, and cut to length at the end -- one allocation at
+// most (none once the reused string has grown), no capacity check per piece.
+class HeadWriter {
+ public:
+  HeadWriter(std::string& out, std::size_t bound) : out_(out) {
+    out_.resize(bound);
+    p_ = out_.data();
+  }
+  ~HeadWriter() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
+  HeadWriter(const HeadWriter&) = delete;
+  HeadWriter& operator=(const HeadWriter&) = delete;
 
-// Fields whose framing meaning meridian recomputes; never copied through.
-bool is_framing(std::string_view name) {
-  return iequals(name, "content-length") || iequals(name, "transfer-encoding");
+  void put(std::string_view s) {
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  void put(char c) { *p_++ = c; }
+  void number(std::uint64_t n) { p_ = std::to_chars(p_, p_ + 20, n).ptr; }
+  void field(std::string_view name, std::string_view value) {
+    put(name);
+    put(": ");
+    put(value);
+    put("\r\n");
+  }
+
+ private:
+  std::string& out_;
+  char* p_;
+};
+
+// Room for the fields as received plus what the rewrite adds (each added value is bounded by
+// its own size, passed in `extra`).
+std::size_t bound_for(const std::vector<Field>& fields, std::size_t extra) {
+  std::size_t n = 512 + extra;
+  for (const auto& f : fields)
+    n += f.name.size() + f.value.size() + 4;
+  return n;
 }
 
 }  // namespace
 
 bool is_hop_by_hop(std::string_view name) noexcept {
-  return iequals(name, "connection") || iequals(name, "keep-alive") ||
-         iequals(name, "proxy-connection") || iequals(name, "te") || iequals(name, "trailer") ||
-         iequals(name, "upgrade");
+  return classify(name) == Kind::hop_by_hop;
 }
 
 std::string_view request_id_of(const RequestHead& head) {
@@ -97,123 +165,130 @@ std::string_view request_id_of(const RequestHead& head) {
 void write_upstream_request(const RequestHead& head, const RequestForwarding& fwd,
                             std::string& out) {
   const ConnectionTokens<std::vector<Field>> named(head.fields);
-  out.clear();
-  out.append(head.method);
-  out.push_back(' ');
-  out.append(head.target);
-  out.append(" HTTP/1.1\r\n");
+  const Field* last_xff = nullptr;
+  for (const auto& f : head.fields) {
+    if (classify(f.name) == Kind::x_forwarded_for) last_xff = &f;
+  }
+  HeadWriter w(
+      out, bound_for(head.fields, head.method.size() + head.target.size() + head.host.size() +
+                                      fwd.default_host.size() + fwd.peer_address.size() +
+                                      fwd.proto.size() + fwd.request_id.size() + fwd.via.size()));
+  w.put(head.method);
+  w.put(' ');
+  w.put(head.target);
+  w.put(" HTTP/1.1\r\n");
 
   bool host_written = false;
   bool xff_written = false;
   bool request_id_seen = false;
+  const Field* transfer_encoding = nullptr;  // the first, as the codec checked it
   for (const auto& f : head.fields) {
-    if (is_hop_by_hop(f.name) || is_framing(f.name) || named.contains(f.name)) continue;
-    if (iequals(f.name, "expect") || iequals(f.name, "x-forwarded-proto")) continue;
-    if (iequals(f.name, "host")) {
+    const Kind kind = classify(f.name);
+    if (kind == Kind::transfer_encoding && transfer_encoding == nullptr) transfer_encoding = &f;
+    if (kind == Kind::hop_by_hop || kind == Kind::content_length ||
+        kind == Kind::transfer_encoding || kind == Kind::expect ||  // 100-continue is ours
+        kind == Kind::x_forwarded_proto || named.contains(f.name)) {
+      continue;
+    }
+    if (kind == Kind::host) {
       // An absolute-form target already set head.host to the same authority (the parser
       // refuses a disagreeing Host), so the field can pass unchanged.
       host_written = true;
-    } else if (iequals(f.name, "x-forwarded-for")) {
-      // Several X-Forwarded-For fields are one list (RFC 9110 5.3); ours goes at its end, so
-      // it is appended to the last one and the others pass unchanged.
-      bool last = true;
-      for (const Field* g = &f + 1; g < head.fields.data() + head.fields.size(); ++g) {
-        if (iequals(g->name, "x-forwarded-for")) last = false;
-      }
-      if (last) {
-        out.append(f.name);
-        out.append(": ");
-        out.append(f.value);
-        out.append(", ");
-        out.append(fwd.peer_address);
-        out.append("\r\n");
-        xff_written = true;
-        continue;
-      }
-    } else if (iequals(f.name, "x-request-id")) {
+    } else if (kind == Kind::x_forwarded_for && &f == last_xff) {
+      // Several X-Forwarded-For fields are one list (RFC 9110 5.3); ours goes at its end,
+      // so it is appended to the last one and the others pass unchanged.
+      w.put(f.name);
+      w.put(": ");
+      w.put(f.value);
+      w.put(", ");
+      w.put(fwd.peer_address);
+      w.put("\r\n");
+      xff_written = true;
+      continue;
+    } else if (kind == Kind::x_request_id) {
       request_id_seen = true;
     }
-    append_field(out, f.name, f.value);
+    w.field(f.name, f.value);
   }
-  if (!host_written) {
-    append_field(out, "Host", head.host.empty() ? fwd.default_host : head.host);
-  }
-  if (!xff_written) append_field(out, "X-Forwarded-For", fwd.peer_address);
-  append_field(out, "X-Forwarded-Proto", fwd.proto);
-  if (!request_id_seen) append_field(out, "X-Request-Id", fwd.request_id);
-  append_field(out, "Via", fwd.via);
+  if (!host_written) w.field("Host", head.host.empty() ? fwd.default_host : head.host);
+  if (!xff_written) w.field("X-Forwarded-For", fwd.peer_address);
+  w.field("X-Forwarded-Proto", fwd.proto);
+  if (!request_id_seen) w.field("X-Request-Id", fwd.request_id);
+  w.field("Via", fwd.via);
   if (head.chunked) {
     // The codec accepted only a token list ending in "chunked"; codings before it ("gzip,
     // chunked") describe the content inside the re-encoded chunks and travel on with it.
-    const Field* te = head.find("transfer-encoding");
-    const bool plain = te == nullptr || iequals(te->value, "chunked");
-    append_field(out, "Transfer-Encoding", plain ? std::string_view("chunked") : te->value);
+    const bool plain = transfer_encoding == nullptr || iequals(transfer_encoding->value, "chunked");
+    w.field("Transfer-Encoding", plain ? std::string_view("chunked") : transfer_encoding->value);
   } else if (head.content_length) {
-    out.append("Content-Length: ");
-    append_number(out, *head.content_length);
-    out.append("\r\n");
+    w.put("Content-Length: ");
+    w.number(*head.content_length);
+    w.put("\r\n");
   }
-  out.append("\r\n");
+  w.put("\r\n");
 }
-
-namespace {
-
-// The fields of meridian's own rate limit (SPEC 8); an origin's fields of the same names
-// would contradict them.
-bool is_rate_limit_field(std::string_view name) {
-  return iequals(name, "ratelimit-limit") || iequals(name, "ratelimit-remaining") ||
-         iequals(name, "ratelimit-reset");
-}
-
-}  // namespace
 
 void write_downstream_response(const ResponseHead& head, const ResponseForwarding& fwd,
                                std::string& out) {
   const ConnectionTokens<std::vector<Field>> named(head.fields);
-  out.clear();
-  out.append("HTTP/1.1 ");
-  append_number(out, head.status);
-  out.push_back(' ');
-  out.append(head.reason.empty() ? reason_phrase(head.status) : head.reason);
-  out.append("\r\n");
+  const std::string_view reason = head.reason.empty() ? reason_phrase(head.status) : head.reason;
+  HeadWriter w(
+      out, bound_for(head.fields, reason.size() + fwd.via.size() + fwd.rate_limit_headers.size() +
+                                      fwd.region.size() + fwd.endpoint.size()));
+  w.put("HTTP/1.1 ");
+  w.number(head.status);
+  w.put(' ');
+  w.put(reason);
+  w.put("\r\n");
   for (const auto& f : head.fields) {
-    if (is_hop_by_hop(f.name) || named.contains(f.name)) continue;
-    // Content-Length passes when the body keeps its length; a chunked or close-delimited
-    // upstream body is re-framed below.
-    if (iequals(f.name, "transfer-encoding")) continue;
-    if (iequals(f.name, "content-length") && fwd.chunked) continue;
-    if (!fwd.rate_limit_headers.empty() && is_rate_limit_field(f.name)) continue;
-    append_field(out, f.name, f.value);
+    switch (classify(f.name)) {
+      case Kind::hop_by_hop:
+      case Kind::transfer_encoding:  // re-framed below when needed
+        continue;
+      case Kind::content_length:
+        // Passes when the body keeps its length; a chunked or close-delimited upstream body
+        // is re-framed.
+        if (fwd.chunked) continue;
+        break;
+      case Kind::rate_limit:
+        // meridian's own RateLimit-* fields (SPEC 8) replace an origin's of the same names.
+        if (!fwd.rate_limit_headers.empty()) continue;
+        break;
+      default:
+        break;
+    }
+    if (named.contains(f.name)) continue;
+    w.field(f.name, f.value);
   }
-  append_field(out, "Via", fwd.via);
-  out.append(fwd.rate_limit_headers);
-  if (!fwd.region.empty()) append_field(out, "x-meridian-region", fwd.region);
-  if (!fwd.endpoint.empty()) append_field(out, "x-meridian-endpoint", fwd.endpoint);
-  if (fwd.chunked) out.append("Transfer-Encoding: chunked\r\n");
+  w.field("Via", fwd.via);
+  w.put(fwd.rate_limit_headers);
+  if (!fwd.region.empty()) w.field("x-meridian-region", fwd.region);
+  if (!fwd.endpoint.empty()) w.field("x-meridian-endpoint", fwd.endpoint);
+  if (fwd.chunked) w.put("Transfer-Encoding: chunked\r\n");
   if (fwd.close) {
-    out.append("Connection: close\r\n");
+    w.put("Connection: close\r\n");
   } else if (fwd.keep_alive_10) {
-    out.append("Connection: keep-alive\r\n");
+    w.put("Connection: keep-alive\r\n");
   }
-  out.append("\r\n");
+  w.put("\r\n");
 }
 
 void write_local_reply(unsigned status, std::string_view cause, bool close, std::string_view via,
                        std::string_view extra_headers, std::string& out) {
-  out.clear();
-  out.append("HTTP/1.1 ");
-  append_number(out, status);
-  out.push_back(' ');
-  out.append(reason_phrase(status));
-  out.append("\r\nContent-Type: text/plain\r\nContent-Length: ");
-  append_number(out, cause.size() + 1);
-  out.append("\r\n");
-  if (!via.empty()) append_field(out, "Via", via);
-  out.append(extra_headers);
-  if (close) out.append("Connection: close\r\n");
-  out.append("\r\n");
-  out.append(cause);
-  out.push_back('\n');
+  HeadWriter w(out, 256 + cause.size() + via.size() + extra_headers.size());
+  w.put("HTTP/1.1 ");
+  w.number(status);
+  w.put(' ');
+  w.put(reason_phrase(status));
+  w.put("\r\nContent-Type: text/plain\r\nContent-Length: ");
+  w.number(cause.size() + 1);
+  w.put("\r\n");
+  if (!via.empty()) w.field("Via", via);
+  w.put(extra_headers);
+  if (close) w.put("Connection: close\r\n");
+  w.put("\r\n");
+  w.put(cause);
+  w.put('\n');
 }
 
 std::string_view reason_phrase(unsigned status) noexcept {

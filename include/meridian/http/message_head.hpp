@@ -16,8 +16,19 @@ struct Field {
   std::string_view value;  // leading and trailing whitespace already removed
 };
 
-// ASCII case-insensitive equality, for header names and tokens.
-bool iequals(std::string_view a, std::string_view b) noexcept;
+// ASCII case-insensitive equality, for header names and tokens. Inline: it runs for every
+// field of every message, mostly against constants of another length.
+constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
 
 // `s` without leading and trailing optional whitespace (SP and HTAB, RFC 9110 5.6.3).
 constexpr std::string_view trim_ows(std::string_view s) noexcept {

@@ -67,7 +67,10 @@ class Worker {
   void on_accept(const std::string& listener, boost::asio::ip::tcp::socket socket);
 
   std::size_t index_;
-  boost::asio::io_context ioc_{1};
+  // One thread runs it. UNSAFE_IO drops the reactor's per-socket locks (every socket is used
+  // by this thread alone: the main thread only registers sockets, at a reload, and posts),
+  // while posting and registration stay locked, as cross-thread posts need.
+  boost::asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   proxy::WorkerContext ctx_;
   boost::asio::steady_timer ticker_;
   std::vector<std::shared_ptr<net::Acceptor>> acceptors_;
