@@ -11,6 +11,8 @@
 #include "meridian/accesslog/format.hpp"
 #include "meridian/metrics/registry.hpp"
 
+#include "alloc_counter.hpp"
+
 namespace {
 
 namespace metrics = meridian::metrics;
@@ -21,10 +23,12 @@ void BM_RecordRequest(benchmark::State& state) {
   const auto id = registry.request_series({"public", "api", "b", "eu-west"});
   auto& counters = registry.worker(0);
   std::int64_t duration = 1'234'567;
+  meridian::bench::AllocationCounter allocs(state);
   for (auto _ : state) {
     counters.record_request(id, 200, duration);
     duration += 1000;
   }
+  allocs.done();
 }
 BENCHMARK(BM_RecordRequest);
 
@@ -50,11 +54,13 @@ void BM_AccessLogLine(benchmark::State& state) {
   e.request_id = "0123456789abcdef0123456789abcdef";
   e.user_agent = "curl/8.5.0";
   std::uint64_t dropped = 0;
+  meridian::bench::AllocationCounter allocs(state);
   for (auto _ : state) {
     e.time = std::chrono::system_clock::now();
     accesslog::format(meridian::config::AccessLogFormat::json, e, cache, line);
     if (!log.push(0, line)) ++dropped;
   }
+  allocs.done();
   state.counters["dropped"] = static_cast<double>(dropped);
 }
 BENCHMARK(BM_AccessLogLine);

@@ -15,6 +15,8 @@
 #include "meridian/ratelimit/local_buckets.hpp"
 #include "meridian/ratelimit/route_limit.hpp"
 
+#include "alloc_counter.hpp"
+
 namespace {
 
 namespace config = meridian::config;
@@ -54,9 +56,11 @@ void BM_LocalLimit_HotKey(benchmark::State& state) {
   const unsigned char address[4] = {192, 0, 2, 7};
   const ratelimit::ClientKey key{
       std::string_view(reinterpret_cast<const char*>(address), sizeof address), true};
+  meridian::bench::AllocationCounter allocs(state);
   for (auto _ : state) {
     benchmark::DoNotOptimize(ratelimit::take_local(client_limit(), &table(), key, now_ns()));
   }
+  allocs.done();
   state.SetItemsProcessed(state.iterations());  // decisions/s, summed over the threads
 }
 BENCHMARK(BM_LocalLimit_HotKey)->Threads(1)->Threads(4)->UseRealTime();
@@ -64,6 +68,7 @@ BENCHMARK(BM_LocalLimit_HotKey)->Threads(1)->Threads(4)->UseRealTime();
 void BM_LocalLimit_ManyKeys(benchmark::State& state) {
   // A million distinct IPv4 clients, each thread walking its own part of them.
   std::uint32_t i = static_cast<std::uint32_t>(state.thread_index()) * 250'000u;
+  meridian::bench::AllocationCounter allocs(state);
   for (auto _ : state) {
     const std::uint32_t client = 0x0a000000u + (i++ % 1'000'000u);
     const unsigned char address[4] = {
@@ -73,15 +78,18 @@ void BM_LocalLimit_ManyKeys(benchmark::State& state) {
         std::string_view(reinterpret_cast<const char*>(address), sizeof address), true};
     benchmark::DoNotOptimize(ratelimit::take_local(client_limit(), &table(), key, now_ns()));
   }
+  allocs.done();
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_LocalLimit_ManyKeys)->Threads(1)->Threads(4)->UseRealTime();
 
 void BM_LocalLimit_RouteKey(benchmark::State& state) {
   const ratelimit::ClientKey key{};
+  meridian::bench::AllocationCounter allocs(state);
   for (auto _ : state) {
     benchmark::DoNotOptimize(ratelimit::take_local(route_limit(), &table(), key, now_ns()));
   }
+  allocs.done();
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_LocalLimit_RouteKey)->Threads(1)->Threads(4)->UseRealTime();

@@ -1,6 +1,6 @@
 // Micro-benchmarks of the per-request work that does not touch a socket: parsing a typical
 // request head, matching a route, and writing the upstream head (SPEC 3 steps 3, 4 and the
-// SPEC 4 rewrite). Reports ns/op and heap allocations/op (counted by a global operator new).
+// SPEC 4 rewrite). Reports ns/op and heap allocations/op (alloc_counter.hpp).
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -12,9 +12,9 @@
 #include "meridian/http/h1_parser.hpp"
 #include "meridian/http/router.hpp"
 
-namespace {
+#include "alloc_counter.hpp"
 
-std::atomic<std::uint64_t> g_allocations{0};
+namespace {
 
 constexpr std::string_view kRequest =
     "GET /api/v1/users/12345?expand=profile HTTP/1.1\r\n"
@@ -42,20 +42,15 @@ std::vector<meridian::config::Route> make_routes() {
   return routes;
 }
 
-void report_allocations(benchmark::State& state, std::uint64_t before) {
-  state.counters["allocs/op"] = benchmark::Counter(
-      static_cast<double>(g_allocations.load() - before) / static_cast<double>(state.iterations()));
-}
-
 void BM_ParseHead(benchmark::State& state) {
   meridian::http::RequestParser parser;
   const meridian::http::ParserLimits limits{64 * 1024, 100, 0};
-  const auto before = g_allocations.load();
+  meridian::bench::AllocationCounter allocs(state);
   for (auto _ : state) {
     parser.reset(limits);
     benchmark::DoNotOptimize(parser.parse_head(kRequest));
   }
-  report_allocations(state, before);
+  allocs.done();
 }
 BENCHMARK(BM_ParseHead);
 
@@ -68,7 +63,7 @@ void BM_ParseRouteRewrite(benchmark::State& state) {
   out.reserve(1024);
   const meridian::http::RequestForwarding fwd{"203.0.113.9", "http", "1.1 bench",
                                               "0123456789abcdef0123456789abcdef", "origin:80"};
-  const auto before = g_allocations.load();
+  meridian::bench::AllocationCounter allocs(state);
   for (auto _ : state) {
     parser.reset(limits);
     parser.parse_head(kRequest);
@@ -77,22 +72,8 @@ void BM_ParseRouteRewrite(benchmark::State& state) {
     meridian::http::write_upstream_request(head, fwd, out);
     benchmark::DoNotOptimize(out.data());
   }
-  report_allocations(state, before);
+  allocs.done();
 }
 BENCHMARK(BM_ParseRouteRewrite);
 
 }  // namespace
-
-// Replacing the global allocation functions pairs them with malloc/free on purpose.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}

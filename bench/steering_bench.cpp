@@ -21,6 +21,8 @@
 #include "meridian/geo/client_location.hpp"
 #include "meridian/geo/geo_locator.hpp"
 
+#include "alloc_counter.hpp"
+
 namespace {
 
 namespace balancing = meridian::balancing;
@@ -107,6 +109,7 @@ void steer(benchmark::State& state, config::SteeringPolicy policy) {
   const balancing::TriedEndpoints tried;
   std::uint64_t rotation = 0;
   const std::int64_t now_ns = balancing::steady_now_ns();
+  meridian::bench::AllocationCounter allocs(state);
   for (auto _ : state) {
     const auto order = balancing::order_regions(f.runtime, client, node, now_ns);
     benchmark::DoNotOptimize(order);
@@ -115,6 +118,7 @@ void steer(benchmark::State& state, config::SteeringPolicy policy) {
                                  f.backend.max_connections_per_endpoint, tried, rotation, now_ns);
     benchmark::DoNotOptimize(picked);
   }
+  allocs.done();
 }
 
 void BM_Steer_Nearest(benchmark::State& state) {
@@ -156,9 +160,11 @@ void geo_lookup(benchmark::State& state, const char* address) {
     return;
   }
   const auto a = boost::asio::ip::make_address(address);
+  meridian::bench::AllocationCounter allocs(state);
   for (auto _ : state) {
     benchmark::DoNotOptimize(db->lookup(a));
   }
+  allocs.done();
 }
 
 // 127.0.2.1: Frankfurt (City record: coordinates, country, continent).
