@@ -30,7 +30,6 @@ std::size_t chunk_line(char* buf, std::uint64_t n) {
 }  // namespace
 
 Exchange::Exchange(WorkerContext& worker, ExchangeSink& sink) : w_(worker), sink_(sink) {
-  req_bufs_.reserve(16);
   link(w_.deadlines);
 }
 

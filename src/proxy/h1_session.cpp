@@ -18,9 +18,14 @@ using std::chrono::milliseconds;
 
 namespace {
 
-constexpr std::size_t kHeadBufferInitial = 4 * 1024;
+// The first read buffer of a connection, grown (doubling, up to the head limit) for larger
+// heads; 1 KiB holds most request heads (nginx's client_header_buffer_size is 1k too) and
+// keeps a connection small.
+constexpr std::size_t kHeadBufferInitial = 1024;
 constexpr std::size_t kBodyBuffer = 64 * 1024;
 constexpr milliseconds kLingerTime{2000};
+// A keep-alive connection idle this long gives its buffers back (see shrink_while_idle).
+constexpr milliseconds kIdleShrinkAfter{100};
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -70,7 +75,6 @@ H1Session::H1Session(WorkerContext& worker, tcp::socket socket, std::string list
   ++w_.sessions;
   if (w_.node_connections != nullptr) w_.node_connections->fetch_add(1, std::memory_order_relaxed);
   link(w_.deadlines);
-  resp_bufs_.reserve(16);
 }
 
 H1Session::~H1Session() {
@@ -158,16 +162,12 @@ bool H1Session::try_parse_head() {
 }
 
 void H1Session::read_client() {
-  char* p = linger_buf_;
-  std::size_t len = sizeof linger_buf_;
-  if (state_ != State::closing) {
-    if (in_.capacity() == 0) in_.reserve(kHeadBufferInitial);
-    if (in_.tail_size() == 0) in_.compact();
-    p = in_.tail();
-    len = in_.tail_size();
-  }
+  // Lingering (closing) reads are discarded: they go to the same buffer, never committed.
+  if (state_ == State::closing) in_.consume(in_.size());
+  if (in_.capacity() == 0) in_.reserve(kHeadBufferInitial);
+  if (in_.tail_size() == 0) in_.compact();
   client_read_pending_ = true;
-  client_.async_read_some(asio::buffer(p, len),
+  client_.async_read_some(asio::buffer(in_.tail(), in_.tail_size()),
                           [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
                             self->on_client_read(ec, n);
                           });
@@ -175,6 +175,11 @@ void H1Session::read_client() {
 
 void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
   client_read_pending_ = false;
+  if (waiting_readable_ && state_ == State::idle && ec == asio::error::operation_aborted) {
+    wait_readable();  // shrink_while_idle() cancelled the read to drop its buffer
+    return;
+  }
+  waiting_readable_ = false;  // the read completed before the cancel reached it
   switch (state_) {
     case State::closed:
     case State::replying:
@@ -552,7 +557,10 @@ void H1Session::next_request() {
   }
   state_ = State::idle;
   head_bytes_seen_ = false;
-  arm(net::Clock::now() + limits.idle_timeout);
+  const auto now = net::Clock::now();
+  idle_until_ = now + limits.idle_timeout;
+  idle_shrunk_ = false;
+  arm(std::min(idle_until_, now + kIdleShrinkAfter));
   if (in_.capacity() > kHeadBufferInitial) {
     // A body or a large head grew the buffer; an idle connection goes back to the small one.
     in_.release_if_empty();
@@ -694,12 +702,52 @@ void H1Session::on_deadline() {
       }
       return;
     case State::idle:
+      if (!idle_shrunk_ && net::Clock::now() < idle_until_) {
+        shrink_while_idle();
+        arm(idle_until_);
+        return;
+      }
+      close();
+      return;
     case State::replying:
     case State::closing:
     case State::closed:
       close();
       return;
   }
+}
+
+void H1Session::shrink_while_idle() {
+  // A keep-alive connection that stayed quiet past kIdleShrinkAfter gives back what only a
+  // request needs: the read buffer (its pending read is cancelled and replaced by a wait for
+  // readability, which holds no buffer) and the heads' and write lists' storage. Busy
+  // connections never get here, so the request path keeps its buffers and its one read per
+  // request; an idle one pays one epoll re-arm when it wakes up.
+  idle_shrunk_ = true;
+  std::string().swap(down_head_);
+  std::vector<asio::const_buffer>().swap(resp_bufs_);
+  exchange_.release_idle_memory();
+  if (client_read_pending_ && in_.empty()) {
+    waiting_readable_ = true;
+    boost::system::error_code ignored;
+    client_.cancel(ignored);  // the read completes with operation_aborted: on_client_read
+  }
+}
+
+void H1Session::wait_readable() {
+  waiting_readable_ = false;
+  in_.release_if_empty();
+  client_read_pending_ = true;
+  client_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this()](boost::system::error_code ec) {
+                       self->client_read_pending_ = false;
+                       if (self->state_ != State::idle) return;
+                       if (ec) {
+                         self->close();
+                         return;
+                       }
+                       self->read_client();  // the bytes are there: the read completes at once
+                     });
 }
 
 void H1Session::on_drain() {

@@ -34,6 +34,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
   }
   s->generation = generation;
   s->via = "1.1 " + s->config->node.name;
+  s->access_log_on = s->config->access_log.path != "off";
   s->listeners.reserve(s->config->listeners.size());
   bool client_keys = false;
   for (const auto& l : s->config->listeners) {

@@ -2,6 +2,7 @@
 origin, Expect: 100-continue, and the admin liveness endpoint (SPEC 3, 4, 10)."""
 
 import hashlib
+import time
 import unittest
 
 from harness import (HttpConn, Meridian, one_backend_config, OneOriginTestCase, Origin,
@@ -104,6 +105,28 @@ class ProxyBasicTest(OneOriginTestCase):
                              f"upstream connections")
 
     # ---- Expect: 100-continue ----------------------------------------------------------------
+
+    def test_keepalive_connection_idle_past_the_shrink_still_serves(self):
+        # An idle keep-alive connection gives its buffers back after 100 ms and waits for
+        # readability instead; the next request, whole or in pieces, is served as before.
+        with self.meridian.conn() as c:
+            for i in range(3):
+                self.assertEqual(c.request("GET", f"/idle/{i}").status, 200)
+                time.sleep(0.35)  # a real idle gap: past the shrink (and its 100 ms sweep)
+            c.send(b"GET /idle/split HTTP/1.1\r\nHo")
+            time.sleep(0.35)
+            c.send(b"st: example.test\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.json()["path"], "/idle/split")
+            # A POST with a body after the idle gap, and a pipelined pair.
+            time.sleep(0.35)
+            self.assertEqual(c.request("POST", "/idle/post", body=b"x" * 10000).json()
+                             ["body_length"], 10000)
+            time.sleep(0.35)
+            c.send(b"GET /p/1 HTTP/1.1\r\nHost: t\r\n\r\nGET /p/2 HTTP/1.1\r\nHost: t\r\n\r\n")
+            self.assertEqual(c.read_response().json()["path"], "/p/1")
+            self.assertEqual(c.read_response().json()["path"], "/p/2")
 
     def test_expect_100_continue_upload(self):
         size = 200000

@@ -98,6 +98,12 @@ class Exchange final : private net::Deadline {
   // The backend region (index into BackendRuntime::regions) of the last attempt, or -1 when
   // none was made: the region label of the request's metrics and log line.
   int region_index() const { return region_index_; }
+  // The downstream connection went idle: give back storage that only a request needs.
+  void release_idle_memory() {
+    if (active_) return;
+    std::string().swap(head_);
+    std::vector<boost::asio::const_buffer>().swap(req_bufs_);
+  }
   // A new request begins (before start(), or instead of it for a local answer): region and
   // endpoint of the previous one no longer apply.
   void forget_attempts() {

@@ -62,9 +62,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void start_exchange();
 
   // -- metrics and access log (SPEC 12, 13), once per request
-  bool logging() const {
-    return w_.access_log != nullptr && snapshot_->config->access_log.path != "off";
-  }
+  bool logging() const { return w_.access_log != nullptr && snapshot_->access_log_on; }
   void begin_request(net::Clock::time_point now);
   void capture_log_fields(const http::RequestHead& head);
   void record_request(unsigned status);
@@ -85,6 +83,8 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
              std::string_view extra_headers = {});
   void after_local_reply();
   void next_request();
+  void shrink_while_idle();
+  void wait_readable();
   void linger_close();
   void close();
 
@@ -109,6 +109,9 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   ByteBuffer in_;  // client bytes: request heads, request body, pipelined requests
   http::RequestParser req_;
   bool head_bytes_seen_ = false;
+  net::Clock::time_point idle_until_{};  // idle_timeout of the keep-alive wait
+  bool idle_shrunk_ = false;             // buffers given back during this idle wait
+  bool waiting_readable_ = false;        // the read was cancelled to wait without a buffer
   bool client_read_pending_ = false;
   net::Clock::time_point request_start_{};
   net::Clock::time_point request_deadline_{};
@@ -149,7 +152,6 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   http::BodySlices req_slices_;
   std::vector<boost::asio::const_buffer> resp_bufs_;
   char resp_chunk_line_[24] = {};
-  char linger_buf_[512] = {};
 };
 
 }  // namespace meridian::proxy

@@ -45,7 +45,8 @@ struct Snapshot {
   std::vector<balancing::BackendRuntime> backends;  // parallel to config->backends
   // Parallel to backends, then to each backend's regions: retries and region selections.
   std::vector<std::vector<metrics::SeriesId>> region_series;
-  std::string via;  // "1.1 <node.name>"
+  std::string via;             // "1.1 <node.name>"
+  bool access_log_on = false;  // access_log.path is not "off" (checked per request)
   // The GeoIP database, opened (mmap) once per generation and shared read-only by every
   // worker; null when geoip.database is "". A reload opens the file anew, so a replaced
   // database is picked up.
