@@ -125,6 +125,7 @@ class HeadWriter {
   HeadWriter& operator=(const HeadWriter&) = delete;
 
   void put(std::string_view s) {
+    if (s.empty()) return;  // an empty view may have no data pointer, which memcpy may not get
     std::memcpy(p_, s.data(), s.size());
     p_ += s.size();
   }
