@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import unittest
 
-from harness import Meridian, Origin, free_port, metric_value, parse_metrics, wait_until
+from harness import SPEC12_METRICS, Meridian, Origin, free_port, parse_metrics, wait_until
 
 CONFIG = """
 node: {name: edge-metrics}
@@ -41,24 +41,7 @@ backends:
       - {name: alive, endpoints: [{address: "{o1}"}]}
 """
 
-# SPEC 12: name -> (type, labels)
-SPEC = {
-    "meridian_http_requests_total": ("counter", {"listener", "route", "backend", "region",
-                                                 "code"}),
-    "meridian_http_request_duration_seconds": ("histogram", {"listener", "route", "backend",
-                                                             "region"}),
-    "meridian_downstream_connections_active": ("gauge", {"listener"}),
-    "meridian_upstream_requests_active": ("gauge", {"backend", "region", "endpoint"}),
-    "meridian_endpoint_healthy": ("gauge", {"backend", "region", "endpoint"}),
-    "meridian_region_latency_seconds": ("gauge", {"backend", "region"}),
-    "meridian_health_checks_total": ("counter", {"backend", "region", "endpoint", "result"}),
-    "meridian_region_selected_total": ("counter", {"backend", "region", "reason"}),
-    "meridian_upstream_retries_total": ("counter", {"backend", "region"}),
-    "meridian_rate_limited_total": ("counter", {"listener", "route"}),
-    "meridian_config_reloads_total": ("counter", {"result"}),
-    "meridian_config_generation": ("gauge", set()),
-    "meridian_build_info": ("gauge", {"version"}),
-}
+SPEC = SPEC12_METRICS
 
 
 class MetricsTest(unittest.TestCase):

@@ -1514,6 +1514,32 @@ class Meridian:
         return self.admin("POST", "/reload")
 
 
+# SPEC 12: every metric of the contract, name -> (type, labels). The tests of /metrics and of
+# the Prometheus/Grafana files check against this one table (and test_ops_files checks the
+# table against SPEC.md itself).
+SPEC12_METRICS = {
+    "meridian_http_requests_total": ("counter", {"listener", "route", "backend", "region",
+                                                 "code"}),
+    "meridian_http_request_duration_seconds": ("histogram", {"listener", "route", "backend",
+                                                             "region"}),
+    "meridian_downstream_connections_active": ("gauge", {"listener"}),
+    "meridian_upstream_requests_active": ("gauge", {"backend", "region", "endpoint"}),
+    "meridian_endpoint_healthy": ("gauge", {"backend", "region", "endpoint"}),
+    "meridian_region_latency_seconds": ("gauge", {"backend", "region"}),
+    "meridian_health_checks_total": ("counter", {"backend", "region", "endpoint", "result"}),
+    "meridian_region_selected_total": ("counter", {"backend", "region", "reason"}),
+    "meridian_upstream_retries_total": ("counter", {"backend", "region"}),
+    "meridian_rate_limited_total": ("counter", {"listener", "route"}),
+    "meridian_config_reloads_total": ("counter", {"result"}),
+    "meridian_config_generation": ("gauge", set()),
+    "meridian_build_info": ("gauge", {"version"}),
+}
+# Metrics meridian adds beyond the contract.
+EXTENSION_METRICS = {
+    "meridian_access_log_dropped_total": ("counter", set()),
+}
+
+
 _SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)")
 _LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
