@@ -133,7 +133,7 @@ AdminServer::AdminServer(asio::io_context& ioc, const tcp::endpoint& endpoint, A
     // thread, which also runs the health checker.
     : acceptor_(std::make_shared<net::Acceptor>(
           open_admin_listener(ioc, endpoint), "admin",
-          [hooks = std::move(hooks), closed = closed_](tcp::socket socket) {
+          [hooks = std::move(hooks), closed = closed_](tcp::socket socket, const tcp::endpoint&) {
             std::make_shared<AdminSession>(std::move(socket), hooks, closed)->start();
           })) {}
 

@@ -54,7 +54,7 @@ tcp::endpoint Acceptor::local_endpoint() const {
 void Acceptor::do_accept() {
   if (closed_) return;
   acceptor_.async_accept(
-      [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
+      peer_, [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
         if (self->closed_) return;
         if (ec) {
           if (ec == asio::error::operation_aborted) return;
@@ -67,7 +67,7 @@ void Acceptor::do_accept() {
           });
           return;
         }
-        self->on_accept_(std::move(socket));
+        self->on_accept_(std::move(socket), self->peer_);
         self->do_accept();
       });
 }

@@ -88,12 +88,10 @@ H1Session::~H1Session() {
 // ---------------------------------------------------------------------------------------
 // Request head
 
-void H1Session::start() {
+void H1Session::start(const tcp::endpoint& peer) {
   boost::system::error_code ec;
   client_.set_option(tcp::no_delay(true), ec);
-  client_.non_blocking(true, ec);
-  const auto peer = client_.remote_endpoint(ec);
-  if (ec || !refresh_snapshot()) {
+  if (!refresh_snapshot()) {
     close();
     return;
   }
@@ -570,8 +568,16 @@ void H1Session::next_request() {
 
 void H1Session::linger_close() {
   // Half-close and read until the client closes (or kLingerTime), so that the response is
-  // not destroyed by a reset caused by request bytes we never read (RFC 9112 9.6).
+  // not destroyed by a reset caused by request bytes we never read (RFC 9112 9.6). That can
+  // only happen when the client may still be sending: a body not read to its end, or bytes
+  // of a next request already here. After a complete request and nothing more, a plain
+  // close sends FIN behind the response (nginx's lingering_close heuristic), which saves
+  // the shutdown and the read that waits for the client's FIN on every such connection.
   exchange_.abort();
+  if (request_complete() && in_.empty() && !client_read_pending_ && state_ != State::head) {
+    close();
+    return;
+  }
   state_ = State::closing;
   boost::system::error_code ec;
   client_.shutdown(tcp::socket::shutdown_send, ec);

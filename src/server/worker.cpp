@@ -46,7 +46,9 @@ Worker::~Worker() {
 void Worker::open_listener(const std::string& listener, const tcp::endpoint& endpoint) {
   auto acceptor = std::make_shared<net::Acceptor>(
       net::open_listener(ioc_, endpoint), listener,
-      [this, listener](tcp::socket socket) { on_accept(listener, std::move(socket)); });
+      [this, listener](tcp::socket socket, const tcp::endpoint& peer) {
+        on_accept(listener, std::move(socket), peer);
+      });
   acceptors_.push_back(std::move(acceptor));
 }
 
@@ -70,7 +72,9 @@ void Worker::publish(std::shared_ptr<const proxy::Snapshot> snapshot, ListenerCh
     for (auto& [name, socket] : c->added) {
       auto acceptor = std::make_shared<net::Acceptor>(
           std::move(socket), name,
-          [this, name = name](tcp::socket client) { on_accept(name, std::move(client)); });
+          [this, name = name](tcp::socket client, const tcp::endpoint& peer) {
+            on_accept(name, std::move(client), peer);
+          });
       if (ctx_.draining) {
         acceptor->close();  // a socket nobody accepts on would queue connections for nothing
         continue;
@@ -147,7 +151,7 @@ void Worker::tick() {
   });
 }
 
-void Worker::on_accept(const std::string& listener, tcp::socket socket) {
+void Worker::on_accept(const std::string& listener, tcp::socket socket, const tcp::endpoint& peer) {
   const auto max = ctx_.snapshot->config->limits.max_connections;
   if (ctx_.draining ||
       (max != 0 && ctx_.node_connections->load(std::memory_order_relaxed) >= max)) {
@@ -156,7 +160,7 @@ void Worker::on_accept(const std::string& listener, tcp::socket socket) {
     socket.close(ignored);
     return;
   }
-  std::make_shared<proxy::H1Session>(ctx_, std::move(socket), listener)->start();
+  std::make_shared<proxy::H1Session>(ctx_, std::move(socket), listener)->start(peer);
 }
 
 }  // namespace meridian::server

@@ -22,7 +22,9 @@ boost::asio::ip::tcp::acceptor open_listener(boost::asio::io_context& ioc,
 
 class Acceptor : public std::enable_shared_from_this<Acceptor> {
  public:
-  using OnAccept = std::function<void(boost::asio::ip::tcp::socket&&)>;
+  // The accepted socket and its peer, as accept(2) reported it (no getpeername needed).
+  using OnAccept =
+      std::function<void(boost::asio::ip::tcp::socket&&, const boost::asio::ip::tcp::endpoint&)>;
 
   Acceptor(boost::asio::ip::tcp::acceptor acceptor, std::string name, OnAccept on_accept);
 
@@ -39,6 +41,7 @@ class Acceptor : public std::enable_shared_from_this<Acceptor> {
   boost::asio::steady_timer backoff_;
   std::string name_;
   OnAccept on_accept_;
+  boost::asio::ip::tcp::endpoint peer_;  // filled by the pending accept
   bool closed_ = false;
 };
 

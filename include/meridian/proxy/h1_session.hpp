@@ -40,7 +40,8 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   H1Session(WorkerContext& worker, boost::asio::ip::tcp::socket socket, std::string listener_name);
   ~H1Session() override;
 
-  void start();
+  // `peer`: the client's address as accept(2) reported it.
+  void start(const boost::asio::ip::tcp::endpoint& peer);
 
  private:
   // limiting: a request waits for the rate limit store's verdict (scope: global).

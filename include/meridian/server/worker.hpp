@@ -64,7 +64,8 @@ class Worker {
   // connection it asks for.
   void install(std::shared_ptr<const proxy::Snapshot> snapshot);
   void tick();
-  void on_accept(const std::string& listener, boost::asio::ip::tcp::socket socket);
+  void on_accept(const std::string& listener, boost::asio::ip::tcp::socket socket,
+                 const boost::asio::ip::tcp::endpoint& peer);
 
   std::size_t index_;
   // One thread runs it. UNSAFE_IO drops the reactor's per-socket locks (every socket is used
