@@ -241,7 +241,10 @@ void H1Session::begin_exchange(std::size_t head_length) {
     return;
   }
   if (listener_removed_) close_after_ = true;
-  if (logging()) capture_log_fields(head);
+  // SPEC 3 step 2, once per request: the access log, GeoIP and rate limit keys all use it.
+  const auto client = http::settle_client_address(peer_address_, head,
+                                                  snapshot_->config->client_ip.trusted_proxies);
+  if (logging()) capture_log_fields(head, client);
   const auto* route = listener_->router.match(head.host, head.path, head.method);
   if (route == nullptr) {
     in_.consume(head_length);
@@ -277,9 +280,6 @@ void H1Session::begin_exchange(std::size_t head_length) {
   expect_continue_ = head.expect_continue && has_body_ && !client_http10_;
   const bool locate = snapshot_->geo && backend.uses_client_location;
   if (locate || limit_ != nullptr) {
-    // SPEC 3 step 2: only when GeoIP or a rate limit key needs it.
-    const auto client = http::settle_client_address(peer_address_, head,
-                                                    snapshot_->config->client_ip.trusted_proxies);
     if (locate) request.client = snapshot_->geo->lookup(client);
     if (limit_ != nullptr) {
       const auto key = ratelimit::client_key(limit_->config, head, client, key_buffer_);
@@ -621,7 +621,7 @@ void H1Session::begin_request(net::Clock::time_point now) {
   log_client_.clear();
 }
 
-void H1Session::capture_log_fields(const http::RequestHead& head) {
+void H1Session::capture_log_fields(const http::RequestHead& head, const asio::ip::address& client) {
   // Copied (into buffers reused from request to request): the head's views die with in_.
   log_method_.assign(head.method);
   log_target_.assign(head.target);
@@ -631,10 +631,7 @@ void H1Session::capture_log_fields(const http::RequestHead& head) {
   log_user_agent_.assign(ua != nullptr ? ua->value : std::string_view{});
   const auto* referer = head.find("referer");
   log_referer_.assign(referer != nullptr ? referer->value : std::string_view{});
-  const auto& trusted = snapshot_->config->client_ip.trusted_proxies;
-  log_client_ = trusted.empty()
-                    ? peer_
-                    : address_text(http::settle_client_address(peer_address_, head, trusted));
+  log_client_ = client == peer_address_ ? peer_ : address_text(client);
 }
 
 void H1Session::record_request(unsigned status) {

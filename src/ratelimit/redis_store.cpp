@@ -490,8 +490,4 @@ bool RedisStore::serves(const config::RateLimitStore& config) const {
          c.on_error == config.on_error;
 }
 
-bool RedisStore::connected() const {
-  return impl_->connected;
-}
-
 }  // namespace meridian::ratelimit

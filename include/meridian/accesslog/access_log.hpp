@@ -41,7 +41,6 @@ class AccessLog {
   void reopen();
 
   std::uint64_t dropped() const;  // lines dropped so far, all workers
-  const std::string& path() const { return path_; }
 
  private:
   struct Impl;

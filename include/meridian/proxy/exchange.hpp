@@ -93,8 +93,6 @@ class Exchange final : private net::Deadline {
   bool active() const { return active_; }
   // The endpoint serving the current attempt, or null.
   const balancing::EndpointState* endpoint() const { return in_flight_.get(); }
-  // Why the first region was chosen (SPEC 12 meridian_region_selected_total reason).
-  balancing::RegionOrder::Reason selection_reason() const { return order_.reason; }
   // The backend region (index into BackendRuntime::regions) of the last attempt, or -1 when
   // none was made: the region label of the request's metrics and log line.
   int region_index() const { return region_index_; }

@@ -65,7 +65,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   // -- metrics and access log (SPEC 12, 13), once per request
   bool logging() const { return w_.access_log != nullptr && snapshot_->access_log_on; }
   void begin_request(net::Clock::time_point now);
-  void capture_log_fields(const http::RequestHead& head);
+  void capture_log_fields(const http::RequestHead& head, const boost::asio::ip::address& client);
   void record_request(unsigned status);
 
   // -- request body, client -> exchange

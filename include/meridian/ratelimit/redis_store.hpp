@@ -64,8 +64,6 @@ class RedisStore {
   // Whether this store was built from `config` (a reload that changes it builds a new one).
   bool serves(const config::RateLimitStore& config) const;
 
-  bool connected() const;
-
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;
