@@ -4,6 +4,7 @@
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <sys/resource.h>
 
 #include "meridian/core/log.hpp"
 #include "meridian/server/server.hpp"
@@ -23,6 +24,20 @@ void set_log_level_from_env() {
   if (l == "debug") meridian::log::set_level(meridian::log::Level::debug);
   if (l == "warn") meridian::log::set_level(meridian::log::Level::warn);
   if (l == "error") meridian::log::set_level(meridian::log::Level::error);
+}
+
+// Every connection is a descriptor (two when proxied), and the usual soft limit of 1024
+// would cap a node long before max_connections or the machine does. Raise it to the hard
+// limit, as HAProxy and Go programs do; the hard limit stays the operator's (systemd
+// LimitNOFILE=, ulimit -Hn).
+void raise_open_files_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t was = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    meridian::log::debug("open files limit raised from ", was, " to ", limit.rlim_cur);
+  }
 }
 
 }  // namespace
@@ -51,6 +66,7 @@ int main(int argc, char** argv) {
   }
   set_log_level_from_env();
   if (check) return meridian::server::check_config(config_path);
+  raise_open_files_limit();
   meridian::server::Server server({config_path});
   return server.run();
 }

@@ -497,6 +497,10 @@ idle_scenario() {
   for t in "${targets[@]}"; do
     pid=${proc_pid[$t]}
     ready="$work/idle-$t.ready"
+    # Warm up first, so that "before" already holds what serving 50 requests at a time costs
+    # (buffers, pools, upstream connections) and the difference is the idle connections' own.
+    "$python" "$here/clients.py" conc --port "${port[$t]}" --conns 50 --requests 2000 --wait 5 \
+      > /dev/null 2>&1 || die "the warm-up client against $t failed"
     sleep 2  # let connections of earlier runs finish closing
     before=$(status_kib "$pid" VmRSS)
     "$python" "$here/clients.py" idle --port "${port[$t]}" --conns "$idle_conns" --wait 5 \

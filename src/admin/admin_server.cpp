@@ -116,9 +116,9 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
 
 namespace {
 
-tcp::acceptor open_admin_listener(asio::io_context& ioc, const tcp::endpoint& endpoint) {
+net::TcpAcceptor open_admin_listener(asio::io_context& ioc, const tcp::endpoint& endpoint) {
   // No SO_REUSEPORT here: a second process on the same admin address must fail to bind.
-  tcp::acceptor acceptor(ioc);
+  net::TcpAcceptor acceptor(ioc);
   acceptor.open(endpoint.protocol());
   acceptor.set_option(asio::socket_base::reuse_address(true));
   acceptor.bind(endpoint);
@@ -133,8 +133,9 @@ AdminServer::AdminServer(asio::io_context& ioc, const tcp::endpoint& endpoint, A
     // thread, which also runs the health checker.
     : acceptor_(std::make_shared<net::Acceptor>(
           open_admin_listener(ioc, endpoint), "admin",
-          [hooks = std::move(hooks), closed = closed_](tcp::socket socket, const tcp::endpoint&) {
-            std::make_shared<AdminSession>(std::move(socket), hooks, closed)->start();
+          [hooks = std::move(hooks), closed = closed_](net::TcpSocket socket,
+                                                       const tcp::endpoint&) {
+            std::make_shared<AdminSession>(tcp::socket(std::move(socket)), hooks, closed)->start();
           })) {}
 
 void AdminServer::start() {

@@ -13,8 +13,8 @@ namespace meridian::net {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-tcp::acceptor open_listener(asio::io_context& ioc, const tcp::endpoint& endpoint) {
-  tcp::acceptor acceptor(ioc);
+TcpAcceptor open_listener(asio::io_context& ioc, const tcp::endpoint& endpoint) {
+  TcpAcceptor acceptor(ioc);
   acceptor.open(endpoint.protocol());
   acceptor.set_option(asio::socket_base::reuse_address(true));
   using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
@@ -29,7 +29,7 @@ tcp::acceptor open_listener(asio::io_context& ioc, const tcp::endpoint& endpoint
   return acceptor;
 }
 
-Acceptor::Acceptor(tcp::acceptor acceptor, std::string name, OnAccept on_accept)
+Acceptor::Acceptor(TcpAcceptor acceptor, std::string name, OnAccept on_accept)
     : acceptor_(std::move(acceptor)),
       backoff_(acceptor_.get_executor()),
       name_(std::move(name)),
@@ -54,7 +54,7 @@ tcp::endpoint Acceptor::local_endpoint() const {
 void Acceptor::do_accept() {
   if (closed_) return;
   acceptor_.async_accept(
-      peer_, [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
+      peer_, [self = shared_from_this()](boost::system::error_code ec, TcpSocket socket) {
         if (self->closed_) return;
         if (ec) {
           if (ec == asio::error::operation_aborted) return;

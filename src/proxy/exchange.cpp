@@ -16,6 +16,10 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr std::size_t kResponseBuffer = 64 * 1024;  // also bounds an upstream response head
+// A response starts with a quarter of that (HAProxy's buffer size): most responses fit, and
+// the exchanges in flight hold 16 KiB each instead of 64. One that fills it gets the full
+// size for its next read (fewer, larger reads for large bodies).
+constexpr std::size_t kResponseBufferInitial = 16 * 1024;
 constexpr std::uint32_t kMaxResponseFields = 1000;
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
@@ -29,8 +33,16 @@ std::size_t chunk_line(char* buf, std::uint64_t n) {
 
 }  // namespace
 
-Exchange::Exchange(WorkerContext& worker, ExchangeSink& sink) : w_(worker), sink_(sink) {
+Exchange::Exchange(WorkerContext& worker) : w_(worker) {}
+
+void Exchange::attach(ExchangeSink& sink) {
+  sink_ = &sink;
   link(w_.deadlines);
+}
+
+void Exchange::detach() {
+  unlink();
+  sink_ = nullptr;
 }
 
 Exchange::~Exchange() {
@@ -65,8 +77,8 @@ void Exchange::start(const ExchangeRequest& request) {
   }
   if (order_.count == 0) {
     finish();
-    sink_.on_exchange_failed(503, "no eligible region for backend " + request.backend->config->name,
-                             true);
+    sink_->on_exchange_failed(
+        503, "no eligible region for backend " + request.backend->config->name, true);
     return;
   }
   dispatch();
@@ -100,7 +112,7 @@ void Exchange::dispatch() {
   if (tried_.count == 0) {
     // Every region that looked eligible at start() filled up or went down meanwhile.
     finish();
-    sink_.on_exchange_failed(503, "no eligible endpoint for backend " + config->name, true);
+    sink_->on_exchange_failed(503, "no eligible endpoint for backend " + config->name, true);
     return;
   }
   report(last_failure_);
@@ -155,12 +167,14 @@ void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& end
   ++w_.pool.connects;
   connecting_ = true;
   expires_after(request_.backend->config->connect_timeout);
+  ++pending_ops_;
   up_->socket.async_connect(endpoint->target,
-                            [keep = sink_.exchange_keepalive(), this,
+                            [keep = sink_->exchange_keepalive(), this,
                              a = attempt_](boost::system::error_code ec) { on_connected(a, ec); });
 }
 
 void Exchange::on_connected(std::uint64_t attempt, boost::system::error_code ec) {
+  --pending_ops_;
   if (attempt != attempt_ || !active_) return;
   connecting_ = false;
   Deadline::clear();
@@ -198,7 +212,7 @@ void Exchange::connection_ready() {
   // Ask for the body first so that a body already buffered downstream travels in the same
   // write as the head; if none is there yet, the head goes alone and the body follows.
   const std::uint64_t attempt = attempt_;
-  sink_.on_request_body_wanted();
+  sink_->on_request_body_wanted();
   if (attempt == attempt_ && active_ && head_pending_ && !request_writing_) {
     write_request(nullptr, false);
   }
@@ -267,13 +281,14 @@ void Exchange::write_request(const http::BodySlices* body, bool last) {
       request_written_ = true;
       if (response_finished_) complete();
     } else {
-      sink_.on_request_body_wanted();
+      sink_->on_request_body_wanted();
     }
     return;
   }
   request_writing_ = true;
+  ++pending_ops_;
   asio::async_write(up_->socket, std::span<const asio::const_buffer>(req_bufs_),
-                    [keep = sink_.exchange_keepalive(), this, a = attempt_](
+                    [keep = sink_->exchange_keepalive(), this, a = attempt_](
                         boost::system::error_code ec, std::size_t) { on_request_written(a, ec); });
 }
 
@@ -286,6 +301,7 @@ bool Exchange::write_pending_body() {
 }
 
 void Exchange::on_request_written(std::uint64_t attempt, boost::system::error_code ec) {
+  --pending_ops_;
   if (attempt != attempt_ || !active_) return;
   request_writing_ = false;
   if (ec) {
@@ -309,27 +325,35 @@ void Exchange::on_request_written(std::uint64_t attempt, boost::system::error_co
     if (response_finished_) complete();
     return;
   }
-  sink_.on_request_body_wanted();
+  sink_->on_request_body_wanted();
 }
 
 // ---------------------------------------------------------------------------------------
 // Response: back to the sink
 
 void Exchange::read_response() {
-  if (uin_.capacity() == 0) uin_.reserve(kResponseBuffer);
+  if (uin_.capacity() == 0) uin_.reserve(kResponseBufferInitial);
   if (uin_.tail_size() == 0) uin_.compact();
+  // Full (a large head or chunk line), or the last read filled it: grow to the full size.
+  if ((uin_.tail_size() == 0 || grow_response_buffer_) && uin_.capacity() < kResponseBuffer) {
+    uin_.reserve(kResponseBuffer);
+  }
+  grow_response_buffer_ = false;
   if (uin_.tail_size() == 0) {
     fail(Failure::invalid);  // a chunk line longer than the whole buffer
     return;
   }
+  ++pending_ops_;
+  read_size_ = uin_.tail_size();
   up_->socket.async_read_some(
       asio::buffer(uin_.tail(), uin_.tail_size()),
-      [keep = sink_.exchange_keepalive(), this, a = attempt_](
+      [keep = sink_->exchange_keepalive(), this, a = attempt_](
           boost::system::error_code ec, std::size_t n) { on_response_read(a, ec, n); });
 }
 
 void Exchange::on_response_read(std::uint64_t attempt, boost::system::error_code ec,
                                 std::size_t n) {
+  --pending_ops_;
   if (attempt != attempt_ || !active_) return;
   if (ec) {
     if (ec == asio::error::eof && resp_.head_done() && !resp_.done()) {
@@ -343,6 +367,7 @@ void Exchange::on_response_read(std::uint64_t attempt, boost::system::error_code
     return;
   }
   uin_.commit(n);
+  grow_response_buffer_ = n == read_size_;
   response_started_ = true;
   if (resp_.head_done()) {
     deliver(0);
@@ -397,7 +422,7 @@ void Exchange::deliver(std::size_t head_length) {
   last_body_consumed_ = consumed;
   response_delivering_ = true;
   response_delivered_any_ = true;
-  sink_.on_response_data(head_length > 0 ? &resp_.head() : nullptr, resp_slices_, done);
+  sink_->on_response_data(head_length > 0 ? &resp_.head() : nullptr, resp_slices_, done);
 }
 
 void Exchange::response_delivered() {
@@ -433,7 +458,7 @@ void Exchange::complete() {
     drop_connection();
   }
   finish();
-  sink_.on_exchange_done();
+  sink_->on_exchange_done();
 }
 
 void Exchange::finish() {
@@ -490,19 +515,19 @@ void Exchange::report(Failure why) {
   finish();
   switch (why) {
     case Failure::connect:
-      sink_.on_exchange_failed(502, "upstream connect failed", false);
+      sink_->on_exchange_failed(502, "upstream connect failed", false);
       break;
     case Failure::connect_timeout:
-      sink_.on_exchange_failed(504, "upstream connect timed out", false);
+      sink_->on_exchange_failed(504, "upstream connect timed out", false);
       break;
     case Failure::reset:
-      sink_.on_exchange_failed(502, "upstream closed the connection before answering", false);
+      sink_->on_exchange_failed(502, "upstream closed the connection before answering", false);
       break;
     case Failure::invalid:
-      sink_.on_exchange_failed(502, "invalid response from upstream", false);
+      sink_->on_exchange_failed(502, "invalid response from upstream", false);
       break;
     case Failure::timeout:
-      sink_.on_exchange_failed(504, "upstream timed out", false);
+      sink_->on_exchange_failed(504, "upstream timed out", false);
       break;
   }
 }

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <span>
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/write.hpp>
 
 #include "meridian/core/log.hpp"
@@ -18,14 +19,17 @@ using std::chrono::milliseconds;
 
 namespace {
 
+// A connection waiting for a request keeps a read pending, and so a request's state and
+// buffer, this long at most; then it gives them back and waits for readability without
+// one (see wait_for_request). The wait costs an epoll_ctl each time it starts (Asio re-arms
+// the descriptor for a wait), so connections that are busy read directly.
+constexpr milliseconds kHoldBufferFor{100};
 // The first read buffer of a connection, grown (doubling, up to the head limit) for larger
 // heads; 1 KiB holds most request heads (nginx's client_header_buffer_size is 1k too) and
 // keeps a connection small.
 constexpr std::size_t kHeadBufferInitial = 1024;
 constexpr std::size_t kBodyBuffer = 64 * 1024;
 constexpr milliseconds kLingerTime{2000};
-// A keep-alive connection idle this long gives its buffers back (see shrink_while_idle).
-constexpr milliseconds kIdleShrinkAfter{100};
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -67,11 +71,8 @@ using BufferSpan = std::span<const asio::const_buffer>;
 
 }  // namespace
 
-H1Session::H1Session(WorkerContext& worker, tcp::socket socket, std::string listener_name)
-    : w_(worker),
-      client_(std::move(socket)),
-      listener_name_(std::move(listener_name)),
-      exchange_(worker, *this) {
+H1Session::H1Session(WorkerContext& worker, net::TcpSocket socket, const std::string* listener_name)
+    : w_(worker), client_(std::move(socket)), listener_name_(listener_name) {
   ++w_.sessions;
   if (w_.node_connections != nullptr) w_.node_connections->fetch_add(1, std::memory_order_relaxed);
   link(w_.deadlines);
@@ -80,7 +81,8 @@ H1Session::H1Session(WorkerContext& worker, tcp::socket socket, std::string list
 H1Session::~H1Session() {
   unlink();
   if (connection_counted_) w_.counters->connection_closed(connections_series_);
-  exchange_.abort();
+  // Every operation of the request's exchange held this session alive: none is pending.
+  if (rq_ != nullptr) give_back_request();
   if (w_.node_connections != nullptr) w_.node_connections->fetch_sub(1, std::memory_order_relaxed);
   if (--w_.sessions == 0 && w_.draining && w_.on_drained) w_.on_drained();
 }
@@ -95,30 +97,45 @@ void H1Session::start(const tcp::endpoint& peer) {
     close();
     return;
   }
-  peer_address_ = peer.address();
-  peer_ = address_text(peer_address_);
+  peer_address_ = net::CompactAddress(peer.address());
   if (w_.counters != nullptr) {
-    connections_series_ = listener_->connections_series;
+    connections_series_ = listener().connections_series;
     w_.counters->connection_opened(connections_series_);
     connection_counted_ = true;
   }
-  const auto& limits = snapshot_->config->limits;
-  arm(net::Clock::now() + limits.header_timeout);
-  req_.reset(
-      {limits.max_request_header_bytes, limits.max_request_headers, limits.max_request_body_bytes});
   state_ = State::head;
-  read_head();
+  // Most clients send their request with or right after the handshake: read it at once
+  // (the read usually completes without waiting).
+  borrow_request();
+  wait_for_request(net::Clock::now() + snapshot_->config->limits.header_timeout);
+}
+
+void H1Session::wait_for_request(net::Clock::time_point until) {
+  const auto now = net::Clock::now();
+  wait_until_ = until;
+  arm(rq_ != nullptr ? std::min(until, now + kHoldBufferFor) : until);
+  read_client();
+}
+
+void H1Session::give_back_buffer() {
+  // The connection stayed quiet past kHoldBufferFor: its pending read is cancelled (which
+  // completes in on_client_read with operation_aborted) so that the request state and the
+  // buffer can go back to the worker, and the connection waits for readability instead.
+  if (rq_ == nullptr || !client_read_pending_ || !rq_->in.empty()) return;
+  shrinking_ = true;
+  boost::system::error_code ignored;
+  client_.cancel(ignored);
 }
 
 bool H1Session::refresh_snapshot() {
-  if (snapshot_ == w_.snapshot && listener_ != nullptr) return true;
-  const int index = w_.snapshot->listener_index(listener_name_);
+  if (snapshot_ == w_.snapshot && listener_index_ >= 0) return true;
+  const int index = w_.snapshot->listener_index(*listener_name_);
   if (index < 0) {
     // A reload removed this connection's listener. A request already here is still served
     // under the configuration the connection had, and the connection ends after it (SPEC 9:
     // no request fails because of a reload). A connection accepted just before the removal
     // has no configuration to be served with.
-    if (listener_ == nullptr) {
+    if (listener_index_ < 0) {
       snapshot_ = w_.snapshot;
       return false;
     }
@@ -126,31 +143,31 @@ bool H1Session::refresh_snapshot() {
     return true;
   }
   snapshot_ = w_.snapshot;
-  listener_ = &snapshot_->listeners[static_cast<std::size_t>(index)];
+  listener_index_ = index;
   return true;
 }
 
 void H1Session::read_head() {
-  if (!in_.empty() && try_parse_head()) return;
+  if (!rq_->in.empty() && try_parse_head()) return;
   const std::uint64_t max_head = snapshot_->config->limits.max_request_header_bytes;
-  if (in_.capacity() == 0) in_.reserve(kHeadBufferInitial);
-  if (in_.tail_size() == 0) in_.compact();
-  if (in_.tail_size() == 0) {
-    if (in_.capacity() > max_head) {
+  if (rq_->in.capacity() == 0) rq_->in.reserve(kHeadBufferInitial);
+  if (rq_->in.tail_size() == 0) rq_->in.compact();
+  if (rq_->in.tail_size() == 0) {
+    if (rq_->in.capacity() > max_head) {
       // Beast's header_limit normally fires first; this is the backstop for a full buffer.
-      const bool line_complete = in_.data().find(kCrlf) != std::string_view::npos;
+      const bool line_complete = rq_->in.data().find(kCrlf) != std::string_view::npos;
       reply(line_complete ? 431 : 414,
             line_complete ? "request header fields too large" : "request line too long", true);
       return;
     }
-    in_.reserve(std::min<std::size_t>(in_.capacity() * 2, max_head + 1));
+    rq_->in.reserve(std::min<std::size_t>(rq_->in.capacity() * 2, max_head + 1));
   }
   read_client();
 }
 
 bool H1Session::try_parse_head() {
-  const std::size_t n = req_.parse_head(in_.data());
-  if (const auto& err = req_.error()) {
+  const std::size_t n = rq_->parser.parse_head(rq_->in.data());
+  if (const auto& err = rq_->parser.error()) {
     reply(err.status, err.reason, true);
     return true;
   }
@@ -160,12 +177,17 @@ bool H1Session::try_parse_head() {
 }
 
 void H1Session::read_client() {
+  // A connection between requests holds no buffer: it waits until the client sends.
+  if (rq_ == nullptr) {
+    wait_readable();
+    return;
+  }
   // Lingering (closing) reads are discarded: they go to the same buffer, never committed.
-  if (state_ == State::closing) in_.consume(in_.size());
-  if (in_.capacity() == 0) in_.reserve(kHeadBufferInitial);
-  if (in_.tail_size() == 0) in_.compact();
+  if (state_ == State::closing) rq_->in.consume(rq_->in.size());
+  if (rq_->in.capacity() == 0) rq_->in.reserve(kHeadBufferInitial);
+  if (rq_->in.tail_size() == 0) rq_->in.compact();
   client_read_pending_ = true;
-  client_.async_read_some(asio::buffer(in_.tail(), in_.tail_size()),
+  client_.async_read_some(asio::buffer(rq_->in.tail(), rq_->in.tail_size()),
                           [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
                             self->on_client_read(ec, n);
                           });
@@ -173,11 +195,12 @@ void H1Session::read_client() {
 
 void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
   client_read_pending_ = false;
-  if (waiting_readable_ && state_ == State::idle && ec == asio::error::operation_aborted) {
-    wait_readable();  // shrink_while_idle() cancelled the read to drop its buffer
+  if (std::exchange(shrinking_, false) && ec == asio::error::operation_aborted &&
+      waiting_for_request()) {
+    if (rq_->exchange.quiescent()) give_back_request();
+    read_client();  // without a request: waits for readability
     return;
   }
-  waiting_readable_ = false;  // the read completed before the cancel reached it
   switch (state_) {
     case State::closed:
     case State::replying:
@@ -196,14 +219,20 @@ void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
         close();  // the client went away; nothing to answer
         return;
       }
-      in_.commit(n);
+      rq_->in.commit(n);
       if (state_ == State::idle || !head_bytes_seen_) {
         // The head of a new request began: header_timeout runs from its first byte on a
         // kept-alive connection, and from the accept on a new one (set in start()).
-        begin_request(net::Clock::now());
+        const auto now = net::Clock::now();
         if (state_ == State::idle) {
-          arm(request_start_ + snapshot_->config->limits.header_timeout);
+          // A client that sends its next request soon after a response is busy: its
+          // connection keeps its request state between requests (see next_request).
+          const auto idle_since = wait_until_ - snapshot_->config->limits.idle_timeout;
+          busy_ = now - idle_since < kHoldBufferFor;
+          wait_until_ = now + snapshot_->config->limits.header_timeout;
         }
+        begin_request(now);  // resets the state the wait or the previous request left
+        arm(wait_until_);
         state_ = State::head;
         head_bytes_seen_ = true;
       }
@@ -212,11 +241,11 @@ void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
     case State::exchange:
       if (ec) {
         // The client vanished mid-body: the request can never complete.
-        exchange_.abort();
+        rq_->exchange.abort();
         close();
         return;
       }
-      in_.commit(n);
+      rq_->in.commit(n);
       pump_request_body();
       return;
   }
@@ -224,79 +253,74 @@ void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
 
 void H1Session::begin_exchange(std::size_t head_length) {
   state_ = State::exchange;
-  const auto& head = req_.head();
-  has_body_ = head.has_body();
-  client_http10_ = head.version == 10;
-  client_keep_alive_ = head.keep_alive && !w_.draining;
-  close_after_ = !client_keep_alive_;
-  body_wanted_ = false;
-  body_given_consumed_ = 0;
-  response_head_sent_ = response_chunked_ = false;
-  limit_ = nullptr;
-  limit_headers_.clear();
-  request_routed_ = true;
+  const auto& head = rq_->parser.head();
+  rq_->has_body = head.has_body();
+  rq_->http10 = head.version == 10;
+  rq_->close_after = !head.keep_alive || w_.draining;
+  rq_->routed = true;
 
   if (!refresh_snapshot()) {
     reply(503, "listener is being removed", true);
     return;
   }
-  if (listener_removed_) close_after_ = true;
+  if (listener_removed_) rq_->close_after = true;
   // SPEC 3 step 2, once per request: the access log, GeoIP and rate limit keys all use it.
-  const auto client = http::settle_client_address(peer_address_, head,
-                                                  snapshot_->config->client_ip.trusted_proxies);
+  const auto peer_address = peer_address_.get();
+  const auto client =
+      http::settle_client_address(peer_address, head, snapshot_->config->client_ip.trusted_proxies);
   if (logging()) capture_log_fields(head, client);
-  const auto* route = listener_->router.match(head.host, head.path, head.method);
+  const auto* route = listener().router.match(head.host, head.path, head.method);
   if (route == nullptr) {
-    in_.consume(head_length);
+    rq_->in.consume(head_length);
     // A body we will not read makes the connection unusable for a next request.
-    reply(404, "no route matches this request", close_after_ || has_body_);
+    reply(404, "no route matches this request", rq_->close_after || rq_->has_body);
     return;
   }
   const auto& backend = snapshot_->backends[route->backend_index];
-  request_deadline_ = request_start_ + route->timeout;
-  arm(request_deadline_);
+  rq_->deadline = rq_->start + route->timeout;
+  arm(rq_->deadline);
 
-  // Serialise the upstream head now, while the parsed head's views into in_ are valid.
+  // Serialise the upstream head now, while the parsed head's views into the buffer are valid.
   std::string_view request_id = http::request_id_of(head);
   if (request_id.empty()) request_id = w_.request_ids.next();
-  route_ = route;
-  const auto route_index = static_cast<std::size_t>(route - listener_->config->routes.data());
-  route_series_ = &listener_->series[route_index];
-  if (logging()) log_request_id_.assign(request_id);
-  const http::RequestForwarding fwd{peer_, "http", snapshot_->via, request_id,
+  rq_->route = route;
+  const auto route_index = static_cast<std::size_t>(route - listener().config->routes.data());
+  rq_->route_series = &listener().series[route_index];
+  if (logging()) rq_->log_request_id.assign(request_id);
+  const http::RequestForwarding fwd{rq_->peer_text, "http", snapshot_->via, request_id,
                                     backend.regions.front().endpoints.front()->address};
-  http::write_upstream_request(head, fwd, exchange_.request_head());
-  limit_ = listener_->limits[route_index].get();
-  ExchangeRequest& request = exchange_request_;
+  http::write_upstream_request(head, fwd, rq_->exchange.request_head());
+  rq_->limit = listener().limits[route_index].get();
+  ExchangeRequest& request = rq_->exchange_request;
   request = ExchangeRequest{};
   request.backend = &backend;
   request.node_location = &snapshot_->config->node.location;
   request.retries = route->retries;
   request.idempotent = http::is_idempotent(head.method);
-  request.has_body = has_body_;
+  request.has_body = rq_->has_body;
   request.chunked_body = head.chunked;
   request.head_request = head.method == "HEAD";
   request.region_series = &snapshot_->region_series[route->backend_index];
-  expect_continue_ = head.expect_continue && has_body_ && !client_http10_;
+  rq_->expect_continue = head.expect_continue && rq_->has_body && !rq_->http10;
   const bool locate = snapshot_->geo && backend.uses_client_location;
-  if (locate || limit_ != nullptr) {
+  if (locate || rq_->limit != nullptr) {
     if (locate) request.client = snapshot_->geo->lookup(client);
-    if (limit_ != nullptr) {
-      const auto key = ratelimit::client_key(limit_->config, head, client, key_buffer_);
-      if (limit_->config.scope == config::RateLimitScope::global) {
-        store_key_ = ratelimit::global_key(*limit_, key);
+    if (rq_->limit != nullptr) {
+      const auto key = ratelimit::client_key(rq_->limit->config, head, client, rq_->key_buffer);
+      if (rq_->limit->config.scope == config::RateLimitScope::global) {
+        rq_->store_key = ratelimit::global_key(*rq_->limit, key);
       } else {
         // Node-wide and synchronous: decided now, while the key's views are valid.
-        const auto decision = ratelimit::take_local(*limit_, snapshot_->buckets.get(), key,
+        const auto decision = ratelimit::take_local(*rq_->limit, snapshot_->buckets.get(), key,
                                                     balancing::steady_now_ns());
-        in_.consume(head_length);
+        rq_->in.consume(head_length);
         on_rate_limit_decision(decision);
         return;
       }
     }
   }
-  in_.consume(head_length);  // the head's views are invalid from here on
-  if (limit_ == nullptr) {
+  rq_->in.consume(head_length);  // the head's views are invalid from here on
+  if (rq_->limit == nullptr) {
     start_exchange();
     return;
   }
@@ -306,29 +330,37 @@ void H1Session::begin_exchange(std::size_t head_length) {
   if (store == nullptr) {
     ratelimit::StoreOutcome none;
     none.error = "no rate_limit_store";
-    on_store_outcome(++limit_tag_, none);
+    rq_->limit_tag = ++w_.store_tags;
+    on_store_outcome(rq_->limit_tag, none);
     return;
   }
-  store->take(store_key_, limit_->quota, *this, shared_from_this(), ++limit_tag_);
+  rq_->store_waiter.session = this;
+  store->take(rq_->store_key, rq_->limit->quota, rq_->store_waiter, shared_from_this(),
+              rq_->limit_tag = ++w_.store_tags);
 }
 
 void H1Session::on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome) {
-  if (tag != limit_tag_ || state_ != State::limiting) return;  // abandoned, or closed
+  if (state_ != State::limiting || tag != rq_->limit_tag) return;  // abandoned, or closed
   state_ = State::exchange;
   if (outcome.ok) {
     on_rate_limit_decision(
-        ratelimit::gcra_decision(outcome.allowed, outcome.ahead_ns, limit_->quota));
+        ratelimit::gcra_decision(outcome.allowed, outcome.ahead_ns, rq_->limit->quota));
     return;
   }
   // SPEC 8: the store failed or answered late; on_error decides, without RateLimit headers
   // (there is no count to report).
-  log::debug("rate limit ", limit_->name, ": store unavailable (", outcome.error, ")");
+  log::debug("rate limit ", rq_->limit->name, ": store unavailable (", outcome.error, ")");
   const auto& store = snapshot_->config->rate_limit_store;
   if (store && store->on_error == config::OnError::deny) {
-    reply(503, "rate limit store unavailable", close_after_ || has_body_);
+    reply(503, "rate limit store unavailable", rq_->close_after || rq_->has_body);
     return;
   }
   start_exchange();
+}
+
+void H1Request::StoreWaiter::on_store_outcome(std::uint64_t tag,
+                                              const ratelimit::StoreOutcome& outcome) {
+  session->on_store_outcome(tag, outcome);
 }
 
 void H1Session::on_rate_limit_decision(const ratelimit::Decision& d) {
@@ -336,9 +368,9 @@ void H1Session::on_rate_limit_decision(const ratelimit::Decision& d) {
   auto line = [this](std::string_view name, std::uint64_t value) {
     char digits[24];
     const auto r = std::to_chars(digits, digits + sizeof digits, value);
-    limit_headers_.append(name);
-    limit_headers_.append(digits, r.ptr);
-    limit_headers_.append(kCrlf);
+    rq_->limit_headers.append(name);
+    rq_->limit_headers.append(digits, r.ptr);
+    rq_->limit_headers.append(kCrlf);
   };
   line("RateLimit-Limit: ", d.limit);
   line("RateLimit-Remaining: ", d.remaining);
@@ -347,31 +379,31 @@ void H1Session::on_rate_limit_decision(const ratelimit::Decision& d) {
     start_exchange();
     return;
   }
-  limit_->limited.fetch_add(1, std::memory_order_relaxed);
+  rq_->limit->limited.fetch_add(1, std::memory_order_relaxed);
   line("Retry-After: ", d.retry_after_s);
   // A body we will not read makes the connection unusable for a next request.
-  reply(429, "rate limit exceeded", close_after_ || has_body_, limit_headers_);
+  reply(429, "rate limit exceeded", rq_->close_after || rq_->has_body, rq_->limit_headers);
 }
 
 void H1Session::start_exchange() {
-  if (has_body_) in_.reserve(kBodyBuffer);
-  if (!expect_continue_) {
-    exchange_.start(exchange_request_);
+  if (rq_->has_body) rq_->in.reserve(kBodyBuffer);
+  if (!rq_->expect_continue) {
+    rq_->exchange.start(rq_->exchange_request);
     return;
   }
   // The body is welcome: say so at once rather than making the client wait out its expect
   // timeout, and start the exchange once that is written (the socket may still hold the
   // end of a previous response, so the write may not complete at once).
-  continue_pending_ = true;
+  rq_->continue_pending = true;
   asio::async_write(client_, asio::buffer(kContinue),
                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                      self->continue_pending_ = false;
                       if (self->state_ != State::exchange) return;
+                      self->rq_->continue_pending = false;
                       if (ec) {
                         self->close();
                         return;
                       }
-                      self->exchange_.start(self->exchange_request_);
+                      self->rq_->exchange.start(self->rq_->exchange_request);
                     });
 }
 
@@ -379,44 +411,44 @@ void H1Session::start_exchange() {
 // Request body: client -> exchange
 
 void H1Session::on_request_body_wanted() {
-  in_.consume(body_given_consumed_);  // the exchange wrote the last piece
-  body_given_consumed_ = 0;
-  body_wanted_ = true;
+  rq_->in.consume(rq_->body_given_consumed);  // the exchange wrote the last piece
+  rq_->body_given_consumed = 0;
+  rq_->body_wanted = true;
   pump_request_body();
 }
 
 void H1Session::pump_request_body() {
-  if (!body_wanted_ || client_read_pending_ || state_ != State::exchange) return;
-  if (req_.done()) {
+  if (!rq_->body_wanted || client_read_pending_ || state_ != State::exchange) return;
+  if (rq_->parser.done()) {
     // Everything was handed over already (an exchange that starts over asks again).
-    body_wanted_ = false;
-    req_slices_.clear();
-    exchange_.send_request_body(req_slices_, true);
+    rq_->body_wanted = false;
+    rq_->body_slices.clear();
+    rq_->exchange.send_request_body(rq_->body_slices, true);
     return;
   }
-  if (!in_.empty()) {
-    req_slices_.clear();
-    const std::size_t consumed = req_.parse_body(in_.data(), req_slices_);
-    if (const auto& err = req_.error()) {
-      exchange_.abort();
-      if (response_head_sent_) {
+  if (!rq_->in.empty()) {
+    rq_->body_slices.clear();
+    const std::size_t consumed = rq_->parser.parse_body(rq_->in.data(), rq_->body_slices);
+    if (const auto& err = rq_->parser.error()) {
+      rq_->exchange.abort();
+      if (rq_->response_head_sent) {
         close();
       } else {
         reply(err.status, err.reason, true);
       }
       return;
     }
-    if (!req_slices_.empty() || req_.done()) {
-      body_wanted_ = false;
-      body_given_consumed_ = consumed;
-      exchange_.send_request_body(req_slices_, req_.done());
+    if (!rq_->body_slices.empty() || rq_->parser.done()) {
+      rq_->body_wanted = false;
+      rq_->body_given_consumed = consumed;
+      rq_->exchange.send_request_body(rq_->body_slices, rq_->parser.done());
       return;
     }
-    in_.consume(consumed);  // chunk framing only
-    if (in_.tail_size() == 0) in_.compact();
-    if (in_.tail_size() == 0) {
-      exchange_.abort();
-      if (response_head_sent_) {
+    rq_->in.consume(consumed);  // chunk framing only
+    if (rq_->in.tail_size() == 0) rq_->in.compact();
+    if (rq_->in.tail_size() == 0) {
+      rq_->exchange.abort();
+      if (rq_->response_head_sent) {
         close();  // an early response is on its way: no second answer on top of it
       } else {
         reply(400, "malformed request: chunk header too long", true);
@@ -432,62 +464,63 @@ void H1Session::pump_request_body() {
 
 void H1Session::on_response_data(const http::ResponseHead* head, const http::BodySlices& body,
                                  bool done) {
-  resp_bufs_.clear();
+  rq_->write_list.clear();
   if (head != nullptr) {
     if (head->has_body && !head->content_length) {
       // A chunked or close-delimited upstream body: HTTP/1.1 clients get it re-chunked (and
       // keep their connection), HTTP/1.0 clients get it delimited by our close.
-      if (client_http10_) {
-        close_after_ = true;
+      if (rq_->http10) {
+        rq_->close_after = true;
       } else {
-        response_chunked_ = true;
+        rq_->response_chunked = true;
       }
     }
     // The origin answered before the whole request body arrived: the rest of the body would
     // be read as a next request, so this connection ends with this response.
-    if (!request_complete()) close_after_ = true;
-    if (w_.draining) close_after_ = true;
+    if (!request_complete()) rq_->close_after = true;
+    if (w_.draining) rq_->close_after = true;
     const bool debug = snapshot_->config->debug_headers;
-    const auto* endpoint = exchange_.endpoint();
+    const auto* endpoint = rq_->exchange.endpoint();
     const bool named = debug && endpoint != nullptr;
     const http::ResponseForwarding fwd{
         snapshot_->via,
-        response_chunked_,
-        close_after_,
-        client_http10_ && !close_after_,
+        rq_->response_chunked,
+        rq_->close_after,
+        rq_->http10 && !rq_->close_after,
         named ? std::string_view(endpoint->region) : std::string_view{},
         named ? std::string_view(endpoint->address) : std::string_view{},
-        limit_headers_};
-    http::write_downstream_response(*head, fwd, down_head_);
-    resp_bufs_.emplace_back(down_head_.data(), down_head_.size());
-    response_status_ = head->status;
+        rq_->limit_headers};
+    http::write_downstream_response(*head, fwd, rq_->down_head);
+    rq_->write_list.emplace_back(rq_->down_head.data(), rq_->down_head.size());
+    rq_->response_status = head->status;
   }
-  frame_body(body, response_chunked_, resp_chunk_line_, resp_bufs_);
-  if (done && response_chunked_) resp_bufs_.emplace_back(kLastChunk.data(), kLastChunk.size());
-  if (resp_bufs_.empty()) {
-    exchange_.response_delivered();
+  frame_body(body, rq_->response_chunked, rq_->chunk_line, rq_->write_list);
+  if (done && rq_->response_chunked)
+    rq_->write_list.emplace_back(kLastChunk.data(), kLastChunk.size());
+  if (rq_->write_list.empty()) {
+    rq_->exchange.response_delivered();
     return;
   }
-  response_head_sent_ = true;
-  for (const auto& b : resp_bufs_)
-    bytes_out_ += b.size();
-  asio::async_write(client_, BufferSpan(resp_bufs_),
+  rq_->response_head_sent = true;
+  for (const auto& b : rq_->write_list)
+    rq_->bytes_out += b.size();
+  asio::async_write(client_, BufferSpan(rq_->write_list),
                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                       if (self->state_ != State::exchange) return;
                       if (ec) {
-                        self->exchange_.abort();
+                        self->rq_->exchange.abort();
                         self->close();  // the client went away
                         return;
                       }
-                      self->exchange_.response_delivered();
+                      self->rq_->exchange.response_delivered();
                     });
 }
 
 void H1Session::on_exchange_done() {
-  in_.consume(body_given_consumed_);  // the last body piece is written too
-  body_given_consumed_ = 0;
-  record_request(response_status_);
-  if (close_after_ || !request_complete() || w_.draining) {
+  rq_->in.consume(rq_->body_given_consumed);  // the last body piece is written too
+  rq_->body_given_consumed = 0;
+  record_request(rq_->response_status);
+  if (rq_->close_after || !request_complete() || w_.draining) {
     linger_close();
     return;
   }
@@ -495,16 +528,16 @@ void H1Session::on_exchange_done() {
 }
 
 void H1Session::on_exchange_failed(unsigned status, std::string_view cause, bool retry_after) {
-  // The body piece the exchange held is spent either way; left in in_, it would be parsed as
+  // The body piece the exchange held is spent either way; left in the buffer, it would be parsed as
   // the next request on this connection.
-  in_.consume(body_given_consumed_);
-  body_given_consumed_ = 0;
-  if (response_head_sent_) {
+  rq_->in.consume(rq_->body_given_consumed);
+  rq_->body_given_consumed = 0;
+  if (rq_->response_head_sent) {
     close();  // the client has part of a response; only a close tells it that it is cut
     return;
   }
-  if (retry_after) limit_headers_.append("Retry-After: 1\r\n");
-  reply(status, cause, close_after_ || !request_complete(), limit_headers_);
+  if (retry_after) rq_->limit_headers.append("Retry-After: 1\r\n");
+  reply(status, cause, rq_->close_after || !request_complete(), rq_->limit_headers);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -512,16 +545,16 @@ void H1Session::on_exchange_failed(unsigned status, std::string_view cause, bool
 
 void H1Session::reply(unsigned status, std::string_view cause, bool close,
                       std::string_view extra_headers) {
-  exchange_.abort();
-  if (close) close_after_ = true;
-  http::write_local_reply(status, cause, close_after_, snapshot_ ? snapshot_->via : "",
-                          extra_headers, down_head_);
-  bytes_out_ = down_head_.size();
+  rq_->exchange.abort();
+  if (close) rq_->close_after = true;
+  http::write_local_reply(status, cause, rq_->close_after, snapshot_ ? snapshot_->via : "",
+                          extra_headers, rq_->down_head);
+  rq_->bytes_out = rq_->down_head.size();
   record_request(status);
   state_ = State::replying;
-  response_head_sent_ = true;
+  rq_->response_head_sent = true;
   arm(net::Clock::now() + snapshot_->config->limits.idle_timeout);
-  asio::async_write(client_, asio::buffer(down_head_),
+  asio::async_write(client_, asio::buffer(rq_->down_head),
                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                       if (self->state_ != State::replying) return;
                       if (ec) {
@@ -533,7 +566,7 @@ void H1Session::reply(unsigned status, std::string_view cause, bool close,
 }
 
 void H1Session::after_local_reply() {
-  if (close_after_ || w_.draining) {
+  if (rq_->close_after || w_.draining) {
     linger_close();
   } else {
     next_request();
@@ -542,28 +575,27 @@ void H1Session::after_local_reply() {
 
 void H1Session::next_request() {
   const auto& limits = snapshot_->config->limits;
-  req_.reset(
-      {limits.max_request_header_bytes, limits.max_request_headers, limits.max_request_body_bytes});
-  if (!in_.empty()) {
+  if (!rq_->in.empty()) {
     // A pipelined request is already here.
     state_ = State::head;
     head_bytes_seen_ = true;
     begin_request(net::Clock::now());
-    arm(request_start_ + limits.header_timeout);
+    arm(rq_->start + limits.header_timeout);
     read_head();
     return;
   }
   state_ = State::idle;
   head_bytes_seen_ = false;
   const auto now = net::Clock::now();
-  idle_until_ = now + limits.idle_timeout;
-  idle_shrunk_ = false;
-  arm(std::min(idle_until_, now + kIdleShrinkAfter));
-  if (in_.capacity() > kHeadBufferInitial) {
-    // A body or a large head grew the buffer; an idle connection goes back to the small one.
-    in_.release_if_empty();
-  }
-  read_client();
+  // The request's state, read buffer included, goes back to the worker for the next request
+  // on any connection, as nginx frees an idle keep-alive connection's buffers, and the
+  // connection waits for readability without a buffer. A busy connection (its last request
+  // came soon after the previous response) keeps them for up to kHoldBufferFor and reads
+  // directly, which saves the wait's epoll_ctl on every request; so does a connection whose
+  // exchange still has a completion due (an attempt abandoned just now).
+  if (rq_->in.capacity() > kHeadBufferInitial) rq_->in.release_if_empty();  // a body grew it
+  if (!busy_ && rq_->exchange.quiescent()) give_back_request();
+  wait_for_request(now + limits.idle_timeout);
 }
 
 void H1Session::linger_close() {
@@ -573,8 +605,9 @@ void H1Session::linger_close() {
   // of a next request already here. After a complete request and nothing more, a plain
   // close sends FIN behind the response (nginx's lingering_close heuristic), which saves
   // the shutdown and the read that waits for the client's FIN on every such connection.
-  exchange_.abort();
-  if (request_complete() && in_.empty() && !client_read_pending_ && state_ != State::head) {
+  if (rq_ != nullptr) rq_->exchange.abort();
+  if (request_complete() && (rq_ == nullptr || rq_->in.empty()) && !client_read_pending_ &&
+      state_ != State::head) {
     close();
     return;
   }
@@ -593,85 +626,89 @@ void H1Session::close() {
   if (state_ == State::closed) return;
   // A request whose head was complete ends here without its response: cut short after its
   // head (the status sent), or never answered because the client left (499, as nginx logs).
-  if (request_active_ && request_routed_) {
-    record_request(response_head_sent_ ? response_status_ : 499);
+  if (rq_ != nullptr && rq_->active && rq_->routed) {
+    record_request(rq_->response_head_sent ? rq_->response_status : 499);
   }
   state_ = State::closed;
   clear();
-  exchange_.abort();
+  if (rq_ != nullptr) rq_->exchange.abort();
   boost::system::error_code ignored;
   client_.close(ignored);
 }
 
+void H1Session::borrow_request() {
+  rq_ = w_.requests->take(*this);
+  rq_->peer_text = address_text(peer_address_.get());
+}
+
 void H1Session::begin_request(net::Clock::time_point now) {
-  request_start_ = now;
-  request_active_ = true;
-  request_routed_ = false;
-  route_ = nullptr;
-  route_series_ = nullptr;
-  response_status_ = 0;
-  bytes_out_ = 0;
-  exchange_.forget_attempts();
-  log_method_.clear();
-  log_target_.clear();
-  log_host_.clear();
-  log_user_agent_.clear();
-  log_referer_.clear();
-  log_request_id_.clear();
-  log_client_.clear();
+  const auto& limits = snapshot_->config->limits;
+  rq_->reset(
+      {limits.max_request_header_bytes, limits.max_request_headers, limits.max_request_body_bytes},
+      now);
+}
+
+void H1Session::give_back_request() {
+  if (w_.requests != nullptr) {
+    w_.requests->give(std::move(rq_));
+  } else {
+    rq_->exchange.abort();  // the worker is gone (shutdown): nothing to keep it for
+    rq_.reset();
+  }
 }
 
 void H1Session::capture_log_fields(const http::RequestHead& head, const asio::ip::address& client) {
-  // Copied (into buffers reused from request to request): the head's views die with in_.
-  log_method_.assign(head.method);
-  log_target_.assign(head.target);
-  log_host_.assign(head.host);
-  log_version_ = head.version;
+  // Copied (into buffers reused from request to request): the head's views die with rq_->in.
+  rq_->log_method.assign(head.method);
+  rq_->log_target.assign(head.target);
+  rq_->log_host.assign(head.host);
+  rq_->log_version = head.version;
   const auto* ua = head.find("user-agent");
-  log_user_agent_.assign(ua != nullptr ? ua->value : std::string_view{});
+  rq_->log_user_agent.assign(ua != nullptr ? ua->value : std::string_view{});
   const auto* referer = head.find("referer");
-  log_referer_.assign(referer != nullptr ? referer->value : std::string_view{});
-  log_client_ = client == peer_address_ ? peer_ : address_text(client);
+  rq_->log_referer.assign(referer != nullptr ? referer->value : std::string_view{});
+  rq_->log_client = client == peer_address_.get() ? rq_->peer_text : address_text(client);
 }
 
 void H1Session::record_request(unsigned status) {
-  if (!request_active_ || listener_ == nullptr) return;
-  request_active_ = false;
-  const auto duration = net::Clock::now() - request_start_;
+  if (rq_ == nullptr || !rq_->active || listener_index_ < 0) return;
+  rq_->active = false;
+  const auto duration = net::Clock::now() - rq_->start;
   const auto duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count();
-  const int region = exchange_.region_index();
+  const int region = rq_->exchange.region_index();
   if (w_.counters != nullptr) {
-    const metrics::SeriesId id = route_series_ == nullptr ? listener_->no_route_series
+    const metrics::SeriesId id = rq_->route_series == nullptr ? listener().no_route_series
                                  : region >= 0
-                                     ? route_series_->regions[static_cast<std::size_t>(region)]
-                                     : route_series_->local;
+                                     ? rq_->route_series->regions[static_cast<std::size_t>(region)]
+                                     : rq_->route_series->local;
     w_.counters->record_request(id, status, duration_ns);
   }
   if (!logging()) return;
   accesslog::Entry e;
   e.time = std::chrono::system_clock::now();
-  e.client = log_client_.empty() ? std::string_view(peer_) : std::string_view(log_client_);
-  e.method = log_method_;
-  e.host = log_host_;
-  e.target = log_target_;
-  e.path = std::string_view(log_target_).substr(0, log_target_.find('?'));
-  e.version = log_version_;
+  e.client = rq_->log_client.empty() ? std::string_view(rq_->peer_text)
+                                     : std::string_view(rq_->log_client);
+  e.method = rq_->log_method;
+  e.host = rq_->log_host;
+  e.target = rq_->log_target;
+  e.path = std::string_view(rq_->log_target).substr(0, rq_->log_target.find('?'));
+  e.version = rq_->log_version;
   e.status = status;
-  e.bytes_out = bytes_out_;
+  e.bytes_out = rq_->bytes_out;
   e.duration_ms = static_cast<double>(duration_ns) / 1e6;
-  e.listener = listener_->config->name;
-  if (route_ != nullptr) {
-    e.route = route_->name;
-    e.backend = route_->backend;
+  e.listener = listener().config->name;
+  if (rq_->route != nullptr) {
+    e.route = rq_->route->name;
+    e.backend = rq_->route->backend;
     if (region >= 0) {
-      const auto& backend = snapshot_->backends[route_->backend_index];
+      const auto& backend = snapshot_->backends[rq_->route->backend_index];
       e.region = backend.regions[static_cast<std::size_t>(region)].config->name;
     }
-    if (const auto* endpoint = exchange_.last_endpoint()) e.endpoint = endpoint->address;
+    if (const auto* endpoint = rq_->exchange.last_endpoint()) e.endpoint = endpoint->address;
   }
-  e.request_id = log_request_id_;
-  e.user_agent = log_user_agent_;
-  e.referer = log_referer_;
+  e.request_id = rq_->log_request_id;
+  e.user_agent = rq_->log_user_agent;
+  e.referer = rq_->log_referer;
   accesslog::format(snapshot_->config->access_log.format, e, w_.log_time, w_.log_line);
   w_.access_log->push(w_.index, w_.log_line);
 }
@@ -681,36 +718,39 @@ void H1Session::on_deadline() {
     case State::head:
       if (head_bytes_seen_) {
         reply(408, "request head not received within header_timeout", true);
+      } else if (net::Clock::now() < wait_until_) {
+        give_back_buffer();
+        arm(wait_until_);
       } else {
         close();  // a connection that never sent a byte gets no answer, as in nginx
       }
       return;
     case State::limiting:
-      if (net::Clock::now() < request_deadline_) {
-        arm(request_deadline_);
+      if (net::Clock::now() < rq_->deadline) {
+        arm(rq_->deadline);
       } else {
-        ++limit_tag_;  // the store's answer, when it comes, is for nobody
+        rq_->limit_tag = 0;  // the store's answer, when it comes, is for nobody
         reply(504, "rate limit store did not answer within the route timeout", true);
       }
       return;
     case State::exchange:
-      if (net::Clock::now() < request_deadline_) {
-        arm(request_deadline_);
-      } else if (response_head_sent_ || continue_pending_) {
+      if (net::Clock::now() < rq_->deadline) {
+        arm(rq_->deadline);
+      } else if (rq_->response_head_sent || rq_->continue_pending) {
         close();
       } else if (!request_complete()) {
         reply(408, "request body not received within the route timeout", true);
       } else {
-        exchange_.on_request_timeout();  // answers 504 through on_exchange_failed()
+        rq_->exchange.on_request_timeout();  // answers 504 through on_exchange_failed()
       }
       return;
     case State::idle:
-      if (!idle_shrunk_ && net::Clock::now() < idle_until_) {
-        shrink_while_idle();
-        arm(idle_until_);
-        return;
+      if (net::Clock::now() < wait_until_) {
+        give_back_buffer();
+        arm(wait_until_);
+      } else {
+        close();  // idle_timeout
       }
-      close();
       return;
     case State::replying:
     case State::closing:
@@ -720,37 +760,24 @@ void H1Session::on_deadline() {
   }
 }
 
-void H1Session::shrink_while_idle() {
-  // A keep-alive connection that stayed quiet past kIdleShrinkAfter gives back what only a
-  // request needs: the read buffer (its pending read is cancelled and replaced by a wait for
-  // readability, which holds no buffer) and the heads' and write lists' storage. Busy
-  // connections never get here, so the request path keeps its buffers and its one read per
-  // request; an idle one pays one epoll re-arm when it wakes up.
-  idle_shrunk_ = true;
-  std::string().swap(down_head_);
-  std::vector<asio::const_buffer>().swap(resp_bufs_);
-  exchange_.release_idle_memory();
-  if (client_read_pending_ && in_.empty()) {
-    waiting_readable_ = true;
-    boost::system::error_code ignored;
-    client_.cancel(ignored);  // the read completes with operation_aborted: on_client_read
-  }
-}
-
 void H1Session::wait_readable() {
-  waiting_readable_ = false;
-  in_.release_if_empty();
   client_read_pending_ = true;
-  client_.async_wait(tcp::socket::wait_read,
-                     [self = shared_from_this()](boost::system::error_code ec) {
-                       self->client_read_pending_ = false;
-                       if (self->state_ != State::idle) return;
-                       if (ec) {
-                         self->close();
-                         return;
-                       }
-                       self->read_client();  // the bytes are there: the read completes at once
-                     });
+  // The wait's operation lives in wait_op_ (an idle connection allocates nothing).
+  client_.async_wait(
+      tcp::socket::wait_read,
+      asio::bind_allocator(WaitOpAllocator(wait_op_),
+                           [self = shared_from_this()](boost::system::error_code ec) {
+                             self->client_read_pending_ = false;
+                             if (!self->waiting_for_request()) return;
+                             if (ec) {
+                               self->close();
+                               return;
+                             }
+                             // Bytes (or the client's FIN) are there: borrow a request's state and
+                             // its buffer; the read completes at once.
+                             if (self->rq_ == nullptr) self->borrow_request();
+                             self->read_client();
+                           }));
 }
 
 void H1Session::on_drain() {

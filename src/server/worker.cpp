@@ -18,6 +18,7 @@ Worker::Worker(std::size_t index, std::atomic<std::uint64_t>& node_connections,
   ctx_.counters = &counters;
   ctx_.access_log = &access_log;
   ctx_.index = index;
+  ctx_.requests = &requests_;
   ctx_.on_drained = [this] { ioc_.stop(); };
 }
 
@@ -40,19 +41,20 @@ Worker::~Worker() {
   } catch (const std::exception& e) {
     log::error("worker ", index_, ": shutdown: ", e.what());
   }
-  ctx_.redis.reset();  // a snapshot installed by the poll above may have dialled again
+  ctx_.redis.reset();       // a snapshot installed by the poll above may have dialled again
+  ctx_.requests = nullptr;  // a session destroyed later (there should be none) frees its own
 }
 
 void Worker::open_listener(const std::string& listener, const tcp::endpoint& endpoint) {
   auto acceptor = std::make_shared<net::Acceptor>(
       net::open_listener(ioc_, endpoint), listener,
-      [this, listener](tcp::socket socket, const tcp::endpoint& peer) {
-        on_accept(listener, std::move(socket), peer);
+      [this, name = ctx_.intern(listener)](net::TcpSocket socket, const tcp::endpoint& peer) {
+        on_accept(name, std::move(socket), peer);
       });
   acceptors_.push_back(std::move(acceptor));
 }
 
-tcp::acceptor Worker::open_socket(const tcp::endpoint& endpoint) {
+net::TcpAcceptor Worker::open_socket(const tcp::endpoint& endpoint) {
   return net::open_listener(ioc_, endpoint);
 }
 
@@ -72,8 +74,8 @@ void Worker::publish(std::shared_ptr<const proxy::Snapshot> snapshot, ListenerCh
     for (auto& [name, socket] : c->added) {
       auto acceptor = std::make_shared<net::Acceptor>(
           std::move(socket), name,
-          [this, name = name](tcp::socket client, const tcp::endpoint& peer) {
-            on_accept(name, std::move(client), peer);
+          [this, interned = ctx_.intern(name)](net::TcpSocket client, const tcp::endpoint& peer) {
+            on_accept(interned, std::move(client), peer);
           });
       if (ctx_.draining) {
         acceptor->close();  // a socket nobody accepts on would queue connections for nothing
@@ -151,7 +153,8 @@ void Worker::tick() {
   });
 }
 
-void Worker::on_accept(const std::string& listener, tcp::socket socket, const tcp::endpoint& peer) {
+void Worker::on_accept(const std::string* listener, net::TcpSocket socket,
+                       const tcp::endpoint& peer) {
   const auto max = ctx_.snapshot->config->limits.max_connections;
   if (ctx_.draining ||
       (max != 0 && ctx_.node_connections->load(std::memory_order_relaxed) >= max)) {

@@ -13,20 +13,21 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "meridian/net/socket.hpp"
+
 namespace meridian::net {
 
 // Opens, binds (SO_REUSEADDR + SO_REUSEPORT) and listens. Throws boost::system::system_error
 // naming the address on failure; called only while starting or reloading.
-boost::asio::ip::tcp::acceptor open_listener(boost::asio::io_context& ioc,
-                                             const boost::asio::ip::tcp::endpoint& endpoint);
+TcpAcceptor open_listener(boost::asio::io_context& ioc,
+                          const boost::asio::ip::tcp::endpoint& endpoint);
 
 class Acceptor : public std::enable_shared_from_this<Acceptor> {
  public:
   // The accepted socket and its peer, as accept(2) reported it (no getpeername needed).
-  using OnAccept =
-      std::function<void(boost::asio::ip::tcp::socket&&, const boost::asio::ip::tcp::endpoint&)>;
+  using OnAccept = std::function<void(TcpSocket&&, const boost::asio::ip::tcp::endpoint&)>;
 
-  Acceptor(boost::asio::ip::tcp::acceptor acceptor, std::string name, OnAccept on_accept);
+  Acceptor(TcpAcceptor acceptor, std::string name, OnAccept on_accept);
 
   void start();
   // Stops accepting and closes the socket (drain, or a listener removed by reload).
@@ -37,7 +38,7 @@ class Acceptor : public std::enable_shared_from_this<Acceptor> {
  private:
   void do_accept();
 
-  boost::asio::ip::tcp::acceptor acceptor_;
+  TcpAcceptor acceptor_;
   boost::asio::steady_timer backoff_;
   std::string name_;
   OnAccept on_accept_;

@@ -9,9 +9,13 @@
 // the exchange asks for the next body piece only after the last one was written upstream,
 // and reads the upstream again only after the sink delivered the last response piece.
 //
-// Lifetime: a member of its downstream owner; every pending operation holds the owner alive
-// through ExchangeSink::exchange_keepalive(). Completions of an abandoned attempt are
-// recognised by attempt_ and ignored. Thread: the owning worker only.
+// Lifetime: owned by the downstream side's request state, which a worker pools and hands
+// from connection to connection (H1RequestPool); attach() binds it to the sink of the
+// request in progress. Every pending operation holds the sink's owner alive through
+// ExchangeSink::exchange_keepalive(), and quiescent() tells when none is pending, which is
+// when the exchange may pass to another owner or be destroyed. Completions of an abandoned
+// attempt are recognised by attempt_ (which only ever grows) and ignored. Thread: the owning
+// worker only.
 #pragma once
 
 #include <cstdint>
@@ -71,10 +75,17 @@ struct ExchangeRequest {
 
 class Exchange final : private net::Deadline {
  public:
-  Exchange(WorkerContext& worker, ExchangeSink& sink);
+  explicit Exchange(WorkerContext& worker);
   ~Exchange() override;
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
+
+  // Binds the exchange to the request of `sink` (and its timeouts to the worker's deadline
+  // list) until detach(), which requires an exchange that is neither active nor pending.
+  void attach(ExchangeSink& sink);
+  void detach();
+  // No operation of this exchange is pending: no completion can reach it any more.
+  bool quiescent() const { return pending_ops_ == 0; }
 
   // The upstream request head, serialised by the owner before start().
   std::string& request_head() { return head_; }
@@ -96,11 +107,14 @@ class Exchange final : private net::Deadline {
   // The backend region (index into BackendRuntime::regions) of the last attempt, or -1 when
   // none was made: the region label of the request's metrics and log line.
   int region_index() const { return region_index_; }
-  // The downstream connection went idle: give back storage that only a request needs.
-  void release_idle_memory() {
+  // Gives back storage an unusually large request left behind (pooled exchanges keep their
+  // buffers' capacity from request to request, up to `keep` bytes each).
+  void trim(std::size_t keep) {
     if (active_) return;
-    std::string().swap(head_);
-    std::vector<boost::asio::const_buffer>().swap(req_bufs_);
+    if (head_.capacity() > keep) std::string().swap(head_);
+    if (req_bufs_.capacity() > keep / sizeof(boost::asio::const_buffer)) {
+      std::vector<boost::asio::const_buffer>().swap(req_bufs_);
+    }
   }
   // A new request begins (before start(), or instead of it for a local answer): region and
   // endpoint of the previous one no longer apply.
@@ -133,7 +147,8 @@ class Exchange final : private net::Deadline {
   void on_deadline() override;
 
   WorkerContext& w_;
-  ExchangeSink& sink_;
+  ExchangeSink* sink_ = nullptr;
+  std::uint8_t pending_ops_ = 0;  // operations started whose completion has not run yet
   ExchangeRequest request_;
   std::string head_;
   bool active_ = false;
@@ -165,8 +180,10 @@ class Exchange final : private net::Deadline {
   bool response_read_started_ = false;  // this attempt reads its response
 
   http::ResponseParser resp_;
-  ByteBuffer uin_;                 // upstream bytes: response head and body
-  bool response_started_ = false;  // a byte came from the upstream
+  ByteBuffer uin_;                     // upstream bytes: response head and body
+  std::size_t read_size_ = 0;          // the free space the pending read may fill
+  bool grow_response_buffer_ = false;  // the last read filled it: read more at once
+  bool response_started_ = false;      // a byte came from the upstream
   bool response_delivering_ = false;
   bool response_delivered_any_ = false;  // the sink was given response data
   bool response_finished_ = false;       // the sink delivered the end of the response

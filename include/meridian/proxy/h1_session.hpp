@@ -4,10 +4,12 @@
 // upstream half, shared with HTTP/2 later); then it feeds the exchange the decoded request
 // body and writes the response it gets back in HTTP/1.1 framing.
 //
-// Memory is bounded per connection whatever the body sizes: one client buffer (in_) that is
+// Memory is bounded per connection whatever the body sizes: one client buffer that is
 // read again only after the exchange took the last body piece, and the exchange's own
 // response buffer that is read again only after this session wrote the last response piece
-// (backpressure both ways). Chunked bodies are decoded and re-encoded canonically.
+// (backpressure both ways). Chunked bodies are decoded and re-encoded canonically. The
+// request's state (parser, exchange, bookkeeping) is an H1Request borrowed from the worker
+// while a request is in progress, so an idle connection is small.
 //
 // Lifetime: the Beast idiom, kept alive by the shared_ptr each pending operation holds.
 // Timeouts come from the worker's DeadlineList (one deadline per session, no timer per
@@ -24,8 +26,12 @@
 
 #include "meridian/core/byte_buffer.hpp"
 #include "meridian/http/h1_parser.hpp"
+#include "meridian/net/compact_address.hpp"
 #include "meridian/net/deadline_list.hpp"
+#include "meridian/net/inline_op_storage.hpp"
+#include "meridian/net/socket.hpp"
 #include "meridian/proxy/exchange.hpp"
+#include "meridian/proxy/h1_request.hpp"
 #include "meridian/proxy/worker_context.hpp"
 #include "meridian/ratelimit/redis_store.hpp"
 #include "meridian/ratelimit/route_limit.hpp"
@@ -34,10 +40,9 @@ namespace meridian::proxy {
 
 class H1Session final : public std::enable_shared_from_this<H1Session>,
                         private net::Deadline,
-                        private ExchangeSink,
-                        private ratelimit::StoreWaiter {
+                        private ExchangeSink {
  public:
-  H1Session(WorkerContext& worker, boost::asio::ip::tcp::socket socket, std::string listener_name);
+  H1Session(WorkerContext& worker, net::TcpSocket socket, const std::string* listener_name);
   ~H1Session() override;
 
   // `peer`: the client's address as accept(2) reported it.
@@ -45,7 +50,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
 
  private:
   // limiting: a request waits for the rate limit store's verdict (scope: global).
-  enum class State { head, idle, limiting, exchange, replying, closing, closed };
+  enum class State : std::uint8_t { head, idle, limiting, exchange, replying, closing, closed };
 
   // -- client reads (one at a time; what the bytes mean depends on state_)
   void read_client();
@@ -59,12 +64,12 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
 
   // -- rate limit (SPEC 8), between routing and the exchange
   void on_rate_limit_decision(const ratelimit::Decision& decision);
-  void on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome) override;
+  friend struct H1Request::StoreWaiter;  // forwards the store's answer here
+  void on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome);
   void start_exchange();
 
   // -- metrics and access log (SPEC 12, 13), once per request
   bool logging() const { return w_.access_log != nullptr && snapshot_->access_log_on; }
-  void begin_request(net::Clock::time_point now);
   void capture_log_fields(const http::RequestHead& head, const boost::asio::ip::address& client);
   void record_request(unsigned status);
 
@@ -84,8 +89,17 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
              std::string_view extra_headers = {});
   void after_local_reply();
   void next_request();
-  void shrink_while_idle();
-  void wait_readable();
+  // Between requests (and before the first): read with a request's buffer for a while,
+  // then without one; `until`: header_timeout or idle_timeout.
+  void wait_for_request(net::Clock::time_point until);
+  void give_back_buffer();
+  void wait_readable();  // for a connection without a request: no buffer held
+  const ListenerRuntime& listener() const {
+    return snapshot_->listeners[static_cast<std::size_t>(listener_index_)];
+  }
+  bool waiting_for_request() const {
+    return state_ == State::idle || (state_ == State::head && !head_bytes_seen_);
+  }
   void linger_close();
   void close();
 
@@ -95,64 +109,36 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void on_abort() override { close(); }
   void arm(net::Clock::time_point t) { expires_at(t); }
 
-  bool request_complete() const { return !has_body_ || req_.done(); }
+  // The request in progress: its state is borrowed from the worker when the client's bytes
+  // can be read (or at once on a new connection), begun when they arrive, and given back
+  // when the connection goes idle.
+  void borrow_request();
+  void begin_request(net::Clock::time_point now);
+  void give_back_request();
+  bool request_complete() const { return rq_ == nullptr || rq_->complete(); }
 
+  // Held for the connection's lifetime: a few hundred bytes when idle (issue 6).
   WorkerContext& w_;
-  boost::asio::ip::tcp::socket client_;
-  std::string listener_name_;
+  net::TcpSocket client_;
+  const std::string* listener_name_;          // interned by the worker (WorkerContext::intern)
   std::shared_ptr<const Snapshot> snapshot_;  // pinned for the request in progress
-  const ListenerRuntime* listener_ = nullptr;
-  bool listener_removed_ = false;  // a reload removed it: this connection ends after its request
-  boost::asio::ip::address peer_address_;
-  std::string peer_;  // the client's address as text, for X-Forwarded-For
-  State state_ = State::head;
-
-  ByteBuffer in_;  // client bytes: request heads, request body, pipelined requests
-  http::RequestParser req_;
-  bool head_bytes_seen_ = false;
-  net::Clock::time_point idle_until_{};  // idle_timeout of the keep-alive wait
-  bool idle_shrunk_ = false;             // buffers given back during this idle wait
-  bool waiting_readable_ = false;        // the read was cancelled to wait without a buffer
-  bool client_read_pending_ = false;
-  net::Clock::time_point request_start_{};
-  net::Clock::time_point request_deadline_{};
-
-  // The request in progress.
-  Exchange exchange_;
-  ExchangeRequest exchange_request_;  // held while the rate limit decides
-  bool expect_continue_ = false;
-  bool continue_pending_ = false;           // the 100 Continue is being written: no other write now
-  ratelimit::RouteLimit* limit_ = nullptr;  // the route's limit (owned by snapshot_), or null
-  std::uint64_t limit_tag_ = 0;             // names the store answer this request waits for
-  std::string limit_headers_;               // RateLimit-* lines for the response, or empty
-  std::string store_key_;                   // the bucket's Redis key (scope: global)
-  ratelimit::KeyBuffer key_buffer_{};
-  bool has_body_ = false;
-  bool client_keep_alive_ = true;
-  bool client_http10_ = false;
-  bool close_after_ = false;
-  bool body_wanted_ = false;             // the exchange waits for the next body piece
-  std::size_t body_given_consumed_ = 0;  // in_ bytes behind the piece the exchange holds
-  bool response_head_sent_ = false;      // a byte went to the client
-  bool response_chunked_ = false;        // the client gets the body re-encoded as chunks
-
-  // Metrics and access log of the request in progress.
+  net::Clock::time_point wait_until_{};       // the header_timeout or idle_timeout of the wait
+  std::unique_ptr<H1Request> rq_;             // from w_.requests while a request is in progress
   metrics::SeriesId connections_series_ = 0;
+  int listener_index_ = -1;  // in snapshot_->listeners; -1 before the first snapshot
+  State state_ = State::head;
+  bool listener_removed_ = false;  // a reload removed it: this connection ends after its request
+  bool head_bytes_seen_ = false;
+  bool client_read_pending_ = false;
+  bool shrinking_ = false;  // the pending read was cancelled to give the buffer back
+  bool busy_ = false;       // the last request came within kHoldBufferFor of the response
   bool connection_counted_ = false;
-  bool request_active_ = false;  // a request began and is not recorded yet
-  bool request_routed_ = false;  // its head was complete (a vanished client is then a 499)
-  const config::Route* route_ = nullptr;
-  const RouteSeries* route_series_ = nullptr;
-  unsigned response_status_ = 0;
-  std::uint64_t bytes_out_ = 0;
-  std::string log_client_, log_method_, log_target_, log_host_, log_user_agent_, log_referer_,
-      log_request_id_;
-  unsigned log_version_ = 11;
-
-  std::string down_head_;
-  http::BodySlices req_slices_;
-  std::vector<boost::asio::const_buffer> resp_bufs_;
-  char resp_chunk_line_[24] = {};
+  net::CompactAddress peer_address_;  // as accept(2) reported it
+  // Room for the wait for readability (104 bytes with net::TcpSocket; checked by
+  // tests/unit/net/inline_op_storage_test.cpp).
+  static constexpr std::size_t kWaitOpSize = 104;
+  using WaitOpAllocator = net::InlineOpAllocator<void, kWaitOpSize>;
+  net::InlineOpStorage<kWaitOpSize> wait_op_;
 };
 
 }  // namespace meridian::proxy

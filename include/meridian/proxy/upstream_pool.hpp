@@ -23,6 +23,7 @@
 
 #include "meridian/balancing/endpoint_state.hpp"
 #include "meridian/net/deadline_list.hpp"
+#include "meridian/net/socket.hpp"
 
 namespace meridian::proxy {
 
@@ -31,7 +32,7 @@ struct UpstreamConnection {
                               std::shared_ptr<balancing::EndpointState> e)
       : socket(ioc), endpoint(std::move(e)) {}
 
-  boost::asio::ip::tcp::socket socket;
+  net::TcpSocket socket;
   // Keeps the endpoint's state alive while the connection exists, even across a reload that
   // removed the endpoint; also the pool's key.
   std::shared_ptr<balancing::EndpointState> endpoint;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -23,14 +24,21 @@
 
 namespace meridian::proxy {
 
+class H1RequestPool;
+
 struct WorkerContext {
   explicit WorkerContext(boost::asio::io_context& io) : ioc(io) {}
 
   boost::asio::io_context& ioc;
   net::DeadlineList deadlines;
   UpstreamPool pool;
+  // The state of requests in progress, lent to connections while they have one (owned by
+  // the worker).
+  H1RequestPool* requests = nullptr;
   std::shared_ptr<const Snapshot> snapshot;
   RequestIdGenerator request_ids;
+  // Names each rate limit store request, so that a late answer finds no one waiting.
+  std::uint64_t store_tags = 0;
   // Balancing counters (least_conn tie-breaks, round robin, random draws), one per region
   // of the snapshot, indexed by RegionRuntime::ordinal.
   std::vector<std::uint64_t> rotations;
@@ -58,6 +66,15 @@ struct WorkerContext {
 
   // Node-wide open downstream connections (limits.max_connections); shared by all workers.
   std::atomic<std::uint64_t>* node_connections = nullptr;
+
+  // Listener names, each stored once for the worker's lifetime: a connection keeps a pointer
+  // (8 bytes) to its listener's name, which outlives any reload that removes the listener.
+  std::deque<std::string> listener_names;
+  const std::string* intern(const std::string& name) {
+    for (const auto& n : listener_names)
+      if (n == name) return &n;
+    return &listener_names.emplace_back(name);
+  }
 
   bool draining = false;
   std::size_t sessions = 0;

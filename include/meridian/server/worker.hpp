@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "meridian/net/acceptor.hpp"
+#include "meridian/proxy/h1_request.hpp"
 #include "meridian/proxy/snapshot.hpp"
 #include "meridian/proxy/worker_context.hpp"
 
@@ -44,10 +45,10 @@ class Worker {
   // the names of listeners to close. Kept listeners are not touched.
   struct ListenerChanges {
     std::vector<std::string> removed;
-    std::vector<std::pair<std::string, boost::asio::ip::tcp::acceptor>> added;
+    std::vector<std::pair<std::string, net::TcpAcceptor>> added;
   };
   // Main thread: a listening socket on this worker's io_context. Throws system_error.
-  boost::asio::ip::tcp::acceptor open_socket(const boost::asio::ip::tcp::endpoint& endpoint);
+  net::TcpAcceptor open_socket(const boost::asio::ip::tcp::endpoint& endpoint);
   // Any thread: closes the removed listeners, starts the added ones, then installs
   // `snapshot`, all in one step on the worker.
   void publish(std::shared_ptr<const proxy::Snapshot> snapshot, ListenerChanges changes);
@@ -64,7 +65,7 @@ class Worker {
   // connection it asks for.
   void install(std::shared_ptr<const proxy::Snapshot> snapshot);
   void tick();
-  void on_accept(const std::string& listener, boost::asio::ip::tcp::socket socket,
+  void on_accept(const std::string* listener, net::TcpSocket socket,
                  const boost::asio::ip::tcp::endpoint& peer);
 
   std::size_t index_;
@@ -73,6 +74,7 @@ class Worker {
   // while posting and registration stay locked, as cross-thread posts need.
   boost::asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   proxy::WorkerContext ctx_;
+  proxy::H1RequestPool requests_{ctx_};
   boost::asio::steady_timer ticker_;
   std::vector<std::shared_ptr<net::Acceptor>> acceptors_;
   std::thread thread_;

@@ -1,0 +1,74 @@
+#include "meridian/proxy/h1_request.hpp"
+
+namespace meridian::proxy {
+
+namespace {
+
+void trim(std::string& s, std::size_t keep) {
+  if (s.capacity() > keep) std::string().swap(s);
+}
+
+}  // namespace
+
+void H1Request::reset(const http::ParserLimits& limits, net::Clock::time_point now) {
+  parser.reset(limits);
+  start = now;
+  deadline = {};
+  exchange.forget_attempts();
+  exchange_request = ExchangeRequest{};
+  expect_continue = continue_pending = false;
+  limit = nullptr;
+  limit_headers.clear();
+  store_key.clear();
+  has_body = http10 = close_after = body_wanted = false;
+  body_given_consumed = 0;
+  response_head_sent = response_chunked = false;
+  active = true;
+  routed = false;
+  route = nullptr;
+  route_series = nullptr;
+  response_status = 0;
+  bytes_out = 0;
+  log_client.clear();
+  log_method.clear();
+  log_target.clear();
+  log_host.clear();
+  log_user_agent.clear();
+  log_referer.clear();
+  log_request_id.clear();
+  log_version = 11;
+}
+
+std::unique_ptr<H1Request> H1RequestPool::take(ExchangeSink& sink) {
+  std::unique_ptr<H1Request> r;
+  if (free_.empty()) {
+    r = std::make_unique<H1Request>(w_);
+  } else {
+    r = std::move(free_.back());
+    free_.pop_back();
+  }
+  r->active = r->routed = false;  // nothing to record until reset() begins a request
+  r->exchange.attach(sink);
+  return r;
+}
+
+void H1RequestPool::give(std::unique_ptr<H1Request> r) {
+  r->exchange.abort();
+  r->exchange.detach();
+  // Destroyed here instead: beyond kKeep, or with a completion still due (possible only
+  // when a session is destroyed with its io_context at shutdown, its handlers never run).
+  if (!r->exchange.quiescent() || free_.size() >= kKeep) return;
+  r->in.consume(r->in.size());  // a closed connection's unread bytes
+  if (r->in.capacity() > kKeepCapacity) r->in.release_if_empty();
+  trim(r->down_head, kKeepCapacity);
+  trim(r->limit_headers, kKeepCapacity);
+  trim(r->log_target, kKeepCapacity);
+  trim(r->log_user_agent, kKeepCapacity);
+  trim(r->log_referer, kKeepCapacity);
+  r->exchange.trim(kKeepCapacity);
+  if (r->write_list.capacity() > 64) std::vector<boost::asio::const_buffer>().swap(r->write_list);
+  if (r->body_slices.capacity() > 64) http::BodySlices().swap(r->body_slices);
+  free_.push_back(std::move(r));
+}
+
+}  // namespace meridian::proxy

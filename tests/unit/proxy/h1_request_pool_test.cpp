@@ -1,0 +1,89 @@
+#include <cstring>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+#include "meridian/proxy/h1_request.hpp"
+
+namespace meridian::proxy {
+namespace {
+
+struct NullSink final : ExchangeSink {
+  std::shared_ptr<void> exchange_keepalive() override { return nullptr; }
+  void on_request_body_wanted() override {}
+  void on_response_data(const http::ResponseHead*, const http::BodySlices&, bool) override {}
+  void on_exchange_done() override {}
+  void on_exchange_failed(unsigned, std::string_view, bool) override {}
+};
+
+struct PoolTest : ::testing::Test {
+  boost::asio::io_context ioc;
+  WorkerContext ctx{ioc};
+  H1RequestPool pool{ctx};
+  NullSink sink;
+};
+
+TEST_F(PoolTest, AGivenRequestIsTakenAgainWithItsStorage) {
+  auto r = pool.take(sink);
+  r->in.reserve(1024);
+  r->down_head.assign(300, 'h');
+  const auto* first = r.get();
+  pool.give(std::move(r));
+  EXPECT_EQ(pool.free_count(), 1u);
+  auto again = pool.take(sink);
+  EXPECT_EQ(again.get(), first);
+  EXPECT_EQ(again->in.capacity(), 1024u);  // the read buffer is reused, not reallocated
+  EXPECT_GE(again->down_head.capacity(), 300u);
+  EXPECT_FALSE(again->active);
+  pool.give(std::move(again));
+}
+
+TEST_F(PoolTest, UnreadBytesAreDroppedAndLargeBuffersFreed) {
+  auto r = pool.take(sink);
+  r->in.reserve(64 * 1024);
+  std::memcpy(r->in.tail(), "GET", 3);
+  r->in.commit(3);
+  r->down_head.assign(100000, 'h');
+  pool.give(std::move(r));
+  auto again = pool.take(sink);
+  EXPECT_TRUE(again->in.empty());
+  EXPECT_EQ(again->in.capacity(), 0u);
+  EXPECT_LE(again->down_head.capacity(), H1RequestPool::kKeepCapacity);
+  pool.give(std::move(again));
+}
+
+TEST_F(PoolTest, KeepsAtMostKKeep) {
+  std::vector<std::unique_ptr<H1Request>> taken;
+  for (std::size_t i = 0; i < H1RequestPool::kKeep + 10; ++i)
+    taken.push_back(pool.take(sink));
+  for (auto& r : taken)
+    pool.give(std::move(r));
+  EXPECT_EQ(pool.free_count(), H1RequestPool::kKeep);
+}
+
+TEST_F(PoolTest, ResetStartsARequestButKeepsTheConnectionsBytes) {
+  auto r = pool.take(sink);
+  r->peer_text = "192.0.2.7";
+  r->in.reserve(1024);
+  std::memcpy(r->in.tail(), "GET / HTTP/1.1\r\n", 16);
+  r->in.commit(16);  // a pipelined request already read
+  r->has_body = r->close_after = r->response_head_sent = true;
+  r->bytes_out = 99;
+  r->log_method = "POST";
+  r->limit_headers = "RateLimit-Limit: 1\r\n";
+  const auto now = net::Clock::now();
+  r->reset({}, now);
+  EXPECT_EQ(r->peer_text, "192.0.2.7");
+  EXPECT_EQ(r->in.size(), 16u);
+  EXPECT_FALSE(r->has_body || r->close_after || r->response_head_sent);
+  EXPECT_EQ(r->bytes_out, 0u);
+  EXPECT_TRUE(r->log_method.empty());
+  EXPECT_TRUE(r->limit_headers.empty());
+  EXPECT_TRUE(r->active);
+  EXPECT_EQ(r->start, now);
+  pool.give(std::move(r));
+}
+
+}  // namespace
+}  // namespace meridian::proxy
