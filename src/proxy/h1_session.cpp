@@ -10,6 +10,7 @@
 #include "meridian/core/log.hpp"
 #include "meridian/http/client_address.hpp"
 #include "meridian/http/forwarding.hpp"
+#include "meridian/net/proxy_protocol.hpp"
 
 namespace meridian::proxy {
 
@@ -104,6 +105,7 @@ void H1Session::start(const tcp::endpoint& peer) {
     connection_counted_ = true;
   }
   state_ = State::head;
+  proxy_header_pending_ = listener().config->proxy_protocol != config::ProxyProtocol::off;
   // Most clients send their request with or right after the handshake: read it at once
   // (the read usually completes without waiting).
   borrow_request();
@@ -148,6 +150,7 @@ bool H1Session::refresh_snapshot() {
 }
 
 void H1Session::read_head() {
+  if (proxy_header_pending_ && !read_proxy_header()) return;
   if (!rq_->in.empty() && try_parse_head()) return;
   const std::uint64_t max_head = snapshot_->config->limits.max_request_header_bytes;
   if (rq_->in.capacity() == 0) rq_->in.reserve(kHeadBufferInitial);
@@ -163,6 +166,37 @@ void H1Session::read_head() {
     rq_->in.reserve(std::min<std::size_t>(rq_->in.capacity() * 2, max_head + 1));
   }
   read_client();
+}
+
+bool H1Session::read_proxy_header() {
+  // SPEC 3 step 1: the balancer's PROXY header comes before anything else on the
+  // connection; its source is the client from here on (SPEC 3 step 2).
+  const auto mode = listener().config->proxy_protocol;
+  const auto header = net::parse_proxy_header(rq_->in.data(), mode);
+  using Status = net::ProxyHeader::Status;
+  switch (header.status) {
+    case Status::incomplete:
+      return true;  // read more (the parser bounds the header's length)
+    case Status::invalid:
+      // No HTTP answer: the peer is not speaking HTTP to us, or lies about the client.
+      log::debug("listener ", *listener_name_, ": PROXY protocol header from ",
+                 peer_address_.get().to_string(), " refused: ", header.error);
+      close();
+      return false;
+    case Status::absent:  // `any`, and a plain connection
+      proxy_header_pending_ = false;
+      return true;
+    case Status::done:
+      proxy_header_pending_ = false;
+      rq_->in.consume(header.length);
+      if (header.source) {
+        peer_address_ = net::CompactAddress(*header.source);
+        rq_->peer_text = address_text(*header.source);
+        proxied_source_ = true;
+      }
+      return true;
+  }
+  return true;
 }
 
 bool H1Session::try_parse_head() {
@@ -195,8 +229,9 @@ void H1Session::read_client() {
 
 void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
   client_read_pending_ = false;
-  if (std::exchange(shrinking_, false) && ec == asio::error::operation_aborted &&
-      waiting_for_request()) {
+  const bool shrinking = shrinking_;
+  shrinking_ = false;
+  if (shrinking && ec == asio::error::operation_aborted && waiting_for_request()) {
     if (rq_->exchange.quiescent()) give_back_request();
     read_client();  // without a request: waits for readability
     return;
@@ -266,8 +301,10 @@ void H1Session::begin_exchange(std::size_t head_length) {
   if (listener_removed_) rq_->close_after = true;
   // SPEC 3 step 2, once per request: the access log, GeoIP and rate limit keys all use it.
   const auto peer_address = peer_address_.get();
-  const auto client =
-      http::settle_client_address(peer_address, head, snapshot_->config->client_ip.trusted_proxies);
+  const auto client = proxied_source_
+                          ? peer_address
+                          : http::settle_client_address(
+                                peer_address, head, snapshot_->config->client_ip.trusted_proxies);
   if (logging()) capture_log_fields(head, client);
   const auto* route = listener().router.match(head.host, head.path, head.method);
   if (route == nullptr) {

@@ -168,7 +168,10 @@ class LatencyOverturnsDistanceTest(_Fixture):
         wait_until(lambda: region_status(m, "world", "eu-west")["latency_ms"] > 0 and
                    region_status(m, "world", "us-east")["latency_ms"] > 0, timeout=5,
                    message="both regions measured")
-        self.assertEqual(region_for(self, m, FRANKFURT_CLIENT), "eu-west")
+        # The first probe of each region is taken as is (no smoothing yet): one slow probe
+        # on a loaded machine could flip the choice for a moment, so poll.
+        wait_until(lambda: region_for(self, m, FRANKFURT_CLIENT) == "eu-west", timeout=10,
+                   message="Frankfurt starts on eu-west")
 
         eu.set_health(200, delay_ms=PROBE_DELAY_MS)
         try:
@@ -180,8 +183,8 @@ class LatencyOverturnsDistanceTest(_Fixture):
             self.assertTrue(all(e["healthy"] and not e["ejected"] for e in st["endpoints"]), st)
             wait_until(lambda: region_status(m, "world", "eu-west")["latency_ms"] > 100,
                        timeout=10, message="eu-west latency_ms in /status above 100")
-            us_ms = region_status(m, "world", "us-east")["latency_ms"]
-            self.assertLess(us_ms, 50, "us-east's own latency should stay small")
+            wait_until(lambda: region_status(m, "world", "us-east")["latency_ms"] < 50,
+                       timeout=10, message="us-east's own latency to stay small")
             # While eu-west stays slow, Frankfurt stays on us-east.
             for _ in range(5):
                 self.assertEqual(region_for(self, m, FRANKFURT_CLIENT), "us-east")
@@ -276,8 +279,10 @@ class RegionLossUnderLoadTest(_Fixture):
             wait_until(lambda: sum(1 for r in load.since(t0) if r[3] == "eu-west") >= 10,
                        timeout=10, message="steady traffic on eu-west")
 
-            t_stop = time.monotonic()
+            # The window starts once the origin process is gone: while it exits, its threads
+            # may still answer pooled requests.
             eu.stop()
+            t_stop = time.monotonic()
             try:
                 wait_until(lambda: not region_status(m, "world", "eu-west")["eligible"],
                            timeout=15, message="eu-west to be abandoned after its origin stopped")
@@ -294,8 +299,8 @@ class RegionLossUnderLoadTest(_Fixture):
                 self.assertEqual({r[3] for r in load.since(t_stop)}, {"us-east"},
                                  "requests after the stop were served by a dead region?")
             finally:
+                eu.start()  # same port; the bound below measures meridian, not the start-up
                 t_start = time.monotonic()
-                eu.start()  # same port
             wait_until(lambda: any(r[3] == "eu-west" for r in load.since(t_start)), timeout=15,
                        message="traffic to come back to eu-west after its origin restarted")
             back = min(r[1] for r in load.since(t_start) if r[3] == "eu-west")
@@ -463,7 +468,7 @@ class OutlierDetectionTest(_Fixture):
         held = {}
 
         def hold():
-            held["resp"] = request(m, "/hold?delay_ms=1500")
+            held["resp"] = request(m, "/hold?delay_ms=3000")  # outlives the slow steps below
 
         holder = threading.Thread(target=hold, daemon=True)
         holder.start()
@@ -479,29 +484,47 @@ class OutlierDetectionTest(_Fixture):
         busy = wait_until(busy_endpoint, timeout=5, message="the holding request in flight")
         idle = next(a for a in by_address if a != busy)
 
+        def pinned():
+            # An attempt's in-flight slot is released once its response was written to the
+            # client, so the client can have the answer a moment before the slot is free:
+            # wait for it, or least_conn sees a tie and may pick the busy endpoint.
+            return (endpoint_status(m, "b", idle)["in_flight"] == 0
+                    and endpoint_status(m, "b", busy)["in_flight"] == 1)
+
         for i in range(3):
+            wait_until(pinned, timeout=5, message=f"idle free, busy held before failure {i + 1}")
+            t_last_failure_sent = time.monotonic()
             r = request(m, "/fail?status=500")
             self.assertEqual(r.status, 500, r)
             self.assertEqual(r.header("X-Origin-Name"), by_address[idle],
                              f"failure {i + 1} did not go to the idle endpoint")
-        t_fail = time.monotonic()
+        # The ejection cannot begin before the third failure was sent: a lower bound that a
+        # slow machine cannot break.
+        t_fail = t_last_failure_sent
         wait_until(lambda: endpoint_status(m, "b", idle)["ejected"], timeout=1,
                    message="the endpoint to be ejected after 3 failures in a row")
         self.assertFalse(endpoint_status(m, "b", busy)["ejected"])
 
-        # Ejected: skipped although it has fewer requests in flight than the busy one.
+        # Ejected: skipped although it has fewer requests in flight than the busy one. A slow
+        # machine may let the ejection run out meanwhile; a request counts only if the
+        # endpoint was still ejected after its answer (and so when it was picked).
+        checked = 0
         for _ in range(6):
             r = request(m, "/after")
             self.assertEqual(r.status, 200, r)
+            if not endpoint_status(m, "b", idle)["ejected"]:
+                break
             self.assertEqual(r.header("X-Origin-Name"), by_address[busy])
-        holder.join(10)
+            checked += 1
+        self.assertGreater(checked, 0, "the ejection ended before any request could test it")
+        holder.join(15)
         self.assertIn("resp", held, "the holding request failed")
         self.assertEqual(held["resp"].status, 200)
 
         wait_until(lambda: not endpoint_status(m, "b", idle)["ejected"],
                    timeout=EJECTION_TIME + 3, message="the ejection to end")
         ejected_for = time.monotonic() - t_fail
-        self.assertGreater(ejected_for, EJECTION_TIME / 2,
+        self.assertGreaterEqual(ejected_for, EJECTION_TIME * 0.95,
                            f"ejection ended after {ejected_for:.2f}s (ejection_time 2s)")
         wait_until(lambda: by_address[idle] in {request(m, "/back").header("X-Origin-Name")
                                                 for _ in range(4)},

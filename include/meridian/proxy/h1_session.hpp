@@ -58,7 +58,8 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
 
   // -- request head
   void read_head();
-  bool try_parse_head();  // true when an exchange started or the session is answering
+  bool read_proxy_header();  // false when the connection was closed for a bad header
+  bool try_parse_head();     // true when an exchange started or the session is answering
   void begin_exchange(std::size_t head_length);
   bool refresh_snapshot();
 
@@ -127,13 +128,17 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   metrics::SeriesId connections_series_ = 0;
   int listener_index_ = -1;  // in snapshot_->listeners; -1 before the first snapshot
   State state_ = State::head;
-  bool listener_removed_ = false;  // a reload removed it: this connection ends after its request
-  bool head_bytes_seen_ = false;
-  bool client_read_pending_ = false;
-  bool shrinking_ = false;  // the pending read was cancelled to give the buffer back
-  bool busy_ = false;       // the last request came within kHoldBufferFor of the response
-  bool connection_counted_ = false;
-  net::CompactAddress peer_address_;  // as accept(2) reported it
+  // Flags as bit-fields: one byte, which keeps an idle connection's object in a smaller
+  // allocator size class.
+  bool listener_removed_ : 1 = false;  // a reload removed it: the connection ends after its request
+  bool head_bytes_seen_ : 1 = false;
+  bool client_read_pending_ : 1 = false;
+  bool shrinking_ : 1 = false;  // the pending read was cancelled to give the buffer back
+  bool busy_ : 1 = false;       // the last request came within kHoldBufferFor of the response
+  bool connection_counted_ : 1 = false;
+  bool proxy_header_pending_ : 1 = false;  // the listener's PROXY protocol header is still due
+  bool proxied_source_ : 1 = false;        // peer_address_ is the PROXY header's source
+  net::CompactAddress peer_address_;       // as accept(2) reported it
   // Room for the wait for readability (104 bytes with net::TcpSocket; checked by
   // tests/unit/net/inline_op_storage_test.cpp).
   static constexpr std::size_t kWaitOpSize = 104;
