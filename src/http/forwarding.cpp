@@ -163,6 +163,24 @@ std::string_view request_id_of(const RequestHead& head) {
   return f != nullptr ? f->value : std::string_view{};
 }
 
+bool is_websocket_upgrade(const RequestHead& head) {
+  if (head.method != "GET" || head.version != 11 || head.has_body()) return false;
+  const ConnectionTokens<std::vector<Field>> connection(head.fields);
+  if (!connection.contains("upgrade")) return false;
+  bool websocket = false;
+  for (const auto& f : head.fields) {
+    if (!iequals(f.name, "upgrade")) continue;
+    // A list of protocols (RFC 9110 7.8); "websocket" may carry no version.
+    std::string_view rest = f.value;
+    while (!rest.empty() && !websocket) {
+      const auto comma = rest.find(',');
+      websocket = iequals(trim_ows(rest.substr(0, comma)), "websocket");
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+  }
+  return websocket;
+}
+
 void write_upstream_request(const RequestHead& head, const RequestForwarding& fwd,
                             std::string& out) {
   const ConnectionTokens<std::vector<Field>> named(head.fields);
@@ -186,6 +204,10 @@ void write_upstream_request(const RequestHead& head, const RequestForwarding& fw
   for (const auto& f : head.fields) {
     const Kind kind = classify(f.name);
     if (kind == Kind::transfer_encoding && transfer_encoding == nullptr) transfer_encoding = &f;
+    if (fwd.upgrade && kind == Kind::hop_by_hop && iequals(f.name, "upgrade")) {
+      w.field(f.name, f.value);
+      continue;
+    }
     if (kind == Kind::hop_by_hop || kind == Kind::content_length ||
         kind == Kind::transfer_encoding || kind == Kind::expect ||  // 100-continue is ours
         kind == Kind::x_forwarded_proto || named.contains(f.name)) {
@@ -216,6 +238,7 @@ void write_upstream_request(const RequestHead& head, const RequestForwarding& fw
   w.field("X-Forwarded-Proto", fwd.proto);
   if (!request_id_seen) w.field("X-Request-Id", fwd.request_id);
   w.field("Via", fwd.via);
+  if (fwd.upgrade) w.put("Connection: Upgrade\r\n");
   if (head.chunked) {
     // The codec accepted only a token list ending in "chunked"; codings before it ("gzip,
     // chunked") describe the content inside the re-encoded chunks and travel on with it.
@@ -242,7 +265,12 @@ void write_downstream_response(const ResponseHead& head, const ResponseForwardin
   w.put(reason);
   w.put("\r\n");
   for (const auto& f : head.fields) {
-    switch (classify(f.name)) {
+    const Kind kind = classify(f.name);
+    if (fwd.upgrade && kind == Kind::hop_by_hop && iequals(f.name, "upgrade")) {
+      w.field(f.name, f.value);
+      continue;
+    }
+    switch (kind) {
       case Kind::hop_by_hop:
       case Kind::transfer_encoding:  // re-framed below when needed
         continue;
@@ -266,7 +294,9 @@ void write_downstream_response(const ResponseHead& head, const ResponseForwardin
   if (!fwd.region.empty()) w.field("x-meridian-region", fwd.region);
   if (!fwd.endpoint.empty()) w.field("x-meridian-endpoint", fwd.endpoint);
   if (fwd.chunked) w.put("Transfer-Encoding: chunked\r\n");
-  if (fwd.close) {
+  if (fwd.upgrade) {
+    w.put("Connection: Upgrade\r\n");
+  } else if (fwd.close) {
     w.put("Connection: close\r\n");
   } else if (fwd.keep_alive_10) {
     w.put("Connection: keep-alive\r\n");

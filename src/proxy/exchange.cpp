@@ -15,11 +15,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr std::size_t kResponseBuffer = 64 * 1024;  // also bounds an upstream response head
-// A response starts with a quarter of that (HAProxy's buffer size): most responses fit, and
-// the exchanges in flight hold 16 KiB each instead of 64. One that fills it gets the full
-// size for its next read (fewer, larger reads for large bodies).
-constexpr std::size_t kResponseBufferInitial = 16 * 1024;
 constexpr std::uint32_t kMaxResponseFields = 1000;
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
@@ -52,6 +47,7 @@ Exchange::~Exchange() {
 void Exchange::start(const ExchangeRequest& request) {
   request_ = request;
   active_ = true;
+  upgraded_ = false;
   tried_ = {};
   retries_left_ = request.retries;
   last_failure_ = Failure::connect;
@@ -385,8 +381,21 @@ void Exchange::on_response_read(std::uint64_t attempt, boost::system::error_code
     }
     const unsigned status = resp_.head().status;
     if (status >= 100 && status < 200) {
-      if (status == 101) {  // no Upgrade is forwarded yet (WebSocket comes with the edge issue)
-        fail(Failure::invalid);
+      if (status == 101) {
+        if (!request_.upgrade) {  // switching protocols nobody asked for
+          fail(Failure::invalid);
+          return;
+        }
+        // The WebSocket handshake succeeded: the head goes to the sink, and the connection
+        // (with whatever the origin sent after the head) to its tunnel (take_upgraded).
+        upgraded_ = true;
+        note_outcome(false);
+        resp_slices_.clear();
+        pending_consume_ = head_length;
+        last_body_consumed_ = 0;
+        response_delivering_ = true;
+        response_delivered_any_ = true;
+        sink_->on_response_data(&resp_.head(), resp_slices_, true);
         return;
       }
       // Interim answers (103 Early Hints, a 100 the origin sent anyway) are dropped: the
@@ -430,7 +439,12 @@ void Exchange::response_delivered() {
   response_delivering_ = false;
   uin_.consume(pending_consume_);
   pending_consume_ = 0;
-  if (resp_.done()) {
+  if (upgraded_) {
+    // Settled like a complete exchange, but the connection stays for take_upgraded().
+    active_ = false;
+    pending_body_ = nullptr;
+    sink_->on_exchange_done();
+  } else if (resp_.done()) {
     response_finished_ = true;
     complete();
   } else if (!uin_.empty() && last_body_consumed_ > 0) {
@@ -461,13 +475,26 @@ void Exchange::complete() {
   sink_->on_exchange_done();
 }
 
+Exchange::Upgraded Exchange::take_upgraded() {
+  Upgraded u;
+  if (!upgraded_ || !up_) return u;
+  upgraded_ = false;
+  u.connection = std::move(up_);
+  u.in_flight = std::move(in_flight_);
+  u.pending = std::move(uin_);
+  uin_ = ByteBuffer();
+  ++attempt_;
+  Deadline::clear();
+  return u;
+}
+
 void Exchange::finish() {
   active_ = false;
   pending_body_ = nullptr;
   response_delivering_ = false;
-  // An idle downstream connection keeps no upstream buffer (64 KiB each otherwise).
+  // The buffer stays for the next request (no allocation per request); H1RequestPool trims
+  // a grown one when the downstream connection goes idle (trim()).
   uin_.consume(uin_.size());
-  uin_.release_if_empty();
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,6 +10,17 @@ void trim(std::string& s, std::size_t keep) {
 
 }  // namespace
 
+void H1Request::end_tunnel() {
+  if (tunnel) {
+    boost::system::error_code ignored;
+    tunnel->socket.close(ignored);
+    tunnel.reset();
+  }
+  tunnel_in_flight.reset();
+  tunnel_down.consume(tunnel_down.size());
+  tunnel_down.release_if_empty();
+}
+
 void H1Request::reset(const http::ParserLimits& limits, net::Clock::time_point now) {
   parser.reset(limits);
   start = now;
@@ -21,6 +32,8 @@ void H1Request::reset(const http::ParserLimits& limits, net::Clock::time_point n
   limit_headers.clear();
   store_key.clear();
   has_body = http10 = close_after = body_wanted = false;
+  end_tunnel();
+  upgrade = client_eof = origin_eof = false;
   body_given_consumed = 0;
   response_head_sent = response_chunked = false;
   active = true;
@@ -55,6 +68,7 @@ std::unique_ptr<H1Request> H1RequestPool::take(ExchangeSink& sink) {
 void H1RequestPool::give(std::unique_ptr<H1Request> r) {
   r->exchange.abort();
   r->exchange.detach();
+  r->end_tunnel();
   // Destroyed here instead: beyond kKeep, or with a completion still due (possible only
   // when a session is destroyed with its io_context at shutdown, its handlers never run).
   if (!r->exchange.quiescent() || free_.size() >= kKeep) return;

@@ -30,6 +30,7 @@ constexpr milliseconds kHoldBufferFor{100};
 // keeps a connection small.
 constexpr std::size_t kHeadBufferInitial = 1024;
 constexpr std::size_t kBodyBuffer = 64 * 1024;
+constexpr std::size_t kTunnelBuffer = 16 * 1024;  // each way, for a WebSocket tunnel
 constexpr milliseconds kLingerTime{2000};
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
@@ -283,6 +284,18 @@ void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
       rq_->in.commit(n);
       pump_request_body();
       return;
+    case State::tunnel:
+      if (ec == asio::error::eof) {
+        rq_->client_eof = true;  // the client finished sending: pass the FIN on
+      } else if (ec) {
+        close();
+        return;
+      } else {
+        rq_->in.commit(n);
+        touch_tunnel();
+      }
+      tunnel_to_origin();
+      return;
   }
 }
 
@@ -324,8 +337,13 @@ void H1Session::begin_exchange(std::size_t head_length) {
   const auto route_index = static_cast<std::size_t>(route - listener().config->routes.data());
   rq_->route_series = &listener().series[route_index];
   if (logging()) rq_->log_request_id.assign(request_id);
-  const http::RequestForwarding fwd{rq_->peer_text, "http", snapshot_->via, request_id,
-                                    backend.regions.front().endpoints.front()->address};
+  rq_->upgrade = http::is_websocket_upgrade(head);
+  const http::RequestForwarding fwd{rq_->peer_text,
+                                    "http",
+                                    snapshot_->via,
+                                    request_id,
+                                    backend.regions.front().endpoints.front()->address,
+                                    rq_->upgrade};
   http::write_upstream_request(head, fwd, rq_->exchange.request_head());
   rq_->limit = listener().limits[route_index].get();
   ExchangeRequest& request = rq_->exchange_request;
@@ -337,6 +355,7 @@ void H1Session::begin_exchange(std::size_t head_length) {
   request.has_body = rq_->has_body;
   request.chunked_body = head.chunked;
   request.head_request = head.method == "HEAD";
+  request.upgrade = rq_->upgrade;
   request.region_series = &snapshot_->region_series[route->backend_index];
   rq_->expect_continue = head.expect_continue && rq_->has_body && !rq_->http10;
   const bool locate = snapshot_->geo && backend.uses_client_location;
@@ -516,6 +535,10 @@ void H1Session::on_response_data(const http::ResponseHead* head, const http::Bod
     // be read as a next request, so this connection ends with this response.
     if (!request_complete()) rq_->close_after = true;
     if (w_.draining) rq_->close_after = true;
+    // A WebSocket handshake the origin declined: the client may already have sent frames,
+    // which must not be read as a next request.
+    const bool switching = head->status == 101;  // the exchange lets 101 through only then
+    if (rq_->upgrade && !switching) rq_->close_after = true;
     const bool debug = snapshot_->config->debug_headers;
     const auto* endpoint = rq_->exchange.endpoint();
     const bool named = debug && endpoint != nullptr;
@@ -526,7 +549,8 @@ void H1Session::on_response_data(const http::ResponseHead* head, const http::Bod
         rq_->http10 && !rq_->close_after,
         named ? std::string_view(endpoint->region) : std::string_view{},
         named ? std::string_view(endpoint->address) : std::string_view{},
-        rq_->limit_headers};
+        rq_->limit_headers,
+        switching};
     http::write_downstream_response(*head, fwd, rq_->down_head);
     rq_->write_list.emplace_back(rq_->down_head.data(), rq_->down_head.size());
     rq_->response_status = head->status;
@@ -556,6 +580,10 @@ void H1Session::on_response_data(const http::ResponseHead* head, const http::Bod
 void H1Session::on_exchange_done() {
   rq_->in.consume(rq_->body_given_consumed);  // the last body piece is written too
   rq_->body_given_consumed = 0;
+  if (rq_->upgrade && rq_->response_status == 101) {
+    start_tunnel();  // recorded when the tunnel ends, with its duration and bytes
+    return;
+  }
   record_request(rq_->response_status);
   if (rq_->close_after || !request_complete() || w_.draining) {
     linger_close();
@@ -668,7 +696,16 @@ void H1Session::close() {
   }
   state_ = State::closed;
   clear();
-  if (rq_ != nullptr) rq_->exchange.abort();
+  if (rq_ != nullptr) {
+    rq_->exchange.abort();
+    if (rq_->tunnel) {
+      // The socket object stays (a pending operation on it completes, aborted) until the
+      // request state is given back; the endpoint is no longer in flight from now on.
+      boost::system::error_code ignored;
+      rq_->tunnel->socket.close(ignored);
+      rq_->tunnel_in_flight.reset();
+    }
+  }
   boost::system::error_code ignored;
   client_.close(ignored);
 }
@@ -789,12 +826,110 @@ void H1Session::on_deadline() {
         close();  // idle_timeout
       }
       return;
+    case State::tunnel:  // idle_timeout without a byte either way
     case State::replying:
     case State::closing:
     case State::closed:
       close();
       return;
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// WebSocket tunnel: after the 101, bytes are relayed both ways unchanged, each direction a
+// loop of one read and one write with its own buffer (backpressure: a side is read again
+// only once the other side took the last bytes). A FIN is passed on as a half-close; the
+// connection ends when both sides finished, on any error, or after idle_timeout without a
+// byte either way.
+
+void H1Session::start_tunnel() {
+  auto upgraded = rq_->exchange.take_upgraded();
+  if (!upgraded.connection) {
+    close();
+    return;
+  }
+  state_ = State::tunnel;
+  rq_->tunnel = std::move(upgraded.connection);
+  rq_->tunnel_in_flight = std::move(upgraded.in_flight);
+  rq_->tunnel_down = std::move(upgraded.pending);  // what the origin sent after its 101
+  rq_->tunnel_down.reserve(kTunnelBuffer);
+  // Keeps what the client sent after its handshake (never while a read fills the buffer).
+  if (!client_read_pending_) rq_->in.reserve(kTunnelBuffer);
+  touch_tunnel();
+  tunnel_to_origin();
+  tunnel_to_client();
+}
+
+void H1Session::touch_tunnel() {
+  arm(net::Clock::now() + snapshot_->config->limits.idle_timeout);
+}
+
+void H1Session::tunnel_to_origin() {
+  if (state_ != State::tunnel) return;
+  auto& r = *rq_;
+  if (!r.in.empty()) {
+    asio::async_write(r.tunnel->socket, asio::buffer(r.in.data().data(), r.in.size()),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                        if (self->state_ != State::tunnel) return;
+                        if (ec) {
+                          self->close();
+                          return;
+                        }
+                        self->rq_->in.consume(n);
+                        self->touch_tunnel();
+                        self->tunnel_to_origin();
+                      });
+    return;
+  }
+  if (r.client_eof) {
+    boost::system::error_code ignored;
+    r.tunnel->socket.shutdown(tcp::socket::shutdown_send, ignored);
+    if (r.origin_eof) close();  // both directions are done
+    return;
+  }
+  if (!client_read_pending_) read_client();
+}
+
+void H1Session::tunnel_to_client() {
+  if (state_ != State::tunnel) return;
+  auto& r = *rq_;
+  if (!r.tunnel_down.empty()) {
+    asio::async_write(client_, asio::buffer(r.tunnel_down.data().data(), r.tunnel_down.size()),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                        if (self->state_ != State::tunnel) return;
+                        if (ec) {
+                          self->close();
+                          return;
+                        }
+                        self->rq_->tunnel_down.consume(n);
+                        self->rq_->bytes_out += n;
+                        self->touch_tunnel();
+                        self->tunnel_to_client();
+                      });
+    return;
+  }
+  if (r.origin_eof) {
+    boost::system::error_code ignored;
+    client_.shutdown(tcp::socket::shutdown_send, ignored);
+    if (r.client_eof) close();  // both directions are done
+    return;
+  }
+  if (r.tunnel_down.tail_size() == 0) r.tunnel_down.compact();
+  r.tunnel->socket.async_read_some(
+      asio::buffer(r.tunnel_down.tail(), r.tunnel_down.tail_size()),
+      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+        if (self->state_ != State::tunnel) return;
+        if (ec == asio::error::eof) {
+          self->rq_->origin_eof = true;
+        } else if (ec) {
+          self->close();
+          return;
+        } else {
+          self->rq_->tunnel_down.commit(n);
+          self->touch_tunnel();
+        }
+        self->tunnel_to_client();
+      });
 }
 
 void H1Session::wait_readable() {

@@ -66,6 +66,9 @@ whose first request is a ``/__`` path is not counted as a connection):
   POST /__control/health?status=N[&delay_ms=M]   change the health answer at run time
   POST /__control/close_idle    FIN-close every idle (between requests) test connection;
                                 answers {"closed": N}
+  GET  /ws...                   with a WebSocket handshake (Upgrade: websocket): 101, then an
+                                echo server (see Connection.websocket); counted and
+                                logged like any request
 
 Malformed requests (RFC 9112 strict: bare LF, obs-fold, whitespace before a colon, control
 characters, invalid method/target/version, missing or repeated Host in HTTP/1.1, both
@@ -78,6 +81,7 @@ SIGTERM and SIGINT exit at once.
 """
 
 import argparse
+import base64
 import collections
 import fcntl
 import hashlib
@@ -672,6 +676,12 @@ class Connection:
 
         if req.path.startswith("/__"):
             return self.control(req)
+        if req.path.startswith("/ws") and self.websocket_key(req) is not None:
+            with state.lock:
+                state.requests += 1
+                state.requests_by_path[req.path] += 1
+            self.append_log(self.report(req, None, None))
+            return self.websocket(req)
 
         with state.lock:
             state.requests += 1
@@ -793,6 +803,75 @@ class Connection:
         return True
 
     # ---- pieces -----------------------------------------------------------------------------
+
+    # ---- WebSocket (RFC 6455): an echo server --------------------------------------------
+
+    @staticmethod
+    def websocket_key(req):
+        headers = {n.lower(): v for n, v in req.headers}
+        if "websocket" not in headers.get("upgrade", "").lower():
+            return None
+        if "upgrade" not in [t.strip().lower() for t in headers.get("connection", "").split(",")]:
+            return None
+        return headers.get("sec-websocket-key")
+
+    def read_exact(self, n):
+        out = bytearray()
+        while len(out) < n:
+            if self.reader.r == self.reader.w and self.reader._fill() == 0:
+                raise PeerClosed()
+            k = min(n - len(out), self.reader.w - self.reader.r)
+            out += self.reader.buf[self.reader.r:self.reader.r + k]
+            self.reader.r += k
+        return bytes(out)
+
+    @staticmethod
+    def ws_frame(opcode, payload):
+        head = bytes([0x80 | opcode])
+        n = len(payload)
+        if n < 126:
+            head += bytes([n])
+        elif n < 65536:
+            head += bytes([126]) + struct.pack("!H", n)
+        else:
+            head += bytes([127]) + struct.pack("!Q", n)
+        return head + payload
+
+    def websocket(self, req):
+        """Answers the handshake with 101, then echoes every data frame (text, binary) back
+        unmasked, answers ping with pong and close with close. ``hello=1`` sends a text frame
+        "hello" in the same write as the 101 head; the response carries the request's
+        X-Forwarded-For as X-Origin-Forwarded-For."""
+        key = self.websocket_key(req)
+        accept = base64.b64encode(
+            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        forwarded = next((v for n, v in req.headers if n.lower() == "x-forwarded-for"), "")
+        head = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n"
+                b"X-Origin-Name: " + self.state.name.encode() + b"\r\n"
+                b"X-Origin-Forwarded-For: " + forwarded.encode() + b"\r\n\r\n")
+        if "hello=1" in req.query:
+            head += self.ws_frame(1, b"hello")
+        self.sock.sendall(head)
+        try:
+            while True:
+                b0, b1 = self.read_exact(2)
+                opcode, masked, n = b0 & 0x0F, b1 & 0x80, b1 & 0x7F
+                if n == 126:
+                    n = struct.unpack("!H", self.read_exact(2))[0]
+                elif n == 127:
+                    n = struct.unpack("!Q", self.read_exact(8))[0]
+                mask = self.read_exact(4) if masked else b"\0\0\0\0"
+                data = bytes(c ^ mask[i % 4] for i, c in enumerate(self.read_exact(n)))
+                if opcode == 8:  # close: answer it, then close the TCP connection
+                    self.sock.sendall(self.ws_frame(8, data[:2]))
+                    return False
+                if opcode == 9:
+                    self.sock.sendall(self.ws_frame(10, data))
+                elif opcode in (1, 2):
+                    self.sock.sendall(self.ws_frame(opcode, data))
+        except (PeerClosed, OSError):
+            return False
 
     def read_body(self, req, hasher=None):
         """Read the whole request body into hasher; return the trailers (chunked only)."""

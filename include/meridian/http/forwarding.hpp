@@ -20,7 +20,14 @@ struct RequestForwarding {
   std::string_view via;           // e.g. "1.1 edge-fra-1"
   std::string_view request_id;    // X-Request-Id to add when the request has none
   std::string_view default_host;  // Host to send when the request has none (HTTP/1.0)
+  // A WebSocket handshake (is_websocket_upgrade): its Upgrade field passes, with
+  // "Connection: Upgrade" (SPEC 4: "Upgrade except for WebSocket").
+  bool upgrade = false;
 };
+
+// An HTTP/1.1 GET without a body asking to switch to WebSocket (RFC 6455 4.1): "Upgrade:
+// websocket" and "upgrade" among the Connection tokens.
+bool is_websocket_upgrade(const RequestHead& head);
 
 // Writes the upstream request head into `out` (replacing its contents). Framing follows the
 // parsed head: "Transfer-Encoding: chunked" for a chunked body (the session re-encodes the
@@ -42,6 +49,9 @@ struct ResponseForwarding {
   // meridian's RateLimit-* lines (SPEC 8), complete "Name: value\r\n" lines, or empty. When
   // present, the origin's own RateLimit-Limit/-Remaining/-Reset fields are dropped.
   std::string_view rate_limit_headers;
+  // A 101 answering a WebSocket handshake: the Upgrade field passes, with "Connection:
+  // Upgrade" and no framing; the connection becomes a tunnel after it.
+  bool upgrade = false;
 };
 
 // Writes the client response head into `out` (replacing its contents).

@@ -69,12 +69,19 @@ struct ExchangeRequest {
   bool has_body = false;
   bool chunked_body = false;  // the upstream gets the body re-encoded as chunks
   bool head_request = false;  // the response has no body whatever its headers say
+  bool upgrade = false;       // a WebSocket handshake: a 101 answer makes the connection a tunnel
   // The backend's (backend, region) metric series, parallel to backend->regions.
   const std::vector<metrics::SeriesId>* region_series = nullptr;
 };
 
 class Exchange final : private net::Deadline {
  public:
+  // A response starts with a 16 KiB buffer (HAProxy's buffer size): most responses fit,
+  // and an exchange in flight or pooled holds no more. One that fills it grows to
+  // kResponseBuffer for its next reads (fewer, larger reads for large bodies).
+  static constexpr std::size_t kResponseBufferInitial = 16 * 1024;
+  static constexpr std::size_t kResponseBuffer = 64 * 1024;  // also bounds a response head
+
   explicit Exchange(WorkerContext& worker);
   ~Exchange() override;
   Exchange(const Exchange&) = delete;
@@ -96,6 +103,15 @@ class Exchange final : private net::Deadline {
   void send_request_body(const http::BodySlices& body, bool last);
   // The sink wrote what on_response_data() gave it.
   void response_delivered();
+  // After a 101 to a WebSocket handshake (on_exchange_done follows its delivery): the
+  // upstream connection, its in-flight count (kept while the tunnel lasts) and the bytes the
+  // origin sent after the 101 head. The exchange is idle afterwards.
+  struct Upgraded {
+    std::shared_ptr<UpstreamConnection> connection;
+    balancing::InFlightGuard in_flight;
+    ByteBuffer pending;
+  };
+  Upgraded take_upgraded();
   // The route's whole-request timeout passed before the response began: 504.
   void on_request_timeout();
   // The downstream is gone: drop the upstream connection, make no further callbacks.
@@ -108,9 +124,14 @@ class Exchange final : private net::Deadline {
   // none was made: the region label of the request's metrics and log line.
   int region_index() const { return region_index_; }
   // Gives back storage an unusually large request left behind (pooled exchanges keep their
-  // buffers' capacity from request to request, up to `keep` bytes each).
+  // buffers' capacity from request to request: the response buffer at its initial size,
+  // the others up to `keep` bytes each).
   void trim(std::size_t keep) {
     if (active_) return;
+    if (uin_.capacity() > kResponseBufferInitial) {
+      uin_.consume(uin_.size());
+      uin_.release_if_empty();
+    }
     if (head_.capacity() > keep) std::string().swap(head_);
     if (req_bufs_.capacity() > keep / sizeof(boost::asio::const_buffer)) {
       std::vector<boost::asio::const_buffer>().swap(req_bufs_);
@@ -187,6 +208,7 @@ class Exchange final : private net::Deadline {
   bool response_delivering_ = false;
   bool response_delivered_any_ = false;  // the sink was given response data
   bool response_finished_ = false;       // the sink delivered the end of the response
+  bool upgraded_ = false;                // a 101 went to the sink; the connection awaits take
   std::size_t pending_consume_ = 0;      // uin_ bytes behind the pieces being delivered
   std::size_t last_body_consumed_ = 0;   // body bytes the codec took in the last deliver()
   http::BodySlices resp_slices_;

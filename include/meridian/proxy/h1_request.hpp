@@ -34,6 +34,8 @@ struct H1Request {
   // Ready for a new request: everything but the reused storage goes back to its default.
   void reset(const http::ParserLimits& limits, net::Clock::time_point now);
   bool complete() const { return !has_body || parser.done(); }
+  // Closes the tunnel's upstream connection (if any) and frees its buffer.
+  void end_tunnel();
 
   // Client bytes: request heads, request body, pipelined requests. Kept across reset() (a
   // pipelined request may be in it); empty whenever the request goes back to the pool.
@@ -78,6 +80,16 @@ struct H1Request {
   std::string log_client, log_method, log_target, log_host, log_user_agent, log_referer,
       log_request_id;
   unsigned log_version = 11;
+
+  // A WebSocket handshake, and after its 101 the tunnel: the upstream connection (kept in
+  // flight for least_conn), the origin's bytes on their way to the client (the client's go
+  // through `in`), and which sides finished sending.
+  bool upgrade = false;
+  std::shared_ptr<UpstreamConnection> tunnel;
+  balancing::InFlightGuard tunnel_in_flight;
+  ByteBuffer tunnel_down;
+  bool client_eof = false;
+  bool origin_eof = false;
 
   std::string down_head;  // the response head (or local reply) written to the client
   http::BodySlices body_slices;

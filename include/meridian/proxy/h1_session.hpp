@@ -50,7 +50,17 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
 
  private:
   // limiting: a request waits for the rate limit store's verdict (scope: global).
-  enum class State : std::uint8_t { head, idle, limiting, exchange, replying, closing, closed };
+  // tunnel: a WebSocket connection after its 101, relayed both ways.
+  enum class State : std::uint8_t {
+    head,
+    idle,
+    limiting,
+    exchange,
+    replying,
+    closing,
+    closed,
+    tunnel
+  };
 
   // -- client reads (one at a time; what the bytes mean depends on state_)
   void read_client();
@@ -84,6 +94,12 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
                         bool done) override;
   void on_exchange_done() override;
   void on_exchange_failed(unsigned status, std::string_view cause, bool retry_after) override;
+
+  // -- WebSocket tunnel
+  void start_tunnel();
+  void touch_tunnel();  // idle_timeout runs again from now
+  void tunnel_to_origin();
+  void tunnel_to_client();
 
   // -- local answers and closing
   void reply(unsigned status, std::string_view cause, bool close,
