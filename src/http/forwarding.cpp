@@ -165,12 +165,11 @@ std::string_view request_id_of(const RequestHead& head) {
 
 bool is_websocket_upgrade(const RequestHead& head) {
   if (head.method != "GET" || head.version != 11 || head.has_body()) return false;
-  const ConnectionTokens<std::vector<Field>> connection(head.fields);
-  if (!connection.contains("upgrade")) return false;
+  // The Upgrade field first: most requests have none, and this pass compares lengths only.
   bool websocket = false;
   for (const auto& f : head.fields) {
-    if (!iequals(f.name, "upgrade")) continue;
-    // A list of protocols (RFC 9110 7.8); "websocket" may carry no version.
+    if (f.name.size() != 7 || !iequals(f.name, "upgrade")) continue;
+    // A list of protocols (RFC 9110 7.8); "websocket" carries no version.
     std::string_view rest = f.value;
     while (!rest.empty() && !websocket) {
       const auto comma = rest.find(',');
@@ -178,7 +177,7 @@ bool is_websocket_upgrade(const RequestHead& head) {
       rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     }
   }
-  return websocket;
+  return websocket && ConnectionTokens<std::vector<Field>>(head.fields).contains("upgrade");
 }
 
 void write_upstream_request(const RequestHead& head, const RequestForwarding& fwd,

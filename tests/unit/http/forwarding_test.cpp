@@ -655,3 +655,67 @@ TEST(IsHopByHop, FixedSet) {
 
 }  // namespace
 }  // namespace meridian::http
+
+// ---------------------------------------------------------------------------------------
+// WebSocket handshakes (SPEC 4: "Upgrade except for WebSocket").
+
+namespace meridian::http {
+namespace {
+
+const std::vector<Field> kHandshake = {{"Host", "a"},
+                                       {"Upgrade", "websocket"},
+                                       {"Connection", "keep-alive, Upgrade"},
+                                       {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+                                       {"Sec-WebSocket-Version", "13"}};
+
+TEST(WebSocket, HandshakeRecognised) {
+  EXPECT_TRUE(is_websocket_upgrade(request(kHandshake)));
+  EXPECT_TRUE(is_websocket_upgrade(
+      request({{"Host", "a"}, {"upgrade", "foo/2, WebSocket"}, {"connection", "upgrade"}})));
+}
+
+TEST(WebSocket, NotAHandshake) {
+  EXPECT_FALSE(is_websocket_upgrade(request({{"Host", "a"}, {"Upgrade", "websocket"}})));
+  EXPECT_FALSE(is_websocket_upgrade(
+      request({{"Host", "a"}, {"Upgrade", "h2c"}, {"Connection", "Upgrade"}})));
+  EXPECT_FALSE(is_websocket_upgrade(request(kHandshake, "POST")));
+  EXPECT_FALSE(is_websocket_upgrade(request(kHandshake, "GET", "/", 10)));
+  auto with_body = request(kHandshake);
+  with_body.content_length = 5;
+  EXPECT_FALSE(is_websocket_upgrade(with_body));
+}
+
+TEST(WebSocket, UpgradeForwardedWithConnectionUpgrade) {
+  auto f = fwd();
+  f.upgrade = true;
+  const auto h = upstream(request(kHandshake), f);
+  EXPECT_EQ(h.one("Upgrade"), "websocket");
+  EXPECT_EQ(h.one("Connection"), "Upgrade");
+  EXPECT_EQ(h.one("Sec-WebSocket-Key"), "dGhlIHNhbXBsZSBub25jZQ==");
+  EXPECT_EQ(h.one("Sec-WebSocket-Version"), "13");
+  EXPECT_FALSE(h.has("Content-Length"));
+  // Without the flag (a declined or non-WebSocket upgrade) both stay hop-by-hop.
+  const auto plain = upstream(request(kHandshake));
+  EXPECT_FALSE(plain.has("Upgrade"));
+  EXPECT_FALSE(plain.has("Connection"));
+}
+
+TEST(WebSocket, SwitchingProtocolsResponse) {
+  auto r = rfwd();
+  r.upgrade = true;
+  r.close = true;  // ignored: a tunnel follows
+  const auto h = downstream(response({{"Upgrade", "websocket"},
+                                      {"Connection", "Upgrade"},
+                                      {"Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="}},
+                                     101, "Switching Protocols"),
+                            r);
+  EXPECT_EQ(h.start_line, "HTTP/1.1 101 Switching Protocols");
+  EXPECT_EQ(h.one("Upgrade"), "websocket");
+  EXPECT_EQ(h.one("Connection"), "Upgrade");
+  EXPECT_EQ(h.one("Sec-WebSocket-Accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  EXPECT_FALSE(h.has("Content-Length"));
+  EXPECT_FALSE(h.has("Transfer-Encoding"));
+}
+
+}  // namespace
+}  // namespace meridian::http
