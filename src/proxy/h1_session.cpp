@@ -73,6 +73,26 @@ using BufferSpan = std::span<const asio::const_buffer>;
 
 }  // namespace
 
+// Client I/O goes through TLS when the listener has it (after the handshake), else
+// straight to the socket.
+template <typename Buffers, typename Handler>
+void H1Session::client_read_some(const Buffers& buffers, Handler&& handler) {
+  if (tls_) {
+    tls_->async_read_some(buffers, std::forward<Handler>(handler));
+  } else {
+    client_.async_read_some(buffers, std::forward<Handler>(handler));
+  }
+}
+
+template <typename Buffers, typename Handler>
+void H1Session::client_write(const Buffers& buffers, Handler&& handler) {
+  if (tls_) {
+    asio::async_write(*tls_, buffers, std::forward<Handler>(handler));
+  } else {
+    asio::async_write(client_, buffers, std::forward<Handler>(handler));
+  }
+}
+
 H1Session::H1Session(WorkerContext& worker, net::TcpSocket socket, const std::string* listener_name)
     : w_(worker), client_(std::move(socket)), listener_name_(listener_name) {
   ++w_.sessions;
@@ -124,7 +144,7 @@ void H1Session::give_back_buffer() {
   // The connection stayed quiet past kHoldBufferFor: its pending read is cancelled (which
   // completes in on_client_read with operation_aborted) so that the request state and the
   // buffer can go back to the worker, and the connection waits for readability instead.
-  if (rq_ == nullptr || !client_read_pending_ || !rq_->in.empty()) return;
+  if (rq_ == nullptr || !client_read_pending_ || !rq_->in.empty() || tls_) return;
   shrinking_ = true;
   boost::system::error_code ignored;
   client_.cancel(ignored);
@@ -151,8 +171,14 @@ bool H1Session::refresh_snapshot() {
 }
 
 void H1Session::read_head() {
-  if (proxy_header_pending_ && !read_proxy_header()) return;
-  if (!rq_->in.empty() && try_parse_head()) return;
+  if (proxy_header_pending_ && !read_proxy_header()) return;  // closed: a bad header
+  if (!proxy_header_pending_) {  // else: part of a PROXY header, which is not HTTP yet
+    if (listener().tls && !tls_) {
+      start_tls();
+      return;
+    }
+    if (!rq_->in.empty() && try_parse_head()) return;
+  }
   const std::uint64_t max_head = snapshot_->config->limits.max_request_header_bytes;
   if (rq_->in.capacity() == 0) rq_->in.reserve(kHeadBufferInitial);
   if (rq_->in.tail_size() == 0) rq_->in.compact();
@@ -167,6 +193,28 @@ void H1Session::read_head() {
     rq_->in.reserve(std::min<std::size_t>(rq_->in.capacity() * 2, max_head + 1));
   }
   read_client();
+}
+
+void H1Session::start_tls() {
+  // SPEC 3 step 1: after the PROXY header (if any), the TLS handshake. What was read so far
+  // is the start of the ClientHello; the stream takes it as already received.
+  tls_ = std::make_unique<asio::ssl::stream<net::TcpSocket&>>(client_, listener().tls->initial());
+  tls_handshaking_ = true;
+  const auto received = rq_->in.data();
+  tls_->async_handshake(
+      asio::ssl::stream_base::server, asio::buffer(received.data(), received.size()),
+      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+        self->tls_handshaking_ = false;
+        if (self->state_ == State::closed) return;
+        if (ec) {
+          log::debug("listener ", *self->listener_name_, ": TLS handshake with ",
+                     self->peer_address_.get().to_string(), " failed: ", ec.message());
+          self->close();
+          return;
+        }
+        self->rq_->in.consume(self->rq_->in.size());  // the stream has it
+        self->read_client();
+      });
 }
 
 bool H1Session::read_proxy_header() {
@@ -222,10 +270,10 @@ void H1Session::read_client() {
   if (rq_->in.capacity() == 0) rq_->in.reserve(kHeadBufferInitial);
   if (rq_->in.tail_size() == 0) rq_->in.compact();
   client_read_pending_ = true;
-  client_.async_read_some(asio::buffer(rq_->in.tail(), rq_->in.tail_size()),
-                          [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                            self->on_client_read(ec, n);
-                          });
+  client_read_some(asio::buffer(rq_->in.tail(), rq_->in.tail_size()),
+                   [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                     self->on_client_read(ec, n);
+                   });
 }
 
 void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
@@ -339,7 +387,7 @@ void H1Session::begin_exchange(std::size_t head_length) {
   if (logging()) rq_->log_request_id.assign(request_id);
   rq_->upgrade = http::is_websocket_upgrade(head);
   const http::RequestForwarding fwd{rq_->peer_text,
-                                    "http",
+                                    tls_ ? "https" : "http",
                                     snapshot_->via,
                                     request_id,
                                     backend.regions.front().endpoints.front()->address,
@@ -451,16 +499,16 @@ void H1Session::start_exchange() {
   // timeout, and start the exchange once that is written (the socket may still hold the
   // end of a previous response, so the write may not complete at once).
   rq_->continue_pending = true;
-  asio::async_write(client_, asio::buffer(kContinue),
-                    [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                      if (self->state_ != State::exchange) return;
-                      self->rq_->continue_pending = false;
-                      if (ec) {
-                        self->close();
-                        return;
-                      }
-                      self->rq_->exchange.start(self->rq_->exchange_request);
-                    });
+  client_write(asio::buffer(kContinue),
+               [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                 if (self->state_ != State::exchange) return;
+                 self->rq_->continue_pending = false;
+                 if (ec) {
+                   self->close();
+                   return;
+                 }
+                 self->rq_->exchange.start(self->rq_->exchange_request);
+               });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -565,16 +613,16 @@ void H1Session::on_response_data(const http::ResponseHead* head, const http::Bod
   rq_->response_head_sent = true;
   for (const auto& b : rq_->write_list)
     rq_->bytes_out += b.size();
-  asio::async_write(client_, BufferSpan(rq_->write_list),
-                    [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                      if (self->state_ != State::exchange) return;
-                      if (ec) {
-                        self->rq_->exchange.abort();
-                        self->close();  // the client went away
-                        return;
-                      }
-                      self->rq_->exchange.response_delivered();
-                    });
+  client_write(BufferSpan(rq_->write_list),
+               [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                 if (self->state_ != State::exchange) return;
+                 if (ec) {
+                   self->rq_->exchange.abort();
+                   self->close();  // the client went away
+                   return;
+                 }
+                 self->rq_->exchange.response_delivered();
+               });
 }
 
 void H1Session::on_exchange_done() {
@@ -619,15 +667,15 @@ void H1Session::reply(unsigned status, std::string_view cause, bool close,
   state_ = State::replying;
   rq_->response_head_sent = true;
   arm(net::Clock::now() + snapshot_->config->limits.idle_timeout);
-  asio::async_write(client_, asio::buffer(rq_->down_head),
-                    [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                      if (self->state_ != State::replying) return;
-                      if (ec) {
-                        self->close();
-                      } else {
-                        self->after_local_reply();
-                      }
-                    });
+  client_write(asio::buffer(rq_->down_head),
+               [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                 if (self->state_ != State::replying) return;
+                 if (ec) {
+                   self->close();
+                 } else {
+                   self->after_local_reply();
+                 }
+               });
 }
 
 void H1Session::after_local_reply() {
@@ -659,7 +707,9 @@ void H1Session::next_request() {
   // directly, which saves the wait's epoll_ctl on every request; so does a connection whose
   // exchange still has a completion due (an attempt abandoned just now).
   if (rq_->in.capacity() > kHeadBufferInitial) rq_->in.release_if_empty();  // a body grew it
-  if (!busy_ && rq_->exchange.quiescent()) give_back_request();
+  // A TLS connection always reads directly: its stream may hold the next request's records
+  // already decrypted, which a wait for socket readability would never see.
+  if (!busy_ && !tls_ && rq_->exchange.quiescent()) give_back_request();
   wait_for_request(now + limits.idle_timeout);
 }
 
@@ -790,7 +840,9 @@ void H1Session::record_request(unsigned status) {
 void H1Session::on_deadline() {
   switch (state_) {
     case State::head:
-      if (head_bytes_seen_) {
+      if (tls_handshaking_) {
+        close();  // no HTTP answer before TLS is up
+      } else if (head_bytes_seen_) {
         reply(408, "request head not received within header_timeout", true);
       } else if (net::Clock::now() < wait_until_) {
         give_back_buffer();
@@ -894,18 +946,18 @@ void H1Session::tunnel_to_client() {
   if (state_ != State::tunnel) return;
   auto& r = *rq_;
   if (!r.tunnel_down.empty()) {
-    asio::async_write(client_, asio::buffer(r.tunnel_down.data().data(), r.tunnel_down.size()),
-                      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                        if (self->state_ != State::tunnel) return;
-                        if (ec) {
-                          self->close();
-                          return;
-                        }
-                        self->rq_->tunnel_down.consume(n);
-                        self->rq_->bytes_out += n;
-                        self->touch_tunnel();
-                        self->tunnel_to_client();
-                      });
+    client_write(asio::buffer(r.tunnel_down.data().data(), r.tunnel_down.size()),
+                 [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                   if (self->state_ != State::tunnel) return;
+                   if (ec) {
+                     self->close();
+                     return;
+                   }
+                   self->rq_->tunnel_down.consume(n);
+                   self->rq_->bytes_out += n;
+                   self->touch_tunnel();
+                   self->tunnel_to_client();
+                 });
     return;
   }
   if (r.origin_eof) {

@@ -30,7 +30,10 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
   s->config = std::move(config);
   if (!s->config->geoip.database.empty()) {
     s->geo = geo::GeoLocator::open(s->config->geoip.database, error);
-    if (!s->geo) return nullptr;
+    if (!s->geo) {
+      error = "geoip.database: " + error;
+      return nullptr;
+    }
   }
   s->generation = generation;
   s->via = "1.1 " + s->config->node.name;
@@ -38,7 +41,15 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
   s->listeners.reserve(s->config->listeners.size());
   bool client_keys = false;
   for (const auto& l : s->config->listeners) {
-    ListenerRuntime runtime{&l, http::Router(l.routes), {}, {}, 0, 0};
+    ListenerRuntime runtime{&l, http::Router(l.routes), {}, {}, 0, 0, nullptr};
+    if (l.tls) {
+      try {
+        runtime.tls = tls::ServerContext::build(*l.tls);
+      } catch (const std::exception& e) {
+        error = "listener " + l.name + ": tls.certificates: " + e.what();
+        return nullptr;
+      }
+    }
     runtime.connections_series = registry.listener_series(l.name);
     runtime.no_route_series = registry.request_series({l.name, "", "", ""});
     const ListenerRuntime* before = nullptr;

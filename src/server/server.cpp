@@ -112,7 +112,7 @@ bool Server::Impl::load_initial() {
   std::string error;
   snapshot = proxy::Snapshot::build(result.config, nullptr, generation + 1, *registry, error);
   if (!snapshot) {
-    std::cerr << options.config_path << ": geoip.database: " << error << '\n';
+    std::cerr << options.config_path << ": " << error << '\n';
     return false;
   }
   ++generation;
@@ -222,12 +222,12 @@ Server::Impl::ReloadOutcome Server::Impl::reload(std::string_view trigger) {
     for (const auto& e : result.errors)
       errors.push_back(e.to_string());
   } else {
-    // The snapshot first (it may fail on the GeoIP file), then the new sockets: nothing is
-    // bound for a reload that cannot happen.
+    // The snapshot first (it may fail on the GeoIP file or a certificate), then the new
+    // sockets: nothing is bound for a reload that cannot happen.
     std::string error;
     next = proxy::Snapshot::build(result.config, snapshot.get(), generation + 1, *registry, error);
     if (!next) {
-      errors.push_back(options.config_path + ": geoip.database: " + error);
+      errors.push_back(options.config_path + ": " + error);
     } else {
       plan_listeners(*result.config, changes, errors);
       if (!errors.empty()) next.reset();

@@ -23,6 +23,7 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 
 #include "meridian/core/byte_buffer.hpp"
 #include "meridian/http/h1_parser.hpp"
@@ -61,6 +62,13 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
     closed,
     tunnel
   };
+
+  // -- client I/O, through TLS once it is up
+  template <typename Buffers, typename Handler>
+  void client_read_some(const Buffers& buffers, Handler&& handler);
+  template <typename Buffers, typename Handler>
+  void client_write(const Buffers& buffers, Handler&& handler);
+  void start_tls();  // the handshake, fed what was read already (after a PROXY header)
 
   // -- client reads (one at a time; what the bytes mean depends on state_)
   void read_client();
@@ -141,6 +149,8 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   std::shared_ptr<const Snapshot> snapshot_;  // pinned for the request in progress
   net::Clock::time_point wait_until_{};       // the header_timeout or idle_timeout of the wait
   std::unique_ptr<H1Request> rq_;             // from w_.requests while a request is in progress
+  // The TLS stream over client_ on a TLS listener, from the first byte on (null otherwise).
+  std::unique_ptr<boost::asio::ssl::stream<net::TcpSocket&>> tls_;
   metrics::SeriesId connections_series_ = 0;
   int listener_index_ = -1;  // in snapshot_->listeners; -1 before the first snapshot
   State state_ = State::head;
@@ -154,6 +164,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   bool connection_counted_ : 1 = false;
   bool proxy_header_pending_ : 1 = false;  // the listener's PROXY protocol header is still due
   bool proxied_source_ : 1 = false;        // peer_address_ is the PROXY header's source
+  bool tls_handshaking_ : 1 = false;       // no HTTP may be written before it completes
   net::CompactAddress peer_address_;       // as accept(2) reported it
   // Room for the wait for readability (104 bytes with net::TcpSocket; checked by
   // tests/unit/net/inline_op_storage_test.cpp).

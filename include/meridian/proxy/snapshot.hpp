@@ -17,6 +17,7 @@
 #include "meridian/metrics/registry.hpp"
 #include "meridian/ratelimit/local_buckets.hpp"
 #include "meridian/ratelimit/route_limit.hpp"
+#include "meridian/tls/server_context.hpp"
 
 namespace meridian::proxy {
 
@@ -37,6 +38,8 @@ struct ListenerRuntime {
   std::vector<RouteSeries> series;
   metrics::SeriesId no_route_series = 0;  // route "", backend "", region ""
   metrics::SeriesId connections_series = 0;
+  // The listener's certificates and TLS settings (SPEC 2 `tls`), null for plain HTTP.
+  std::shared_ptr<tls::ServerContext> tls;
 };
 
 struct Snapshot {
