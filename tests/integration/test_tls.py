@@ -67,6 +67,19 @@ def s_client(port, *args, data=b""):
     return proc.returncode, (proc.stdout + proc.stderr).decode("utf-8", "replace")
 
 
+def read_to_close(s):
+    """Everything a TLS socket receives until the server closes (close_notify or FIN)."""
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ssl.SSLZeroReturnError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
 def subject_cn(output):
     for line in output.splitlines():
         if line.startswith("subject="):
@@ -168,15 +181,7 @@ class TlsTest(unittest.TestCase):
                                     for i in range(3))
                 s.sendall(requests + b"GET /last HTTP/1.1\r\nHost: a.test\r\n"
                                      b"Connection: close\r\n\r\n")
-                data = b""
-                while True:
-                    try:
-                        chunk = s.recv(65536)
-                    except ssl.SSLZeroReturnError:
-                        break
-                    if not chunk:
-                        break
-                    data += chunk
+                data = read_to_close(s)
         responses, _ = parse_responses(data)
         self.assertEqual([r.status for r in responses], [200] * 4)
         self.assertEqual([r.json()["path"] for r in responses], ["/ka0", "/ka1", "/ka2", "/last"])
@@ -188,15 +193,7 @@ class TlsTest(unittest.TestCase):
             with context.wrap_socket(raw, server_hostname="a.test") as s:
                 self.assertEqual(s.version(), "TLSv1.3")
                 s.sendall(b"GET /pp HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
-                data = b""
-                while True:
-                    try:
-                        chunk = s.recv(65536)
-                    except ssl.SSLZeroReturnError:
-                        break
-                    if not chunk:
-                        break
-                    data += chunk
+                data = read_to_close(s)
         responses, _ = parse_responses(data)
         headers = {n.lower(): v for n, v in responses[0].json()["headers"]}
         self.assertEqual(headers["x-forwarded-for"], "127.0.2.1")
