@@ -18,7 +18,9 @@ constexpr std::string_view kBackendKeys[] = {"name",
                                              "keepalive",
                                              "health_check",
                                              "outlier_detection",
-                                             "regions"};
+                                             "regions",
+                                             "tls"};
+constexpr std::string_view kUpstreamTlsKeys[] = {"verify", "ca", "server_name"};
 constexpr std::string_view kSteeringKeys[] = {"policy", "geo_weight", "latency_weight", "rules"};
 constexpr std::string_view kRuleKeys[] = {"match", "regions", "strict"};
 constexpr std::string_view kRuleMatchKeys[] = {"continent", "country"};
@@ -199,6 +201,25 @@ Region read_region(Diagnostics& diag, const Field& field, UniqueNames& names,
   return region;
 }
 
+// `tls: true | false`, or `tls: {verify, ca, server_name}`.
+std::optional<UpstreamTls> read_upstream_tls(Diagnostics& diag, const Field& field) {
+  if (!field.node.IsMap()) {
+    const auto on = read_bool(diag, field);
+    if (!on || !*on) return std::nullopt;
+    return UpstreamTls{};
+  }
+  MapReader map(diag, field, kUpstreamTlsKeys);
+  if (!map.valid()) return std::nullopt;
+  UpstreamTls tls;
+  map.read("verify", tls.verify);
+  if (auto f = map.get("ca")) {
+    auto path = read_non_empty_string(diag, *f);
+    if (path && check_readable_file(diag, *f, *path, "CA file")) tls.ca = *path;
+  }
+  map.read("server_name", tls.server_name);
+  return tls;
+}
+
 Backend read_backend(Diagnostics& diag, const Field& field, UniqueNames& backend_names) {
   Backend backend;
   MapReader map(diag, field, kBackendKeys);
@@ -218,6 +239,7 @@ Backend read_backend(Diagnostics& diag, const Field& field, UniqueNames& backend
     keepalive.read("idle_timeout", backend.keepalive.idle_timeout, AllowZero::no);
   }
   if (auto f = map.get("health_check")) backend.health_check = read_health_check(diag, *f);
+  if (auto f = map.get("tls")) backend.tls = read_upstream_tls(diag, *f);
   if (auto f = map.get("outlier_detection")) {
     backend.outlier_detection = read_outlier_detection(diag, *f);
   }

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -21,6 +22,7 @@
 #include "meridian/core/log.hpp"
 #include "meridian/health/health_state.hpp"
 #include "meridian/net/deadline_list.hpp"
+#include "meridian/tls/server_context.hpp"
 
 namespace meridian::health {
 
@@ -186,6 +188,13 @@ class HttpCheck final : public detail::ActiveCheck {
  public:
   using ActiveCheck::ActiveCheck;
 
+  // A backend with `tls`: probes go over TLS too, verified like requests (from the next
+  // connection on when a reload changes it).
+  void set_tls(std::shared_ptr<asio::ssl::context> context, const config::UpstreamTls* settings) {
+    tls_context_ = std::move(context);
+    tls_settings_ = settings != nullptr ? *settings : config::UpstreamTls{};
+  }
+
  private:
   std::shared_ptr<HttpCheck> self() {
     return std::static_pointer_cast<HttpCheck>(shared_from_this());
@@ -210,6 +219,7 @@ class HttpCheck final : public detail::ActiveCheck {
 
   void connect() {
     // Only called with no operation in progress, so the old stream can go.
+    tls_.reset();
     stream_.emplace(ioc_);
     buffer_.clear();
     reused_ = false;
@@ -217,33 +227,59 @@ class HttpCheck final : public detail::ActiveCheck {
     stream_->async_connect(endpoint().target, [self = self()](const beast::error_code& ec) {
       if (self->stopped()) return;
       if (ec) return self->io_failed("connect", ec);
+      if (self->tls_context_) return self->handshake();
       self->connected_ = true;
       self->write();
     });
   }
 
+  void handshake() {
+    tls_ = std::make_unique<asio::ssl::stream<beast::tcp_stream&>>(*stream_, *tls_context_);
+    tls::set_peer_name(tls_->native_handle(), tls::peer_name(tls_settings_, endpoint().address),
+                       tls_settings_.verify);
+    tls_->async_handshake(asio::ssl::stream_base::client,
+                          [self = self()](const beast::error_code& ec) {
+                            if (self->stopped()) return;
+                            if (ec) return self->io_failed("TLS handshake", ec);
+                            self->connected_ = true;
+                            self->write();
+                          });
+  }
+
+  // The probe's stream: TLS over the TCP stream for a backend with `tls`.
+  template <typename F>
+  void with_stream(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(*stream_);
+    }
+  }
+
   void write() {
     write_start_ = Clock::now();
-    bhttp::async_write(*stream_, request_,
-                       [self = self()](const beast::error_code& ec, std::size_t) {
-                         if (self->stopped()) return;
-                         if (ec) return self->io_failed("write", ec);
-                         self->parser_.emplace();
-                         self->read();
-                       });
+    with_stream([this](auto& s) {
+      bhttp::async_write(s, request_, [self = self()](const beast::error_code& ec, std::size_t) {
+        if (self->stopped()) return;
+        if (ec) return self->io_failed("write", ec);
+        self->parser_.emplace();
+        self->read();
+      });
+    });
   }
 
   void read() {
     auto& body = parser_->get().body();
     body.data = scratch_.data();
     body.size = scratch_.size();
-    bhttp::async_read(*stream_, buffer_, *parser_,
-                      [self = self()](beast::error_code ec, std::size_t) {
-                        if (self->stopped()) return;
-                        if (ec == bhttp::error::need_buffer) return self->read();  // drop body
-                        if (ec) return self->io_failed("read", ec);
-                        self->response_complete();
-                      });
+    with_stream([this](auto& s) {
+      bhttp::async_read(s, buffer_, *parser_, [self = self()](beast::error_code ec, std::size_t) {
+        if (self->stopped()) return;
+        if (ec == bhttp::error::need_buffer) return self->read();  // drop body
+        if (ec) return self->io_failed("read", ec);
+        self->response_complete();
+      });
+    });
   }
 
   void response_complete() {
@@ -278,6 +314,9 @@ class HttpCheck final : public detail::ActiveCheck {
   }
 
   std::optional<beast::tcp_stream> stream_;
+  std::unique_ptr<asio::ssl::stream<beast::tcp_stream&>> tls_;  // over stream_, or null
+  std::shared_ptr<asio::ssl::context> tls_context_;
+  config::UpstreamTls tls_settings_;
   beast::flat_buffer buffer_;
   bhttp::request<bhttp::empty_body> request_;
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser_;
@@ -309,6 +348,17 @@ void HealthChecker::update(std::shared_ptr<const void> owner,
   std::unordered_map<const balancing::EndpointState*, std::shared_ptr<detail::ActiveCheck>> next;
   for (const auto& backend : backends) {
     const auto& check = backend.config->health_check;
+    std::shared_ptr<asio::ssl::context> tls_context;
+    const config::UpstreamTls* tls_settings = nullptr;
+    if (check && backend.config->tls) {
+      tls_settings = &*backend.config->tls;
+      try {
+        tls_context = tls::make_client_context(*tls_settings);
+      } catch (const std::exception& e) {
+        // The snapshot was built from the same settings, so this is not expected.
+        log::error("health: backend ", backend.config->name, ": tls: ", e.what());
+      }
+    }
     for (const auto& region : backend.regions) {
       for (const auto& endpoint : region.endpoints) {
         const balancing::EndpointState* key = endpoint.get();
@@ -325,11 +375,13 @@ void HealthChecker::update(std::shared_ptr<const void> owner,
         if (next.contains(key)) continue;
         if (auto it = checks_.find(key); it != checks_.end()) {
           it->second->reconfigure(*check);
+          static_cast<HttpCheck&>(*it->second).set_tls(tls_context, tls_settings);
           next.emplace(key, std::move(it->second));
           checks_.erase(it);
           continue;
         }
         auto session = std::make_shared<HttpCheck>(ioc_, endpoint, *check, splitmix64(seed_state_));
+        session->set_tls(tls_context, tls_settings);
         session->start();
         next.emplace(key, std::move(session));
       }

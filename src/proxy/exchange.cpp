@@ -7,6 +7,7 @@
 #include <boost/asio/write.hpp>
 
 #include "meridian/core/log.hpp"
+#include "meridian/tls/server_context.hpp"
 
 namespace meridian::proxy {
 
@@ -16,6 +17,7 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr std::uint32_t kMaxResponseFields = 1000;
+
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
@@ -154,6 +156,12 @@ void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& end
   resp_.reset({kResponseBuffer - 1, kMaxResponseFields, 0}, request_.head_request);
   uin_.consume(uin_.size());
   up_ = pooled_ok ? w_.pool.acquire(endpoint.get()) : nullptr;
+  if (up_ && (up_->tls != nullptr) != (request_.tls != nullptr)) {
+    // Pooled before a reload switched the backend's tls setting: not for this request.
+    boost::system::error_code ignored;
+    up_->socket.close(ignored);
+    up_.reset();
+  }
   reused_ = up_ != nullptr;
   if (up_) {
     connection_ready();
@@ -180,7 +188,53 @@ void Exchange::on_connected(std::uint64_t attempt, boost::system::error_code ec)
     return;
   }
   up_->socket.set_option(tcp::no_delay(true), ec);
+  if (request_.tls == nullptr) {
+    connection_ready();
+    return;
+  }
+  // Backend `tls`: the handshake, within what is left of connect_timeout (a failure counts
+  // as a connect failure: nothing of the request was sent, so it is retried elsewhere).
+  up_->tls = std::make_unique<asio::ssl::stream<net::TcpSocket&>>(up_->socket, *request_.tls);
+  const auto& settings = *request_.tls_config;
+  tls::set_peer_name(up_->tls->native_handle(), tls::peer_name(settings, in_flight_.get()->address),
+                     settings.verify);
+  connecting_ = true;
+  expires_after(request_.backend->config->connect_timeout);
+  ++pending_ops_;
+  up_->tls->async_handshake(asio::ssl::stream_base::client,
+                            [keep = sink_->exchange_keepalive(), this, a = attempt_](
+                                boost::system::error_code e) { on_tls_handshake(a, e); });
+}
+
+void Exchange::on_tls_handshake(std::uint64_t attempt, boost::system::error_code ec) {
+  --pending_ops_;
+  if (attempt != attempt_ || !active_) return;
+  connecting_ = false;
+  Deadline::clear();
+  if (ec) {
+    log::warn("upstream ", in_flight_.get()->address, ": TLS handshake failed: ", ec.message());
+    fail(Failure::connect);
+    return;
+  }
   connection_ready();
+}
+
+template <typename Buffers, typename Handler>
+void Exchange::upstream_read_some(const Buffers& buffers, Handler&& handler) {
+  if (up_->tls) {
+    up_->tls->async_read_some(buffers, std::forward<Handler>(handler));
+  } else {
+    up_->socket.async_read_some(buffers, std::forward<Handler>(handler));
+  }
+}
+
+template <typename Buffers, typename Handler>
+void Exchange::upstream_write(const Buffers& buffers, Handler&& handler) {
+  if (up_->tls) {
+    asio::async_write(*up_->tls, buffers, std::forward<Handler>(handler));
+  } else {
+    asio::async_write(up_->socket, buffers, std::forward<Handler>(handler));
+  }
 }
 
 void Exchange::connection_ready() {
@@ -283,9 +337,9 @@ void Exchange::write_request(const http::BodySlices* body, bool last) {
   }
   request_writing_ = true;
   ++pending_ops_;
-  asio::async_write(up_->socket, std::span<const asio::const_buffer>(req_bufs_),
-                    [keep = sink_->exchange_keepalive(), this, a = attempt_](
-                        boost::system::error_code ec, std::size_t) { on_request_written(a, ec); });
+  upstream_write(std::span<const asio::const_buffer>(req_bufs_),
+                 [keep = sink_->exchange_keepalive(), this, a = attempt_](
+                     boost::system::error_code ec, std::size_t) { on_request_written(a, ec); });
 }
 
 bool Exchange::write_pending_body() {
@@ -341,7 +395,7 @@ void Exchange::read_response() {
   }
   ++pending_ops_;
   read_size_ = uin_.tail_size();
-  up_->socket.async_read_some(
+  upstream_read_some(
       asio::buffer(uin_.tail(), uin_.tail_size()),
       [keep = sink_->exchange_keepalive(), this, a = attempt_](
           boost::system::error_code ec, std::size_t n) { on_response_read(a, ec, n); });

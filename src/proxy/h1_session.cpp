@@ -404,6 +404,8 @@ void H1Session::begin_exchange(std::size_t head_length) {
   request.chunked_body = head.chunked;
   request.head_request = head.method == "HEAD";
   request.upgrade = rq_->upgrade;
+  request.tls = snapshot_->upstream_tls[route->backend_index].get();
+  request.tls_config = backend.config->tls ? &*backend.config->tls : nullptr;
   request.region_series = &snapshot_->region_series[route->backend_index];
   rq_->expect_continue = head.expect_continue && rq_->has_body && !rq_->http10;
   const bool locate = snapshot_->geo && backend.uses_client_location;

@@ -101,6 +101,18 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
       *s->config, previous != nullptr
                       ? std::span<const balancing::BackendRuntime>(previous->backends)
                       : std::span<const balancing::BackendRuntime>());
+  for (const auto& b : s->config->backends) {
+    std::shared_ptr<boost::asio::ssl::context> context;
+    if (b.tls) {
+      try {
+        context = tls::make_client_context(*b.tls);
+      } catch (const std::exception& e) {
+        error = "backend " + b.name + ": tls: " + e.what();
+        return nullptr;
+      }
+    }
+    s->upstream_tls.push_back(std::move(context));
+  }
   return s;
 }
 

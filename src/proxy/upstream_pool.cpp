@@ -39,14 +39,21 @@ void UpstreamPool::watch(const std::shared_ptr<UpstreamConnection>& conn) {
   // it (or broke the protocol), so it leaves the pool before a request is lost on it.
   const std::uint64_t token = conn->idle_token;
   conn->watched = true;
+  auto closed = [this, conn, token] {
+    if (conn->idle_token != token) return;  // lent out or cleared meanwhile
+    remove(conn.get());
+    boost::system::error_code ignored;
+    conn->socket.close(ignored);
+  };
+  if (conn->tls) {
+    // Under TLS a byte read here would be lost to the record layer: wait for readability
+    // instead (a close_notify or a FIN; anything else breaks HTTP/1.1 too).
+    conn->socket.async_wait(net::TcpSocket::wait_read,
+                            [closed](boost::system::error_code) { closed(); });
+    return;
+  }
   conn->socket.async_read_some(boost::asio::buffer(&conn->probe, 1),
-                               [this, conn, token](boost::system::error_code, std::size_t) {
-                                 if (conn->idle_token != token)
-                                   return;  // lent out or cleared meanwhile
-                                 remove(conn.get());
-                                 boost::system::error_code ignored;
-                                 conn->socket.close(ignored);
-                               });
+                               [closed](boost::system::error_code, std::size_t) { closed(); });
 }
 
 void UpstreamPool::remove(const UpstreamConnection* conn) {

@@ -6,6 +6,10 @@ Run it as a subprocess:
     python3 origin.py --port 0 [--host 127.0.0.1] [--name NAME] [--health-status 200]
                       [--health-path /health] [--health-delay-ms 0] [--idle-timeout 0]
                       [--delay-ms 0] [--exit-on-stdin-eof] [--verbose]
+                      [--tls-cert PEM --tls-key PEM]
+
+``--tls-cert`` serves a connection over TLS when its first byte starts a TLS handshake, and
+plainly otherwise (the harness's /__ control requests stay plain).
 
 ``--delay-ms N`` is the default ``delay_ms`` (below) of every request but the health checks
 and the ``/__`` paths; a ``delay_ms`` query parameter or header still overrides it.
@@ -57,7 +61,7 @@ whose first request is a ``/__`` path is not counted as a connection):
                                 query parameters still apply (e.g. /health?delay_ms=50)
   GET  /__stats                 {"name", "connections_accepted", "connections_active",
                                  "requests", "requests_by_path", "bad_requests",
-                                 "health_status", "health_delay_ms"}
+                                 "health_status", "health_delay_ms", "tls_connections"}
   GET  /__log                   JSON list of the reports of received requests (no bodies),
                                 oldest first, bounded to the last 10000
   GET  /__bad                   JSON list of malformed requests that got a 400/431/505:
@@ -478,6 +482,8 @@ class State:
         self.verbose = args.verbose
         self.next_connection_id = 0
         self.connections = {}  # id -> Connection, open test connections (for close_idle)
+        self.tls_context = None  # --tls-cert
+        self.tls_connections = 0  # connections served over TLS (never reset)
         self.reset_locked()
 
     def reset_locked(self):
@@ -499,6 +505,7 @@ class State:
                 "bad_requests": self.bad_requests,
                 "health_status": self.health_status,
                 "health_delay_ms": self.health_delay_ms,
+                "tls_connections": self.tls_connections,
             }
 
 
@@ -635,11 +642,25 @@ class Connection:
 
     # ---- main loop --------------------------------------------------------------------------
 
+    def start_tls_if_asked(self):
+        """With --tls-cert, a connection whose first byte starts a TLS handshake is served
+        over TLS; others stay plain (so the harness's /__ control requests still work)."""
+        context = self.state.tls_context
+        if context is None:
+            return
+        first = self.sock.recv(1, socket.MSG_PEEK)
+        if first == b"\x16":
+            self.sock = context.wrap_socket(self.sock, server_side=True)
+            self.reader = Reader(self.sock)
+            with self.state.lock:
+                self.state.tls_connections += 1
+
     def serve(self):
         try:
+            self.start_tls_if_asked()
             while self.serve_one():
                 self.index += 1
-        except (PeerClosed, ConnectionError, TimeoutError, OSError):
+        except (PeerClosed, ConnectionError, TimeoutError, OSError):  # ssl.SSLError is one
             pass
         except Exception:  # a bug in this file: say so loudly, the test will fail anyway
             traceback.print_exc(file=sys.stderr)
@@ -1041,6 +1062,9 @@ def main(argv=None):
                    help="exit when stdin closes (the harness uses it so that an origin never "
                         "outlives the test process)")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    p.add_argument("--tls-cert", help="PEM certificate: connections starting a TLS handshake "
+                                      "are served over TLS (others stay plain)")
+    p.add_argument("--tls-key", help="PEM key of --tls-cert")
     args = p.parse_args(argv)
 
     def die(*_):
@@ -1058,6 +1082,10 @@ def main(argv=None):
     if args.name is None:
         args.name = f"origin-{port}"
     state = State(args)
+    if args.tls_cert:
+        import ssl
+        state.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        state.tls_context.load_cert_chain(args.tls_cert, args.tls_key)
 
     if args.exit_on_stdin_eof:
         def watch_stdin():

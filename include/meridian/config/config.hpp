@@ -198,6 +198,13 @@ struct Region {
   std::vector<Endpoint> endpoints;   // at least one
 };
 
+// TLS to a backend's endpoints (extension; issue 7): `tls: true`, or a map of these.
+struct UpstreamTls {
+  bool verify = true;       // the endpoint's certificate must chain to `ca` and match the name
+  std::string ca;           // PEM bundle; "" = the system's (/etc/ssl/certs)
+  std::string server_name;  // SNI and the name verified; "" = each endpoint's host
+};
+
 struct Backend {
   std::string name;
   Balance balance = Balance::least_conn;
@@ -207,7 +214,8 @@ struct Backend {
   Keepalive keepalive;
   std::optional<HealthCheck> health_check;
   std::optional<OutlierDetection> outlier_detection;
-  std::vector<Region> regions;  // at least one
+  std::vector<Region> regions;     // at least one
+  std::optional<UpstreamTls> tls;  // absent = plain HTTP to the endpoints
 };
 
 struct Config {

@@ -70,6 +70,9 @@ struct ExchangeRequest {
   bool chunked_body = false;  // the upstream gets the body re-encoded as chunks
   bool head_request = false;  // the response has no body whatever its headers say
   bool upgrade = false;       // a WebSocket handshake: a 101 answer makes the connection a tunnel
+  // TLS to the endpoints (backend `tls`): the client context and its settings, or null.
+  boost::asio::ssl::context* tls = nullptr;
+  const config::UpstreamTls* tls_config = nullptr;
   // The backend's (backend, region) metric series, parallel to backend->regions.
   const std::vector<metrics::SeriesId>* region_series = nullptr;
 };
@@ -153,6 +156,12 @@ class Exchange final : private net::Deadline {
   void note_outcome(bool failed);
   void use_endpoint(const std::shared_ptr<balancing::EndpointState>& endpoint, bool pooled_ok);
   void on_connected(std::uint64_t attempt, boost::system::error_code ec);
+  void on_tls_handshake(std::uint64_t attempt, boost::system::error_code ec);
+  // Upstream I/O, through TLS for a backend with `tls`.
+  template <typename Buffers, typename Handler>
+  void upstream_read_some(const Buffers& buffers, Handler&& handler);
+  template <typename Buffers, typename Handler>
+  void upstream_write(const Buffers& buffers, Handler&& handler);
   void connection_ready();
   void write_request(const http::BodySlices* body, bool last);
   bool write_pending_body();  // false when no piece waits

@@ -46,6 +46,8 @@ struct Snapshot {
   std::shared_ptr<const config::Config> config;
   std::vector<ListenerRuntime> listeners;           // parallel to config->listeners
   std::vector<balancing::BackendRuntime> backends;  // parallel to config->backends
+  // Parallel to backends: the client TLS context of a backend with `tls`, else null.
+  std::vector<std::shared_ptr<boost::asio::ssl::context>> upstream_tls;
   // Parallel to backends, then to each backend's regions: retries and region selections.
   std::vector<std::vector<metrics::SeriesId>> region_series;
   std::string via;             // "1.1 <node.name>"

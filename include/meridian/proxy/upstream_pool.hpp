@@ -20,6 +20,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 
 #include "meridian/balancing/endpoint_state.hpp"
 #include "meridian/net/deadline_list.hpp"
@@ -33,6 +34,8 @@ struct UpstreamConnection {
       : socket(ioc), endpoint(std::move(e)) {}
 
   net::TcpSocket socket;
+  // TLS over `socket` for a backend with `tls` (extension), from the handshake on.
+  std::unique_ptr<boost::asio::ssl::stream<net::TcpSocket&>> tls;
   // Keeps the endpoint's state alive while the connection exists, even across a reload that
   // removed the endpoint; also the pool's key.
   std::shared_ptr<balancing::EndpointState> endpoint;

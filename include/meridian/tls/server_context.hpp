@@ -56,4 +56,19 @@ class ServerContext {
   std::string alpn_wire_;  // the protocols meridian speaks, in ALPN wire format
 };
 
+// The client side, for a backend with `tls` (extension): TLS 1.2 or newer, the peer's
+// certificate verified against `ca` (or the system's store) unless verify is off. The name
+// checked and sent as SNI is set per connection (set_peer_name). Throws std::runtime_error
+// naming the CA file.
+std::shared_ptr<boost::asio::ssl::context> make_client_context(const config::UpstreamTls& config);
+
+// The name an endpoint's certificate is checked against and sent as SNI: server_name, or
+// the host part of the endpoint's "host:port" / "[v6]:port" address.
+std::string peer_name(const config::UpstreamTls& config, std::string_view endpoint_address);
+
+// On a client SSL object (SSL*, as void* to keep OpenSSL out of this header): SNI when
+// `name` is a host name, and the name (or IP address) the certificate must match when
+// `verify`.
+void set_peer_name(void* ssl, const std::string& name, bool verify);
+
 }  // namespace meridian::tls

@@ -707,3 +707,46 @@ listeners:
 
 }  // namespace
 }  // namespace meridian::config::test
+
+namespace meridian::config::test {
+namespace {
+
+TEST(UpstreamTls, ShorthandAndMap) {
+  auto result = load_with_listeners(R"(
+backends:
+  - name: api
+    tls: true
+    regions: [{name: r1, location: {lat: 0, lon: 0}, endpoints: [{address: 127.0.0.1:9}]}]
+  - name: plain
+    tls: false
+    regions: [{name: r1, location: {lat: 0, lon: 0}, endpoints: [{address: 127.0.0.1:9}]}]
+  - name: internal
+    tls: {verify: false, server_name: api.internal}
+    regions: [{name: r1, location: {lat: 0, lon: 0}, endpoints: [{address: 127.0.0.1:9}]}]
+)");
+  ASSERT_TRUE(result.ok()) << all_errors(result);
+  const auto& b = result.config->backends;
+  ASSERT_TRUE(b[0].tls.has_value());
+  EXPECT_TRUE(b[0].tls->verify);
+  EXPECT_EQ(b[0].tls->ca, "");
+  EXPECT_FALSE(b[1].tls.has_value());
+  ASSERT_TRUE(b[2].tls.has_value());
+  EXPECT_FALSE(b[2].tls->verify);
+  EXPECT_EQ(b[2].tls->server_name, "api.internal");
+}
+
+TEST(UpstreamTls, BadValuesNamed) {
+  auto result = load_with_listeners(R"(
+backends:
+  - name: api
+    tls: {verify: maybe, ca: /nonexistent/ca.pem, sni: x}
+    regions: [{name: r1, location: {lat: 0, lon: 0}, endpoints: [{address: 127.0.0.1:9}]}]
+)");
+  EXPECT_TRUE(has_error(result, "backends[0].tls.verify", 3, 19, "expected true or false"));
+  EXPECT_TRUE(has_error(result, "backends[0].tls.ca", 3, 30, "cannot read CA file"));
+  EXPECT_TRUE(has_error(result, "backends[0].tls.sni", 3, 51, "unknown key"));
+  EXPECT_EQ(result.errors.size(), 3u) << all_errors(result);
+}
+
+}  // namespace
+}  // namespace meridian::config::test

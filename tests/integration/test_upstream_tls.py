@@ -1,0 +1,108 @@
+"""TLS to the endpoints (backend `tls`, an extension; issue 7): requests and health checks go
+over TLS, the endpoint's certificate is verified by default (against `ca`, for the name
+`server_name` or the endpoint's host, sent as SNI), a certificate that does not verify is a
+connect failure (retried elsewhere, 502 when nothing is left) and fails health checks,
+`verify: false` accepts it, and pooled TLS connections are reused."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from harness import Meridian, Origin, wait_until
+
+CONFIG = """
+node: {name: edge-up-tls}
+workers: 1
+admin:
+  listen: "{admin}"
+listeners:
+  - name: public
+    listen: "{listen}"
+    routes:
+      - {name: verified, match: {path_prefix: /verified}, backend: verified, retries: 0}
+      - {name: wrong-name, match: {path_prefix: /wrong-name}, backend: wrong_name, retries: 0}
+      - {name: unverified, match: {path_prefix: /unverified}, backend: unverified}
+      - {name: checked, match: {path_prefix: /checked}, backend: checked}
+backends:
+  - name: verified
+    tls: {ca: "{certs}/origin.pem", server_name: origin.test}
+    regions: [{name: r1, location: {lat: 0, lon: 0}, endpoints: [{address: "{o1}"}]}]
+  - name: wrong_name
+    tls: {ca: "{certs}/origin.pem", server_name: other.test}
+    regions: [{name: r1, location: {lat: 0, lon: 0}, endpoints: [{address: "{o1}"}]}]
+  - name: unverified
+    tls: {verify: false}
+    regions: [{name: r1, location: {lat: 0, lon: 0}, endpoints: [{address: "{o1}"}]}]
+  - name: checked
+    tls: {ca: "{certs}/origin.pem", server_name: origin.test}
+    health_check: {path: /health, interval: 200ms, timeout: 1s, healthy_threshold: 1,
+                   unhealthy_threshold: 1}
+    regions: [{name: r1, location: {lat: 0, lon: 0}, endpoints: [{address: "{o1}"}]}]
+"""
+
+
+@unittest.skipUnless(shutil.which("openssl"), "openssl needed")
+class UpstreamTlsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tempfile.mkdtemp(prefix="meridian-up-tls-")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=origin.test",
+             "-addext", "subjectAltName=DNS:origin.test",
+             "-keyout", os.path.join(cls.certs, "origin.key"),
+             "-out", os.path.join(cls.certs, "origin.pem")], check=True, capture_output=True)
+        cls.origin = Origin("o1", extra_args=[
+            "--tls-cert", os.path.join(cls.certs, "origin.pem"),
+            "--tls-key", os.path.join(cls.certs, "origin.key")]).start()
+        cls.meridian = Meridian(CONFIG, {"o1": cls.origin.address, "certs": cls.certs}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.meridian.stop()
+        cls.origin.stop()
+        shutil.rmtree(cls.certs, ignore_errors=True)
+
+    def tls_connections(self):
+        return self.origin.stats()["tls_connections"]
+
+    def test_requests_go_over_tls_with_verification_and_reuse(self):
+        before = self.tls_connections()
+        for i in range(5):
+            r = self.meridian.get(f"/verified/{i}")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(json.loads(r.body)["path"], f"/verified/{i}")
+        # At least one TLS connection was made, and the five requests shared it (pooled).
+        self.assertEqual(self.tls_connections() - before, 1)
+        with self.meridian.conn() as c:
+            r = c.request("POST", "/verified/body", body=b"x" * 100000)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(json.loads(r.body)["body_length"], 100000)
+
+    def test_a_certificate_for_another_name_is_refused(self):
+        before = self.origin.requests("/wrong-name")
+        r = self.meridian.get("/wrong-name")
+        self.assertEqual(r.status, 502, r)
+        self.assertEqual(self.origin.requests("/wrong-name"), before, "nothing was sent")
+
+    def test_verify_false_accepts_it(self):
+        r = self.meridian.get("/unverified")
+        self.assertEqual(r.status, 200, r)
+
+    def test_health_checks_over_tls(self):
+        def healthy_and_probed():
+            for b in self.meridian.status()["backends"]:
+                if b["name"] == "checked":
+                    e = b["regions"][0]["endpoints"][0]
+                    return e["healthy"] and e.get("checks", {}).get("successes", 1) > 0
+            return False
+        wait_until(healthy_and_probed, 10, message="TLS health checks succeed")
+        self.assertGreater(self.origin.requests("/health"), 0)
+        self.assertEqual(self.meridian.get("/checked").status, 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
