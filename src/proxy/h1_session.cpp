@@ -144,7 +144,13 @@ void H1Session::give_back_buffer() {
   // The connection stayed quiet past kHoldBufferFor: its pending read is cancelled (which
   // completes in on_client_read with operation_aborted) so that the request state and the
   // buffer can go back to the worker, and the connection waits for readability instead.
-  if (rq_ == nullptr || !client_read_pending_ || !rq_->in.empty() || tls_) return;
+  if (rq_ == nullptr || !client_read_pending_ || !rq_->in.empty()) return;
+  if (tls_) {
+    // A TLS connection keeps its request state (see next_request) but not the exchange's
+    // 16 KiB response buffer.
+    rq_->exchange.release_response_buffer();
+    return;
+  }
   shrinking_ = true;
   boost::system::error_code ignored;
   client_.cancel(ignored);
@@ -710,8 +716,15 @@ void H1Session::next_request() {
   // exchange still has a completion due (an attempt abandoned just now).
   if (rq_->in.capacity() > kHeadBufferInitial) rq_->in.release_if_empty();  // a body grew it
   // A TLS connection always reads directly: its stream may hold the next request's records
-  // already decrypted, which a wait for socket readability would never see.
-  if (!busy_ && !tls_ && rq_->exchange.quiescent()) give_back_request();
+  // already decrypted, which a wait for socket readability would never see. An idle one
+  // still lets the exchange's response buffer go.
+  if (!busy_ && rq_->exchange.quiescent()) {
+    if (tls_) {
+      rq_->exchange.release_response_buffer();
+    } else {
+      give_back_request();
+    }
+  }
   wait_for_request(now + limits.idle_timeout);
 }
 

@@ -126,6 +126,13 @@ class Exchange final : private net::Deadline {
   // The backend region (index into BackendRuntime::regions) of the last attempt, or -1 when
   // none was made: the region label of the request's metrics and log line.
   int region_index() const { return region_index_; }
+  // The downstream connection is idle for a while: the response buffer goes (the next
+  // response allocates it again).
+  void release_response_buffer() {
+    if (active_) return;
+    uin_.consume(uin_.size());
+    uin_.release_if_empty();
+  }
   // Gives back storage an unusually large request left behind (pooled exchanges keep their
   // buffers' capacity from request to request: the response buffer at its initial size,
   // the others up to `keep` bytes each).
