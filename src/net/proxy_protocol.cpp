@@ -73,6 +73,7 @@ ProxyHeader parse_v1(std::string_view data) {
     if (window.find('\n') != std::string_view::npos) return invalid("PROXY v1 line without CR");
     return data.size() >= kV1Max ? invalid("PROXY v1 line longer than 107 bytes") : ProxyHeader{};
   }
+  if (cr + 2 > kV1Max) return invalid("PROXY v1 line longer than 107 bytes");
   if (cr + 1 >= data.size()) return ProxyHeader{};  // the LF is still to come
   if (data[cr + 1] != '\n') return invalid("PROXY v1 line: CR without LF");
   std::string_view rest = data.substr(kV1Prefix.size(), cr - kV1Prefix.size());

@@ -173,7 +173,7 @@ void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& end
   expires_after(request_.backend->config->connect_timeout);
   ++pending_ops_;
   up_->socket.async_connect(endpoint->target,
-                            [keep = sink_->exchange_keepalive(), this,
+                            [keep = sink_->exchange_keepalive(), conn = up_, this,
                              a = attempt_](boost::system::error_code ec) { on_connected(a, ec); });
 }
 
@@ -202,7 +202,7 @@ void Exchange::on_connected(std::uint64_t attempt, boost::system::error_code ec)
   expires_after(request_.backend->config->connect_timeout);
   ++pending_ops_;
   up_->tls->async_handshake(asio::ssl::stream_base::client,
-                            [keep = sink_->exchange_keepalive(), this, a = attempt_](
+                            [keep = sink_->exchange_keepalive(), conn = up_, this, a = attempt_](
                                 boost::system::error_code e) { on_tls_handshake(a, e); });
 }
 
@@ -338,7 +338,7 @@ void Exchange::write_request(const http::BodySlices* body, bool last) {
   request_writing_ = true;
   ++pending_ops_;
   upstream_write(std::span<const asio::const_buffer>(req_bufs_),
-                 [keep = sink_->exchange_keepalive(), this, a = attempt_](
+                 [keep = sink_->exchange_keepalive(), conn = up_, this, a = attempt_](
                      boost::system::error_code ec, std::size_t) { on_request_written(a, ec); });
 }
 
@@ -397,7 +397,7 @@ void Exchange::read_response() {
   read_size_ = uin_.tail_size();
   upstream_read_some(
       asio::buffer(uin_.tail(), uin_.tail_size()),
-      [keep = sink_->exchange_keepalive(), this, a = attempt_](
+      [keep = sink_->exchange_keepalive(), conn = up_, this, a = attempt_](
           boost::system::error_code ec, std::size_t n) { on_response_read(a, ec, n); });
 }
 

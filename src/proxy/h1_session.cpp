@@ -127,6 +127,9 @@ void H1Session::start(const tcp::endpoint& peer) {
   }
   state_ = State::head;
   proxy_header_pending_ = listener().config->proxy_protocol != config::ProxyProtocol::off;
+  // Decided once per connection: a reload that adds or removes tls on a kept listener
+  // applies to new connections only (SPEC 9: no request fails because of a reload).
+  tls_pending_ = listener().tls != nullptr;
   // Most clients send their request with or right after the handshake: read it at once
   // (the read usually completes without waiting).
   borrow_request();
@@ -179,8 +182,9 @@ bool H1Session::refresh_snapshot() {
 void H1Session::read_head() {
   if (proxy_header_pending_ && !read_proxy_header()) return;  // closed: a bad header
   if (!proxy_header_pending_) {  // else: part of a PROXY header, which is not HTTP yet
-    if (listener().tls && !tls_) {
-      start_tls();
+    if (tls_pending_) {
+      tls_pending_ = false;
+      start_tls();  // snapshot_ is still the one start() pinned: listener().tls is set
       return;
     }
     if (!rq_->in.empty() && try_parse_head()) return;
@@ -855,8 +859,8 @@ void H1Session::record_request(unsigned status) {
 void H1Session::on_deadline() {
   switch (state_) {
     case State::head:
-      if (tls_handshaking_) {
-        close();  // no HTTP answer before TLS is up
+      if (tls_handshaking_ || proxy_header_pending_) {
+        close();  // no HTTP answer before the PROXY header and TLS are through
       } else if (head_bytes_seen_) {
         reply(408, "request head not received within header_timeout", true);
       } else if (net::Clock::now() < wait_until_) {
@@ -909,6 +913,28 @@ void H1Session::on_deadline() {
 // connection ends when both sides finished, on any error, or after idle_timeout without a
 // byte either way.
 
+// The tunnel's origin side: through TLS for a backend with `tls` (the stream the exchange
+// handed over), else the socket.
+template <typename Buffers, typename Handler>
+void H1Session::origin_read_some(const Buffers& buffers, Handler&& handler) {
+  auto& up = *rq_->tunnel;
+  if (up.tls) {
+    up.tls->async_read_some(buffers, std::forward<Handler>(handler));
+  } else {
+    up.socket.async_read_some(buffers, std::forward<Handler>(handler));
+  }
+}
+
+template <typename Buffers, typename Handler>
+void H1Session::origin_write(const Buffers& buffers, Handler&& handler) {
+  auto& up = *rq_->tunnel;
+  if (up.tls) {
+    asio::async_write(*up.tls, buffers, std::forward<Handler>(handler));
+  } else {
+    asio::async_write(up.socket, buffers, std::forward<Handler>(handler));
+  }
+}
+
 void H1Session::start_tunnel() {
   auto upgraded = rq_->exchange.take_upgraded();
   if (!upgraded.connection) {
@@ -935,17 +961,17 @@ void H1Session::tunnel_to_origin() {
   if (state_ != State::tunnel) return;
   auto& r = *rq_;
   if (!r.in.empty()) {
-    asio::async_write(r.tunnel->socket, asio::buffer(r.in.data().data(), r.in.size()),
-                      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                        if (self->state_ != State::tunnel) return;
-                        if (ec) {
-                          self->close();
-                          return;
-                        }
-                        self->rq_->in.consume(n);
-                        self->touch_tunnel();
-                        self->tunnel_to_origin();
-                      });
+    origin_write(asio::buffer(r.in.data().data(), r.in.size()),
+                 [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                   if (self->state_ != State::tunnel) return;
+                   if (ec) {
+                     self->close();
+                     return;
+                   }
+                   self->rq_->in.consume(n);
+                   self->touch_tunnel();
+                   self->tunnel_to_origin();
+                 });
     return;
   }
   if (r.client_eof) {
@@ -982,21 +1008,20 @@ void H1Session::tunnel_to_client() {
     return;
   }
   if (r.tunnel_down.tail_size() == 0) r.tunnel_down.compact();
-  r.tunnel->socket.async_read_some(
-      asio::buffer(r.tunnel_down.tail(), r.tunnel_down.tail_size()),
-      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-        if (self->state_ != State::tunnel) return;
-        if (ec == asio::error::eof) {
-          self->rq_->origin_eof = true;
-        } else if (ec) {
-          self->close();
-          return;
-        } else {
-          self->rq_->tunnel_down.commit(n);
-          self->touch_tunnel();
-        }
-        self->tunnel_to_client();
-      });
+  origin_read_some(asio::buffer(r.tunnel_down.tail(), r.tunnel_down.tail_size()),
+                   [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                     if (self->state_ != State::tunnel) return;
+                     if (ec == asio::error::eof) {
+                       self->rq_->origin_eof = true;
+                     } else if (ec) {
+                       self->close();
+                       return;
+                     } else {
+                       self->rq_->tunnel_down.commit(n);
+                       self->touch_tunnel();
+                     }
+                     self->tunnel_to_client();
+                   });
 }
 
 void H1Session::wait_readable() {

@@ -12,6 +12,7 @@ import tempfile
 import unittest
 
 from harness import Meridian, Origin, wait_until
+from test_websocket import WsClient
 
 CONFIG = """
 node: {name: edge-up-tls}
@@ -26,6 +27,8 @@ listeners:
       - {name: wrong-name, match: {path_prefix: /wrong-name}, backend: wrong_name, retries: 0}
       - {name: unverified, match: {path_prefix: /unverified}, backend: unverified}
       - {name: checked, match: {path_prefix: /checked}, backend: checked}
+      - {name: ws, match: {path_prefix: /ws}, backend: verified}
+      - {name: slow, match: {path_prefix: /slow}, backend: verified, timeout: 300ms, retries: 0}
 backends:
   - name: verified
     tls: {ca: "{certs}/origin.pem", server_name: origin.test}
@@ -71,12 +74,18 @@ class UpstreamTlsTest(unittest.TestCase):
 
     def test_requests_go_over_tls_with_verification_and_reuse(self):
         before = self.tls_connections()
+        connections = set()
         for i in range(5):
             r = self.meridian.get(f"/verified/{i}")
             self.assertEqual(r.status, 200, r)
-            self.assertEqual(json.loads(r.body)["path"], f"/verified/{i}")
-        # At least one TLS connection was made, and the five requests shared it (pooled).
-        self.assertEqual(self.tls_connections() - before, 1)
+            report = json.loads(r.body)
+            self.assertEqual(report["path"], f"/verified/{i}")
+            self.assertTrue(report["tls"], "the origin received it over TLS")
+            connections.add(report["connection_id"])
+        # One worker, sequential requests: one pooled TLS connection served all five (made
+        # now, or by an earlier test of this class).
+        self.assertEqual(len(connections), 1)
+        self.assertLessEqual(self.tls_connections() - before, 1)
         with self.meridian.conn() as c:
             r = c.request("POST", "/verified/body", body=b"x" * 100000)
         self.assertEqual(r.status, 200, r)
@@ -91,6 +100,25 @@ class UpstreamTlsTest(unittest.TestCase):
     def test_verify_false_accepts_it(self):
         r = self.meridian.get("/unverified")
         self.assertEqual(r.status, 200, r)
+
+    def test_timeout_while_a_tls_read_is_pending(self):
+        # The route's timeout drops the upstream connection while its TLS read of the
+        # response is pending (the origin delays): the stream must outlive the cancelled
+        # operation (under ASan a use-after-free otherwise).
+        for _ in range(3):
+            r = self.meridian.get("/slow/x?delay_ms=1500")
+            self.assertEqual(r.status, 504, r)
+        self.assertEqual(self.meridian.get("/verified/after").status, 200)
+
+    def test_websocket_to_a_tls_backend(self):
+        ws = WsClient(self.meridian.listen_address, "/ws")
+        try:
+            self.assertEqual(ws.status, 101)
+            for i in range(5):
+                ws.send(1, f"over tls {i}".encode())
+                self.assertEqual(ws.recv(), (1, f"over tls {i}".encode()))
+        finally:
+            ws.close()
 
     def test_health_checks_over_tls(self):
         def healthy_and_probed():

@@ -48,7 +48,8 @@ Without ``size`` the body is a JSON report of the request (Content-Type applicat
   {"name", "method", "target", "path", "query", "version", "headers": [[name, value], ...]
    (received order, original case), "body_length", "body_sha256", "trailers",
    "connection_id" (1, 2, ... per accepted connection), "request_index_on_connection"
-   (0 for the first request on a connection), "peer" ("ip:port"), "time" (unix seconds)}
+   (0 for the first request on a connection), "peer" ("ip:port"), "tls" (served over TLS),
+   "time" (unix seconds)}
 
 Every response carries ``X-Origin-Name``, ``X-Origin-Connection-Id`` and
 ``X-Origin-Request-Index`` so a test can tell which origin and connection served it even when
@@ -982,6 +983,7 @@ class Connection:
             "connection_id": self.id,
             "request_index_on_connection": self.index,
             "peer": self.peer,
+            "tls": hasattr(self.sock, "cipher"),  # served over --tls-cert's TLS
             "time": time.time(),
         }
 

@@ -9,6 +9,10 @@
 // the exchange asks for the next body piece only after the last one was written upstream,
 // and reads the upstream again only after the sink delivered the last response piece.
 //
+// Every handler also holds the upstream connection it was started on (`conn`): a TLS
+// stream's operations touch the stream when they complete, even cancelled ones, so it must
+// outlive them although drop_connection() lets go of it at once.
+//
 // Lifetime: owned by the downstream side's request state, which a worker pools and hands
 // from connection to connection (H1RequestPool); attach() binds it to the sink of the
 // request in progress. Every pending operation holds the sink's owner alive through
@@ -129,7 +133,7 @@ class Exchange final : private net::Deadline {
   // The downstream connection is idle for a while: the response buffer goes (the next
   // response allocates it again).
   void release_response_buffer() {
-    if (active_) return;
+    if (active_ || !quiescent()) return;
     uin_.consume(uin_.size());
     uin_.release_if_empty();
   }

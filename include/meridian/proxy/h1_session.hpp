@@ -108,6 +108,10 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void touch_tunnel();  // idle_timeout runs again from now
   void tunnel_to_origin();
   void tunnel_to_client();
+  template <typename Buffers, typename Handler>
+  void origin_read_some(const Buffers& buffers, Handler&& handler);
+  template <typename Buffers, typename Handler>
+  void origin_write(const Buffers& buffers, Handler&& handler);
 
   // -- local answers and closing
   void reply(unsigned status, std::string_view cause, bool close,
@@ -164,6 +168,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   bool connection_counted_ : 1 = false;
   bool proxy_header_pending_ : 1 = false;  // the listener's PROXY protocol header is still due
   bool proxied_source_ : 1 = false;        // peer_address_ is the PROXY header's source
+  bool tls_pending_ : 1 = false;           // a TLS listener: the handshake is still to start
   bool tls_handshaking_ : 1 = false;       // no HTTP may be written before it completes
   net::CompactAddress peer_address_;       // as accept(2) reported it
   // Room for the wait for readability (104 bytes with net::TcpSocket; checked by

@@ -74,6 +74,13 @@ TEST(ProxyProtocol, V1Malformed) {
     const auto r = parse_proxy_header(bad, ProxyProtocol::v1);
     EXPECT_EQ(r.status, Status::invalid) << bad;
   }
+  // CRLF ending at byte 108: one byte too long (the limit is 107 including CRLF).
+  std::string line = "PROXY UNKNOWN ";
+  line += std::string(106 - line.size(), 'x');
+  ASSERT_EQ(line.size(), 106u);
+  EXPECT_EQ(parse_proxy_header(line + "\r\n", ProxyProtocol::v1).status, Status::invalid);
+  EXPECT_EQ(parse_proxy_header(line.substr(0, 105) + "\r\n", ProxyProtocol::v1).status,
+            Status::done);
   // No CRLF within 107 bytes.
   EXPECT_EQ(parse_proxy_header("PROXY TCP4 " + std::string(120, '1'), ProxyProtocol::v1).status,
             Status::invalid);
