@@ -230,6 +230,52 @@ class TlsTest(unittest.TestCase):
         self.assertEqual(self.curl("a.test")[0], "200 1.1")
 
 
+PLAIN_THEN_TLS = """
+node: {name: edge-tls-reload}
+workers: 1
+admin:
+  listen: "{admin}"
+listeners:
+  - name: public
+    listen: "{listen}"
+%(tls)s
+    routes: [{name: all, backend: b}]
+backends:
+  - name: b
+    regions: [{name: r1, location: {lat: 0, lon: 0}, endpoints: [{address: "{o1}"}]}]
+"""
+
+
+@unittest.skipUnless(shutil.which("openssl"), "openssl needed")
+class TlsAddedByReloadTest(unittest.TestCase):
+    def test_open_plain_connections_keep_working(self):
+        # SPEC 9: no request fails because of a reload. A kept listener that gains tls keeps
+        # its socket; connections already open stay plain, new ones speak TLS.
+        certs = tempfile.mkdtemp(prefix="meridian-tls-")
+        try:
+            make_certificate(certs, "a", "a.test", ["a.test"])
+            tls = ('    tls: {certificates: [{cert: "%s/a.pem", key: "%s/a.key"}]}' %
+                   (certs, certs))
+            with Origin("o1") as o, Meridian(PLAIN_THEN_TLS % {"tls": ""},
+                                             {"o1": o.address}) as m:
+                with m.conn() as c:
+                    self.assertEqual(c.request("GET", "/before").status, 200)
+                    m.write_config(PLAIN_THEN_TLS % {"tls": tls})
+                    self.assertEqual(m.reload().status, 200)
+                    for i in range(3):
+                        self.assertEqual(c.request("GET", f"/after/{i}").status, 200)
+                host, port = split_address(m.listen_address)
+                context = ssl.create_default_context(cafile=os.path.join(certs, "a.pem"))
+                with socket.create_connection((host, port), timeout=10) as raw:
+                    with context.wrap_socket(raw, server_hostname="a.test") as s:
+                        s.sendall(b"GET /new HTTP/1.1\r\nHost: a.test\r\n"
+                                  b"Connection: close\r\n\r\n")
+                        responses, _ = parse_responses(read_to_close(s))
+                self.assertEqual(responses[0].status, 200)
+        finally:
+            shutil.rmtree(certs, ignore_errors=True)
+
+
 @unittest.skipUnless(shutil.which("openssl"), "openssl needed")
 class TlsConfigErrorTest(unittest.TestCase):
     def test_a_key_that_does_not_match_stops_the_start(self):
