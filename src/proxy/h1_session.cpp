@@ -740,6 +740,15 @@ void H1Session::linger_close() {
   // close sends FIN behind the response (nginx's lingering_close heuristic), which saves
   // the shutdown and the read that waits for the client's FIN on every such connection.
   if (rq_ != nullptr) rq_->exchange.abort();
+  if (tls_ && !tls_handshaking_ && !client_read_pending_) {
+    // TLS: a close_notify goes out first, so that a response delimited by the close cannot
+    // be mistaken for a truncated one; the connection closes when the client answers it,
+    // closes, or kLingerTime passes.
+    state_ = State::closing;
+    arm(net::Clock::now() + kLingerTime);
+    tls_->async_shutdown([self = shared_from_this()](boost::system::error_code) { self->close(); });
+    return;
+  }
   if (request_complete() && (rq_ == nullptr || rq_->in.empty()) && !client_read_pending_ &&
       state_ != State::head) {
     close();

@@ -186,6 +186,23 @@ class TlsTest(unittest.TestCase):
         self.assertEqual([r.status for r in responses], [200] * 4)
         self.assertEqual([r.json()["path"] for r in responses], ["/ka0", "/ka1", "/ka2", "/last"])
 
+    def test_close_sends_close_notify(self):
+        # A response delimited by the connection's end (an HTTP/1.0 client, a chunked origin
+        # body) is only trustworthy over TLS when close_notify precedes the close.
+        context = self.client_context()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="a.test",
+                                     suppress_ragged_eofs=False) as s:
+                s.sendall(b"GET /ten?chunked=1&size=1000 HTTP/1.0\r\nHost: a.test\r\n\r\n")
+                data = b""
+                try:
+                    while chunk := s.recv(65536):
+                        data += chunk
+                except ssl.SSLZeroReturnError:
+                    pass  # close_notify: the end is genuine
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:60])
+        self.assertNotIn(b"Content-Length", data.split(b"\r\n\r\n")[0])
+
     def test_proxy_protocol_before_the_handshake(self):
         context = self.client_context()
         with socket.create_connection(("127.0.0.1", self.port13), timeout=10) as raw:
