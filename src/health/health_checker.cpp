@@ -22,7 +22,7 @@
 #include "meridian/core/log.hpp"
 #include "meridian/health/health_state.hpp"
 #include "meridian/net/deadline_list.hpp"
-#include "meridian/tls/server_context.hpp"
+#include "meridian/tls/client_context.hpp"
 
 namespace meridian::health {
 
@@ -235,8 +235,7 @@ class HttpCheck final : public detail::ActiveCheck {
 
   void handshake() {
     tls_ = std::make_unique<asio::ssl::stream<beast::tcp_stream&>>(*stream_, *tls_context_);
-    tls::set_peer_name(tls_->native_handle(), tls::peer_name(tls_settings_, endpoint().address),
-                       tls_settings_.verify);
+    tls::prepare_client(tls_->native_handle(), tls_settings_, endpoint().address);
     tls_->async_handshake(asio::ssl::stream_base::client,
                           [self = self()](const beast::error_code& ec) {
                             if (self->stopped()) return;

@@ -7,7 +7,7 @@
 #include <boost/asio/write.hpp>
 
 #include "meridian/core/log.hpp"
-#include "meridian/tls/server_context.hpp"
+#include "meridian/tls/client_context.hpp"
 
 namespace meridian::proxy {
 
@@ -17,7 +17,6 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr std::uint32_t kMaxResponseFields = 1000;
-
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
@@ -192,12 +191,10 @@ void Exchange::on_connected(std::uint64_t attempt, boost::system::error_code ec)
     connection_ready();
     return;
   }
-  // Backend `tls`: the handshake, within what is left of connect_timeout (a failure counts
-  // as a connect failure: nothing of the request was sent, so it is retried elsewhere).
+  // Backend `tls`: the handshake, under connect_timeout again (a failure counts as a
+  // connect failure: nothing of the request was sent, so it is retried elsewhere).
   up_->tls = std::make_unique<asio::ssl::stream<net::TcpSocket&>>(up_->socket, *request_.tls);
-  const auto& settings = *request_.tls_config;
-  tls::set_peer_name(up_->tls->native_handle(), tls::peer_name(settings, in_flight_.get()->address),
-                     settings.verify);
+  tls::prepare_client(up_->tls->native_handle(), *request_.tls_config, in_flight_.get()->address);
   connecting_ = true;
   expires_after(request_.backend->config->connect_timeout);
   ++pending_ops_;

@@ -32,7 +32,7 @@ void H1Request::reset(const http::ParserLimits& limits, net::Clock::time_point n
   limit_headers.clear();
   store_key.clear();
   has_body = http10 = close_after = body_wanted = false;
-  end_tunnel();
+  // A tunnel only ends with its connection (give() closes it): none is open here.
   upgrade = client_eof = origin_eof = false;
   body_given_consumed = 0;
   response_head_sent = response_chunked = false;

@@ -4,16 +4,18 @@
 #include <cctype>
 #include <stdexcept>
 
-#include <boost/asio/ip/address.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+
+#include "tls/openssl_error.hpp"
 
 namespace meridian::tls {
 
 namespace {
 
 namespace ssl = boost::asio::ssl;
+using detail::fail;
 
 // Mozilla's "intermediate" TLS 1.2 suites (forward secrecy, AEAD only); TLS 1.3 keeps
 // OpenSSL's defaults, which are all modern.
@@ -28,18 +30,6 @@ std::string lower(std::string_view s) {
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
-}
-
-[[noreturn]] void fail(const std::string& what) {
-  std::string reason;
-  const unsigned long e = ERR_get_error();
-  if (e != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    reason = std::string(": ") + buf;
-  }
-  ERR_clear_error();
-  throw std::runtime_error(what + reason);
 }
 
 // The DNS names of the certificate in use by `ctx`: its subjectAltName entries, or its
@@ -167,46 +157,6 @@ std::size_t ServerContext::select(std::string_view server_name) const {
     }
   }
   return 0;
-}
-
-std::shared_ptr<ssl::context> make_client_context(const config::UpstreamTls& config) {
-  auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
-  SSL_CTX* ctx = context->native_handle();
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-  if (!config.verify) {
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
-    return context;
-  }
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  if (config.ca.empty()) {
-    if (SSL_CTX_set_default_verify_paths(ctx) != 1) fail("the system's CA store");
-  } else if (SSL_CTX_load_verify_locations(ctx, config.ca.c_str(), nullptr) != 1) {
-    fail("CA file " + config.ca);
-  }
-  return context;
-}
-
-std::string peer_name(const config::UpstreamTls& config, std::string_view address) {
-  if (!config.server_name.empty()) return config.server_name;
-  if (address.starts_with('[')) return std::string(address.substr(1, address.find(']') - 1));
-  return std::string(address.substr(0, address.rfind(':')));
-}
-
-void set_peer_name(void* handle, const std::string& name, bool verify) {
-  SSL* ssl = static_cast<SSL*>(handle);
-  boost::system::error_code ec;
-  const auto address = boost::asio::ip::make_address(name, ec);
-  if (ec) {
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-    SSL_set_tlsext_host_name(ssl, name.c_str());  // SNI only for names (RFC 6066 3)
-#pragma GCC diagnostic pop
-    if (verify) SSL_set1_host(ssl, name.c_str());
-  } else if (verify) {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), address.to_string().c_str());
-  }
 }
 
 }  // namespace meridian::tls

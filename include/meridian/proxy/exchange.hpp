@@ -142,10 +142,7 @@ class Exchange final : private net::Deadline {
   // the others up to `keep` bytes each).
   void trim(std::size_t keep) {
     if (active_) return;
-    if (uin_.capacity() > kResponseBufferInitial) {
-      uin_.consume(uin_.size());
-      uin_.release_if_empty();
-    }
+    if (uin_.capacity() > kResponseBufferInitial) release_response_buffer();
     if (head_.capacity() > keep) std::string().swap(head_);
     if (req_bufs_.capacity() > keep / sizeof(boost::asio::const_buffer)) {
       std::vector<boost::asio::const_buffer>().swap(req_bufs_);

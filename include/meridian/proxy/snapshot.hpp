@@ -17,6 +17,7 @@
 #include "meridian/metrics/registry.hpp"
 #include "meridian/ratelimit/local_buckets.hpp"
 #include "meridian/ratelimit/route_limit.hpp"
+#include "meridian/tls/client_context.hpp"
 #include "meridian/tls/server_context.hpp"
 
 namespace meridian::proxy {

@@ -32,10 +32,6 @@ class ServerContext {
   // What new connections start with; SNI may switch them to another certificate's.
   boost::asio::ssl::context& initial() { return *certificates_.front().context; }
 
-  // The names a certificate serves (lower case; "*.example.com" for wildcards), in order.
-  std::vector<std::string> names(std::size_t certificate) const {
-    return certificates_.at(certificate).names;
-  }
   // The index of the certificate for `server_name` (the first one when none matches).
   std::size_t select(std::string_view server_name) const;
   boost::asio::ssl::context& context(std::size_t certificate) {
@@ -49,26 +45,11 @@ class ServerContext {
   ServerContext() = default;
   struct Certificate {
     std::unique_ptr<boost::asio::ssl::context> context;
-    std::vector<std::string> names;
+    std::vector<std::string> names;  // lower case; "*.example.com" for wildcards
   };
 
   std::vector<Certificate> certificates_;
   std::string alpn_wire_;  // the protocols meridian speaks, in ALPN wire format
 };
-
-// The client side, for a backend with `tls` (extension): TLS 1.2 or newer, the peer's
-// certificate verified against `ca` (or the system's store) unless verify is off. The name
-// checked and sent as SNI is set per connection (set_peer_name). Throws std::runtime_error
-// naming the CA file.
-std::shared_ptr<boost::asio::ssl::context> make_client_context(const config::UpstreamTls& config);
-
-// The name an endpoint's certificate is checked against and sent as SNI: server_name, or
-// the host part of the endpoint's "host:port" / "[v6]:port" address.
-std::string peer_name(const config::UpstreamTls& config, std::string_view endpoint_address);
-
-// On a client SSL object (SSL*, as void* to keep OpenSSL out of this header): SNI when
-// `name` is a host name, and the name (or IP address) the certificate must match when
-// `verify`.
-void set_peer_name(void* ssl, const std::string& name, bool verify);
 
 }  // namespace meridian::tls
