@@ -7,11 +7,11 @@ connect failure (retried elsewhere, 502 when nothing is left) and fails health c
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import unittest
 
 from harness import Meridian, Origin, wait_until
+from test_tls import make_certificate
 from test_websocket import WsClient
 
 CONFIG = """
@@ -52,12 +52,7 @@ class UpstreamTlsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = tempfile.mkdtemp(prefix="meridian-up-tls-")
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-             "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=origin.test",
-             "-addext", "subjectAltName=DNS:origin.test",
-             "-keyout", os.path.join(cls.certs, "origin.key"),
-             "-out", os.path.join(cls.certs, "origin.pem")], check=True, capture_output=True)
+        make_certificate(cls.certs, "origin", "origin.test", ["origin.test"])
         cls.origin = Origin("o1", extra_args=[
             "--tls-cert", os.path.join(cls.certs, "origin.pem"),
             "--tls-key", os.path.join(cls.certs, "origin.key")]).start()
