@@ -68,7 +68,7 @@ void format(config::AccessLogFormat format, const Entry& e, TimeCache& cache, st
       out.append(e.method);
       out.push_back(' ');
       append_escaped(out, e.target);
-      out.append(e.version == 10 ? " HTTP/1.0" : " HTTP/1.1");
+      out.append(e.version == 10 ? " HTTP/1.0" : e.version == 20 ? " HTTP/2.0" : " HTTP/1.1");
     }
     out.append("\" ");
     append_uint(out, e.status);

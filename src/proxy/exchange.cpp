@@ -543,7 +543,7 @@ void Exchange::finish() {
   active_ = false;
   pending_body_ = nullptr;
   response_delivering_ = false;
-  // The buffer stays for the next request (no allocation per request); H1RequestPool trims
+  // The buffer stays for the next request (no allocation per request); RequestStatePool trims
   // a grown one when the downstream connection goes idle (trim()).
   uin_.consume(uin_.size());
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <span>
 
 #include <boost/asio/bind_allocator.hpp>
@@ -11,6 +12,7 @@
 #include "meridian/http/client_address.hpp"
 #include "meridian/http/forwarding.hpp"
 #include "meridian/net/proxy_protocol.hpp"
+#include "meridian/proxy/request_flow.hpp"
 
 namespace meridian::proxy {
 
@@ -42,13 +44,6 @@ std::size_t chunk_line(char* buf, std::uint64_t n) {
   *r.ptr++ = '\r';
   *r.ptr++ = '\n';
   return static_cast<std::size_t>(r.ptr - buf);
-}
-
-std::string address_text(const asio::ip::address& a) {
-  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
-    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
-  }
-  return a.to_string();
 }
 
 std::uint64_t total_size(const http::BodySlices& slices) {
@@ -187,7 +182,24 @@ void H1Session::read_head() {
       start_tls();  // snapshot_ is still the one start() pinned: listener().tls is set
       return;
     }
-    if (!rq_->in.empty() && try_parse_head()) return;
+    bool preface_pending = false;
+    if (!served_ && !tls_) {
+      // A cleartext connection may begin with the HTTP/2 preface (prior knowledge, RFC
+      // 9113 3.3), as Envoy's codec detection and HAProxy's "proto h2" accept it.
+      constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+      const auto seen = rq_->in.data();
+      const auto n = std::min(seen.size(), kPreface.size());
+      if (seen.substr(0, n) == kPreface.substr(0, n)) {
+        if (n == kPreface.size()) {
+          hand_over_to_h2();
+          return;
+        }
+        preface_pending = n != 0;  // read the rest of it
+      } else {
+        served_ = true;
+      }
+    }
+    if (!preface_pending && !rq_->in.empty() && try_parse_head()) return;
   }
   const std::uint64_t max_head = snapshot_->config->limits.max_request_header_bytes;
   if (rq_->in.capacity() == 0) rq_->in.reserve(kHeadBufferInitial);
@@ -208,7 +220,7 @@ void H1Session::read_head() {
 void H1Session::start_tls() {
   // SPEC 3 step 1: after the PROXY header (if any), the TLS handshake. What was read so far
   // is the start of the ClientHello; the stream takes it as already received.
-  tls_ = std::make_unique<asio::ssl::stream<net::TcpSocket&>>(client_, listener().tls->initial());
+  tls_ = std::make_unique<TlsStream>(std::move(client_), listener().tls->initial());
   tls_handshaking_ = true;
   const auto received = rq_->in.data();
   tls_->async_handshake(
@@ -223,8 +235,31 @@ void H1Session::start_tls() {
           return;
         }
         self->rq_->in.consume(self->rq_->in.size());  // the stream has it
+        const unsigned char* protocol = nullptr;
+        unsigned int length = 0;
+        SSL_get0_alpn_selected(self->tls_->native_handle(), &protocol, &length);
+        if (length == 2 && std::memcmp(protocol, "h2", 2) == 0) {
+          self->hand_over_to_h2();
+          return;
+        }
         self->read_client();
       });
+}
+
+void H1Session::hand_over_to_h2() {
+  // The connection is HTTP/2's from here: its socket (or TLS stream), its client address
+  // and what was read of it move to an H2Session; this session ends without closing it.
+  H2Transport transport{std::move(client_), std::move(tls_), peer_address_, proxied_source_,
+                        std::move(rq_->peer_text)};
+  const auto received = rq_->in.data();
+  auto h2 = std::make_shared<H2Session>(w_, listener_name_, snapshot_, listener_index_,
+                                        std::move(transport));
+  std::string bytes(received);
+  rq_->in.consume(rq_->in.size());
+  state_ = State::closed;
+  clear();
+  give_back_request();
+  h2->start(bytes);
 }
 
 bool H1Session::read_proxy_header() {
@@ -359,6 +394,7 @@ void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
 
 void H1Session::begin_exchange(std::size_t head_length) {
   state_ = State::exchange;
+  served_ = true;
   const auto& head = rq_->parser.head();
   rq_->has_body = head.has_body();
   rq_->http10 = head.version == 10;
@@ -370,76 +406,29 @@ void H1Session::begin_exchange(std::size_t head_length) {
     return;
   }
   if (listener_removed_) rq_->close_after = true;
-  // SPEC 3 step 2, once per request: the access log, GeoIP and rate limit keys all use it.
-  const auto peer_address = peer_address_.get();
-  const auto client = proxied_source_
-                          ? peer_address
-                          : http::settle_client_address(
-                                peer_address, head, snapshot_->config->client_ip.trusted_proxies);
-  if (logging()) capture_log_fields(head, client);
-  const auto* route = listener().router.match(head.host, head.path, head.method);
-  if (route == nullptr) {
-    rq_->in.consume(head_length);
-    // A body we will not read makes the connection unusable for a next request.
-    reply(404, "no route matches this request", rq_->close_after || rq_->has_body);
-    return;
-  }
-  const auto& backend = snapshot_->backends[route->backend_index];
-  rq_->deadline = rq_->start + route->timeout;
-  arm(rq_->deadline);
-
-  // Serialise the upstream head now, while the parsed head's views into the buffer are valid.
-  std::string_view request_id = http::request_id_of(head);
-  if (request_id.empty()) request_id = w_.request_ids.next();
-  rq_->route = route;
-  const auto route_index = static_cast<std::size_t>(route - listener().config->routes.data());
-  rq_->route_series = &listener().series[route_index];
-  if (logging()) rq_->log_request_id.assign(request_id);
-  rq_->upgrade = http::is_websocket_upgrade(head);
-  const http::RequestForwarding fwd{rq_->peer_text,
-                                    tls_ ? "https" : "http",
-                                    snapshot_->via,
-                                    request_id,
-                                    backend.regions.front().endpoints.front()->address,
-                                    rq_->upgrade};
-  http::write_upstream_request(head, fwd, rq_->exchange.request_head());
-  rq_->limit = listener().limits[route_index].get();
-  ExchangeRequest& request = rq_->exchange_request;
-  request = ExchangeRequest{};
-  request.backend = &backend;
-  request.node_location = &snapshot_->config->node.location;
-  request.retries = route->retries;
-  request.idempotent = http::is_idempotent(head.method);
-  request.has_body = rq_->has_body;
-  request.chunked_body = head.chunked;
-  request.head_request = head.method == "HEAD";
-  request.upgrade = rq_->upgrade;
-  request.tls = snapshot_->upstream_tls[route->backend_index].get();
-  request.tls_config = backend.config->tls ? &*backend.config->tls : nullptr;
-  request.region_series = &snapshot_->region_series[route->backend_index];
   rq_->expect_continue = head.expect_continue && rq_->has_body && !rq_->http10;
-  const bool locate = snapshot_->geo && backend.uses_client_location;
-  if (locate || rq_->limit != nullptr) {
-    if (locate) request.client = snapshot_->geo->lookup(client);
-    if (rq_->limit != nullptr) {
-      const auto key = ratelimit::client_key(rq_->limit->config, head, client, rq_->key_buffer);
-      if (rq_->limit->config.scope == config::RateLimitScope::global) {
-        rq_->store_key = ratelimit::global_key(*rq_->limit, key);
-      } else {
-        // Node-wide and synchronous: decided now, while the key's views are valid.
-        const auto decision = ratelimit::take_local(*rq_->limit, snapshot_->buckets.get(), key,
-                                                    balancing::steady_now_ns());
-        rq_->in.consume(head_length);
-        on_rate_limit_decision(decision);
-        return;
-      }
-    }
-  }
+  const Downstream downstream{
+      w_, *snapshot_, listener(), peer_address_.get(), proxied_source_, tls_ != nullptr};
+  ratelimit::Decision decision;
+  const auto admission = admit(downstream, head, *rq_, decision);
   rq_->in.consume(head_length);  // the head's views are invalid from here on
-  if (rq_->limit == nullptr) {
-    start_exchange();
-    return;
+  switch (admission) {
+    case Admission::no_route:
+      // A body we will not read makes the connection unusable for a next request.
+      reply(404, "no route matches this request", rq_->close_after || rq_->has_body);
+      return;
+    case Admission::forward:
+      arm(rq_->deadline);
+      start_exchange();
+      return;
+    case Admission::decided:
+      arm(rq_->deadline);
+      on_rate_limit_decision(decision);
+      return;
+    case Admission::ask_store:
+      break;
   }
+  arm(rq_->deadline);
   // scope: global -- one round trip to the store, answered within its timeout.
   state_ = State::limiting;
   auto* store = w_.redis.get();
@@ -458,45 +447,31 @@ void H1Session::begin_exchange(std::size_t head_length) {
 void H1Session::on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome) {
   if (state_ != State::limiting || tag != rq_->limit_tag) return;  // abandoned, or closed
   state_ = State::exchange;
-  if (outcome.ok) {
-    on_rate_limit_decision(
-        ratelimit::gcra_decision(outcome.allowed, outcome.ahead_ns, rq_->limit->quota));
-    return;
+  ratelimit::Decision decision;
+  switch (judge_store_outcome(*snapshot_, *rq_, outcome, decision)) {
+    case StoreVerdict::decided:
+      on_rate_limit_decision(decision);
+      return;
+    case StoreVerdict::deny:
+      reply(503, "rate limit store unavailable", rq_->close_after || rq_->has_body);
+      return;
+    case StoreVerdict::allow:
+      start_exchange();
+      return;
   }
-  // SPEC 8: the store failed or answered late; on_error decides, without RateLimit headers
-  // (there is no count to report).
-  log::debug("rate limit ", rq_->limit->name, ": store unavailable (", outcome.error, ")");
-  const auto& store = snapshot_->config->rate_limit_store;
-  if (store && store->on_error == config::OnError::deny) {
-    reply(503, "rate limit store unavailable", rq_->close_after || rq_->has_body);
-    return;
-  }
-  start_exchange();
 }
 
-void H1Request::StoreWaiter::on_store_outcome(std::uint64_t tag,
-                                              const ratelimit::StoreOutcome& outcome) {
+void RequestState::StoreWaiter::on_store_outcome(std::uint64_t tag,
+                                                 const ratelimit::StoreOutcome& outcome) {
   session->on_store_outcome(tag, outcome);
 }
 
 void H1Session::on_rate_limit_decision(const ratelimit::Decision& d) {
   state_ = State::exchange;
-  auto line = [this](std::string_view name, std::uint64_t value) {
-    char digits[24];
-    const auto r = std::to_chars(digits, digits + sizeof digits, value);
-    rq_->limit_headers.append(name);
-    rq_->limit_headers.append(digits, r.ptr);
-    rq_->limit_headers.append(kCrlf);
-  };
-  line("RateLimit-Limit: ", d.limit);
-  line("RateLimit-Remaining: ", d.remaining);
-  line("RateLimit-Reset: ", d.reset_s);
-  if (d.allowed) {
+  if (apply_limit_decision(d, *rq_)) {
     start_exchange();
     return;
   }
-  rq_->limit->limited.fetch_add(1, std::memory_order_relaxed);
-  line("Retry-After: ", d.retry_after_s);
   // A body we will not read makes the connection unusable for a next request.
   reply(429, "rate limit exceeded", rq_->close_after || rq_->has_body, rq_->limit_headers);
 }
@@ -756,7 +731,7 @@ void H1Session::linger_close() {
   }
   state_ = State::closing;
   boost::system::error_code ec;
-  client_.shutdown(tcp::socket::shutdown_send, ec);
+  socket().shutdown(tcp::socket::shutdown_send, ec);
   if (ec) {
     close();
     return;
@@ -785,7 +760,7 @@ void H1Session::close() {
     }
   }
   boost::system::error_code ignored;
-  client_.close(ignored);
+  socket().close(ignored);
 }
 
 void H1Session::borrow_request() {
@@ -809,60 +784,9 @@ void H1Session::give_back_request() {
   }
 }
 
-void H1Session::capture_log_fields(const http::RequestHead& head, const asio::ip::address& client) {
-  // Copied (into buffers reused from request to request): the head's views die with rq_->in.
-  rq_->log_method.assign(head.method);
-  rq_->log_target.assign(head.target);
-  rq_->log_host.assign(head.host);
-  rq_->log_version = head.version;
-  const auto* ua = head.find("user-agent");
-  rq_->log_user_agent.assign(ua != nullptr ? ua->value : std::string_view{});
-  const auto* referer = head.find("referer");
-  rq_->log_referer.assign(referer != nullptr ? referer->value : std::string_view{});
-  rq_->log_client = client == peer_address_.get() ? rq_->peer_text : address_text(client);
-}
-
 void H1Session::record_request(unsigned status) {
-  if (rq_ == nullptr || !rq_->active || listener_index_ < 0) return;
-  rq_->active = false;
-  const auto duration = net::Clock::now() - rq_->start;
-  const auto duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count();
-  const int region = rq_->exchange.region_index();
-  if (w_.counters != nullptr) {
-    const metrics::SeriesId id = rq_->route_series == nullptr ? listener().no_route_series
-                                 : region >= 0
-                                     ? rq_->route_series->regions[static_cast<std::size_t>(region)]
-                                     : rq_->route_series->local;
-    w_.counters->record_request(id, status, duration_ns);
-  }
-  if (!logging()) return;
-  accesslog::Entry e;
-  e.time = std::chrono::system_clock::now();
-  e.client = rq_->log_client.empty() ? std::string_view(rq_->peer_text)
-                                     : std::string_view(rq_->log_client);
-  e.method = rq_->log_method;
-  e.host = rq_->log_host;
-  e.target = rq_->log_target;
-  e.path = std::string_view(rq_->log_target).substr(0, rq_->log_target.find('?'));
-  e.version = rq_->log_version;
-  e.status = status;
-  e.bytes_out = rq_->bytes_out;
-  e.duration_ms = static_cast<double>(duration_ns) / 1e6;
-  e.listener = listener().config->name;
-  if (rq_->route != nullptr) {
-    e.route = rq_->route->name;
-    e.backend = rq_->route->backend;
-    if (region >= 0) {
-      const auto& backend = snapshot_->backends[rq_->route->backend_index];
-      e.region = backend.regions[static_cast<std::size_t>(region)].config->name;
-    }
-    if (const auto* endpoint = rq_->exchange.last_endpoint()) e.endpoint = endpoint->address;
-  }
-  e.request_id = rq_->log_request_id;
-  e.user_agent = rq_->log_user_agent;
-  e.referer = rq_->log_referer;
-  accesslog::format(snapshot_->config->access_log.format, e, w_.log_time, w_.log_line);
-  w_.access_log->push(w_.index, w_.log_line);
+  if (rq_ == nullptr || listener_index_ < 0) return;
+  proxy::record_request(w_, *snapshot_, listener(), *rq_, status);
 }
 
 void H1Session::on_deadline() {
@@ -1012,7 +936,7 @@ void H1Session::tunnel_to_client() {
   }
   if (r.origin_eof) {
     boost::system::error_code ignored;
-    client_.shutdown(tcp::socket::shutdown_send, ignored);
+    socket().shutdown(tcp::socket::shutdown_send, ignored);
     if (r.client_eof) close();  // both directions are done
     return;
   }

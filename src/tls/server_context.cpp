@@ -98,7 +98,6 @@ int on_alpn(SSL* /*ssl*/, const unsigned char** out, unsigned char* out_length,
 std::shared_ptr<ServerContext> ServerContext::build(const config::ListenerTls& config) {
   std::shared_ptr<ServerContext> self(new ServerContext());
   for (const auto& protocol : config.alpn) {
-    if (protocol != "http/1.1") continue;  // h2 is advertised once meridian speaks it
     self->alpn_wire_ += static_cast<char>(protocol.size());
     self->alpn_wire_ += protocol;
   }

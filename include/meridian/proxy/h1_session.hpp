@@ -8,7 +8,7 @@
 // read again only after the exchange took the last body piece, and the exchange's own
 // response buffer that is read again only after this session wrote the last response piece
 // (backpressure both ways). Chunked bodies are decoded and re-encoded canonically. The
-// request's state (parser, exchange, bookkeeping) is an H1Request borrowed from the worker
+// request's state (parser, exchange, bookkeeping) is an RequestState borrowed from the worker
 // while a request is in progress, so an idle connection is small.
 //
 // Lifetime: the Beast idiom, kept alive by the shared_ptr each pending operation holds.
@@ -32,7 +32,8 @@
 #include "meridian/net/inline_op_storage.hpp"
 #include "meridian/net/socket.hpp"
 #include "meridian/proxy/exchange.hpp"
-#include "meridian/proxy/h1_request.hpp"
+#include "meridian/proxy/h2_session.hpp"
+#include "meridian/proxy/request_state.hpp"
 #include "meridian/proxy/worker_context.hpp"
 #include "meridian/ratelimit/redis_store.hpp"
 #include "meridian/ratelimit/route_limit.hpp"
@@ -83,13 +84,11 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
 
   // -- rate limit (SPEC 8), between routing and the exchange
   void on_rate_limit_decision(const ratelimit::Decision& decision);
-  friend struct H1Request::StoreWaiter;  // forwards the store's answer here
+  friend struct RequestState::StoreWaiter;  // forwards the store's answer here
   void on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome);
   void start_exchange();
 
   // -- metrics and access log (SPEC 12, 13), once per request
-  bool logging() const { return w_.access_log != nullptr && snapshot_->access_log_on; }
-  void capture_log_fields(const http::RequestHead& head, const boost::asio::ip::address& client);
   void record_request(unsigned status);
 
   // -- request body, client -> exchange
@@ -123,6 +122,11 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void wait_for_request(net::Clock::time_point until);
   void give_back_buffer();
   void wait_readable();  // for a connection without a request: no buffer held
+  // The connection speaks HTTP/2: ALPN chose h2, or a cleartext connection began with the
+  // prior-knowledge preface. Its socket, TLS stream and unread bytes go to an H2Session,
+  // and this object ends.
+  void hand_over_to_h2();
+  net::TcpSocket& socket() { return tls_ ? tls_->next_layer() : client_; }
   const ListenerRuntime& listener() const {
     return snapshot_->listeners[static_cast<std::size_t>(listener_index_)];
   }
@@ -152,9 +156,11 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   const std::string* listener_name_;          // interned by the worker (WorkerContext::intern)
   std::shared_ptr<const Snapshot> snapshot_;  // pinned for the request in progress
   net::Clock::time_point wait_until_{};       // the header_timeout or idle_timeout of the wait
-  std::unique_ptr<H1Request> rq_;             // from w_.requests while a request is in progress
-  // The TLS stream over client_ on a TLS listener, from the first byte on (null otherwise).
-  std::unique_ptr<boost::asio::ssl::stream<net::TcpSocket&>> tls_;
+  std::unique_ptr<RequestState> rq_;          // from w_.requests while a request is in progress
+  // The TLS stream on a TLS listener, from the first byte on (null otherwise). It owns the
+  // socket from then on (client_ is left closed), so that the connection can pass whole to
+  // an H2Session when ALPN picks h2.
+  std::unique_ptr<TlsStream> tls_;
   metrics::SeriesId connections_series_ = 0;
   int listener_index_ = -1;  // in snapshot_->listeners; -1 before the first snapshot
   State state_ = State::head;
@@ -170,7 +176,8 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   bool proxied_source_ : 1 = false;        // peer_address_ is the PROXY header's source
   bool tls_pending_ : 1 = false;           // a TLS listener: the handshake is still to start
   bool tls_handshaking_ : 1 = false;       // no HTTP may be written before it completes
-  net::CompactAddress peer_address_;       // as accept(2) reported it
+  bool served_ : 1 = false;           // a request began: the HTTP/2 preface is no longer expected
+  net::CompactAddress peer_address_;  // as accept(2) reported it
   // Room for the wait for readability (104 bytes with net::TcpSocket; checked by
   // tests/unit/net/inline_op_storage_test.cpp).
   static constexpr std::size_t kWaitOpSize = 104;

@@ -24,7 +24,7 @@
 
 namespace meridian::proxy {
 
-class H1RequestPool;
+class RequestStatePool;
 
 struct WorkerContext {
   explicit WorkerContext(boost::asio::io_context& io) : ioc(io) {}
@@ -34,7 +34,7 @@ struct WorkerContext {
   UpstreamPool pool;
   // The state of requests in progress, lent to connections while they have one (owned by
   // the worker).
-  H1RequestPool* requests = nullptr;
+  RequestStatePool* requests = nullptr;
   std::shared_ptr<const Snapshot> snapshot;
   RequestIdGenerator request_ids;
   // Names each rate limit store request, so that a late answer finds no one waiting.

@@ -37,8 +37,8 @@ class ServerContext {
   boost::asio::ssl::context& context(std::size_t certificate) {
     return *certificates_.at(certificate).context;
   }
-  // The protocols meridian speaks, in ALPN wire format ("http/1.1" today; "h2" comes with
-  // HTTP/2), in the configuration's order.
+  // The protocols the listener offers (tls.alpn: h2, http/1.1), in ALPN wire format, in the
+  // configuration's order.
   const std::string& alpn_wire() const { return alpn_wire_; }
 
  private:

@@ -1,4 +1,4 @@
-#include "meridian/proxy/h1_request.hpp"
+#include "meridian/proxy/request_state.hpp"
 
 namespace meridian::proxy {
 
@@ -10,7 +10,7 @@ void trim(std::string& s, std::size_t keep) {
 
 }  // namespace
 
-void H1Request::end_tunnel() {
+void RequestState::end_tunnel() {
   if (tunnel) {
     boost::system::error_code ignored;
     tunnel->socket.close(ignored);
@@ -21,7 +21,7 @@ void H1Request::end_tunnel() {
   tunnel_down.release_if_empty();
 }
 
-void H1Request::reset(const http::ParserLimits& limits, net::Clock::time_point now) {
+void RequestState::reset(const http::ParserLimits& limits, net::Clock::time_point now) {
   parser.reset(limits);
   start = now;
   deadline = {};
@@ -52,10 +52,10 @@ void H1Request::reset(const http::ParserLimits& limits, net::Clock::time_point n
   log_version = 11;
 }
 
-std::unique_ptr<H1Request> H1RequestPool::take(ExchangeSink& sink) {
-  std::unique_ptr<H1Request> r;
+std::unique_ptr<RequestState> RequestStatePool::take(ExchangeSink& sink) {
+  std::unique_ptr<RequestState> r;
   if (free_.empty()) {
-    r = std::make_unique<H1Request>(w_);
+    r = std::make_unique<RequestState>(w_);
   } else {
     r = std::move(free_.back());
     free_.pop_back();
@@ -65,7 +65,7 @@ std::unique_ptr<H1Request> H1RequestPool::take(ExchangeSink& sink) {
   return r;
 }
 
-void H1RequestPool::give(std::unique_ptr<H1Request> r) {
+void RequestStatePool::give(std::unique_ptr<RequestState> r) {
   r->exchange.abort();
   r->exchange.detach();
   r->end_tunnel();

@@ -1,8 +1,9 @@
-// The state of one HTTP/1.1 request in progress on a downstream connection: its parser, its
-// exchange with the upstream, the response framing, and what its metrics and log line need.
+// The state of one request in progress (an HTTP/1.1 request on a connection, or an HTTP/2 stream):
+// its parser, its exchange with the upstream, the response framing, and what its metrics and log
+// line need.
 //
 // Kept apart from H1Session so that an idle keep-alive connection holds only its socket and
-// a few words: a session takes an H1Request from its worker's pool when its socket becomes
+// a few words: a session takes an RequestState from its worker's pool when its socket becomes
 // readable and gives it back, read buffer included, when the connection goes idle. A worker
 // therefore holds about as many of them as it serves requests at once, whatever the number of
 // connections, and the parser's storage and the strings' capacity are reused from request to
@@ -28,8 +29,8 @@ namespace meridian::proxy {
 
 class H1Session;
 
-struct H1Request {
-  explicit H1Request(WorkerContext& worker) : exchange(worker) {}
+struct RequestState {
+  explicit RequestState(WorkerContext& worker) : exchange(worker) {}
 
   // Ready for a new request: everything but the reused storage goes back to its default.
   void reset(const http::ParserLimits& limits, net::Clock::time_point now);
@@ -97,19 +98,19 @@ struct H1Request {
   char chunk_line[24] = {};
 };
 
-// A worker's free H1Requests. take() and give() are a pointer pop and push; at most kKeep
+// A worker's free RequestStates. take() and give() are a pointer pop and push; at most kKeep
 // are kept (a burst of concurrent requests beyond that is freed when it ends).
-class H1RequestPool {
+class RequestStatePool {
  public:
-  explicit H1RequestPool(WorkerContext& worker) : w_(worker) {}
-  H1RequestPool(const H1RequestPool&) = delete;
-  H1RequestPool& operator=(const H1RequestPool&) = delete;
+  explicit RequestStatePool(WorkerContext& worker) : w_(worker) {}
+  RequestStatePool(const RequestStatePool&) = delete;
+  RequestStatePool& operator=(const RequestStatePool&) = delete;
 
   // A request bound to `sink`; reset() it before use.
-  std::unique_ptr<H1Request> take(ExchangeSink& sink);
+  std::unique_ptr<RequestState> take(ExchangeSink& sink);
   // `request`'s exchange must be inactive; one with a completion still pending (only at
   // shutdown) is destroyed instead of kept.
-  void give(std::unique_ptr<H1Request> request);
+  void give(std::unique_ptr<RequestState> request);
 
   std::size_t free_count() const { return free_.size(); }
 
@@ -119,7 +120,7 @@ class H1RequestPool {
 
  private:
   WorkerContext& w_;
-  std::vector<std::unique_ptr<H1Request>> free_;
+  std::vector<std::unique_ptr<RequestState>> free_;
 };
 
 }  // namespace meridian::proxy

@@ -4,7 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
-#include "meridian/proxy/h1_request.hpp"
+#include "meridian/proxy/request_state.hpp"
 
 namespace meridian::proxy {
 namespace {
@@ -20,7 +20,7 @@ struct NullSink final : ExchangeSink {
 struct PoolTest : ::testing::Test {
   boost::asio::io_context ioc;
   WorkerContext ctx{ioc};
-  H1RequestPool pool{ctx};
+  RequestStatePool pool{ctx};
   NullSink sink;
 };
 
@@ -49,17 +49,17 @@ TEST_F(PoolTest, UnreadBytesAreDroppedAndLargeBuffersFreed) {
   auto again = pool.take(sink);
   EXPECT_TRUE(again->in.empty());
   EXPECT_EQ(again->in.capacity(), 0u);
-  EXPECT_LE(again->down_head.capacity(), H1RequestPool::kKeepCapacity);
+  EXPECT_LE(again->down_head.capacity(), RequestStatePool::kKeepCapacity);
   pool.give(std::move(again));
 }
 
 TEST_F(PoolTest, KeepsAtMostKKeep) {
-  std::vector<std::unique_ptr<H1Request>> taken;
-  for (std::size_t i = 0; i < H1RequestPool::kKeep + 10; ++i)
+  std::vector<std::unique_ptr<RequestState>> taken;
+  for (std::size_t i = 0; i < RequestStatePool::kKeep + 10; ++i)
     taken.push_back(pool.take(sink));
   for (auto& r : taken)
     pool.give(std::move(r));
-  EXPECT_EQ(pool.free_count(), H1RequestPool::kKeep);
+  EXPECT_EQ(pool.free_count(), RequestStatePool::kKeep);
 }
 
 TEST_F(PoolTest, ResetStartsARequestButKeepsTheConnectionsBytes) {

@@ -1,0 +1,156 @@
+// One downstream HTTP/2 connection (RFC 9113; issue 7): TLS with ALPN h2, or cleartext with
+// the prior-knowledge preface. nghttp2 is the codec (framing, HPACK, flow control, RFC 9113
+// field checks); this class does the I/O, and each stream is an H2Stream that drives the
+// same Exchange and request logic (request_flow.hpp) as an HTTP/1.1 request.
+//
+// Bounded memory: SETTINGS_MAX_CONCURRENT_STREAMS (100), a 64 KiB receive window per stream
+// whose bytes are acknowledged to the client only once the upstream took them (so a
+// stream's request body buffer never exceeds its window), one 16 KiB read buffer, and an
+// output batch of at most kWriteBatch (the client is read again only after the last batch
+// was written when nghttp2 has more to send). Responses are pulled from the exchange frame
+// by frame, so an exchange reads its upstream again only when the client's window let the
+// last piece go.
+//
+// Abuse (CVE-2023-44487 rapid reset, CONTINUATION floods, PING/SETTINGS floods): nghttp2's
+// own limits (reset rate, 8 CONTINUATION frames, 1,000 queued ACKs), plus a per-connection
+// budget of "glitches" -- streams reset by the client before their answer, streams refused
+// or malformed, PING, SETTINGS, PRIORITY and empty DATA frames -- refilled at a steady rate;
+// a client that spends it gets GOAWAY (ENHANCE_YOUR_CALM) and is closed. Streams whose
+// upstream work is still winding down count against the concurrency limit too, so
+// resetting streams never buys more concurrent upstream work than the limit.
+//
+// GOAWAY (graceful, NO_ERROR) on drain, on idle_timeout, and when a reload removed the
+// listener; the streams in progress finish first. Lifetime: the Beast idiom, kept alive by
+// the shared_ptr of each pending operation (socket I/O, exchanges, rate limit store).
+// Thread: the owning worker only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/ssl/stream.hpp>
+
+#include "meridian/net/compact_address.hpp"
+#include "meridian/net/deadline_list.hpp"
+#include "meridian/net/socket.hpp"
+#include "meridian/proxy/snapshot.hpp"
+#include "meridian/proxy/worker_context.hpp"
+
+struct nghttp2_session;
+
+namespace meridian::proxy {
+
+class H2Stream;
+
+// A downstream TLS stream; it owns its socket, so a connection can change hands whole.
+using TlsStream = boost::asio::ssl::stream<net::TcpSocket>;
+
+// What an HTTP/1.1 session hands over when its connection turns out to speak HTTP/2.
+struct H2Transport {
+  net::TcpSocket socket;           // unused (closed) when `tls` is set: the stream owns it
+  std::unique_ptr<TlsStream> tls;  // after the handshake, or null for h2c
+  net::CompactAddress peer;        // accept(2), or the PROXY header's source
+  bool proxied_source = false;
+  std::string peer_text;
+};
+
+class H2Session final : public std::enable_shared_from_this<H2Session>, private net::Deadline {
+ public:
+  static constexpr std::uint32_t kMaxConcurrentStreams = 100;
+  static constexpr std::int32_t kStreamWindow = 64 * 1024;
+  static constexpr std::int32_t kConnectionWindow = 1024 * 1024;
+  static constexpr std::size_t kReadBuffer = 16 * 1024;
+  static constexpr std::size_t kWriteBatch = 64 * 1024;
+
+  H2Session(WorkerContext& worker, const std::string* listener_name,
+            std::shared_ptr<const Snapshot> snapshot, int listener_index, H2Transport transport);
+  ~H2Session() override;
+  H2Session(const H2Session&) = delete;
+  H2Session& operator=(const H2Session&) = delete;
+
+  // `received`: bytes already read from the connection (the preface, for h2c).
+  void start(std::string_view received);
+
+  // -- for H2Stream
+  WorkerContext& worker() { return w_; }
+  nghttp2_session* codec() { return h2_; }
+  // The snapshot new streams pin, and the listener's index in it.
+  const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
+  int listener_index() const { return listener_index_; }
+  const ListenerRuntime& listener() const {
+    return snapshot_->listeners[static_cast<std::size_t>(listener_index_)];
+  }
+  const H2Transport& transport() const { return t_; }
+  std::shared_ptr<H2Session> keepalive() { return shared_from_this(); }
+  // Sends what nghttp2 has queued (now, or after the write in progress).
+  void flush();
+  // The exchange of `stream_id` may have its last response piece acknowledged
+  // (Exchange::response_delivered) once the current nghttp2 call returned.
+  void deliver_later(std::int32_t stream_id) { acks_.push_back(stream_id); }
+  // The client misbehaved in a way a budget tolerates a little of (see the file comment).
+  void glitch();
+  // GOAWAY then close once written: graceful (NO_ERROR, streams in progress finish) or
+  // not (the error code, at once).
+  void go_away(std::uint32_t error_code, bool graceful);
+
+ private:
+  friend struct H2Callbacks;  // nghttp2's callbacks, in h2_session.cpp
+
+  template <typename Buffers, typename Handler>
+  void read_some(const Buffers& buffers, Handler&& handler);
+  template <typename Buffers, typename Handler>
+  void write(const Buffers& buffers, Handler&& handler);
+
+  bool setup();
+  void read();
+  void on_read(boost::system::error_code ec, std::size_t n);
+  bool feed(const std::uint8_t* data, std::size_t n);  // false: the connection is done
+  void run_acks();
+  void close();
+  void refresh_snapshot();
+
+  // -- streams
+  H2Stream* stream(std::int32_t id);
+  void on_stream_begin(std::int32_t id);
+  void on_stream_closed(std::int32_t id, std::uint32_t error_code);
+  void reap_retired();
+
+  // -- net::Deadline
+  void on_deadline() override;
+  void on_drain() override;
+  void on_abort() override { close(); }
+  void arm();
+
+  WorkerContext& w_;
+  const std::string* listener_name_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  int listener_index_;
+  H2Transport t_;
+  metrics::SeriesId connections_series_ = 0;
+  nghttp2_session* h2_ = nullptr;
+
+  std::unique_ptr<std::uint8_t[]> in_;
+  std::string out_;  // the batch being written
+  std::vector<std::int32_t> acks_;
+  std::vector<std::unique_ptr<H2Stream>> open_;     // streams nghttp2 knows
+  std::vector<std::unique_ptr<H2Stream>> retired_;  // closed; their exchange still winding down
+
+  double glitch_tokens_ = 0;
+  net::Clock::time_point glitch_refill_{};
+  net::Clock::time_point idle_since_{};  // no open stream since then
+
+  bool reading_ = false;
+  bool writing_ = false;
+  bool flushing_ = false;
+  bool flush_again_ = false;
+  bool in_codec_ = false;  // inside nghttp2_session_mem_recv: no mem_send now
+  bool going_away_ = false;
+  bool closed_ = false;
+  bool listener_removed_ = false;
+  bool counted_ = false;
+};
+
+}  // namespace meridian::proxy

@@ -1,0 +1,68 @@
+// The steps of SPEC 3 that do not depend on the downstream protocol, shared by the
+// HTTP/1.1 connection (H1Session) and the HTTP/2 stream (H2Stream): settling the client
+// address, routing, writing the upstream head (SPEC 4), preparing the exchange (steering
+// inputs, retries, TLS), the rate limit's decision (SPEC 8), and recording the request in
+// the metrics and the access log (SPEC 12, 13). The sessions keep only what their framing
+// needs: when to read, how to answer, when to close.
+//
+// Thread: the owning worker only.
+#pragma once
+
+#include <string>
+
+#include <boost/asio/ip/address.hpp>
+
+#include "meridian/http/message_head.hpp"
+#include "meridian/proxy/request_state.hpp"
+#include "meridian/proxy/snapshot.hpp"
+#include "meridian/proxy/worker_context.hpp"
+#include "meridian/ratelimit/redis_store.hpp"
+#include "meridian/ratelimit/route_limit.hpp"
+
+namespace meridian::proxy {
+
+// What a request's connection contributes to its handling.
+struct Downstream {
+  WorkerContext& w;
+  const Snapshot& snapshot;
+  const ListenerRuntime& listener;
+  boost::asio::ip::address peer;  // from accept(2), or the PROXY header's source
+  bool proxied_source = false;    // peer came from a PROXY header: X-Forwarded-For is not consulted
+  bool https = false;             // X-Forwarded-Proto
+};
+
+// What admit() decided.
+enum class Admission {
+  no_route,   // answer 404
+  forward,    // start the exchange (rq.exchange_request is ready)
+  decided,    // the local rate limit decided: see apply_limit_decision()
+  ask_store,  // scope: global: ask the store for rq.store_key
+};
+
+// SPEC 3 steps 2, 4, 5 and 6 for a complete request head: the client address, the route,
+// the upstream head (into rq.exchange.request_head()), the exchange request, the client's
+// location when the backend steers by it, the access log fields, and a scope-local rate
+// limit's decision (into `decision`). `head`'s views are used only during the call.
+Admission admit(const Downstream& d, const http::RequestHead& head, RequestState& rq,
+                ratelimit::Decision& decision);
+
+// Adds the RateLimit-* lines (and Retry-After when refused) to rq.limit_headers and counts
+// a refusal; true when the request may go on.
+bool apply_limit_decision(const ratelimit::Decision& decision, RequestState& rq);
+
+// The store's answer for a scope-global limit: `decided` with `decision` filled, or the
+// rate_limit_store.on_error policy when it failed or answered late (SPEC 8).
+enum class StoreVerdict { decided, allow, deny };
+StoreVerdict judge_store_outcome(const Snapshot& snapshot, const RequestState& rq,
+                                 const ratelimit::StoreOutcome& outcome,
+                                 ratelimit::Decision& decision);
+
+// Counts the request in the SPEC 12 series and writes its SPEC 13 access log line, once
+// (rq.active is cleared); `status` is what the client was sent.
+void record_request(WorkerContext& w, const Snapshot& snapshot, const ListenerRuntime& listener,
+                    RequestState& rq, unsigned status);
+
+// An address as the access log and X-Forwarded-For write it (IPv4-mapped IPv6 as IPv4).
+std::string address_text(const boost::asio::ip::address& a);
+
+}  // namespace meridian::proxy

@@ -1,0 +1,175 @@
+#include "meridian/proxy/request_flow.hpp"
+
+#include <charconv>
+
+#include "meridian/core/log.hpp"
+#include "meridian/http/client_address.hpp"
+#include "meridian/http/forwarding.hpp"
+
+namespace meridian::proxy {
+
+namespace asio = boost::asio;
+
+std::string address_text(const asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
+  }
+  return a.to_string();
+}
+
+namespace {
+
+void capture_log_fields(const http::RequestHead& head, const asio::ip::address& client,
+                        const asio::ip::address& peer, RequestState& rq) {
+  // Copied (into buffers reused from request to request): the head's views die with it.
+  rq.log_method.assign(head.method);
+  rq.log_target.assign(head.target);
+  rq.log_host.assign(head.host);
+  rq.log_version = head.version;
+  const auto* ua = head.find("user-agent");
+  rq.log_user_agent.assign(ua != nullptr ? ua->value : std::string_view{});
+  const auto* referer = head.find("referer");
+  rq.log_referer.assign(referer != nullptr ? referer->value : std::string_view{});
+  rq.log_client = client == peer ? rq.peer_text : address_text(client);
+}
+
+bool logging(const WorkerContext& w, const Snapshot& snapshot) {
+  return w.access_log != nullptr && snapshot.access_log_on;
+}
+
+}  // namespace
+
+Admission admit(const Downstream& d, const http::RequestHead& head, RequestState& rq,
+                ratelimit::Decision& decision) {
+  rq.routed = true;
+  const Snapshot& snapshot = d.snapshot;
+  // SPEC 3 step 2, once per request: the access log, GeoIP and rate limit keys all use it.
+  const auto client =
+      d.proxied_source
+          ? d.peer
+          : http::settle_client_address(d.peer, head, snapshot.config->client_ip.trusted_proxies);
+  const bool log = logging(d.w, snapshot);
+  if (log) capture_log_fields(head, client, d.peer, rq);
+  const auto* route = d.listener.router.match(head.host, head.path, head.method);
+  if (route == nullptr) return Admission::no_route;
+  const auto& backend = snapshot.backends[route->backend_index];
+  rq.deadline = rq.start + route->timeout;
+
+  std::string_view request_id = http::request_id_of(head);
+  if (request_id.empty()) request_id = d.w.request_ids.next();
+  rq.route = route;
+  const auto route_index = static_cast<std::size_t>(route - d.listener.config->routes.data());
+  rq.route_series = &d.listener.series[route_index];
+  if (log) rq.log_request_id.assign(request_id);
+  rq.upgrade = http::is_websocket_upgrade(head);
+  const http::RequestForwarding fwd{rq.peer_text,
+                                    d.https ? "https" : "http",
+                                    snapshot.via,
+                                    request_id,
+                                    backend.regions.front().endpoints.front()->address,
+                                    rq.upgrade};
+  http::write_upstream_request(head, fwd, rq.exchange.request_head());
+  rq.limit = d.listener.limits[route_index].get();
+  ExchangeRequest& request = rq.exchange_request;
+  request = ExchangeRequest{};
+  request.backend = &backend;
+  request.node_location = &snapshot.config->node.location;
+  request.retries = route->retries;
+  request.idempotent = http::is_idempotent(head.method);
+  request.has_body = head.has_body();
+  request.chunked_body = head.chunked;
+  request.head_request = head.method == "HEAD";
+  request.upgrade = rq.upgrade;
+  request.tls = snapshot.upstream_tls[route->backend_index].get();
+  request.tls_config = backend.config->tls ? &*backend.config->tls : nullptr;
+  request.region_series = &snapshot.region_series[route->backend_index];
+  if (snapshot.geo && backend.uses_client_location) request.client = snapshot.geo->lookup(client);
+  if (rq.limit == nullptr) return Admission::forward;
+  const auto key = ratelimit::client_key(rq.limit->config, head, client, rq.key_buffer);
+  if (rq.limit->config.scope == config::RateLimitScope::global) {
+    rq.store_key = ratelimit::global_key(*rq.limit, key);
+    return Admission::ask_store;
+  }
+  // Node-wide and synchronous: decided now, while the key's views are valid.
+  decision =
+      ratelimit::take_local(*rq.limit, snapshot.buckets.get(), key, balancing::steady_now_ns());
+  return Admission::decided;
+}
+
+bool apply_limit_decision(const ratelimit::Decision& d, RequestState& rq) {
+  auto line = [&rq](std::string_view name, std::uint64_t value) {
+    char digits[24];
+    const auto r = std::to_chars(digits, digits + sizeof digits, value);
+    rq.limit_headers.append(name);
+    rq.limit_headers.append(digits, r.ptr);
+    rq.limit_headers.append("\r\n");
+  };
+  line("RateLimit-Limit: ", d.limit);
+  line("RateLimit-Remaining: ", d.remaining);
+  line("RateLimit-Reset: ", d.reset_s);
+  if (d.allowed) return true;
+  rq.limit->limited.fetch_add(1, std::memory_order_relaxed);
+  line("Retry-After: ", d.retry_after_s);
+  return false;
+}
+
+StoreVerdict judge_store_outcome(const Snapshot& snapshot, const RequestState& rq,
+                                 const ratelimit::StoreOutcome& outcome,
+                                 ratelimit::Decision& decision) {
+  if (outcome.ok) {
+    decision = ratelimit::gcra_decision(outcome.allowed, outcome.ahead_ns, rq.limit->quota);
+    return StoreVerdict::decided;
+  }
+  // SPEC 8: the store failed or answered late; on_error decides, without RateLimit headers
+  // (there is no count to report).
+  log::debug("rate limit ", rq.limit->name, ": store unavailable (", outcome.error, ")");
+  const auto& store = snapshot.config->rate_limit_store;
+  return store && store->on_error == config::OnError::deny ? StoreVerdict::deny
+                                                           : StoreVerdict::allow;
+}
+
+void record_request(WorkerContext& w, const Snapshot& snapshot, const ListenerRuntime& listener,
+                    RequestState& rq, unsigned status) {
+  if (!rq.active) return;
+  rq.active = false;
+  const auto duration = net::Clock::now() - rq.start;
+  const auto duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count();
+  const int region = rq.exchange.region_index();
+  if (w.counters != nullptr) {
+    const metrics::SeriesId id = rq.route_series == nullptr ? listener.no_route_series
+                                 : region >= 0
+                                     ? rq.route_series->regions[static_cast<std::size_t>(region)]
+                                     : rq.route_series->local;
+    w.counters->record_request(id, status, duration_ns);
+  }
+  if (!logging(w, snapshot)) return;
+  accesslog::Entry e;
+  e.time = std::chrono::system_clock::now();
+  e.client =
+      rq.log_client.empty() ? std::string_view(rq.peer_text) : std::string_view(rq.log_client);
+  e.method = rq.log_method;
+  e.host = rq.log_host;
+  e.target = rq.log_target;
+  e.path = std::string_view(rq.log_target).substr(0, rq.log_target.find('?'));
+  e.version = rq.log_version;
+  e.status = status;
+  e.bytes_out = rq.bytes_out;
+  e.duration_ms = static_cast<double>(duration_ns) / 1e6;
+  e.listener = listener.config->name;
+  if (rq.route != nullptr) {
+    e.route = rq.route->name;
+    e.backend = rq.route->backend;
+    if (region >= 0) {
+      const auto& backend = snapshot.backends[rq.route->backend_index];
+      e.region = backend.regions[static_cast<std::size_t>(region)].config->name;
+    }
+    if (const auto* endpoint = rq.exchange.last_endpoint()) e.endpoint = endpoint->address;
+  }
+  e.request_id = rq.log_request_id;
+  e.user_agent = rq.log_user_agent;
+  e.referer = rq.log_referer;
+  accesslog::format(snapshot.config->access_log.format, e, w.log_time, w.log_line);
+  w.access_log->push(w.index, w.log_line);
+}
+
+}  // namespace meridian::proxy
