@@ -2,7 +2,7 @@
 """Parses the raw outputs bench/e2e/run.sh collects and prints its tables (stdlib only).
 
 run.sh appends one tab-separated record per measurement to a runs file:
-  wrk        SCENARIO ROUND TARGET WRK_OUTPUT_FILE CPU_TICKS|- PEAK_RSS_KIB|-
+  wrk        SCENARIO ROUND TARGET WRK_OR_H2LOAD_OUTPUT_FILE CPU_TICKS|- PEAK_RSS_KIB|-
   idle       TARGET CONNS RSS_BEFORE_KIB RSS_AFTER_KIB
   callgrind  TARGET REQUESTS CALLGRIND_OUT_FILE
   strace     TARGET REQUESTS STRACE_SUMMARY_FILE
@@ -31,9 +31,33 @@ def wrk_time_ms(text):
     return float(m.group(1)) * TIME_UNITS_MS[m.group(2)]
 
 
+def parse_h2load(path, text):
+    """The same numbers from one h2load output (no percentiles: p50/p99 are None)."""
+    def find(pattern):
+        m = re.search(pattern, text, re.M)
+        if not m:
+            raise SystemExit(f"report.py: no match for {pattern!r} in {path}:\n{text}")
+        return m
+    finished = find(r"^finished in [\d.]+\w+, ([\d.]+) req/s, ([\d.]+)(\w+)/s")
+    counts = find(r"^requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout")
+    codes = find(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx")
+    return {
+        "requests": int(counts.group(1)),
+        "rps": float(finished.group(1)),
+        "p50": None,
+        "p99": None,
+        "mibps": float(finished.group(2)) * SIZE_UNITS[finished.group(3)] / (1 << 20),
+        "sock_err": sum(int(g) for g in counts.groups()[1:]),
+        "non2xx": sum(int(g) for g in codes.groups()[1:]),
+    }
+
+
 def parse_wrk(path):
-    """The numbers this harness uses from one `wrk --latency` output."""
+    """The numbers this harness uses from one `wrk --latency` (or h2load) output."""
     text = open(path, encoding="utf-8", errors="replace").read()
+    if "h2load" in text or text.lstrip().startswith("starting benchmark"):
+        return parse_h2load(path, text)
 
     def find(pattern, required=True):
         m = re.search(pattern, text, re.M)
@@ -215,7 +239,7 @@ def main():
 
     if a.cmd == "line":
         r = with_proxy_metrics(parse_wrk(a.wrk_output), a.cpu_ticks, a.clk_tck, a.hwm_kib)
-        s = (f"{r['rps']:>9,.0f} req/s  p50 {r['p50']:.2f} ms  p99 {r['p99']:.2f} ms"
+        s = (f"{r['rps']:>9,.0f} req/s  p50 {fmt(r['p50'], '.2f')} ms  p99 {fmt(r['p99'], '.2f')} ms"
              f"  {r['mibps']:,.1f} MiB/s")
         if r["cpu_us"] is not None:
             s += f"  CPU {r['cpu_us']:.1f} us/req  peak RSS {r['hwm_mib']:.1f} MiB"

@@ -7,17 +7,22 @@
 #   --rounds N      interleaved rounds per wrk scenario (default 3)
 #   --duration D    wrk duration per run (default 5s)
 #   --quick         1 round of 2s, and no idle/callgrind/strace (smoke test, ~1 minute)
-#   --only LIST     comma-separated scenarios: keepalive,close,64k,1m,idle,callgrind,strace
+#   --only LIST     comma-separated scenarios: keepalive,close,64k,1m,h2,h1load,idle,callgrind,strace
 #   --targets LIST  comma-separated proxies: meridian,nginx,haproxy (default all three)
 # Environment: MERIDIAN_BUILD_DIR (default build), MERIDIAN_SKIP_BUILD=1 (use the existing
 # binary), N1/N2 (requests of the two callgrind/strace runs, default 2000/6000),
-# IDLE_CONNS (default 10000).
+# IDLE_CONNS (default 10000), H2_REQUESTS (requests of each h2load run, default 100000).
 #
 # Scenarios (all against 127.0.0.1, ports 18200-18209):
 #   keepalive  small GET, wrk -t1 -c50 --latency            } each in rounds of direct,
 #   close      the same with Connection: close              } meridian, nginx, haproxy,
 #   64k, 1m    64 KiB / 1 MiB bodies, wrk -t1 -c10 --latency } interleaved so that drift of
 #                                                              the machine hits all alike
+#   h2         HTTP/2 in cleartext (prior knowledge), h2load -n 100000 -c 10 -m 10: meridian on
+#              its port (it detects the preface), nginx `listen ... http2` and HAProxy
+#              `proto h2` on ports of their own (18208, 18209)
+#   h1load     the same h2load run over HTTP/1.1 keep-alive (--h1, no pipelining), for the
+#              comparison with h2 through the same client
 #   idle       VmRSS of the proxy process around IDLE_CONNS idle keep-alive connections
 #   callgrind  user-space instructions per request: (Ir(N2) - Ir(N1)) / (N2 - N1)
 #   strace     syscalls per request under 50 concurrent keep-alive connections, same differencing
@@ -29,7 +34,7 @@ set -euo pipefail
 # Before any option parsing shifts "$@": the exact command line for the report, with the
 # environment overrides that change what is measured.
 cmdline=""
-for v in MERIDIAN_BUILD_DIR MERIDIAN_SKIP_BUILD N1 N2 IDLE_CONNS; do
+for v in MERIDIAN_BUILD_DIR MERIDIAN_SKIP_BUILD N1 N2 IDLE_CONNS H2_REQUESTS; do
   [ -n "${!v:-}" ] && cmdline+="$v=${!v} "
 done
 cmdline+=$(printf '%q ' "$0" "$@")
@@ -49,7 +54,7 @@ usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
 
 # idle last: its 10,000 connections leave the machine busy for a while (a valgrind start
 # right after it once timed out).
-all_scenarios=(keepalive close 64k 1m callgrind strace idle)
+all_scenarios=(keepalive close 64k 1m h2 h1load callgrind strace idle)
 rounds="" duration="" quick=0 only="" targets_arg=meridian,nginx,haproxy
 while [ $# -gt 0 ]; do
   case $1 in
@@ -92,6 +97,7 @@ selected() { [[ " ${scenarios[*]} " == *" $1 "* ]]; }
 N1=${N1:-2000}
 N2=${N2:-6000}
 IDLE_CONNS=${IDLE_CONNS:-10000}
+H2_REQUESTS=${H2_REQUESTS:-100000}
 [ "$N2" -gt "$N1" ] || die "N2 ($N2) must be larger than N1 ($N1)"
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -120,8 +126,8 @@ if selected idle && [ "$idle_conns" -lt "$IDLE_CONNS" ]; then
 fi
 
 # --- dependencies and build -------------------------------------------------------------------
-bash tests/install-deps.sh wrk nginx-light haproxy valgrind strace
-for tool in wrk nginx haproxy valgrind strace curl "$python"; do
+bash tests/install-deps.sh wrk nginx-light haproxy valgrind strace nghttp2-client
+for tool in wrk nginx haproxy valgrind strace curl h2load "$python"; do
   command -v "$tool" >/dev/null || die "$tool not found after tests/install-deps.sh"
 done
 
@@ -230,6 +236,9 @@ wait_listening() {  # port pid name log
 port_origin=18200
 declare -A port=([direct]=18200 [meridian]=18201 [nginx]=18202 [haproxy]=18203)
 declare -A tool_port=([meridian]=18205 [nginx]=18206 [haproxy]=18207)
+# HTTP/2 in cleartext: nginx and HAProxy need a port that speaks only h2; meridian tells h2
+# from HTTP/1.1 by the preface on its usual port.
+declare -A h2_port=([meridian]=18201 [nginx]=18208 [haproxy]=18209)
 for p in $(seq 18200 18209); do
   listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18209 free"
 done
@@ -291,7 +300,7 @@ http {
 }
 NGINX
 
-nginx_proxy_conf() {  # file port foreground(0|1)
+nginx_proxy_conf() {  # file port foreground(0|1) [h2 port]
   {
     echo "worker_processes 1;"
     if [ "$3" = 1 ]; then
@@ -311,6 +320,8 @@ http {
   upstream origin { server 127.0.0.1:$port_origin; keepalive 64; }
   server {
     listen 127.0.0.1:$2;
+${4:+    listen 127.0.0.1:$4 http2;}
+    http2_max_concurrent_streams 100;
     location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
@@ -324,10 +335,10 @@ http {
 NGINX
   } > "$1"
 }
-nginx_proxy_conf "$work/nginx.conf" "${port[nginx]}" 0
+nginx_proxy_conf "$work/nginx.conf" "${port[nginx]}" 0 "${h2_port[nginx]}"
 nginx_proxy_conf "$work/nginx-tool.conf" "${tool_port[nginx]}" 1
 
-haproxy_conf() {  # file port
+haproxy_conf() {  # file port [h2 port]
   cat > "$1" <<HAPROXY
 global
   nbthread 1
@@ -344,13 +355,14 @@ defaults
   timeout http-keep-alive 60s
 frontend bench
   bind 127.0.0.1:$2
+${3:+  bind 127.0.0.1:$3 proto h2}
   default_backend origin
 backend origin
   server origin 127.0.0.1:$port_origin
 HAPROXY
   haproxy -c -q -f "$1" > "$1.check" 2>&1 || die_log "$1.check" "HAProxy rejects $1"
 }
-haproxy_conf "$work/haproxy.cfg" "${port[haproxy]}"
+haproxy_conf "$work/haproxy.cfg" "${port[haproxy]}" "${h2_port[haproxy]}"
 haproxy_conf "$work/haproxy-tool.cfg" "${tool_port[haproxy]}"
 
 meridian_conf() {  # file port
@@ -490,6 +502,44 @@ wrk_scenario() {  # scenario conns path title [extra wrk args...]
   echo | out
 }
 
+# --- h2load scenarios -------------------------------------------------------------------------
+# Recorded like wrk runs (report.py reads either output); h2load reports no percentiles.
+run_h2load() {  # scenario round target proto(h2|h1)
+  local scen=$1 round=$2 target=$3 proto=$4 outf="$work/h2load-$1-$2-$3.txt" pid="" t0=0 ticks=- hwm=-
+  local p=${port[$target]} args=(-m 10)
+  if [ "$proto" = h1 ]; then args=(--h1 -m 1); else p=${h2_port[$target]}; fi
+  if [ "$target" != direct ]; then
+    pid=${proc_pid[$target]}
+    alive "$pid" || die_log "${log_of[$target]}" "$target (pid $pid) is no longer running"
+    echo 5 2>/dev/null > "/proc/$pid/clear_refs" || true
+    t0=$(cpu_ticks "$pid")
+  fi
+  h2load -n "$H2_REQUESTS" -c 10 "${args[@]}" "http://127.0.0.1:$p/" > "$outf" 2>&1 ||
+    die_log "$outf" "h2load failed against $target"
+  if [ -n "$pid" ]; then
+    alive "$pid" || die_log "${log_of[$target]}" "$target died during the $scen run"
+    ticks=$(($(cpu_ticks "$pid") - t0))
+    hwm=$(status_kib "$pid" VmHWM)
+  fi
+  printf 'wrk\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$round" "$target" "$outf" "$ticks" "$hwm" >> "$runs"
+  local line
+  line=$("$python" "$here/report.py" line "$outf" "$ticks" "$clk_tck" "$hwm") ||
+    die_log "$outf" "cannot parse the h2load output of $target"
+  progress "$(printf '[%s %d/%d] %-8s' "$scen" "$round" "$rounds" "$target") $line"
+}
+h2load_scenario() {  # scenario proto title
+  local round t list=("${targets[@]}")
+  [ "$2" = h1 ] && list=(direct "${targets[@]}")
+  for ((round = 1; round <= rounds; round++)); do
+    for t in "${list[@]}"; do
+      run_h2load "$1" "$round" "$t" "$2"
+      sleep 1
+    done
+  done
+  "$python" "$here/report.py" table "$runs" "$1" --title "$3" --clk-tck "$clk_tck" | out
+  echo | out
+}
+
 # --- idle connections -------------------------------------------------------------------------
 idle_scenario() {
   [ "$idle_conns" -gt 0 ] || die "the open files limit $nofile is too low for the idle test"
@@ -588,7 +638,7 @@ tool_scenario() {  # callgrind|strace
 start_origin
 progress "nginx origin started on 127.0.0.1:$port_origin"
 needs_running=0
-for s in keepalive close 64k 1m idle; do selected "$s" && needs_running=1; done
+for s in keepalive close 64k 1m h2 h1load idle; do selected "$s" && needs_running=1; done
 if [ "$needs_running" = 1 ]; then
   for t in "${targets[@]}"; do start_target "$t"; done
 fi
@@ -602,6 +652,10 @@ for s in "${scenarios[@]}"; do
       -H 'Connection: close' ;;
     64k) wrk_scenario 64k 10 /64k "64k: 64 KiB responses, keep-alive, wrk -t1 -c10 -d$duration --latency" ;;
     1m) wrk_scenario 1m 10 /1m "1m: 1 MiB responses, keep-alive, wrk -t1 -c10 -d$duration --latency" ;;
+    h2) h2load_scenario h2 h2 \
+      "h2: HTTP/2 cleartext, small GET, h2load -n $H2_REQUESTS -c 10 -m 10 (HTTP/1.1 keep-alive to the origin)" ;;
+    h1load) h2load_scenario h1load h1 \
+      "h1load: HTTP/1.1 keep-alive, small GET, h2load --h1 -n $H2_REQUESTS -c 10 -m 1" ;;
     idle) idle_scenario ;;
     callgrind | strace) tool_scenario "$s" ;;
   esac

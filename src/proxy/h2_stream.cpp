@@ -276,7 +276,7 @@ void H2Stream::on_response_data(const http::ResponseHead* head, const http::Body
     rq_->response_head_sent = true;
     if (empty) {
       delivery_pending_ = false;
-      s_.deliver_later(id_);
+      queue_delivery();
     }
   } else if (deferred_) {
     deferred_ = false;
@@ -303,7 +303,7 @@ long H2Stream::read_response(std::uint8_t* buf, std::size_t length, std::uint32_
   // Every piece is framed: the exchange may reuse its buffer (after this nghttp2 call).
   if (delivery_pending_) {
     delivery_pending_ = false;
-    s_.deliver_later(id_);
+    queue_delivery();
   }
   if (out_done_) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -316,8 +316,14 @@ long H2Stream::read_response(std::uint8_t* buf, std::size_t length, std::uint32_
   return static_cast<long>(n);
 }
 
+void H2Stream::queue_delivery() {
+  delivery_queued_ = true;
+  s_.deliver_later(id_);
+}
+
 void H2Stream::deliver() {
-  if (state_ == State::closed) return;
+  if (!delivery_queued_ || state_ == State::closed) return;
+  delivery_queued_ = false;
   rq_->exchange.response_delivered();
 }
 
@@ -330,12 +336,12 @@ void H2Stream::on_response_sent() {
 
 void H2Stream::on_exchange_done() {
   if (body_given_ != 0) {
-    nghttp2_session_consume_stream(s_.codec(), id_, body_given_);
+    if (state_ != State::closed) nghttp2_session_consume_stream(s_.codec(), id_, body_given_);
     rq_->in.consume(body_given_);
     body_given_ = 0;
   }
   record(rq_->response_status);
-  state_ = State::done;
+  if (state_ != State::closed) state_ = State::done;
   clear();
 }
 
@@ -390,6 +396,14 @@ void H2Stream::record(unsigned status) {
 void H2Stream::on_closed(std::uint32_t) {
   if (state_ == State::closed) return;
   state_ = State::closed;
+  if (response_finished_ && delivery_queued_) {
+    // The whole response went out and the stream closed before the queued delivery ran:
+    // the exchange completes now (and pools its upstream connection) instead of being
+    // aborted below. It calls back only on_exchange_done(), which leaves nghttp2 alone on
+    // a closed stream (this runs inside nghttp2's callback).
+    delivery_queued_ = false;
+    rq_->exchange.response_delivered();
+  }
   clear();
   rq_->exchange.abort();
   rq_->limit_tag = 0;  // a store answer still due is for nobody

@@ -184,6 +184,7 @@ class Http2Test(unittest.TestCase):
 
     def test_h2load_completes_without_errors(self):
         # The full -n 100000 run is the benchmark (bench/e2e); CI runs a shorter one.
+        accepted = sum(o.stats()["connections_accepted"] for o in (self.us, self.eu))
         proc = subprocess.run(["h2load", "-n", "4000", "-c", "10", "-m", "10",
                                "-H", ":authority: h2.test", f"http://{self.h2c}/load"],
                               capture_output=True, timeout=120)
@@ -191,6 +192,10 @@ class Http2Test(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, out)
         self.assertIn("4000 succeeded, 0 failed, 0 errored, 0 timeout", out)
         self.assertIn("status codes: 4000 2xx", out)
+        # Streams reuse pooled upstream connections as HTTP/1.1 requests do: at most about
+        # one per concurrent stream (100), not one per request.
+        opened = sum(o.stats()["connections_accepted"] for o in (self.us, self.eu)) - accepted
+        self.assertLess(opened, 400)
 
     # ---- requests as HTTP/1.1 ones are ----------------------------------------------------
 

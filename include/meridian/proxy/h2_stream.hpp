@@ -67,6 +67,8 @@ class H2Stream final : private ExchangeSink, private ratelimit::StoreWaiter, pri
   // body to pull.
   bool submit_head(bool has_body);
   void reset(std::uint32_t error_code);
+  // The exchange's last pieces are framed: response_delivered() once nghttp2 returned.
+  void queue_delivery();
   void record(unsigned status);
   bool request_complete() const { return end_stream_; }
   const ListenerRuntime& listener() const {
@@ -113,6 +115,7 @@ class H2Stream final : private ExchangeSink, private ratelimit::StoreWaiter, pri
   std::size_t out_offset_ = 0;
   bool out_done_ = false;          // the pieces end the response
   bool delivery_pending_ = false;  // the exchange waits for response_delivered()
+  bool delivery_queued_ = false;   // ... which H2Session::run_acks will call (deliver())
   bool deferred_ = false;          // nghttp2 was told to wait for more (NGHTTP2_ERR_DEFERRED)
   bool response_finished_ = false;
 };

@@ -1,0 +1,199 @@
+#include "meridian/http/h2_message.hpp"
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "meridian/http/forwarding.hpp"
+
+namespace meridian::http {
+namespace {
+
+ParserLimits limits(std::uint64_t bytes = 8192, std::uint32_t fields = 10, std::uint64_t body = 0) {
+  return ParserLimits{bytes, fields, body};
+}
+
+struct Builder {
+  H2RequestBuilder b;
+  explicit Builder(const ParserLimits& l = limits()) { b.reset(l); }
+  Builder& add(std::string_view n, std::string_view v) {
+    b.add(n, v);
+    return *this;
+  }
+  Builder& get(std::string_view path = "/p?q=1", std::string_view authority = "a.test") {
+    return add(":method", "GET")
+        .add(":scheme", "https")
+        .add(":authority", authority)
+        .add(":path", path);
+  }
+};
+
+TEST(H2RequestBuilder, DescribesTheRequestAsAHead) {
+  Builder r;
+  r.get().add("user-agent", "ua").add("accept", "*/*");
+  r.b.finish(false);
+  ASSERT_FALSE(r.b.error()) << r.b.error().reason;
+  const auto& h = r.b.head();
+  EXPECT_EQ(h.method, "GET");
+  EXPECT_EQ(h.target, "/p?q=1");
+  EXPECT_EQ(h.path, "/p");
+  EXPECT_EQ(h.host, "a.test");
+  EXPECT_EQ(h.version, 20u);
+  EXPECT_FALSE(h.has_body());
+  ASSERT_NE(h.find("host"), nullptr);  // :authority becomes Host for the HTTP/1.1 upstream
+  EXPECT_EQ(h.find("host")->value, "a.test");
+  EXPECT_EQ(h.find("user-agent")->value, "ua");
+}
+
+TEST(H2RequestBuilder, AuthorityWinsOverHostAndHostAloneIsEnough) {
+  Builder both;
+  both.get().add("host", "other.test");
+  both.b.finish(false);
+  ASSERT_FALSE(both.b.error());
+  EXPECT_EQ(both.b.head().host, "a.test");
+  int hosts = 0;
+  for (const auto& f : both.b.head().fields)
+    hosts += f.name == "host";
+  EXPECT_EQ(hosts, 1);
+
+  Builder host_only;
+  host_only.add(":method", "GET").add(":scheme", "http").add(":path", "/").add("host", "h.test");
+  host_only.b.finish(false);
+  ASSERT_FALSE(host_only.b.error());
+  EXPECT_EQ(host_only.b.head().host, "h.test");
+}
+
+TEST(H2RequestBuilder, BodyFramingForTheUpstream) {
+  Builder sized;
+  sized.get().add("content-length", "12");
+  sized.b.finish(true);
+  ASSERT_FALSE(sized.b.error());
+  EXPECT_EQ(sized.b.head().content_length, 12u);
+  EXPECT_FALSE(sized.b.head().chunked);
+
+  Builder unsized;  // DATA frames without a length: chunked upstream
+  unsized.get();
+  unsized.b.finish(true);
+  EXPECT_TRUE(unsized.b.head().chunked);
+  EXPECT_TRUE(unsized.b.head().has_body());
+
+  Builder ended;  // END_STREAM on HEADERS: no body whatever Content-Length says
+  ended.get().add("content-length", "0").add("expect", "100-continue");
+  ended.b.finish(false);
+  EXPECT_FALSE(ended.b.head().has_body());
+  EXPECT_FALSE(ended.b.head().expect_continue);
+}
+
+TEST(H2RequestBuilder, CookieCrumbsAreJoined) {
+  Builder r;
+  r.get().add("cookie", "a=1").add("x", "y").add("cookie", "b=2");
+  r.b.finish(false);
+  ASSERT_NE(r.b.head().find("cookie"), nullptr);
+  EXPECT_EQ(r.b.head().find("cookie")->value, "a=1; b=2");
+}
+
+TEST(H2RequestBuilder, RefusesWhatHttp11Refuses) {
+  {
+    Builder r;
+    r.add(":method", "CONNECT").add(":authority", "a.test:443");
+    r.b.finish(true);
+    EXPECT_EQ(r.b.error().status, 400u);
+  }
+  {
+    Builder r;
+    r.add(":method", "GET").add(":scheme", "http").add(":path", "/");
+    r.b.finish(false);
+    EXPECT_EQ(r.b.error().status, 400u) << "no authority and no Host";
+  }
+  {
+    Builder r;
+    r.get("/", "bad host");
+    r.b.finish(false);
+    EXPECT_EQ(r.b.error().status, 400u);
+  }
+  {
+    Builder r;
+    r.get("relative");
+    r.b.finish(false);
+    EXPECT_EQ(r.b.error().status, 400u);
+  }
+  {
+    Builder r;
+    r.get().add(":protocol", "websocket");
+    r.b.finish(false);
+    EXPECT_EQ(r.b.error().status, 400u);
+  }
+  {
+    Builder r(limits(8192, 10, 100));
+    r.get().add("content-length", "101");
+    r.b.finish(true);
+    EXPECT_EQ(r.b.error().status, 413u);
+  }
+}
+
+TEST(H2RequestBuilder, HeaderListLimitsAnswer431) {
+  Builder big(limits(200));
+  big.get().add("x-big", std::string(200, 'a'));
+  big.b.finish(false);
+  EXPECT_EQ(big.b.error().status, 431u);
+
+  Builder many(limits(8192, 3));
+  many.get().add("a", "1").add("b", "2").add("c", "3").add("d", "4");
+  many.b.finish(false);
+  EXPECT_EQ(many.b.error().status, 431u);
+
+  Builder fits(limits(8192, 3));
+  fits.get().add("a", "1").add("b", "2").add("c", "3");
+  fits.b.finish(false);
+  EXPECT_FALSE(fits.b.error());
+}
+
+TEST(H2RequestBuilder, ResetStartsOver) {
+  Builder r;
+  r.get().add("x-big", std::string(9000, 'a'));
+  r.b.finish(false);
+  EXPECT_EQ(r.b.error().status, 431u);
+  r.b.reset(limits());
+  r.get("/again");
+  r.b.finish(false);
+  ASSERT_FALSE(r.b.error());
+  EXPECT_EQ(r.b.head().path, "/again");
+}
+
+TEST(ToH2Response, LowerCasesNamesAndDropsConnectionFields) {
+  const std::string head =
+      "HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+      "Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nX-Custom:  v \r\n"
+      "Via: 1.1 edge\r\n\r\nbody";
+  H2ResponseFields out;
+  ASSERT_TRUE(to_h2_response(head, out));
+  EXPECT_EQ(out.status, 201u);
+  ASSERT_EQ(out.fields.size(), 3u);
+  EXPECT_EQ(out.fields[0].name, "content-type");
+  EXPECT_EQ(out.fields[0].value, "text/plain");
+  EXPECT_EQ(out.fields[1].name, "x-custom");
+  EXPECT_EQ(out.fields[1].value, "v");
+  EXPECT_EQ(out.fields[2].name, "via");
+  EXPECT_EQ(out.body, "body");
+}
+
+TEST(ToH2Response, LocalReplyKeepsItsBody) {
+  std::string text;
+  write_local_reply(429, "rate limit exceeded", false, "1.1 edge", "Retry-After: 3\r\n", text);
+  H2ResponseFields out;
+  ASSERT_TRUE(to_h2_response(text, out));
+  EXPECT_EQ(out.status, 429u);
+  EXPECT_EQ(out.body, "rate limit exceeded\n");
+  bool retry_after = false;
+  for (const auto& f : out.fields)
+    retry_after |= f.name == "retry-after" && f.value == "3";
+  EXPECT_TRUE(retry_after);
+}
+
+TEST(ToH2Response, RefusesAnIncompleteHead) {
+  H2ResponseFields out;
+  EXPECT_FALSE(to_h2_response("HTTP/1.1 200 OK\r\nA: b\r\n", out));
+}
+
+}  // namespace
+}  // namespace meridian::http
