@@ -22,6 +22,8 @@ constexpr double kGlitchBurst = 400;
 constexpr double kGlitchRate = 100;
 // How often an idle connection looks at the clock, the retired streams and the snapshot.
 constexpr seconds kTick{1};
+// How long a closing connection reads (and discards) what the client still sends.
+constexpr seconds kLingerTime{2};
 
 }  // namespace
 
@@ -239,6 +241,14 @@ void H2Session::read() {
 void H2Session::on_read(boost::system::error_code ec, std::size_t n) {
   reading_ = false;
   if (closed_) return;
+  if (lingering_) {
+    if (ec) {
+      close();
+    } else {
+      linger_read();  // discarded
+    }
+    return;
+  }
   reap_retired();
   if (ec) {
     close();  // the client went away (or reset): streams in progress end with it
@@ -302,6 +312,7 @@ void H2Session::flush() {
   if (closed_) return;
   if (!out_.empty()) {
     writing_ = true;
+    write_since_ = net::Clock::now();
     write(asio::buffer(out_),
           [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
             self->writing_ = false;
@@ -353,6 +364,38 @@ void H2Session::glitch() {
             "closing with ENHANCE_YOUR_CALM");
   glitch_tokens_ = kGlitchBurst;  // one GOAWAY, not one per further frame
   go_away(NGHTTP2_ENHANCE_YOUR_CALM, false);
+}
+
+void H2Session::linger_close() {
+  // As HTTP/1.1's lingering close: what the client sent after our last frame (a
+  // WINDOW_UPDATE, a request racing the GOAWAY) must not make our close a reset, which could
+  // destroy the GOAWAY or the last response on their way. Send our end, then read and
+  // discard until the client closes or kLingerTime passes.
+  if (closed_ || lingering_) return;
+  lingering_ = true;
+  expires_at(net::Clock::now() + kLingerTime);
+  if (t_.tls && !reading_) {
+    t_.tls->async_shutdown([self = shared_from_this()](boost::system::error_code) {
+      self->close();  // close_notify answered, or the linger deadline closed the socket
+    });
+    return;
+  }
+  boost::system::error_code ec;
+  (t_.tls ? t_.tls->next_layer() : t_.socket).shutdown(asio::socket_base::shutdown_send, ec);
+  if (ec) {
+    close();
+    return;
+  }
+  linger_read();
+}
+
+void H2Session::linger_read() {
+  if (reading_) return;  // the pending read comes back to on_read, which sees lingering_
+  reading_ = true;
+  read_some(asio::buffer(in_.get(), kReadBuffer),
+            [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+              self->on_read(ec, n);
+            });
 }
 
 void H2Session::close() {
@@ -440,7 +483,8 @@ void H2Session::arm() {
 }
 
 void H2Session::on_deadline() {
-  if (closed_) {
+  if (closed_ || lingering_) {
+    close();  // the linger time is over
     clear();
     return;
   }
@@ -449,12 +493,20 @@ void H2Session::on_deadline() {
   if (listener_removed_) go_away(NGHTTP2_NO_ERROR, true);
   const auto now = net::Clock::now();
   const auto& limits = snapshot_->config->limits;
+  if (writing_ && now - write_since_ >= limits.idle_timeout) {
+    // The client stopped reading (nginx's send_timeout): nothing queued for it, GOAWAY
+    // and resets included, can go out any more.
+    log::debug("listener ", *listener_name_, ": HTTP/2 client ", t_.peer_text,
+               " read nothing for idle_timeout; closing");
+    close();
+    return;
+  }
   const bool first = nghttp2_session_get_last_proc_stream_id(h2_) == 0;
   if (open_.empty() && now - idle_since_ >= (first ? limits.header_timeout : limits.idle_timeout)) {
     go_away(NGHTTP2_NO_ERROR, true);  // idle_timeout: no stream is open
   }
   if (going_away_ && open_.empty() && !writing_) {
-    close();  // the GOAWAY went out (or cannot): nothing is left to serve
+    linger_close();  // the GOAWAY went out: nothing is left to serve
     return;
   }
   arm();

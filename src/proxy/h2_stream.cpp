@@ -90,6 +90,9 @@ void H2Stream::begin() {
     return;
   }
   const auto& head = request_.head();
+  // The body buffer holds a whole stream window, reserved now, before any piece of it is
+  // lent to the exchange: growing it later would move bytes the exchange holds a view of.
+  if (!end_stream_) rq_->in.reserve(H2Session::kStreamWindow);
   rq_->has_body = head.has_body();
   rq_->expect_continue = head.expect_continue && rq_->has_body;
   const auto& t = s_.transport();
@@ -186,11 +189,10 @@ void H2Stream::on_data(const std::uint8_t* data, std::size_t n) {
   // stream's only when the upstream took the bytes (on_request_body_wanted).
   nghttp2_session_consume_connection(h2, n);
   auto& in = rq_->in;
-  if (body_given_ == 0 && in.tail_size() < n) {
-    in.reserve(std::max<std::size_t>(H2Session::kStreamWindow, in.size() + n));
-  }
+  if (in.tail_size() < n && body_given_ == 0) in.compact();
   if (in.tail_size() < n) {
-    // Cannot happen while the client respects the window (nghttp2 enforces it).
+    // Cannot happen while the client respects the window (nghttp2 enforces it): begin()
+    // reserved a window's worth, and on_request_body_wanted() compacts.
     reset(NGHTTP2_FLOW_CONTROL_ERROR);
     return;
   }
@@ -366,7 +368,9 @@ void H2Stream::reply(unsigned status, std::string_view cause, std::string_view e
   rq_->bytes_out = rq_->down_head.size();
   record(status);
   state_ = State::replying;
-  clear();
+  // A client that never opens its window for the answer (SETTINGS_INITIAL_WINDOW_SIZE 0)
+  // does not hold the stream longer than this.
+  expires_at(net::Clock::now() + snapshot_->config->limits.idle_timeout);
   if (!submit_head(true)) {
     reset(NGHTTP2_INTERNAL_ERROR);
     return;
@@ -441,6 +445,8 @@ void H2Stream::on_deadline() {
       }
       return;
     case State::replying:
+      reset(NGHTTP2_CANCEL);  // the answer could not go out within idle_timeout
+      return;
     case State::done:
     case State::closed:
       clear();

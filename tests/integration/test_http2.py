@@ -31,6 +31,7 @@ from test_tls import make_certificate  # noqa: E402
 
 try:
     import h2client
+    import h2.settings
     from h2client import H2Client
 except ImportError:  # python3-h2 missing: tests/install-deps.sh installs it
     h2client = None
@@ -405,6 +406,7 @@ def split(address):
 RELOAD_CONFIG = """
 node: {name: edge-h2-life}
 workers: 1
+limits: {idle_timeout: 1s, header_timeout: 1s}
 admin:
   listen: "{admin}"
 listeners:
@@ -456,6 +458,73 @@ class Http2LifecycleTest(unittest.TestCase):
             self.assertLess(out.index("recv GOAWAY"), out.index(":status: 200"),
                             "the GOAWAY came first, at the drain")
             self.assertEqual(m.wait(10), 0)
+
+    def test_idle_connection_gets_goaway_then_close(self):
+        with Meridian(RELOAD_CONFIG, {"o1": self.origin.address, "extra": ""}) as m:
+            with H2Client(m.listen_address) as c:
+                self.assertEqual(c.get("/once").status, 200)
+                # idle_timeout (1 s) without an open stream: GOAWAY NO_ERROR, then the close.
+                c.run_until(lambda: c.goaway is not None, timeout=10)
+                self.assertEqual(c.goaway[0], 0)
+                wait_until(lambda: not c.pump(), timeout=10, message="the close after GOAWAY")
+            # A connection that sends nothing after the preface is closed by header_timeout.
+            with socket.create_connection(split(m.listen_address)) as s:
+                s.sendall(h2client.PREFACE + h2client.frame(h2client.SETTINGS, 0, 0))
+                frames, closed = h2client.read_frames(s, timeout=10)
+                self.assertTrue(closed)
+                self.assertEqual(h2client.goaway_code(frames), 0)
+
+    def test_upload_arriving_in_bursts_after_a_pause(self):
+        # Two DATA frames in one read while the exchange holds the first piece: the stream's
+        # buffer must already have its window's room (it once reset such a stream).
+        with Meridian(RELOAD_CONFIG, {"o1": self.origin.address, "extra": ""}) as m:
+            with H2Client(m.listen_address) as c:
+                body = b"a" * 100 + b"b" * 500 + b"c" * 5000
+                sid = c.request("POST", "/burst", headers=[("content-length", str(len(body)))],
+                                end_stream=False)
+                c.conn.send_data(sid, body[:100])
+                c._flush()
+                c.pump(0.3)  # the client pauses; meanwhile the first piece goes upstream
+                c.conn.send_data(sid, body[100:600])
+                c.conn.send_data(sid, body[600:], end_stream=True)
+                c._flush()
+                c.run_until(lambda: c.streams[sid].done)
+                self.assertEqual(c.streams[sid].reset, None)
+                self.assertEqual(c.streams[sid].status, 200)
+                report = __import__("json").loads(c.streams[sid].body)
+                self.assertEqual(report["body_sha256"], hashlib.sha256(body).hexdigest())
+
+    def test_clients_that_do_not_read_are_not_kept(self):
+        with Meridian(RELOAD_CONFIG, {"o1": self.origin.address, "extra": ""}) as m:
+            # A window that never opens for the answer (INITIAL_WINDOW_SIZE 0): the stream is
+            # reset after idle_timeout (1 s) rather than held.
+            with socket.create_connection(split(m.listen_address)) as s:
+                s.sendall(h2client.PREFACE + h2client.frame(h2client.SETTINGS, 0, 0,
+                                                            b"\x00\x04\x00\x00\x00\x00")
+                          + h2client.frame(h2client.HEADERS,
+                                           h2client.END_HEADERS | h2client.END_STREAM, 1,
+                                           b"\x02\x07CONNECT"
+                                           + h2client.literal(":authority", "h2.test:443")))
+                frames, _ = h2client.read_frames(s, timeout=5)
+                resets = [f for f in frames if f[0] == h2client.RST_STREAM and f[2] == 1]
+                self.assertTrue(resets, frames)
+                self.assertEqual(int.from_bytes(resets[0][3], "big"), h2client.CANCEL)
+            # A client that stops reading TCP altogether is closed after idle_timeout.
+            c = H2Client(m.listen_address)
+            try:
+                c.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+                c.conn.increment_flow_control_window(2**30)
+                c.request("GET", "/big?size=200000000")
+                c._flush()
+
+                def connections():
+                    return m.metric("meridian_downstream_connections_active",
+                                    {"listener": "main"})
+                wait_until(lambda: connections() == 1, timeout=5)
+                wait_until(lambda: connections() == 0, timeout=15,
+                           message="the connection of a client that reads nothing closed")
+            finally:
+                c.close()
 
     def test_goaway_when_a_reload_removes_the_listener(self):
         second = free_port()

@@ -16,12 +16,15 @@
 // budget of "glitches" -- streams reset by the client before their answer, streams refused
 // or malformed, PING, SETTINGS, PRIORITY and empty DATA frames -- refilled at a steady rate;
 // a client that spends it gets GOAWAY (ENHANCE_YOUR_CALM) and is closed. Streams whose
-// upstream work is still winding down count against the concurrency limit too, so
-// resetting streams never buys more concurrent upstream work than the limit.
+// upstream work is still winding down count against the concurrency limit too (open and
+// retired together at most twice the limit), so resetting streams does not buy unbounded
+// concurrent upstream work.
 //
 // GOAWAY (graceful, NO_ERROR) on drain, on idle_timeout, and when a reload removed the
 // listener; the streams in progress finish first. Lifetime: the Beast idiom, kept alive by
-// the shared_ptr of each pending operation (socket I/O, exchanges, rate limit store).
+// the shared_ptr of each pending operation (socket I/O, exchanges, rate limit store). A
+// client that reads nothing for idle_timeout while a write is pending is closed (nginx's
+// send_timeout); an answer its flow-control window never lets out is reset after it.
 // Thread: the owning worker only.
 #pragma once
 
@@ -109,6 +112,9 @@ class H2Session final : public std::enable_shared_from_this<H2Session>, private 
   void on_read(boost::system::error_code ec, std::size_t n);
   bool feed(const std::uint8_t* data, std::size_t n);  // false: the connection is done
   void run_acks();
+  // The end after a GOAWAY: our side shut, the client's bytes read and dropped for a while.
+  void linger_close();
+  void linger_read();
   void close();
   void refresh_snapshot();
 
@@ -140,7 +146,8 @@ class H2Session final : public std::enable_shared_from_this<H2Session>, private 
 
   double glitch_tokens_ = 0;
   net::Clock::time_point glitch_refill_{};
-  net::Clock::time_point idle_since_{};  // no open stream since then
+  net::Clock::time_point idle_since_{};   // no open stream since then
+  net::Clock::time_point write_since_{};  // the write in progress started then
 
   bool reading_ = false;
   bool writing_ = false;
@@ -148,6 +155,7 @@ class H2Session final : public std::enable_shared_from_this<H2Session>, private 
   bool flush_again_ = false;
   bool in_codec_ = false;  // inside nghttp2_session_mem_recv: no mem_send now
   bool going_away_ = false;
+  bool lingering_ = false;
   bool closed_ = false;
   bool listener_removed_ = false;
   bool counted_ = false;
