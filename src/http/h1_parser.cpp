@@ -180,6 +180,17 @@ std::size_t H1Parser<IsRequest>::parse_head(std::string_view data) {
   return n;
 }
 
+namespace {
+
+// The request line ends in " HTTP/" and something: what tells HTTP/1.x from HTTP/0.9 (the
+// version itself is checked by the parser proper).
+bool has_version(std::string_view line) {
+  const auto space = line.rfind(' ');
+  return space != std::string_view::npos && line.substr(space + 1).starts_with("HTTP/");
+}
+
+}  // namespace
+
 template <bool IsRequest>
 std::size_t H1Parser<IsRequest>::find_head_end(std::string_view data) {
   // One pass over the head as it arrives (resuming at scanned_): every line must end in
@@ -198,7 +209,16 @@ std::size_t H1Parser<IsRequest>::find_head_end(std::string_view data) {
                                                  : "invalid response from upstream: bare LF");
       return 0;
     }
-    if (first_line_end_ == 0) first_line_end_ = lf + 1;
+    if (first_line_end_ == 0) {
+      first_line_end_ = lf + 1;
+      // An HTTP/0.9 request is one line with no version, and its client waits for an
+      // answer without sending the empty line that ends an HTTP/1.x head: refuse it as soon
+      // as its line is complete rather than at header_timeout.
+      if (IsRequest && !has_version(std::string_view(base, lf - 1))) {
+        fail_head(400, "malformed request: no HTTP version (HTTP/0.9 is not served)");
+        return 0;
+      }
+    }
     const bool empty_line = lf >= 2 && base[lf - 2] == '\n';
     if (empty_line && lf + 1 > first_line_end_) {
       if (lf + 1 > limit) {
