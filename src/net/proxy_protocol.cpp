@@ -46,9 +46,15 @@ std::optional<std::uint16_t> parse_port(std::string_view s) {
 }
 
 std::optional<ip::address> parse_address(std::string_view s, bool v6) {
-  // Asio's parsers want a NUL-terminated string; the longest address text is 45 bytes.
+  // Asio's parsers want a NUL-terminated string; the longest address text is 45 bytes. Only
+  // address characters are let through: a NUL inside would end the C string early and make
+  // "2001:db8::\0junk" pass as 2001:db8:: (found by the proxy_protocol fuzz target).
   char text[64];
   if (s.empty() || s.size() >= sizeof text) return std::nullopt;
+  for (const char c : s) {
+    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (!hex && c != '.' && c != ':') return std::nullopt;
+  }
   std::copy(s.begin(), s.end(), text);
   text[s.size()] = '\0';
   boost::system::error_code ec;
@@ -74,6 +80,9 @@ ProxyHeader parse_v1(std::string_view data) {
     return data.size() >= kV1Max ? invalid("PROXY v1 line longer than 107 bytes") : ProxyHeader{};
   }
   if (cr + 2 > kV1Max) return invalid("PROXY v1 line longer than 107 bytes");
+  if (window.substr(0, cr).find('\n') != std::string_view::npos) {
+    return invalid("PROXY v1 line without CR");  // an LF before the CRLF
+  }
   if (cr + 1 >= data.size()) return ProxyHeader{};  // the LF is still to come
   if (data[cr + 1] != '\n') return invalid("PROXY v1 line: CR without LF");
   std::string_view rest = data.substr(kV1Prefix.size(), cr - kV1Prefix.size());

@@ -74,6 +74,15 @@ TEST(ProxyProtocol, V1Malformed) {
     const auto r = parse_proxy_header(bad, ProxyProtocol::v1);
     EXPECT_EQ(r.status, Status::invalid) << bad;
   }
+  // Found by the fuzz target: a NUL inside an address ended Asio's C string early, and an LF
+  // before the CRLF was taken as part of the line.
+  using namespace std::string_literals;
+  for (const auto& bad : {"PROXY TCP6 2001:db8::\0\0 2001:db8::2 1 2\r\n"s,
+                          "PROXY TCP4 192.0.2.1\0x 198.51.100.1 1 2\r\n"s,
+                          "PROXY TCP4 192.0.2.1 198.51.100.1 1\n 2\r\n"s}) {
+    EXPECT_EQ(parse_proxy_header(bad, ProxyProtocol::v1).status, Status::invalid);
+    EXPECT_EQ(parse_proxy_header(bad, ProxyProtocol::any).status, Status::invalid);
+  }
   // CRLF ending at byte 108: one byte too long (the limit is 107 including CRLF).
   std::string line = "PROXY UNKNOWN ";
   line += std::string(106 - line.size(), 'x');
