@@ -25,18 +25,26 @@ if [ "${1:-}" = "--sanitize" ]; then
 fi
 
 concurrency=""
+targets=()
 if [ "${1:-}" = "--tsan" ]; then
   shift
   build=build-tsan
   cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DMERIDIAN_TSAN=ON -DMERIDIAN_BENCH=OFF)
   export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+  # Only what those tests need is built.
+  targets=(meridian meridian_unit_geo meridian_unit_metrics meridian_unit_ratelimit
+           meridian_unit_accesslog meridian_unit_health)
   concurrency='^(GeoLocatorConcurrency|Registry|Gcra|LocalBuckets|Writer|HealthCheckerTest)\.|^integration\.test_(reload|sighup|health_checks|steering|steering_acceptance|rate_limit|rate_limit_global|metrics|lifecycle|access_log|http2|websocket)$'
 fi
 
 bash tests/install-deps.sh
 jobs=$(nproc)
 cmake -S . -B "$build" -DMERIDIAN_TESTS=ON -DMERIDIAN_BENCH=ON "${cmake_args[@]}" >/dev/null
-cmake --build "$build" -j"$jobs"
+if [ ${#targets[@]} -gt 0 ]; then
+  cmake --build "$build" -j"$jobs" --target "${targets[@]}"
+else
+  cmake --build "$build" -j"$jobs"
+fi
 cd "$build"
 if [ -n "$concurrency" ]; then
   # Without address space randomisation: GCC 12's TSan cannot map its shadow memory on

@@ -6,8 +6,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
+#include <optional>
+#include <sstream>
 #include <system_error>
 #include <unistd.h>
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 #include "config/address.hpp"
 #include "config/cidr.hpp"
@@ -255,81 +260,70 @@ int read_whole_file(const std::string& path, std::string& out) noexcept {
   return error;
 }
 
-// yaml-cpp 0.7 (Debian 12) allocates without end when a ',' begins a node in block context
-// (found by the tests/fuzz config target: a file holding "," alone, or a line " , x" below a
-// more indented mapping, exhausts memory). ',' is a YAML indicator that cannot begin a
-// plain scalar, so outside flow collections, quoted scalars and block scalars a line whose
-// first character is ',' is never valid YAML; it is refused before yaml-cpp sees it, since a
-// reload must never take the node down. Returns the comma's 1-based line and column, or
-// {0, 0}.
-std::pair<int, int> comma_in_block_context(std::string_view text) {
-  if (text.starts_with("\xef\xbb\xbf")) text.remove_prefix(3);  // UTF-8 byte order mark
-  int flow_depth = 0;
-  char quote = 0;                // inside a quoted scalar spanning lines
-  int block_scalar_parent = -1;  // inside a | or > scalar: the indentation of its key line
-  int line_number = 0;
-  while (!text.empty()) {
-    const auto eol = text.find('\n');
-    std::string_view line = text.substr(0, eol);
-    text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
-    ++line_number;
-    const auto first = line.find_first_not_of(" \t\r");
-    if (first == std::string_view::npos) continue;
-    const int indent = static_cast<int>(first);
-    if (block_scalar_parent >= 0) {
-      if (indent > block_scalar_parent) continue;  // content of the block scalar
-      block_scalar_parent = -1;
-    }
-    if (quote == 0 && flow_depth == 0 && line[first] == ',') {
-      return {line_number, indent + 1};
-    }
-    // Track quotes, flow brackets and comments through the line; note a trailing block
-    // scalar indicator.
-    std::size_t last_token = std::string_view::npos;
-    for (std::size_t i = first; i < line.size(); ++i) {
-      const char c = line[i];
-      if (quote != 0) {
-        if (c == quote) {
-          if (quote == '\'' && i + 1 < line.size() && line[i + 1] == '\'') {
-            ++i;  // '' inside single quotes
-          } else {
-            quote = 0;
-          }
-        } else if (c == '\\' && quote == '"') {
-          ++i;
-        }
-        continue;
-      }
-      if (c == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) break;
-      if (c == ' ' || c == '\t' || c == '\r') continue;
-      const bool token_start = i == first || line[i - 1] == ' ' || line[i - 1] == '\t' ||
-                               line[i - 1] == '[' || line[i - 1] == '{' || line[i - 1] == ',';
-      if ((c == '"' || c == '\'') && token_start) {
-        quote = c;
-      } else if (c == '[' || c == '{') {
-        ++flow_depth;
-      } else if ((c == ']' || c == '}') && flow_depth > 0) {
-        --flow_depth;
-      }
-      if (token_start) last_token = i;
-    }
-    if (quote == 0 && flow_depth == 0 && last_token != std::string_view::npos &&
-        (line[last_token] == '|' || line[last_token] == '>')) {
-      block_scalar_parent = indent;
-    }
+// yaml-cpp 0.7 (Debian 12) does not terminate on some malformed input: found by the
+// tests/fuzz config target, a ',' where a block value begins (a file holding "," alone,
+// " , x" below a more indented mapping, "!tag," ...) makes it emit null nodes without end
+// until memory runs out. A reload must never take the node down, so the text goes first
+// through yaml-cpp's event parser with a budget: a well-formed document yields a few events
+// per byte at most, a runaway parse exceeds any budget proportional to the input.
+class EventBudget final : public YAML::EventHandler {
+ public:
+  struct Exhausted {
+    YAML::Mark mark;
+  };
+  explicit EventBudget(std::size_t events) : left_(events) {}
+
+  void OnDocumentStart(const YAML::Mark& mark) override { spend(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { spend(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { spend(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    spend(mark);
   }
-  return {0, 0};
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    spend(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    spend(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void spend(const YAML::Mark& mark) {
+    if (left_ == 0) throw Exhausted{mark};
+    --left_;
+  }
+  std::size_t left_;
+};
+
+// The mark where yaml-cpp stops making progress, or nullopt when the text parses (or fails
+// with an ordinary syntax error, which the real parse reports).
+std::optional<YAML::Mark> runaway_parse(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  YAML::Parser parser(in);
+  EventBudget budget(4 * text.size() + 64);
+  try {
+    while (parser.HandleNextDocument(budget)) {
+    }
+  } catch (const EventBudget::Exhausted& e) {
+    return e.mark;
+  } catch (const YAML::Exception&) {
+  }
+  return std::nullopt;
 }
 
 LoadResult load(std::string_view text, const std::string& display_path) {
   Diagnostics diag(display_path);
   Config config;
   config.source_path = display_path;
-  if (const auto [line, column] = comma_in_block_context(text); line != 0) {
-    YAML::Mark mark;
-    mark.line = line - 1;  // yaml-cpp's marks count from 0
-    mark.column = column - 1;
-    diag.error(mark, "", "YAML syntax error: ',' cannot begin a value outside [ ] or { }");
+  if (const auto mark = runaway_parse(text)) {
+    diag.error(*mark, "",
+               "YAML syntax error: the parser does not terminate here (a ',' or another "
+               "indicator out of place?)");
     LoadResult result;
     result.errors = diag.take_sorted();
     return result;
