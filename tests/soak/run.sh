@@ -25,6 +25,7 @@ while [ $# -gt 0 ]; do
     --clients) extra+=(--clients "$2"); shift ;;
     --sanitize)
       build=build-asan
+      extra+=(--sanitized)
       cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DMERIDIAN_SANITIZE=ON)
       export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
       export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
