@@ -133,35 +133,39 @@ class AbusiveClientsTest(unittest.TestCase):
                 s.close()
 
     def test_max_connections_is_enforced(self):
-        # max_connections 300 node-wide: hold 300 idle connections; the next is accepted and
-        # closed at once; closing some makes room again.
-        held = []
-        try:
-            for _ in range(300):
-                held.append(socket.create_connection((self.host, self.port), timeout=5))
-            wait_until(lambda: self.meridian.metric("meridian_downstream_connections_active")
-                       == 300, timeout=10, message="300 connections counted")
-            with socket.create_connection((self.host, self.port), timeout=5) as extra:
-                extra.sendall(b"GET /over HTTP/1.1\r\nHost: example.test\r\n\r\n")
-                extra.settimeout(5)
-                try:
-                    data = extra.recv(1024)
-                except ConnectionResetError:
-                    data = b""
-                self.assertEqual(data, b"", "the connection over the limit is closed unanswered")
-            for s in held[:10]:
-                s.close()
-            del held[:10]
-            wait_until(lambda: self.meridian.metric("meridian_downstream_connections_active")
-                       <= 290, timeout=10)
-            r = http_request(self.meridian.listen_address, "GET", "/after",
-                             [("Connection", "close")], timeout=5)
-            self.assertEqual(r.status, 200)
-            self.assertEqual(self.origin.requests("/over"), 0)
-        finally:
-            for s in held:
-                s.close()
+        # Its own meridian, whose header_timeout does not end the held connections meanwhile.
+        config = CONFIG.replace("header_timeout: 2s", "header_timeout: 60s").replace(
+            "max_connections: 300", "max_connections: 50")
+        with Meridian(config, {"o1": self.origin.address}) as m:
+            host, port = split_address(m.listen_address)
 
+            def active():
+                return m.metric("meridian_downstream_connections_active")
+            held = []
+            try:
+                for _ in range(50):
+                    held.append(socket.create_connection((host, port), timeout=5))
+                wait_until(lambda: active() == 50, timeout=10, message="50 connections counted")
+                with socket.create_connection((host, port), timeout=5) as extra:
+                    extra.sendall(b"GET /over HTTP/1.1\r\nHost: example.test\r\n\r\n")
+                    extra.settimeout(5)
+                    try:
+                        data = extra.recv(1024)
+                    except ConnectionResetError:
+                        data = b""
+                    self.assertEqual(data, b"", "the connection over the limit is closed unanswered")
+                self.assertEqual(active(), 50)
+                for s in held[:10]:
+                    s.close()
+                del held[:10]
+                wait_until(lambda: active() == 40, timeout=10, message="10 connections closed")
+                r = http_request(m.listen_address, "GET", "/after", [("Connection", "close")],
+                                 timeout=5)
+                self.assertEqual(r.status, 200)
+                self.assertEqual(self.origin.requests("/over"), 0)
+            finally:
+                for s in held:
+                    s.close()
 
 if __name__ == "__main__":
     unittest.main()

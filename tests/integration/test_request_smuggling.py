@@ -35,8 +35,8 @@ REFUSED = [
      b"hello", 400),
     ("TE on an obs-fold line", b"POST /a HTTP/1.1\r\n" + H + b"X-A: 1\r\n"
      b" Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", 400),
-    ("TE name with a leading space", b"POST /a HTTP/1.1\r\n" + H +
-     b" Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("whitespace before the first field line", b"POST /a HTTP/1.1\r\n"
+     b" Transfer-Encoding: chunked\r\n" + H + b"\r\n0\r\n\r\n", 400),
     ("TE with whitespace before the colon", b"POST /a HTTP/1.1\r\n" + H +
      b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n" + SMUGGLED, 400),
     ("TE chunked, identity", b"POST /a HTTP/1.1\r\n" + H +
@@ -45,6 +45,8 @@ REFUSED = [
      b"0\r\n\r\n" + SMUGGLED, 400),
     ("TE chunked twice in one field", b"POST /a HTTP/1.1\r\n" + H +
      b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400),
+    # Stricter than SPEC 11 (which refuses a coding list not ending in chunked): a second
+    # Transfer-Encoding field is refused whatever it says, as a smuggling signal.
     ("TE in two fields", b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n"
      b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     ("TE with a vertical tab", b"POST /a HTTP/1.1\r\n" + H +
@@ -107,7 +109,12 @@ class RequestSmugglingTest(OneOriginTestCase):
         responses, _ = parse_responses(res.data)
         return res, responses
 
-    def assert_nothing_forwarded(self, what):
+    def assert_nothing_forwarded(self, what, body_error=False):
+        # requests counts every head the origin parsed, even one whose body never came. A
+        # body that turns out malformed after its head went upstream (bodies stream, SPEC 3)
+        # ends the upstream connection mid-request: the origin never gets a whole request.
+        if not body_error:
+            self.assertEqual(self.origin.requests(), 0, f"a head reached the origin: {what}")
         self.assertEqual(self.origin.log(), [], f"forwarded to the origin: {what}")
         self.assertEqual(self.origin.bad_requests(), [], f"reached the origin: {what}")
 
@@ -145,7 +152,7 @@ class RequestSmugglingTest(OneOriginTestCase):
         head = b"POST /ext HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
         res, responses = self.exchange(head + b"5;" + b"e" * 70000 + b"\r\nhello\r\n0\r\n\r\n")
         self.assertEqual([r.status for r in responses], [400], res)
-        self.assert_nothing_forwarded("a 70 KB chunk extension")
+        self.assert_nothing_forwarded("a 70 KB chunk extension", body_error=True)
         res, responses = self.exchange(head + b"5;name=value;x=\"q\"\r\nhello\r\n0\r\n\r\n"
                                        + b"GET /after HTTP/1.1\r\n" + H
                                        + b"Connection: close\r\n\r\n")

@@ -12,7 +12,8 @@ for a bounded time, while everything that can go wrong around it does:
 Checked: meridian never crashes and exits 0 on SIGTERM; every reload is accepted; every
 client gets a well-formed response or a clean close (a truncated body only with the
 connection closed); no request hangs past the route timeout plus slack; RSS after the
-warm-up stays flat. Prints a Markdown report (requests, faults injected, outcomes, RSS).
+warm-up stays within 3 MiB of its value at the end of the warm-up. Prints a Markdown report
+(requests, faults injected, outcomes, RSS).
 
     tests/soak/run.sh [--duration SECONDS] [--sanitize]
 
@@ -119,32 +120,29 @@ def read_all(sock, deadline):
 
 
 def check_http1(stats, kind, fault, data, ended, expected):
-    """Well-formed responses (complete ones for all but possibly the last, which may be cut
-    only by a close), nothing after them, and an end that is not a hang."""
+    """Well-formed responses, as many as requests were sent, unless the origin's fault cut
+    a body (then the connection closes behind the cut response); nothing after them; and an
+    end that is not a hang."""
     if ended == "timeout":
         stats.fail(f"{kind}/{fault}: no answer within {ROUTE_TIMEOUT + SLACK}s")
         return
-    try:
-        responses, rest = parse_responses(data)
-    except ProtocolError as e:
-        # A response cut mid-body by the origin's fault is told by the close that follows.
-        if fault in ("reset_mid_body", "close_mid_body") and data.startswith(b"HTTP/1.1 200"):
-            stats.add("outcome: truncated then closed")
-            return
-        stats.fail(f"{kind}/{fault}: malformed response ({e}): {data[:200]!r}")
+    responses, rest = parse_responses(data)
+    cut = fault in ("reset_mid_body", "close_mid_body") and rest.startswith(b"HTTP/1.1 200")
+    if rest and not cut:
+        stats.fail(f"{kind}/{fault}: malformed or cut answer: {rest[:120]!r}")
         return
-    if rest and not (fault in ("reset_mid_body", "close_mid_body") and
-                     rest.startswith(b"HTTP/1.1 200")):
-        stats.fail(f"{kind}/{fault}: {len(rest)} bytes after the responses: {rest[:120]!r}")
-        return
-    if rest:
+    if cut:
         stats.add("outcome: truncated then closed")
     for r in responses:
         stats.add(f"status {r.status}")
         if not (100 <= r.status <= 599):
             stats.fail(f"{kind}/{fault}: status {r.status}")
-    if expected is not None and len(responses) + (1 if rest else 0) < expected and ended == "timeout":
-        stats.fail(f"{kind}/{fault}: {len(responses)} of {expected} answers")
+    answered = len(responses) + (1 if cut else 0)
+    if answered < expected and not cut:
+        # Closed (or reset) without an answer to every request: SPEC 9 and 11 allow no such
+        # thing, faults, reloads and health flaps included.
+        stats.fail(f"{kind}/{fault}: {len(responses)} answers to {expected} requests, then "
+                   f"{ended}")
 
 
 def http1_client(address, stats, stop, seed):
@@ -199,7 +197,7 @@ def http1_client(address, stats, stop, seed):
                 data, ended = read_all(s, deadline)
                 stats.add("requests", expected)
                 check_http1(stats, kind, fault, data, ended, expected)
-        except (ConnectionRefusedError, ConnectionResetError, BrokenPipeError) as e:
+        except Exception as e:  # noqa: BLE001 -- any client-side surprise is a finding
             stats.fail(f"{kind}/{fault}: {e!r}")
 
 
@@ -231,8 +229,8 @@ def h2_client(address, stats, rng):
                     stats.add("outcome: h2 stream reset")
     except TimeoutError:
         stats.fail("h2: streams not done within the route timeout plus slack")
-    except (ConnectionError, OSError) as e:
-        stats.add(f"outcome: h2 connection ended ({type(e).__name__})")
+    except Exception as e:  # noqa: BLE001 -- a connection closed under open streams is a finding
+        stats.fail(f"h2: {e!r}")
 
 
 def rss_kib(pid):
@@ -315,7 +313,9 @@ def main():
     rss_after_warmup = warm[0] if warm else 0
     rss_end = rss[-1][1] if rss else 0
     rss_max = max(warm) if warm else 0
-    flat = bool(rss_after_warmup and rss_max <= rss_after_warmup * 1.25 + 8192)
+    # Flat: never more than 3 MiB above the value at the end of the warm-up (a leak of a few
+    # hundred bytes per request would exceed it over a 5-minute run).
+    flat = bool(rss_after_warmup and rss_max <= rss_after_warmup + 3072)
     rss_judged = not a.sanitized
     ok = (not crashed and code == 0 and problem is None and not stats.failures
           and (flat or not rss_judged))
