@@ -462,10 +462,12 @@ start_target() {
 
 # --- wrk scenarios ----------------------------------------------------------------------------
 warned_clear_refs=0
-run_wrk() {  # scenario round target conns path [extra wrk args...]
-  local scen=$1 round=$2 target=$3 conns=$4 path=$5
-  shift 5
-  local outf="$work/wrk-$scen-$round-$target.txt" pid="" t0=0 ticks=- hwm=-
+# Runs a load generator against one target while measuring the target process's CPU
+# ticks and peak RSS (VmHWM) over the run, and records it for report.py, which reads wrk
+# and h2load output alike.
+measured_run() {  # scenario round target output-file command...
+  local scen=$1 round=$2 target=$3 outf=$4 pid="" t0=0 ticks=- hwm=-
+  shift 4
   if [ "$target" != direct ]; then
     pid=${proc_pid[$target]}
     alive "$pid" || die_log "${log_of[$target]}" "$target (pid $pid) is no longer running"
@@ -476,8 +478,7 @@ run_wrk() {  # scenario round target conns path [extra wrk args...]
     fi
     t0=$(cpu_ticks "$pid")
   fi
-  wrk -t1 -c"$conns" -d"$duration" --latency "$@" "http://127.0.0.1:${port[$target]}$path" \
-    > "$outf" 2>&1 || die_log "$outf" "wrk failed against $target"
+  "$@" > "$outf" 2>&1 || die_log "$outf" "$1 failed against $target"
   if [ -n "$pid" ]; then
     alive "$pid" || die_log "${log_of[$target]}" "$target died during the $scen run"
     ticks=$(($(cpu_ticks "$pid") - t0))
@@ -486,8 +487,14 @@ run_wrk() {  # scenario round target conns path [extra wrk args...]
   printf 'wrk\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$round" "$target" "$outf" "$ticks" "$hwm" >> "$runs"
   local line
   line=$("$python" "$here/report.py" line "$outf" "$ticks" "$clk_tck" "$hwm") ||
-    die_log "$outf" "cannot parse the wrk output of $target"
+    die_log "$outf" "cannot parse the $1 output of $target"
   progress "$(printf '[%s %d/%d] %-8s' "$scen" "$round" "$rounds" "$target") $line"
+}
+run_wrk() {  # scenario round target conns path [extra wrk args...]
+  local scen=$1 round=$2 target=$3 conns=$4 path=$5
+  shift 5
+  measured_run "$scen" "$round" "$target" "$work/wrk-$scen-$round-$target.txt" \
+    wrk -t1 -c"$conns" -d"$duration" --latency "$@" "http://127.0.0.1:${port[$target]}$path"
 }
 wrk_scenario() {  # scenario conns path title [extra wrk args...]
   local scen=$1 conns=$2 path=$3 title=$4 round t
@@ -505,27 +512,10 @@ wrk_scenario() {  # scenario conns path title [extra wrk args...]
 # --- h2load scenarios -------------------------------------------------------------------------
 # Recorded like wrk runs (report.py reads either output); h2load reports no percentiles.
 run_h2load() {  # scenario round target proto(h2|h1)
-  local scen=$1 round=$2 target=$3 proto=$4 outf="$work/h2load-$1-$2-$3.txt" pid="" t0=0 ticks=- hwm=-
-  local p=${port[$target]} args=(-m 10)
-  if [ "$proto" = h1 ]; then args=(--h1 -m 1); else p=${h2_port[$target]}; fi
-  if [ "$target" != direct ]; then
-    pid=${proc_pid[$target]}
-    alive "$pid" || die_log "${log_of[$target]}" "$target (pid $pid) is no longer running"
-    echo 5 2>/dev/null > "/proc/$pid/clear_refs" || true
-    t0=$(cpu_ticks "$pid")
-  fi
-  h2load -n "$H2_REQUESTS" -c 10 "${args[@]}" "http://127.0.0.1:$p/" > "$outf" 2>&1 ||
-    die_log "$outf" "h2load failed against $target"
-  if [ -n "$pid" ]; then
-    alive "$pid" || die_log "${log_of[$target]}" "$target died during the $scen run"
-    ticks=$(($(cpu_ticks "$pid") - t0))
-    hwm=$(status_kib "$pid" VmHWM)
-  fi
-  printf 'wrk\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$round" "$target" "$outf" "$ticks" "$hwm" >> "$runs"
-  local line
-  line=$("$python" "$here/report.py" line "$outf" "$ticks" "$clk_tck" "$hwm") ||
-    die_log "$outf" "cannot parse the h2load output of $target"
-  progress "$(printf '[%s %d/%d] %-8s' "$scen" "$round" "$rounds" "$target") $line"
+  local p=${port[$3]} args=(-m 10)
+  if [ "$4" = h1 ]; then args=(--h1 -m 1); else p=${h2_port[$3]}; fi
+  measured_run "$1" "$2" "$3" "$work/h2load-$1-$2-$3.txt" \
+    h2load -n "$H2_REQUESTS" -c 10 "${args[@]}" "http://127.0.0.1:$p/"
 }
 h2load_scenario() {  # scenario proto title
   local round t list=("${targets[@]}")

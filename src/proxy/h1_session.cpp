@@ -431,17 +431,10 @@ void H1Session::begin_exchange(std::size_t head_length) {
   arm(rq_->deadline);
   // scope: global -- one round trip to the store, answered within its timeout.
   state_ = State::limiting;
-  auto* store = w_.redis.get();
-  if (store == nullptr) {
-    ratelimit::StoreOutcome none;
-    none.error = "no rate_limit_store";
-    rq_->limit_tag = ++w_.store_tags;
-    on_store_outcome(rq_->limit_tag, none);
-    return;
-  }
   rq_->store_waiter.session = this;
-  store->take(rq_->store_key, rq_->limit->quota, rq_->store_waiter, shared_from_this(),
-              rq_->limit_tag = ++w_.store_tags);
+  if (!ask_store(w_, *rq_, rq_->store_waiter, shared_from_this())) {
+    on_store_outcome(rq_->limit_tag, no_store_outcome());
+  }
 }
 
 void H1Session::on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome) {

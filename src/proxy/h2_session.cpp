@@ -406,9 +406,8 @@ void H2Session::close() {
   // logged 499 (as nginx logs a client that left).
   for (auto& s : open_) {
     s->on_closed(NGHTTP2_CANCEL);
-  }
-  for (auto& s : open_)
     retired_.push_back(std::move(s));
+  }
   open_.clear();
   acks_.clear();
   boost::system::error_code ignored;

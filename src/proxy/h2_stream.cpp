@@ -117,17 +117,12 @@ void H2Stream::begin() {
   expires_at(rq_->deadline);
   // scope: global -- one round trip to the store, answered within its timeout.
   state_ = State::limiting;
-  auto& w = s_.worker();
-  rq_->limit_tag = ++w.store_tags;
-  if (w.redis == nullptr) {
-    ratelimit::StoreOutcome none;
-    none.error = "no rate_limit_store";
-    on_store_outcome(rq_->limit_tag, none);
+  if (!ask_store(s_.worker(), *rq_, *this, s_.keepalive())) {
+    on_store_outcome(rq_->limit_tag, no_store_outcome());
     return;
   }
-  store_pending_ = true;
+  store_pending_ = true;  // the store answers later (never within ask_store)
   store_tag_ = rq_->limit_tag;
-  w.redis->take(rq_->store_key, rq_->limit->quota, *this, s_.keepalive(), rq_->limit_tag);
 }
 
 void H2Stream::on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome) {

@@ -113,6 +113,23 @@ bool apply_limit_decision(const ratelimit::Decision& d, RequestState& rq) {
   return false;
 }
 
+bool ask_store(WorkerContext& w, RequestState& rq, ratelimit::StoreWaiter& waiter,
+               std::shared_ptr<void> keepalive) {
+  rq.limit_tag = ++w.store_tags;
+  if (w.redis == nullptr) return false;
+  w.redis->take(rq.store_key, rq.limit->quota, waiter, std::move(keepalive), rq.limit_tag);
+  return true;
+}
+
+const ratelimit::StoreOutcome& no_store_outcome() {
+  static const ratelimit::StoreOutcome none = [] {
+    ratelimit::StoreOutcome o;
+    o.error = "no rate_limit_store";
+    return o;
+  }();
+  return none;
+}
+
 StoreVerdict judge_store_outcome(const Snapshot& snapshot, const RequestState& rq,
                                  const ratelimit::StoreOutcome& outcome,
                                  ratelimit::Decision& decision) {

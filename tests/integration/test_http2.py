@@ -11,8 +11,8 @@ started only a bounded amount of upstream work, while an ordinary client on anot
 connection is served throughout."""
 
 import hashlib
+import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -21,12 +21,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
-from harness import SOURCE_DIR, Meridian, Origin, free_port, pattern_sha256, wait_until  # noqa: E402
+from harness import (SOURCE_DIR, Meridian, Origin, free_port, pattern_sha256,  # noqa: E402
+                     split_address, wait_until)
 from test_tls import make_certificate  # noqa: E402
 
 try:
@@ -210,10 +210,10 @@ class Http2Test(unittest.TestCase):
             chunked_down = c.request("GET", "/download?size=300000&chunked=1")
             c.run_until(lambda: all(c.streams[s].done for s in (up, chunked_up, down,
                                                                  chunked_down)), timeout=60)
-            report = __import__("json").loads(c.streams[up].body)
+            report = json.loads(c.streams[up].body)
             self.assertEqual(report["body_length"], len(upload))
             self.assertEqual(report["body_sha256"], hashlib.sha256(upload).hexdigest())
-            report = __import__("json").loads(c.streams[chunked_up].body)
+            report = json.loads(c.streams[chunked_up].body)
             self.assertEqual(report["body_sha256"], hashlib.sha256(upload[:200000]).hexdigest())
             self.assertIn(["Transfer-Encoding", "chunked"], report["headers"])
             self.assertEqual(hashlib.sha256(c.streams[down].body).hexdigest(),
@@ -262,7 +262,7 @@ class Http2Test(unittest.TestCase):
                  + h2client.literal("connection", "close")),
                 ("no :path", b"\x82\x86" + h2client.literal(":authority", "h2.test")),
                 ("CONNECT", b"\x02\x07CONNECT" + h2client.literal(":authority", "h2.test:443"))):
-            with self.subTest(name), socket.create_connection(split(self.h2c)) as s:
+            with self.subTest(name), socket.create_connection(split_address(self.h2c)) as s:
                 s.sendall(h2client.PREFACE + h2client.frame(h2client.SETTINGS, 0, 0)
                           + h2client.frame(h2client.HEADERS,
                                            h2client.END_HEADERS | h2client.END_STREAM, 1, block))
@@ -290,14 +290,14 @@ class Http2Test(unittest.TestCase):
         if not os.path.exists(path):
             return []
         with open(path) as f:
-            return [__import__("json").loads(line) for line in f if line.startswith("{")]
+            return [json.loads(line) for line in f if line.startswith("{")]
 
     # ---- abuse ---------------------------------------------------------------------------
 
     def attack(self, batches, total_limit=200000):
         """Sends the byte batches from `batches` (a generator) until the server closes;
         returns (frames received, batches sent, whether the server closed)."""
-        s = socket.create_connection(split(self.h2c))
+        s = socket.create_connection(split_address(self.h2c))
         s.sendall(h2client.PREFACE + h2client.frame(h2client.SETTINGS, 0, 0))
         sent = 0
         frames = []
@@ -398,11 +398,6 @@ class Http2Test(unittest.TestCase):
         self.assertLess(rss, 200 * 1024, "no memory runaway")
 
 
-def split(address):
-    host, port = address.rsplit(":", 1)
-    return host, int(port)
-
-
 RELOAD_CONFIG = """
 node: {name: edge-h2-life}
 workers: 1
@@ -468,7 +463,7 @@ class Http2LifecycleTest(unittest.TestCase):
                 self.assertEqual(c.goaway[0], 0)
                 wait_until(lambda: not c.pump(), timeout=10, message="the close after GOAWAY")
             # A connection that sends nothing after the preface is closed by header_timeout.
-            with socket.create_connection(split(m.listen_address)) as s:
+            with socket.create_connection(split_address(m.listen_address)) as s:
                 s.sendall(h2client.PREFACE + h2client.frame(h2client.SETTINGS, 0, 0))
                 frames, closed = h2client.read_frames(s, timeout=10)
                 self.assertTrue(closed)
@@ -491,14 +486,14 @@ class Http2LifecycleTest(unittest.TestCase):
                 c.run_until(lambda: c.streams[sid].done)
                 self.assertEqual(c.streams[sid].reset, None)
                 self.assertEqual(c.streams[sid].status, 200)
-                report = __import__("json").loads(c.streams[sid].body)
+                report = json.loads(c.streams[sid].body)
                 self.assertEqual(report["body_sha256"], hashlib.sha256(body).hexdigest())
 
     def test_clients_that_do_not_read_are_not_kept(self):
         with Meridian(RELOAD_CONFIG, {"o1": self.origin.address, "extra": ""}) as m:
             # A window that never opens for the answer (INITIAL_WINDOW_SIZE 0): the stream is
             # reset after idle_timeout (1 s) rather than held.
-            with socket.create_connection(split(m.listen_address)) as s:
+            with socket.create_connection(split_address(m.listen_address)) as s:
                 s.sendall(h2client.PREFACE + h2client.frame(h2client.SETTINGS, 0, 0,
                                                             b"\x00\x04\x00\x00\x00\x00")
                           + h2client.frame(h2client.HEADERS,

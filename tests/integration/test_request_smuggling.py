@@ -7,6 +7,7 @@ extension abuse, field syntax, absolute-form, HTTP/0.9, oversized lines and head
 sections, a malformed request pipelined behind a good one, Expect: 100-continue and CONNECT.
 """
 
+import json
 import unittest
 
 from harness import (OneOriginTestCase, one_backend_config, parse_responses, raw_exchange,

@@ -31,7 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 
-from harness import Meridian, Origin, ProtocolError, parse_responses  # noqa: E402
+from harness import Meridian, Origin, parse_responses, raw_exchange, split_address  # noqa: E402
 
 try:
     from h2client import H2Client
@@ -101,24 +101,6 @@ class Stats:
             self.counts["check failures"] += 1
 
 
-def read_all(sock, deadline):
-    data = bytearray()
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return bytes(data), "timeout"
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            return bytes(data), "timeout"
-        except ConnectionResetError:
-            return bytes(data), "reset"
-        if not chunk:
-            return bytes(data), "eof"
-        data += chunk
-
-
 def check_http1(stats, kind, fault, data, ended, expected):
     """Well-formed responses, as many as requests were sent, unless the origin's fault cut
     a body (then the connection closes behind the cut response); nothing after them; and an
@@ -147,8 +129,7 @@ def check_http1(stats, kind, fault, data, ended, expected):
 
 def http1_client(address, stats, stop, seed):
     rng = random.Random(seed)
-    host, port = address.rsplit(":", 1)
-    port = int(port)
+    host, port = split_address(address)
     while not stop.is_set():
         kind = rng.choice(CLIENT_KINDS)
         fault, query = rng.choice(FAULTS)
@@ -159,46 +140,50 @@ def http1_client(address, stats, stop, seed):
         stats.add(f"fault: {fault}")
         path = rng.choice(["/a", "/b", "/slow/x"]) + (f"?{query}" if query else "")
         try:
-            with socket.create_connection((host, port), timeout=5) as s:
-                deadline = time.monotonic() + ROUTE_TIMEOUT + SLACK
-                if kind == "abort_head":
-                    s.sendall(f"GET {path} HTTP/1.1\r\nHost: soak.test\r\nX-Half: ".encode())
-                    stats.add("outcome: client left mid-head")
-                    continue
-                if kind == "abort_body":
-                    s.sendall(f"POST {path} HTTP/1.1\r\nHost: soak.test\r\n"
-                              f"Content-Length: 100000\r\n\r\n".encode() + b"x" * 1000)
-                    stats.add("outcome: client left mid-body")
-                    continue
-                if kind == "abort_response":
-                    s.sendall(f"GET {path} HTTP/1.1\r\nHost: soak.test\r\n\r\n".encode())
-                    s.settimeout(ROUTE_TIMEOUT + SLACK)
-                    try:
-                        s.recv(100)
-                    except (socket.timeout, ConnectionResetError):
-                        pass
-                    stats.add("outcome: client left mid-response")
-                    continue
-                if kind == "post":
-                    body = os.urandom(rng.choice([10, 5000, 70000]))
-                    s.sendall(f"POST {path} HTTP/1.1\r\nHost: soak.test\r\nConnection: close\r\n"
-                              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-                    expected = 1
-                elif kind == "pipeline":
-                    s.sendall((f"GET {path} HTTP/1.1\r\nHost: soak.test\r\n\r\n"
-                               f"GET /a HTTP/1.1\r\nHost: soak.test\r\nConnection: close\r\n\r\n"
-                               ).encode())
-                    expected = 2
-                    deadline += ROUTE_TIMEOUT
-                else:
-                    s.sendall(f"GET {path} HTTP/1.1\r\nHost: soak.test\r\nConnection: close\r\n"
-                              f"\r\n".encode())
-                    expected = 1
-                data, ended = read_all(s, deadline)
-                stats.add("requests", expected)
-                check_http1(stats, kind, fault, data, ended, expected)
+            if kind.startswith("abort_"):
+                leave_early(kind, path, host, port, stats)
+                continue
+            timeout = ROUTE_TIMEOUT + SLACK
+            if kind == "post":
+                body = os.urandom(rng.choice([10, 5000, 70000]))
+                data = (f"POST {path} HTTP/1.1\r\nHost: soak.test\r\nConnection: close\r\n"
+                        f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+                expected = 1
+            elif kind == "pipeline":
+                data = (f"GET {path} HTTP/1.1\r\nHost: soak.test\r\n\r\n"
+                        f"GET /a HTTP/1.1\r\nHost: soak.test\r\nConnection: close\r\n\r\n"
+                        ).encode()
+                expected = 2
+                timeout += ROUTE_TIMEOUT
+            else:
+                data = (f"GET {path} HTTP/1.1\r\nHost: soak.test\r\nConnection: close\r\n"
+                        f"\r\n").encode()
+                expected = 1
+            res = raw_exchange(host, port, data, timeout=timeout)
+            stats.add("requests", expected)
+            check_http1(stats, kind, fault, res.data, res.ended, expected)
         except Exception as e:  # noqa: BLE001 -- any client-side surprise is a finding
             stats.fail(f"{kind}/{fault}: {e!r}")
+
+
+def leave_early(kind, path, host, port, stats):
+    """A client that goes away mid-head, mid-body or mid-response."""
+    with socket.create_connection((host, port), timeout=5) as s:
+        if kind == "abort_head":
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: soak.test\r\nX-Half: ".encode())
+            stats.add("outcome: client left mid-head")
+        elif kind == "abort_body":
+            s.sendall(f"POST {path} HTTP/1.1\r\nHost: soak.test\r\n"
+                      f"Content-Length: 100000\r\n\r\n".encode() + b"x" * 1000)
+            stats.add("outcome: client left mid-body")
+        else:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: soak.test\r\n\r\n".encode())
+            s.settimeout(ROUTE_TIMEOUT + SLACK)
+            try:
+                s.recv(100)
+            except (socket.timeout, ConnectionResetError):
+                pass
+            stats.add("outcome: client left mid-response")
 
 
 def h2_client(address, stats, rng):

@@ -50,6 +50,13 @@ Admission admit(const Downstream& d, const http::RequestHead& head, RequestState
 // a refusal; true when the request may go on.
 bool apply_limit_decision(const ratelimit::Decision& decision, RequestState& rq);
 
+// Asks the worker's rate limit store about rq's scope-global limit (Admission::ask_store);
+// the answer reaches `waiter` later, never within this call, tagged with the rq.limit_tag
+// this sets. False when the worker has no store: judge no_store_outcome() at once then.
+bool ask_store(WorkerContext& w, RequestState& rq, ratelimit::StoreWaiter& waiter,
+               std::shared_ptr<void> keepalive);
+const ratelimit::StoreOutcome& no_store_outcome();
+
 // The store's answer for a scope-global limit: `decided` with `decision` filled, or the
 // rate_limit_store.on_error policy when it failed or answered late (SPEC 8).
 enum class StoreVerdict { decided, allow, deny };
