@@ -1,6 +1,6 @@
-// Per-request cost of observability (SPEC 12, 13): counting a request in the worker's
-// metrics (status code, duration histogram), and formatting and queueing its access log
-// line. Both run once per request on the worker; no lock, no allocation once warm.
+// Per-request cost of observability: counting a request in the worker's metrics (status code,
+// duration histogram), and formatting and queueing its access log line. Both run once per
+// request on the worker; no lock, no allocation once warm.
 #include <chrono>
 #include <cstdint>
 #include <string>

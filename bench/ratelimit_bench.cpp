@@ -1,8 +1,8 @@
-// Micro-benchmarks of the local rate limiter (SPEC 8, scope local): one decision in ns/op,
-// on 1 and 4 threads, on one hot key (every request from the same client: one shard, its
-// mutex contended) and on many keys (a million clients spread over the 64 shards), plus the
-// lock-free route-wide bucket (key: route). The 4-thread runs on a 2-core machine measure
-// contention with oversubscription, the worst case; compare per-thread ns/op.
+// Micro-benchmarks of the local rate limiter (scope: local): one decision in ns/op, on 1 and 4
+// threads, on one hot key (every request from the same client: one shard, its mutex contended)
+// and on many keys (a million clients spread over the 64 shards), plus the lock-free route-wide
+// bucket (key: route). The 4-thread runs on a 2-core machine measure contention with
+// oversubscription, the worst case; compare per-thread ns/op.
 #include <atomic>
 #include <chrono>
 #include <cstdint>

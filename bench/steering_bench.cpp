@@ -1,7 +1,7 @@
-// Micro-benchmarks of the per-request steering work (SPEC 5, 6): ordering a backend's regions
-// for a client and picking an endpoint in the best one, and the GeoIP lookup that gives the
-// client its location. Reports ns/op. (Allocation counting lives in request_path_bench.cpp,
-// whose global operator new also counts here; these paths are documented allocation-free.)
+// Micro-benchmarks of the per-request steering work: ordering a backend's regions for a client
+// and picking an endpoint in the best one, and the GeoIP lookup that gives the client its
+// location. Reports ns/op. (Allocation counting lives in request_path_bench.cpp, whose global
+// operator new also counts here; these paths are documented allocation-free.)
 #include <cstdint>
 #include <cstdlib>
 #include <memory>

@@ -23,7 +23,7 @@ trap cleanup EXIT INT TERM
 # port  name             delay_ms
 # The delay (origin.py --delay-ms, applied to every request but health checks) stands in for
 # the round trip from this node (Frankfurt, node.location) to the region: about the
-# great-circle distance / 100 km per ms (SPEC 5) plus routing overhead, close to what
+# great-circle distance / 100 km per ms, the score's geo term) plus routing overhead, close to what
 # Frankfurt sees to those cloud regions. Health checks are answered at once, so the latency
 # term of steering stays small and the client's location decides (the point of the demo).
 origins=(

@@ -1,4 +1,5 @@
-// argv -> Server::run() (SPEC 1). The only code the tests cannot reach directly.
+// argv (--config, --check, --version) -> Server::run(). The only code the tests cannot reach
+// directly.
 #include <cstdlib>
 #include <cstring>
 #include <iostream>

@@ -8,7 +8,7 @@ packages=(
   g++ cmake make pkg-config python3 curl ca-certificates clang-format
   libboost1.81-dev libssl-dev libyaml-cpp-dev libmaxminddb-dev libnghttp2-dev
   prometheus-cpp-dev libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev redis-server
-  prometheus haproxy nghttp2-client python3-h2
+  prometheus haproxy nghttp2-client python3-h2 ssl-cert
   "$@"
 )
 
@@ -19,15 +19,20 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
-
-echo "install-deps: installing ${missing[*]}"
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# conf/meridian.yaml serves ssl-cert's self-signed pair until an operator puts a real one in
+# its place. The package makes the pair when it is installed; an image that removed it
+# (the package staying installed) gets it back the way the package makes it.
+if [ ! -e /etc/ssl/certs/ssl-cert-snakeoil.pem ] || [ ! -e /etc/ssl/private/ssl-cert-snakeoil.key ]; then
+  $sudo make-ssl-cert generate-default-snakeoil --force-overwrite
+fi

@@ -9,6 +9,10 @@
 #                                   rate limit buckets, GeoIP, access log, health checker)
 #                                   and the integration tests with several workers, reloads
 #                                   and health publishing
+#   tests/run-tests.sh --arm64      cross-build for aarch64 in build-arm64/ (Debian's cross
+#                                   compiler and arm64 libraries, tests/arm64/), then run
+#                                   the unit tests and the smoke test (a proxied request,
+#                                   /metrics, drain) under qemu-aarch64-static
 # Extra arguments after the options go to ctest (e.g. -R integration.test_routing).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +41,20 @@ if [ "${1:-}" = "--tsan" ]; then
   concurrency='^(GeoLocatorConcurrency|Registry|Gcra|LocalBuckets|Writer|HealthCheckerTest)\.|^integration\.test_(reload|sighup|health_checks|steering|steering_acceptance|rate_limit|rate_limit_global|metrics|lifecycle|access_log|http2|websocket)$'
 fi
 
+labels=""
+if [ "${1:-}" = "--arm64" ]; then
+  shift
+  build=build-arm64
+  cmake_args=(-DCMAKE_BUILD_TYPE=Release -DMERIDIAN_BENCH=OFF
+              -DCMAKE_TOOLCHAIN_FILE="$root/tests/arm64/toolchain.cmake")
+  # Emulated, the integration suite would take hours; the smoke test covers the binary.
+  labels='^(unit|smoke)$'
+fi
+
 bash tests/install-deps.sh
+if [ "$build" = build-arm64 ]; then
+  bash tests/arm64/install-deps.sh
+fi
 jobs=$(nproc)
 cmake -S . -B "$build" -DMERIDIAN_TESTS=ON -DMERIDIAN_BENCH=ON "${cmake_args[@]}" >/dev/null
 if [ ${#targets[@]} -gt 0 ]; then
@@ -50,6 +67,8 @@ if [ -n "$concurrency" ]; then
   # Without address space randomisation: GCC 12's TSan cannot map its shadow memory on
   # kernels with many mmap random bits; the personality is inherited by the tests' children.
   setarch "$(uname -m)" -R ctest --output-on-failure --timeout 900 -j"$jobs" -R "$concurrency" "$@"
+elif [ -n "$labels" ]; then
+  ctest --output-on-failure --timeout 900 -j"$jobs" -L "$labels" "$@"
 else
   ctest --output-on-failure --timeout 900 -j"$jobs" "$@"
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end benchmark harness (issue 6): meridian against nginx and HAProxy 2.6 as reverse
+# End-to-end benchmark harness: meridian against nginx and HAProxy 2.6 as reverse
 # proxies, each with one worker, in front of the same nginx origin, on loopback.
 #
 #   bench/e2e/run.sh [--quick] [--rounds N] [--duration D] [--only LIST] [--targets LIST]

@@ -14,7 +14,7 @@ namespace meridian::balancing {
 namespace {
 
 constexpr double kEarthRadiusKm = 6371.0;
-// Light in fibre covers about 100 km of round trip per millisecond (SPEC 5).
+// Light in fibre covers about 100 km of round trip per millisecond.
 constexpr double kKmPerMs = 100.0;
 
 // Whether `code` (a client's country or continent, "" when unknown) is in `codes`.
@@ -32,7 +32,7 @@ std::string_view code_of(const char (&code)[3]) {
   return {code, len};
 }
 
-// The first rule that covers the client (SPEC 5.2: first match wins), or nullptr.
+// The first rule that covers the client (first match wins), or nullptr.
 const config::GeoRule* matching_rule(const config::Steering& steering,
                                      const geo::ClientLocation& client) {
   const std::string_view country = code_of(client.country);
@@ -128,7 +128,7 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
   }
   const std::size_t n = std::min(backend.regions.size(), RegionOrder::kMax);
 
-  // SPEC 5.2: mark the matched rule's regions (by name, among the regions considered).
+  // Geo-fencing: mark the matched rule's regions (by name, among the regions considered).
   std::array<bool, RegionOrder::kMax> fenced{};
   const config::GeoRule* rule = matching_rule(steering, client);
   bool any_fenced = false;
@@ -145,7 +145,7 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
   }
   const bool strict = rule != nullptr && rule->strict;
 
-  // SPEC 5.3: the reference point for the geo term.
+  // The reference point for the geo term: the client's location, else the node's.
   std::optional<config::Location> reference;
   if (client.has_coordinates) {
     reference = config::Location{client.lat, client.lon};

@@ -1,4 +1,4 @@
-// host:port values (SPEC 2), resolved at load time so nothing after the loader does DNS.
+// host:port values, resolved at load time so nothing after the loader does DNS.
 #pragma once
 
 #include <optional>

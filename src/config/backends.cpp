@@ -1,4 +1,4 @@
-// backends[]: balancing, steering, health checks, regions and endpoints (SPEC 2, 5, 6).
+// backends[]: balancing, steering, health checks, regions and endpoints.
 #include <algorithm>
 #include <cctype>
 
@@ -9,28 +9,6 @@
 
 namespace meridian::config::detail {
 namespace {
-
-constexpr std::string_view kBackendKeys[] = {"name",
-                                             "balance",
-                                             "steering",
-                                             "connect_timeout",
-                                             "max_connections_per_endpoint",
-                                             "keepalive",
-                                             "health_check",
-                                             "outlier_detection",
-                                             "regions",
-                                             "tls"};
-constexpr std::string_view kUpstreamTlsKeys[] = {"verify", "ca", "server_name"};
-constexpr std::string_view kSteeringKeys[] = {"policy", "geo_weight", "latency_weight", "rules"};
-constexpr std::string_view kRuleKeys[] = {"match", "regions", "strict"};
-constexpr std::string_view kRuleMatchKeys[] = {"continent", "country"};
-constexpr std::string_view kKeepaliveKeys[] = {"max_idle_per_endpoint", "idle_timeout"};
-constexpr std::string_view kHealthCheckKeys[] = {
-    "path",           "host", "interval", "timeout", "healthy_threshold", "unhealthy_threshold",
-    "expected_status"};
-constexpr std::string_view kOutlierKeys[] = {"consecutive_failures", "ejection_time"};
-constexpr std::string_view kRegionKeys[] = {"name", "location", "endpoints"};
-constexpr std::string_view kEndpointKeys[] = {"address", "weight"};
 
 constexpr Choice<Balance> kBalances[] = {{"least_conn", Balance::least_conn},
                                          {"round_robin", Balance::round_robin},
@@ -80,10 +58,10 @@ void read_countries(Diagnostics& diag, const Field& field, GeoRule& rule) {
 
 GeoRule read_rule(Diagnostics& diag, const Field& field, std::vector<RuleRegionRef>& refs) {
   GeoRule rule;
-  MapReader map(diag, field, kRuleKeys);
+  MapReader map(diag, field, Section::steering_rule);
   if (!map.valid()) return rule;
   if (auto f = map.require("match")) {
-    MapReader match(diag, *f, kRuleMatchKeys);
+    MapReader match(diag, *f, Section::rule_match);
     if (match.valid() && !match.has("continent") && !match.has("country")) {
       diag.error(*f, "a rule must match a continent or a country");
     }
@@ -110,7 +88,7 @@ GeoRule read_rule(Diagnostics& diag, const Field& field, std::vector<RuleRegionR
 // region's location "missing".
 bool read_steering(Diagnostics& diag, const Field& field, Steering& steering,
                    std::vector<RuleRegionRef>& refs) {
-  MapReader map(diag, field, kSteeringKeys);
+  MapReader map(diag, field, Section::steering);
   if (!map.valid()) return false;
   bool policy_ok = map.read("policy", steering.policy, kPolicies) || !map.has("policy");
   map.read("geo_weight", steering.geo_weight, 0.0, kUnbounded);
@@ -132,7 +110,7 @@ std::optional<StatusRange> parse_status_range(std::string_view text) {
 }
 
 std::optional<HealthCheck> read_health_check(Diagnostics& diag, const Field& field) {
-  MapReader map(diag, field, kHealthCheckKeys);
+  MapReader map(diag, field, Section::health_check);
   if (!map.valid()) return std::nullopt;
   HealthCheck check;
   if (auto f = map.get("path")) {
@@ -163,7 +141,7 @@ std::optional<HealthCheck> read_health_check(Diagnostics& diag, const Field& fie
 }
 
 std::optional<OutlierDetection> read_outlier_detection(Diagnostics& diag, const Field& field) {
-  MapReader map(diag, field, kOutlierKeys);
+  MapReader map(diag, field, Section::outlier_detection);
   if (!map.valid()) return std::nullopt;
   OutlierDetection outlier;
   map.read("consecutive_failures", outlier.consecutive_failures, 1);
@@ -173,7 +151,7 @@ std::optional<OutlierDetection> read_outlier_detection(Diagnostics& diag, const 
 
 Endpoint read_endpoint(Diagnostics& diag, const Field& field) {
   Endpoint endpoint;
-  MapReader map(diag, field, kEndpointKeys);
+  MapReader map(diag, field, Section::endpoint);
   if (!map.valid()) return endpoint;
   if (auto f = map.require("address")) {
     if (auto address = read_address(diag, *f, AllowZero::no)) endpoint.address = *address;
@@ -185,11 +163,13 @@ Endpoint read_endpoint(Diagnostics& diag, const Field& field) {
 Region read_region(Diagnostics& diag, const Field& field, UniqueNames& names,
                    std::optional<MapReader>& reader) {
   Region region;
-  reader.emplace(diag, field, kRegionKeys);
+  reader.emplace(diag, field, Section::region);
   const MapReader& map = *reader;
   if (!map.valid()) return region;
   if (auto f = map.require("name")) region.name = names.read(diag, *f);
-  if (auto f = map.get("location")) region.location = read_location(diag, *f);
+  if (auto f = map.get("location")) {
+    region.location = read_location(diag, *f, Section::region_location);
+  }
   if (auto f = map.require("endpoints")) {
     auto items = read_sequence(diag, *f);
     if (items.empty() && (f->node.IsNull() || f->node.IsSequence())) {
@@ -208,7 +188,7 @@ std::optional<UpstreamTls> read_upstream_tls(Diagnostics& diag, const Field& fie
     if (!on || !*on) return std::nullopt;
     return UpstreamTls{};
   }
-  MapReader map(diag, field, kUpstreamTlsKeys);
+  MapReader map(diag, field, Section::upstream_tls);
   if (!map.valid()) return std::nullopt;
   UpstreamTls tls;
   map.read("verify", tls.verify);
@@ -222,7 +202,7 @@ std::optional<UpstreamTls> read_upstream_tls(Diagnostics& diag, const Field& fie
 
 Backend read_backend(Diagnostics& diag, const Field& field, UniqueNames& backend_names) {
   Backend backend;
-  MapReader map(diag, field, kBackendKeys);
+  MapReader map(diag, field, Section::backend);
   if (!map.valid()) return backend;
   if (auto f = map.require("name")) backend.name = backend_names.read(diag, *f);
   map.read("balance", backend.balance, kBalances);
@@ -234,7 +214,7 @@ Backend read_backend(Diagnostics& diag, const Field& field, UniqueNames& backend
   map.read("connect_timeout", backend.connect_timeout, AllowZero::no);
   map.read("max_connections_per_endpoint", backend.max_connections_per_endpoint);
   if (auto f = map.get("keepalive")) {
-    MapReader keepalive(diag, *f, kKeepaliveKeys);
+    MapReader keepalive(diag, *f, Section::keepalive);
     keepalive.read("max_idle_per_endpoint", backend.keepalive.max_idle_per_endpoint);
     keepalive.read("idle_timeout", backend.keepalive.idle_timeout, AllowZero::no);
   }

@@ -1,4 +1,4 @@
-// CIDR blocks for client_ip.trusted_proxies (SPEC 2).
+// CIDR blocks for client_ip.trusted_proxies.
 #pragma once
 
 #include <optional>

@@ -1,4 +1,4 @@
-// listeners[]: addresses, PROXY protocol, TLS and routes (SPEC 2).
+// listeners[]: addresses, PROXY protocol, TLS and routes.
 #include <algorithm>
 #include <cctype>
 
@@ -9,14 +9,6 @@
 
 namespace meridian::config::detail {
 namespace {
-
-constexpr std::string_view kListenerKeys[] = {"name", "listen", "proxy_protocol", "tls", "routes"};
-constexpr std::string_view kTlsKeys[] = {"certificates", "min_version", "alpn"};
-constexpr std::string_view kCertificateKeys[] = {"cert", "key"};
-constexpr std::string_view kRouteKeys[] = {"name",    "match",   "backend",
-                                           "timeout", "retries", "rate_limit"};
-constexpr std::string_view kMatchKeys[] = {"host", "path_prefix", "path", "methods"};
-constexpr std::string_view kRateLimitKeys[] = {"rate", "burst", "key", "scope"};
 
 constexpr Choice<ProxyProtocol> kProxyProtocols[] = {{"off", ProxyProtocol::off},
                                                      {"v1", ProxyProtocol::v1},
@@ -88,7 +80,7 @@ std::optional<std::string> read_path(Diagnostics& diag, const Field& field) {
 
 RouteMatch read_match(Diagnostics& diag, const Field& field) {
   RouteMatch match;
-  MapReader map(diag, field, kMatchKeys);
+  MapReader map(diag, field, Section::route_match);
   if (auto f = map.get("host")) read_host(diag, *f, match);
   auto prefix = map.get("path_prefix");
   auto exact = map.get("path");
@@ -138,7 +130,7 @@ void read_rate_limit_key(Diagnostics& diag, const Field& field, RateLimit& limit
 
 std::optional<RateLimit> read_rate_limit(Walk& walk, const Field& field) {
   auto& diag = walk.diag;
-  MapReader map(diag, field, kRateLimitKeys);
+  MapReader map(diag, field, Section::rate_limit);
   if (!map.valid()) return std::nullopt;
   RateLimit limit;
   if (auto f = map.require("rate")) {
@@ -171,7 +163,7 @@ Route read_route(Walk& walk, const Field& field, std::size_t listener_index,
                  std::size_t route_index, UniqueNames& names) {
   auto& diag = walk.diag;
   Route route;
-  MapReader map(diag, field, kRouteKeys);
+  MapReader map(diag, field, Section::route);
   if (!map.valid()) return route;
   if (auto f = map.require("name")) route.name = names.read(diag, *f);
   if (auto f = map.get("match")) route.match = read_match(diag, *f);
@@ -191,7 +183,7 @@ Route read_route(Walk& walk, const Field& field, std::size_t listener_index,
 }
 
 std::optional<ListenerTls> read_tls(Diagnostics& diag, const Field& field) {
-  MapReader map(diag, field, kTlsKeys);
+  MapReader map(diag, field, Section::listener_tls);
   if (!map.valid()) return std::nullopt;
   ListenerTls tls;
   if (auto f = map.require("certificates")) {
@@ -200,7 +192,7 @@ std::optional<ListenerTls> read_tls(Diagnostics& diag, const Field& field) {
       diag.error(*f, "at least one certificate is required");
     }
     for (const auto& item : items) {
-      MapReader pair(diag, item, kCertificateKeys);
+      MapReader pair(diag, item, Section::certificate);
       TlsCertificate certificate;
       if (auto cert = pair.require("cert")) {
         auto path = read_non_empty_string(diag, *cert);
@@ -240,7 +232,7 @@ std::optional<ListenerTls> read_tls(Diagnostics& diag, const Field& field) {
 Listener read_listener(Walk& walk, const Field& field, std::size_t index, UniqueNames& names) {
   auto& diag = walk.diag;
   Listener listener;
-  MapReader map(diag, field, kListenerKeys);
+  MapReader map(diag, field, Section::listener);
   if (!map.valid()) return listener;
   if (auto f = map.require("name")) listener.name = names.read(diag, *f);
   if (auto f = map.require("listen")) {

@@ -22,20 +22,6 @@ namespace meridian::config {
 namespace detail {
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"node",   "workers",   "drain_timeout",    "debug_headers",
-                                         "admin",  "geoip",     "client_ip",        "access_log",
-                                         "limits", "listeners", "rate_limit_store", "backends"};
-constexpr std::string_view kNodeKeys[] = {"name", "location"};
-constexpr std::string_view kAdminKeys[] = {"listen"};
-constexpr std::string_view kGeoIpKeys[] = {"database"};
-constexpr std::string_view kClientIpKeys[] = {"trusted_proxies"};
-constexpr std::string_view kAccessLogKeys[] = {"path", "format"};
-constexpr std::string_view kLimitsKeys[] = {
-    "max_request_header_bytes", "max_request_headers", "max_request_body_bytes",
-    "header_timeout",           "idle_timeout",        "max_connections",
-    "max_rate_limit_keys"};
-constexpr std::string_view kStoreKeys[] = {"redis", "timeout", "on_error"};
-
 constexpr Choice<AccessLogFormat> kLogFormats[] = {{"json", AccessLogFormat::json},
                                                    {"combined", AccessLogFormat::combined}};
 constexpr Choice<OnError> kOnError[] = {{"allow", OnError::allow}, {"deny", OnError::deny}};
@@ -56,15 +42,15 @@ std::string host_name() {
 }
 
 void read_node(Diagnostics& diag, const Field& field, Node& node) {
-  MapReader map(diag, field, kNodeKeys);
+  MapReader map(diag, field, Section::node);
   if (auto f = map.get("name")) {
     if (auto name = read_name(diag, *f)) node.name = *name;
   }
-  if (auto f = map.get("location")) node.location = read_location(diag, *f);
+  if (auto f = map.get("location")) node.location = read_location(diag, *f, Section::node_location);
 }
 
 void read_admin(Walk& walk, const Field& field) {
-  MapReader map(walk.diag, field, kAdminKeys);
+  MapReader map(walk.diag, field, Section::admin);
   auto f = map.get("listen");
   if (!f) return;
   auto text = read_string(walk.diag, *f);
@@ -80,7 +66,7 @@ void read_admin(Walk& walk, const Field& field) {
 }
 
 void read_geoip(Diagnostics& diag, const Field& field, GeoIp& geoip) {
-  MapReader map(diag, field, kGeoIpKeys);
+  MapReader map(diag, field, Section::geoip);
   auto f = map.get("database");
   if (!f) return;
   auto path = read_string(diag, *f);
@@ -90,7 +76,7 @@ void read_geoip(Diagnostics& diag, const Field& field, GeoIp& geoip) {
 }
 
 void read_client_ip(Diagnostics& diag, const Field& field, ClientIp& client_ip) {
-  MapReader map(diag, field, kClientIpKeys);
+  MapReader map(diag, field, Section::client_ip);
   auto f = map.get("trusted_proxies");
   if (!f) return;
   for (const auto& item : read_sequence(diag, *f)) {
@@ -106,7 +92,7 @@ void read_client_ip(Diagnostics& diag, const Field& field, ClientIp& client_ip) 
 }
 
 void read_access_log(Diagnostics& diag, const Field& field, AccessLog& log) {
-  MapReader map(diag, field, kAccessLogKeys);
+  MapReader map(diag, field, Section::access_log);
   if (auto f = map.get("path")) {
     auto flag = plain_bool(f->node);
     if (flag == false) {
@@ -125,7 +111,7 @@ void read_access_log(Diagnostics& diag, const Field& field, AccessLog& log) {
 }
 
 void read_limits(Diagnostics& diag, const Field& field, Limits& limits) {
-  MapReader map(diag, field, kLimitsKeys);
+  MapReader map(diag, field, Section::limits);
   map.read_size("max_request_header_bytes", limits.max_request_header_bytes, 1);
   map.read("max_request_headers", limits.max_request_headers, 1);
   map.read_size("max_request_body_bytes", limits.max_request_body_bytes);
@@ -143,7 +129,7 @@ void read_limits(Diagnostics& diag, const Field& field, Limits& limits) {
 RateLimitStore read_rate_limit_store(Diagnostics& diag, const Field& field) {
   RateLimitStore store;
   store.redis = default_address(kDefaultRedis);
-  MapReader map(diag, field, kStoreKeys);
+  MapReader map(diag, field, Section::rate_limit_store);
   if (auto f = map.get("redis")) {
     if (auto address = read_address(diag, *f, AllowZero::no)) store.redis = *address;
   }
@@ -213,7 +199,7 @@ void walk_root(Walk& walk, const YAML::Node& root) {
 
   // An empty document has no position; yaml-cpp would point past its end.
   Field top{root, "", root.IsNull() ? YAML::Mark::null_mark() : root.Mark()};
-  MapReader map(diag, top, kTopKeys);
+  MapReader map(diag, top, Section::top);
   if (!map.valid()) return;
   if (auto f = map.get("node")) read_node(diag, *f, config.node);
   map.read("workers", config.workers);

@@ -59,9 +59,8 @@ std::string UniqueNames::read(Diagnostics& diag, const Field& field) {
   return *name;
 }
 
-std::optional<Location> read_location(Diagnostics& diag, const Field& field) {
-  static constexpr std::string_view kKeys[] = {"lat", "lon"};
-  MapReader map(diag, field, kKeys);
+std::optional<Location> read_location(Diagnostics& diag, const Field& field, Section section) {
+  MapReader map(diag, field, section);
   if (!map.valid()) return std::nullopt;
   Location location;
   // Both are checked before giving up, so a location missing both reports both.

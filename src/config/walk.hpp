@@ -54,8 +54,9 @@ void read_backends(Walk& walk, const Field& field);
 // A name that appears in metrics labels, logs and debug headers: non-empty, no whitespace
 // or control characters.
 std::optional<std::string> read_name(Diagnostics& diag, const Field& field);
-// {lat, lon}, both required and in range.
-std::optional<Location> read_location(Diagnostics& diag, const Field& field);
+// {lat, lon}, both required and in range. `section` says which of the two location mappings
+// (node.location, a region's location) this is.
+std::optional<Location> read_location(Diagnostics& diag, const Field& field, Section section);
 // Reports against `field` when `path` cannot be opened for reading as a regular file.
 // `what` names the file in the message ("certificate file").
 bool check_readable_file(Diagnostics& diag, const Field& field, const std::string& path,

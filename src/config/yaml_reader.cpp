@@ -194,8 +194,9 @@ std::vector<Field> read_one_or_many(Diagnostics& diag, const Field& field) {
   return read_sequence(diag, field);
 }
 
-MapReader::MapReader(Diagnostics& diag, const Field& field, std::span<const std::string_view> known)
+MapReader::MapReader(Diagnostics& diag, const Field& field, Section section)
     : diag_(diag), field_(field) {
+  const std::span<const std::string_view> known = section_info(section).keys;
   const auto& node = field.node;
   if (!node.IsDefined() || node.IsNull()) return;
   if (!node.IsMap()) {

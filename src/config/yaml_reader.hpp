@@ -16,6 +16,7 @@
 #include "meridian/config/config.hpp"
 
 #include "config/diagnostics.hpp"
+#include "config/schema.hpp"
 
 namespace meridian::config::detail {
 
@@ -23,7 +24,7 @@ namespace meridian::config::detail {
 std::string describe(const YAML::Node& node);
 
 // The value of an unquoted YAML 1.1 boolean (true/false, yes/no, on/off), else nullopt.
-// SPEC 2 lets `false` stand for `off`; a quoted "false" stays a string.
+// `false` stands for `off` (docs/configuration.md, value syntax); a quoted "false" stays a string.
 std::optional<bool> plain_bool(const YAML::Node& node);
 inline bool is_plain_false(const YAML::Node& node) {
   return plain_bool(node) == false;
@@ -69,10 +70,12 @@ std::optional<E> read_choice(Diagnostics& diag, const Field& field, const Choice
 }
 
 // One YAML mapping. Construction reports a value that is not a mapping, duplicate keys and
-// keys outside `known` (with a suggestion); the getters then only see the known keys.
+// keys `section` does not accept (with a suggestion); the getters then only see the accepted
+// keys. The keys come from the schema table (schema.hpp), never from a list of the caller's,
+// so what the loader accepts and what accepted_key_paths() reports are the same.
 class MapReader {
  public:
-  MapReader(Diagnostics& diag, const Field& field, std::span<const std::string_view> known);
+  MapReader(Diagnostics& diag, const Field& field, Section section);
 
   // False when the value was not a mapping (already reported). Null counts as an empty
   // mapping, so `health_check:` with nothing under it means "all defaults".

@@ -1,6 +1,7 @@
-// Parsers for the value syntaxes of SPEC 2. Each accepts exactly the documented forms and
-// returns nullopt for anything else, including values that would overflow, so the config
-// loader can report the offending text instead of silently clamping it.
+// Parsers for the configuration's value syntaxes (docs/configuration.md, value syntax). Each
+// accepts exactly the documented forms and returns nullopt for anything else, including values
+// that would overflow, so the config loader can report the offending text instead of silently
+// clamping it.
 #include "meridian/core/units.hpp"
 
 #include <charconv>

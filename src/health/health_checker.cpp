@@ -72,7 +72,7 @@ class ActiveCheck : public std::enable_shared_from_this<ActiveCheck> {
   ActiveCheck(const ActiveCheck&) = delete;
   ActiveCheck& operator=(const ActiveCheck&) = delete;
 
-  void start() { arm(Clock::now()); }  // SPEC 5: the first probe goes out at once
+  void start() { arm(Clock::now()); }  // the first probe goes out at once, not after an interval
 
   // A reload kept the endpoint: new settings apply from the next probe, and a shorter
   // interval also shortens the wait in progress.
@@ -362,12 +362,12 @@ void HealthChecker::update(std::shared_ptr<const void> owner,
       for (const auto& endpoint : region.endpoints) {
         const balancing::EndpointState* key = endpoint.get();
         if (!check) {
-          // Not checked: counts as healthy (SPEC 2), even if checks had marked it down.
+          // Not checked (no health_check): counts as healthy, even if checks had marked it down.
           if (!endpoint->healthy.exchange(true, std::memory_order_relaxed)) {
             log::info("health: ", endpoint_name(*endpoint),
                       ": unhealthy -> healthy (health_check removed)");
           }
-          // No probes, no measurement: SPEC 5's measured_ms is 0 until the next one.
+          // No probes, no measurement: the measured latency is 0 until the next one.
           endpoint->rtt_ewma_us.store(0, std::memory_order_relaxed);
           continue;
         }

@@ -279,7 +279,7 @@ void write_downstream_response(const ResponseHead& head, const ResponseForwardin
         if (fwd.chunked) continue;
         break;
       case Kind::rate_limit:
-        // meridian's own RateLimit-* fields (SPEC 8) replace an origin's of the same names.
+        // meridian's own RateLimit-* fields replace an origin's of the same names.
         if (!fwd.rate_limit_headers.empty()) continue;
         break;
       default:

@@ -196,7 +196,7 @@ std::size_t H1Parser<IsRequest>::find_head_end(std::string_view data) {
   // One pass over the head as it arrives (resuming at scanned_): every line must end in
   // CRLF (a bare LF is refused, RFC 9112 2.2), no line may start with whitespace (obs-fold,
   // or whitespace before the first field: RFC 9112 5.2 and 2.2), and the whole head --
-  // request line and fields together -- must fit max_head_bytes (SPEC 2).
+  // request line and fields together -- must fit max_head_bytes (limits.max_request_header_bytes).
   const std::size_t limit = limits_.max_head_bytes;
   const char* base = data.data();
   std::size_t i = scanned_;

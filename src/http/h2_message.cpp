@@ -82,7 +82,7 @@ void H2RequestBuilder::finish(bool has_body) {
   if (error_) return;
   if (!has_method_) return fail(400, "malformed request: no :method");
   const auto method = view(method_);
-  // As for HTTP/1.1 (SPEC 11): a tunnel is not something this proxy offers.
+  // As for HTTP/1.1: a tunnel is not something this proxy offers.
   if (method == "CONNECT") return fail(400, "CONNECT is not supported");
   if (!has_path_ || !has_scheme_) return fail(400, "malformed request: no :path or :scheme");
   const auto target = view(path_);

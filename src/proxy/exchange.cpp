@@ -85,7 +85,7 @@ void Exchange::start(const ExchangeRequest& request) {
 // Connection
 
 void Exchange::dispatch() {
-  // SPEC 7: another endpoint of the same region first, then the next region by score.
+  // Another endpoint of the same region first, then the next region by score.
   const auto* config = request_.backend->config;
   while (region_pos_ < order_.count) {
     const auto& region = request_.backend->regions[order_.index[region_pos_]];
@@ -116,9 +116,10 @@ void Exchange::dispatch() {
 }
 
 void Exchange::note_outcome(bool failed) {
-  // Passive outlier detection (SPEC 2): `consecutive_failures` in a row, counted across all
-  // workers, eject the endpoint for `ejection_time`. A success only writes when it breaks a
-  // run, so healthy traffic does not bounce the counter's cache line between cores.
+  // Passive outlier detection (the backend's outlier_detection): `consecutive_failures` in a
+  // row, counted across all workers, eject the endpoint for `ejection_time`. A success only
+  // writes when it breaks a run, so healthy traffic does not bounce the counter's cache line
+  // between cores.
   auto* e = in_flight_.get();
   const auto& detection = request_.backend->config->outlier_detection;
   if (e == nullptr || !detection || outcome_noted_) return;
@@ -290,7 +291,7 @@ void Exchange::send_request_body(const http::BodySlices& body, bool last) {
   if (!active_ || !up_) return;
   last_given_ = last;
   // Once the sink handed over body bytes it may release them when asked for more, so the
-  // request can no longer be replayed: SPEC 7 then forbids a retry.
+  // request can no longer be replayed, and so it is no longer retried.
   for (auto s : body) {
     if (!s.empty()) body_sent_ = true;
   }
@@ -549,7 +550,7 @@ void Exchange::finish() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Failure and retry (SPEC 7)
+// Failure and retry (docs/http-behaviour.md, retries)
 
 void Exchange::fail(Failure why) {
   const bool replayable = !response_started_ && !response_delivered_any_ && !body_sent_;
@@ -567,12 +568,13 @@ void Exchange::fail(Failure why) {
     use_endpoint(endpoint, false);
     return;
   }
-  // SPEC 7: retry on another endpoint after a connect failure, a connect timeout or a reset
-  // before any response byte -- never once the client has been given a byte, and only when
-  // the request can be sent again (no body byte was handed over). A connect failure sent
+  // Retry on another endpoint after a connect failure, a connect timeout or a reset before
+  // any response byte -- never once the client has been given a byte, and only when the
+  // request can be sent again (no body byte was handed over). A connect failure sent
   // nothing, so any method is retried; a reset after the request went up on a fresh
   // connection is retried only for an idempotent method, since the origin may have acted
-  // on it (SPEC 7 "nothing of it was sent"; nginx's default).
+  // on it (a non-idempotent request is retried only when nothing of it was sent; nginx's
+  // default).
   note_outcome(true);
   const bool nothing_sent = why == Failure::connect || why == Failure::connect_timeout;
   const bool retryable =

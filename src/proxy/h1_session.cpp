@@ -123,7 +123,7 @@ void H1Session::start(const tcp::endpoint& peer) {
   state_ = State::head;
   proxy_header_pending_ = listener().config->proxy_protocol != config::ProxyProtocol::off;
   // Decided once per connection: a reload that adds or removes tls on a kept listener
-  // applies to new connections only (SPEC 9: no request fails because of a reload).
+  // applies to new connections only (no request fails because of a reload).
   tls_pending_ = listener().tls != nullptr;
   // Most clients send their request with or right after the handshake: read it at once
   // (the read usually completes without waiting).
@@ -159,9 +159,9 @@ bool H1Session::refresh_snapshot() {
   const int index = w_.snapshot->listener_index(*listener_name_);
   if (index < 0) {
     // A reload removed this connection's listener. A request already here is still served
-    // under the configuration the connection had, and the connection ends after it (SPEC 9:
-    // no request fails because of a reload). A connection accepted just before the removal
-    // has no configuration to be served with.
+    // under the configuration the connection had, and the connection ends after it (no
+    // request fails because of a reload). A connection accepted just before the removal has
+    // no configuration to be served with.
     if (listener_index_ < 0) {
       snapshot_ = w_.snapshot;
       return false;
@@ -218,8 +218,8 @@ void H1Session::read_head() {
 }
 
 void H1Session::start_tls() {
-  // SPEC 3 step 1: after the PROXY header (if any), the TLS handshake. What was read so far
-  // is the start of the ClientHello; the stream takes it as already received.
+  // After the PROXY header (if any), the TLS handshake. What was read so far is the start of
+  // the ClientHello; the stream takes it as already received.
   tls_ = std::make_unique<TlsStream>(std::move(client_), listener().tls->initial());
   tls_handshaking_ = true;
   const auto received = rq_->in.data();
@@ -263,8 +263,8 @@ void H1Session::hand_over_to_h2() {
 }
 
 bool H1Session::read_proxy_header() {
-  // SPEC 3 step 1: the balancer's PROXY header comes before anything else on the
-  // connection; its source is the client from here on (SPEC 3 step 2).
+  // The balancer's PROXY header comes before anything else on the connection (even TLS);
+  // its source is the client from here on.
   const auto mode = listener().config->proxy_protocol;
   const auto header = net::parse_proxy_header(rq_->in.data(), mode);
   using Status = net::ProxyHeader::Status;

@@ -465,8 +465,8 @@ void H2Session::refresh_snapshot() {
   if (snapshot_ == w_.snapshot || listener_removed_) return;
   const int index = w_.snapshot->listener_index(*listener_name_);
   if (index < 0) {
-    // SPEC 9: a reload removed the listener; the streams in progress finish under the
-    // configuration they began with, and the client is told to go elsewhere.
+    // A reload removed the listener; the streams in progress finish under the configuration
+    // they began with, and the client is told to go elsewhere.
     listener_removed_ = true;
     return;
   }

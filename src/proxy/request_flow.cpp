@@ -43,7 +43,8 @@ Admission admit(const Downstream& d, const http::RequestHead& head, RequestState
                 ratelimit::Decision& decision) {
   rq.routed = true;
   const Snapshot& snapshot = d.snapshot;
-  // SPEC 3 step 2, once per request: the access log, GeoIP and rate limit keys all use it.
+  // The client address, settled once per request: the access log, GeoIP and rate limit keys
+  // all use it.
   const auto client =
       d.proxied_source
           ? d.peer
@@ -137,8 +138,8 @@ StoreVerdict judge_store_outcome(const Snapshot& snapshot, const RequestState& r
     decision = ratelimit::gcra_decision(outcome.allowed, outcome.ahead_ns, rq.limit->quota);
     return StoreVerdict::decided;
   }
-  // SPEC 8: the store failed or answered late; on_error decides, without RateLimit headers
-  // (there is no count to report).
+  // The store failed or answered late; rate_limit_store.on_error decides, without RateLimit
+  // headers (there is no count to report).
   log::debug("rate limit ", rq.limit->name, ": store unavailable (", outcome.error, ")");
   const auto& store = snapshot.config->rate_limit_store;
   return store && store->on_error == config::OnError::deny ? StoreVerdict::deny

@@ -133,9 +133,8 @@ std::string metrics_text(const proxy::Snapshot& snapshot, const metrics::Registr
   out.push_back(std::move(latency));
   out.push_back(std::move(checks));
 
-  auto selected =
-      family("meridian_region_selected_total",
-             "Requests steered to a region first, by why (SPEC 5).", MetricType::Counter);
+  auto selected = family("meridian_region_selected_total",
+                         "Requests steered to a region first, by reason.", MetricType::Counter);
   auto retries = family("meridian_upstream_retries_total",
                         "Retries after a failed attempt in the region.", MetricType::Counter);
   const auto& regions = registry.region_labels();
@@ -153,8 +152,8 @@ std::string metrics_text(const proxy::Snapshot& snapshot, const metrics::Registr
   out.push_back(std::move(selected));
   out.push_back(std::move(retries));
 
-  auto limited =
-      family("meridian_rate_limited_total", "Requests answered 429 (SPEC 8).", MetricType::Counter);
+  auto limited = family("meridian_rate_limited_total",
+                        "Requests answered 429 by a route's rate limit.", MetricType::Counter);
   for (const auto& l : snapshot.listeners) {
     for (std::size_t i = 0; i < l.limits.size(); ++i) {
       if (!l.limits[i]) continue;

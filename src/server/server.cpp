@@ -198,8 +198,8 @@ void Server::Impl::wait_signal() {
 }
 
 Server::Impl::ReloadOutcome Server::Impl::reload(std::string_view trigger) {
-  // SPEC 9: the new file is validated whole, new listeners are bound, and only then does
-  // anything change; any failure leaves the running configuration as it was.
+  // The new file is validated whole, new listeners are bound, and only then does anything
+  // change; any failure leaves the running configuration as it was.
   if (draining) {
     // The process is on its way out: a new configuration would restart health checks and
     // open listeners that nobody serves.
@@ -369,7 +369,7 @@ int Server::run() {
   s.signals.add(SIGUSR1);
   for (auto& w : s.workers)
     w->start(s.snapshot);
-  // One prober per node, on the main thread (SPEC 5: N workers must not multiply probes).
+  // One prober per node, on the main thread: N workers must not multiply probes.
   s.health = std::make_unique<health::HealthChecker>(s.ioc);
   s.health->update(s.snapshot, s.snapshot->backends);
   s.watcher = std::make_unique<ConfigWatcher>(s.ioc, s.options.config_path,

@@ -158,7 +158,7 @@ void Worker::on_accept(const std::string* listener, net::TcpSocket socket,
   const auto max = ctx_.snapshot->config->limits.max_connections;
   if (ctx_.draining ||
       (max != 0 && ctx_.node_connections->load(std::memory_order_relaxed) >= max)) {
-    // SPEC 2 max_connections: accept and close, so the client learns at once.
+    // limits.max_connections: accept and close, so the client learns at once.
     boost::system::error_code ignored;
     socket.close(ignored);
     return;

@@ -1,5 +1,5 @@
-// libFuzzer target: the configuration loader (YAML -> validated Config, SPEC 2). Any text
-// either loads or yields errors that each name the file; nothing throws or crashes.
+// libFuzzer target: the configuration loader (YAML -> validated Config). Any text either loads
+// or yields errors that each name the file; nothing throws or crashes.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>

@@ -1,8 +1,8 @@
-// libFuzzer target: the HTTP/1.1 request head parser and its SPEC 11 validation, the body
-// decoding that follows the head (chunked or sized), and the SPEC 4 rewrite of an accepted
-// head. Property checked beyond "no crash": the upstream head written for an accepted
-// request parses again as a request with the same method, target and body framing, so the
-// backend never sees something meridian did not parse as one request (SPEC 11).
+// libFuzzer target: the HTTP/1.1 request head parser and its validation (RFC 9112, refused
+// input), the body decoding that follows the head (chunked or sized), and the header rewrite
+// of an accepted head. Property checked beyond "no crash": the upstream head written for an
+// accepted request parses again as a request with the same method, target and body framing,
+// so the backend never sees something meridian did not parse as one request.
 #include <cstdint>
 #include <cstdlib>
 #include <string>

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (issue 8) with clang, ASan and UBSan in build-fuzz/, and runs
-# each for a bounded time, starting from its seed corpus (tests/fuzz/corpus/<target>/, read
-# only; what a run finds goes to build-fuzz/runs/<target>/corpus).
+# Builds the libFuzzer targets (docs/hardening.md) with clang, ASan and UBSan in build-fuzz/,
+# and runs each for a bounded time, starting from its seed corpus (tests/fuzz/corpus/<target>/,
+# read only; what a run finds goes to build-fuzz/runs/<target>/corpus).
 #
 #   tests/fuzz/run.sh [--time SECONDS] [TARGET...]
 #
-#   --time S   seconds per target (default 60, what CI runs; issue 8's acceptance is 600)
+#   --time S   seconds per target (default 60, what CI runs; docs/hardening.md's acceptance
+#              run is 600)
 #   TARGET     h1_request chunked config proxy_protocol h2_session (default: all)
 # Runs as many targets at once as there are cores. Exits non-zero if any target finds a
 # crash, a leak, a sanitizer report or a timeout; the input that did it is named in the

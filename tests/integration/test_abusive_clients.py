@@ -1,8 +1,8 @@
-"""Abusive clients (issue 8): slowloris connections sending a byte a second are closed at
-header_timeout while ordinary clients are served meanwhile; slow readers of large responses
+"""Abusive clients (docs/hardening.md): slowloris connections sending a byte a second are closed
+at header_timeout while ordinary clients are served meanwhile; slow readers of large responses
 do not make meridian buffer them (RSS stays flat: per-connection buffers are capped and the
-upstream is read only as fast as the client reads); max_connections is enforced and frees
-up as connections close. (HTTP/2 floods and slow HTTP/2 readers: test_http2.py.)"""
+upstream is read only as fast as the client reads); max_connections is enforced and frees up as
+connections close. (HTTP/2 floods and slow HTTP/2 readers: test_http2.py.)"""
 
 # ctest-label: heavy
 

@@ -1,8 +1,8 @@
-"""SPEC 6 rotation is per region: a worker's round robin (and least_conn tie-break) for one
-backend is not disturbed by the traffic its other backends see. Requests alternating
-between two backends on one worker must still alternate between each backend's endpoints
-(with one counter shared by the worker, backend A would see only even tickets and always
-land on its first endpoint)."""
+"""Balancing rotation is per region: a worker's round robin (and least_conn tie-break) for one
+backend is not disturbed by the traffic its other backends see. Requests alternating between two
+backends on one worker must still alternate between each backend's endpoints (with one counter
+shared by the worker, backend A would see only even tickets and always land on its first
+endpoint)."""
 
 import collections
 import unittest

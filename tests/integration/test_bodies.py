@@ -1,5 +1,5 @@
 """Request and response bodies: chunked both ways, HTTP/1.0 clients, trailers, medium-size
-bodies streamed through meridian (SPEC 3.7)."""
+bodies streamed through meridian."""
 
 import hashlib
 import unittest

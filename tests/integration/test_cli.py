@@ -1,4 +1,4 @@
-"""SPEC 1 command line: --version, --check (valid / invalid, PATH:LINE:COLUMN errors), and a
+"""The command line: --version, --check (valid / invalid, PATH:LINE:COLUMN errors), and a
 bad config refused at start-up with exit 1."""
 
 import os
@@ -28,6 +28,12 @@ backends:
         endpoints:
           - address: 127.0.0.1:9
 """
+
+
+# The certificate pair conf/meridian.yaml names: Debian's self-signed placeholder, generated
+# when the ssl-cert package is installed (tests/install-deps.sh installs it).
+SNAKEOIL_CERT = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+SNAKEOIL_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
 
 
 def line_col(text, needle, nth=0):
@@ -66,6 +72,47 @@ class CliTest(unittest.TestCase):
             self.skipTest("conf/demo.yaml does not exist yet (the lead is writing it)")
         code, out, err = run(["--check", "--config", "conf/demo.yaml"], cwd=SOURCE_DIR)
         self.assertEqual(code, 0, f"conf/demo.yaml rejected:\n{out}{err}")
+
+    def skip_without_snakeoil(self):
+        for path in (SNAKEOIL_CERT, SNAKEOIL_KEY):
+            try:
+                with open(path, "rb"):
+                    pass
+            except FileNotFoundError:
+                self.skipTest(f"{path} is absent: conf/meridian.yaml names Debian's snakeoil "
+                              "pair (apt-get install ssl-cert; if the package is installed "
+                              "and the pair was removed: make-ssl-cert "
+                              "generate-default-snakeoil)")
+            except PermissionError:
+                self.skipTest(f"{path} is not readable by this user (run as root or as a "
+                              "member of the group ssl-cert)")
+
+    def test_check_default_config(self):
+        # conf/meridian.yaml is what `meridian` runs without --config: it must pass as shipped.
+        self.skip_without_snakeoil()
+        code, out, err = run(["--check", "--config", "conf/meridian.yaml"], cwd=SOURCE_DIR)
+        self.assertEqual(code, 0, f"conf/meridian.yaml rejected:\n{out}{err}")
+        self.assertIn("conf/meridian.yaml: ok", out)
+        # Without --config, --check reads the same file.
+        code, out, err = run(["--check"], cwd=SOURCE_DIR)
+        self.assertEqual(code, 0, f"`meridian --check` without --config:\n{out}{err}")
+        self.assertIn("conf/meridian.yaml: ok", out)
+
+    def test_default_config_apart_from_its_certificate(self):
+        # The rest of conf/meridian.yaml is checked on machines without the snakeoil pair too:
+        # a copy names a stand-in file (--check only requires it to be readable).
+        with open(os.path.join(SOURCE_DIR, "conf", "meridian.yaml")) as f:
+            text = f.read()
+        self.assertIn(SNAKEOIL_CERT, text)
+        self.assertIn(SNAKEOIL_KEY, text)
+        with tempfile.TemporaryDirectory(prefix="meridian-cli-") as d:
+            stand_in = os.path.join(d, "stand-in.pem")
+            with open(stand_in, "w") as f:
+                f.write("not parsed by --check\n")
+            with open(os.path.join(d, "meridian.yaml"), "w") as f:
+                f.write(text.replace(SNAKEOIL_CERT, stand_in).replace(SNAKEOIL_KEY, stand_in))
+            code, out, err = run(["--check", "--config", "meridian.yaml"], cwd=d)
+        self.assertEqual(code, 0, f"conf/meridian.yaml rejected:\n{out}{err}")
 
     def test_check_valid_config(self):
         code, out, err = run_meridian_check(VALID)

@@ -1,5 +1,5 @@
-"""Answers meridian gives itself (SPEC 7, 2 limits): 502 refused / reset / garbage, 504 slow
-upstream, 414, 431, 413 -- the size limits never reaching the origin."""
+"""Answers meridian gives itself (and the `limits` keys): 502 refused / reset / garbage, 504
+slow upstream, 414, 431, 413 -- the size limits never reaching the origin."""
 
 import unittest
 
@@ -63,7 +63,7 @@ class ErrorsTest(unittest.TestCase):
         self.assertIsNone(r.header("X-Origin-Name"), "this answer came from the origin")
         ctype = (r.header("Content-Type") or "").split(";")[0].strip().lower()
         self.assertEqual(ctype, "text/plain", r)
-        self.assertTrue(r.body, "SPEC 7: a short body naming the cause")
+        self.assertTrue(r.body, "a short body naming the cause")
 
     def assert_origin_untouched(self):
         self.assertEqual(self.origin.log(), [], "the origin received a request")
@@ -97,7 +97,7 @@ class ErrorsTest(unittest.TestCase):
             r = c.request("POST", "/reset-post?reset_before=1", body=b"payload")
         self.assert_own_answer(r, 502)
         self.assertEqual(len(self.origin.log(path="/reset-post")), 1,
-                         "SPEC 7: a non-idempotent request whose body was sent is not "
+                         "a non-idempotent request whose body was sent is not "
                          "retried")
 
     def test_502_garbage_response(self):

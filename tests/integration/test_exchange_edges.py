@@ -1,8 +1,7 @@
-"""Edge cases of the upstream exchange (SPEC 3.7, 4, 6, 7): stale pooled connections,
-retries across endpoints and when not to retry, least_conn and weighted round robin,
-early responses, pipelining, HTTP/1.0 keep-alive, HEAD / 204 / 304 framing, oversized
-upstream heads, debug headers, max_connections_per_endpoint and pool reuse across client
-connections."""
+"""Edge cases of the upstream exchange: stale pooled connections, retries across endpoints and
+when not to retry, least_conn and weighted round robin, early responses, pipelining, HTTP/1.0
+keep-alive, HEAD / 204 / 304 framing, oversized upstream heads, debug headers,
+max_connections_per_endpoint and pool reuse across client connections."""
 
 import collections
 import hashlib
@@ -369,7 +368,7 @@ class ExchangeEdgesOneWorkerTest(unittest.TestCase):
         # The close races the next request: meridian may not have seen the FIN yet when the
         # request arrives. Whichever way the race goes, the client must get its 200 (a
         # pooled connection that turns out dead before any response byte is retried on a
-        # fresh connection, SPEC 7; a body-less POST is as safe as a GET).
+        # fresh connection; a body-less POST is as safe as a GET).
         failures = []
         c = self.meridian.conn()
         try:
@@ -498,7 +497,7 @@ class ExchangeEdgesOneWorkerTest(unittest.TestCase):
             r = c.request("POST", "/two/reset-post?reset_before=1", body=b"payload" * 100)
         self.assert_own_answer(r, 502)
         self.assertEqual(self.tries("/two/reset-post"), 1,
-                         "SPEC 7: a non-idempotent request whose body was sent is not retried "
+                         "a non-idempotent request whose body was sent is not retried "
                          f"(o1 log {self.o1.log(path='/two/reset-post')}, "
                          f"o2 log {self.o2.log(path='/two/reset-post')})")
 
@@ -511,9 +510,9 @@ class ExchangeEdgesOneWorkerTest(unittest.TestCase):
         self.assertLessEqual(self.tries("/two/reset-get"), 3, "more than retries: 2")
 
     def test_bodyless_post_reset_after_sending_not_retried_elsewhere(self):
-        # SPEC 7 "no body and nothing of it was sent": the head of a body-less POST reached
-        # the origin, which may have acted on it, so no other endpoint gets it. (A reused
-        # pooled connection gets its one fresh-connection try on the same endpoint.)
+        # Retried only with "no body and nothing of it was sent": the head of a body-less POST
+        # reached the origin, which may have acted on it, so no other endpoint gets it. (A
+        # reused pooled connection gets its one fresh-connection try on the same endpoint.)
         with self.meridian.conn() as c:
             r = c.request("POST", "/two/reset-nobody?reset_before=1")
         self.assert_own_answer(r, 502)

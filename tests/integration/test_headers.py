@@ -1,4 +1,5 @@
-"""SPEC 4: header rewriting on forwarded requests and relayed responses."""
+"""Header rewriting on forwarded requests and relayed responses (docs/http-behaviour.md,
+headers)."""
 
 import re
 import unittest

@@ -1,7 +1,7 @@
-"""Active health checks (SPEC 2 backends.health_check, SPEC 5): one prober per node whatever
-the number of workers, the first probe at once, one kept-alive probe connection, thresholds
-both ways, unhealthy endpoints skipped, no eligible region answered 503 with Retry-After,
-probe timeouts, health kept across a reload, and no probes without a health_check."""
+"""Active health checks (backends.health_check): one prober per node whatever the number of
+workers, the first probe at once, one kept-alive probe connection, thresholds both ways,
+unhealthy endpoints skipped, no eligible region answered 503 with Retry-After, probe timeouts,
+health kept across a reload, and no probes without a health_check."""
 
 import signal
 import time

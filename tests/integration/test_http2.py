@@ -1,14 +1,13 @@
-"""HTTP/2 downstream (issue 7; SPEC 3 with an HTTP/2 codec): over TLS by ALPN and in
+"""HTTP/2 downstream (the same request path with an HTTP/2 codec): over TLS by ALPN and in
 cleartext with prior knowledge, each stream routed, steered, rate-limited and logged as an
-HTTP/1.1 request is, with real clients -- curl, nghttp and h2load (Debian's nghttp2-client)
-and python3-h2 -- against the real binary and the test origin. Bodies stream both ways
-under flow control; the header list is bounded; GOAWAY comes on drain and when a reload
-removes the listener.
+HTTP/1.1 request is, with real clients -- curl, nghttp and h2load (Debian's nghttp2-client) and
+python3-h2 -- against the real binary and the test origin. Bodies stream both ways under flow
+control; the header list is bounded; GOAWAY comes on drain and when a reload removes the
+listener.
 
-Abuse (the issue's acceptance): a rapid-reset client (HEADERS then RST_STREAM in a loop), a
-CONTINUATION flood and PING/SETTINGS floods are cut off with GOAWAY and a close, having
-started only a bounded amount of upstream work, while an ordinary client on another
-connection is served throughout."""
+Abuse: a rapid-reset client (HEADERS then RST_STREAM in a loop), a CONTINUATION flood and
+PING/SETTINGS floods are cut off with GOAWAY and a close, having started only a bounded amount
+of upstream work, while an ordinary client on another connection is served throughout."""
 
 import hashlib
 import json
@@ -129,7 +128,7 @@ class Http2Test(unittest.TestCase):
             headers[name.strip().lower()] = value.strip()
         return lines[0].split()[1], headers, lines[-1]
 
-    # ---- the acceptance: curl, nghttp, h2load -------------------------------------------
+    # ---- real clients: curl, nghttp, h2load ---------------------------------------------
 
     def test_curl_http2_over_tls_and_prior_knowledge_are_steered_like_http11(self):
         tls_port = self.ports["tls"]
@@ -148,7 +147,8 @@ class Http2Test(unittest.TestCase):
                     self.assertEqual(version, "1.1" if name == "http/1.1" else "2")
                     self.assertEqual(headers["x-meridian-region"], region)
                     self.assertEqual(headers["via"], "1.1 edge-h2")
-        # What the origin saw of an HTTP/2 request: an HTTP/1.1 request with SPEC 4's fields.
+        # What the origin saw of an HTTP/2 request: an HTTP/1.1 request with the forwarded
+        # fields (docs/http-behaviour.md, headers).
         request = self.eu.log(path="/steer")[-1]
         fields = {n.lower(): v for n, v in request["headers"]}
         self.assertEqual(request["version"], "HTTP/1.1")
@@ -271,7 +271,7 @@ class Http2Test(unittest.TestCase):
                 self.assertTrue(answered, frames)
                 statuses = [f for f in answered if f[0] == h2client.HEADERS]
                 resets = [f for f in answered if f[0] == h2client.RST_STREAM]
-                # CONNECT gets SPEC 11's 400; the others nghttp2 resets (RFC 9113 8.1.1).
+                # CONNECT gets a 400 (no tunnels); the others nghttp2 resets (RFC 9113 8.1.1).
                 self.assertTrue(resets or statuses, answered)
         for path in ("/bad1", "/bad2"):
             self.assertFalse(self.eu.requests(path) + self.us.requests(path))

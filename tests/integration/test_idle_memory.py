@@ -1,9 +1,9 @@
-"""Idle keep-alive connections are cheap (issue 6): an idle connection gives its request
-state and read buffer back to the worker and waits for readability without a buffer, so
-what it holds is its small session object and Asio's per-socket state -- about 0.5 KiB,
-against 5 KiB before the split. Thousands of clients that made one request each and stay
-connected grow meridian's RSS by well under 1.25 KiB each (a connection that kept a 1 KiB
-read buffer or its request state would not), and every one of them is still usable."""
+"""Idle keep-alive connections are cheap: an idle connection gives its request state and read
+buffer back to the worker and waits for readability without a buffer, so what it holds is its
+small session object and Asio's per-socket state -- about 0.5 KiB, against 5 KiB before the
+split. Thousands of clients that made one request each and stay connected grow meridian's RSS by
+well under 1.25 KiB each (a connection that kept a 1 KiB read buffer or its request state would
+not), and every one of them is still usable."""
 
 import os
 import resource

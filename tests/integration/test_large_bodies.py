@@ -1,6 +1,5 @@
 """1 GiB each way through meridian, streamed: the body arrives intact and meridian's peak
-resident memory stays small (SPEC 3.7: "bodies streamed both ways without buffering them
-whole")."""
+resident memory stays small (bodies are streamed both ways, never buffered whole)."""
 
 import os
 import unittest

@@ -1,5 +1,5 @@
-"""SPEC 1 signals: SIGTERM / SIGINT drain -- stop accepting, finish in-flight requests, close
-idle keep-alive connections, exit 0; /ready answers 503 while draining."""
+"""Signals: SIGTERM / SIGINT drain -- stop accepting, finish in-flight requests, close idle
+keep-alive connections, exit 0; /ready answers 503 while draining."""
 
 import signal
 import socket

@@ -1,5 +1,5 @@
-"""SPEC 11: input that is refused with 400 (505 for an unsupported version), the connection
-closed, and nothing of it forwarded to the origin (request smuggling defences)."""
+"""Input that is refused with 400 (505 for an unsupported version), the connection closed, and
+nothing of it forwarded to the origin (request smuggling defences)."""
 
 import unittest
 

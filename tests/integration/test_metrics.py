@@ -1,12 +1,12 @@
-"""GET /metrics (SPEC 12): promtool accepts it, every metric of the contract is there with
-its labels, request counters rise by exactly the requests sent, and the health, latency,
-retry, rate-limit and reload series move as the origins and the operator make them."""
+"""GET /metrics: promtool accepts it, every metric of docs/metrics.md is there with its labels,
+request counters rise by exactly the requests sent, and the health, latency, retry, rate-limit
+and reload series move as the origins and the operator make them."""
 
 import shutil
 import subprocess
 import unittest
 
-from harness import SPEC12_METRICS, Meridian, Origin, free_port, parse_metrics, wait_until
+from harness import CONTRACT_METRICS, Meridian, Origin, free_port, parse_metrics, wait_until
 
 CONFIG = """
 node: {name: edge-metrics}
@@ -41,7 +41,7 @@ backends:
       - {name: alive, endpoints: [{address: "{o1}"}]}
 """
 
-SPEC = SPEC12_METRICS
+CONTRACT = CONTRACT_METRICS
 
 
 class MetricsTest(unittest.TestCase):
@@ -84,7 +84,7 @@ class MetricsTest(unittest.TestCase):
                 _, _, name, kind = line.split()
                 types[name] = kind
         samples = parse_metrics(text)
-        for name, (kind, labels) in SPEC.items():
+        for name, (kind, labels) in CONTRACT.items():
             self.assertEqual(types.get(name), kind, name)
             series = [lab for n, lab, _ in samples
                       if n == name or (kind == "histogram" and n == name + "_count")]

@@ -1,5 +1,5 @@
 """Basic proxying: method round trips, headers passed through, keep-alive reuse towards the
-origin, Expect: 100-continue, and the admin liveness endpoint (SPEC 3, 4, 10)."""
+origin, Expect: 100-continue, and the admin liveness endpoint (GET /health)."""
 
 import hashlib
 import time
@@ -10,7 +10,7 @@ from harness import (HttpConn, Meridian, one_backend_config, OneOriginTestCase, 
 
 CONFIG = one_backend_config(node="edge-basic")
 
-# Headers meridian adds or rewrites on the way to the origin (SPEC 4).
+# Headers meridian adds or rewrites on the way to the origin (docs/http-behaviour.md, headers).
 ADDED = {"x-forwarded-for", "x-forwarded-proto", "x-request-id", "via"}
 
 

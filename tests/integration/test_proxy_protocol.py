@@ -1,11 +1,10 @@
-"""PROXY protocol (SPEC 2 `proxy_protocol`, SPEC 3 steps 1-2; issue 7): v1 and v2 headers
-set the client address that X-Forwarded-For, GeoIP steering, rate limits and the access log
-use; a malformed or missing header (where one is required) closes the connection without
-an answer and nothing reaches the origin; `any` also takes connections without a header.
-HAProxy (Debian's package) with `send-proxy` and `send-proxy-v2` in front of meridian is
-the real-world peer: a client bound to 127.0.2.1 (Frankfurt in the loopback GeoIP
-database) is steered to Europe through it although meridian's peer is HAProxy at
-127.0.0.1."""
+"""PROXY protocol (a listener's `proxy_protocol`): v1 and v2 headers set the client address that
+X-Forwarded-For, GeoIP steering, rate limits and the access log use; a malformed or missing
+header (where one is required) closes the connection without an answer and nothing reaches the
+origin; `any` also takes connections without a header. HAProxy (Debian's package) with
+`send-proxy` and `send-proxy-v2` in front of meridian is the real-world peer: a client bound to
+127.0.2.1 (Frankfurt in the loopback GeoIP database) is steered to Europe through it although
+meridian's peer is HAProxy at 127.0.0.1."""
 
 import os
 import shutil
@@ -278,7 +277,7 @@ class HAProxyInFrontTest(unittest.TestCase):
                 self.assertEqual(r.header("x-meridian-region"), "us-east")
 
     def test_rate_limit_through_haproxy_is_per_client(self):
-        # Each listener has its own buckets for its routes (SPEC 8).
+        # Each listener has its own buckets for its routes.
         for version in ("v1", "v2"):
             with self.subTest(version=version):
                 self.assertEqual(self.through_haproxy(version, "127.0.5.5", "/limited").status, 200)

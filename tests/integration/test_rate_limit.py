@@ -1,7 +1,7 @@
-"""Rate limiting, scope local (SPEC 8): the token bucket per (route, key) shared by all
-workers, 429 with Retry-After and RateLimit-* headers, allowed responses with the same
-headers, keys by client address, route and header, clients behind a trusted proxy, the
-node-wide count under load on 4 workers, and buckets kept across a reload."""
+"""Rate limiting, scope local: the token bucket per (route, key) shared by all workers, 429 with
+Retry-After and RateLimit-* headers, allowed responses with the same headers, keys by client
+address, route and header, clients behind a trusted proxy, the node-wide count under load on 4
+workers, and buckets kept across a reload."""
 
 import signal
 import sys
@@ -156,7 +156,7 @@ class LocalRateLimitTest(OneOriginTestCase):
 
 
 class NodeWideRateLimitTest(unittest.TestCase):
-    """SPEC 8 scope local on 4 workers: all of them draw from one bucket."""
+    """Scope local on 4 workers: all of them draw from one bucket."""
 
     def test_allowed_count_follows_rate_times_duration_plus_burst(self):
         rate, burst, duration = 40, 20, 5.0

@@ -1,6 +1,6 @@
-"""Rate limiting, scope global (SPEC 8): several meridian processes share one bucket in a
-real Redis; with Redis killed or hung, on_error decides within the store's timeout and no
-request hangs; sharing resumes when Redis is back."""
+"""Rate limiting, scope global: several meridian processes share one bucket in a real Redis;
+with Redis killed or hung, on_error decides within the store's timeout and no request hangs;
+sharing resumes when Redis is back."""
 
 import time
 import unittest

@@ -1,10 +1,9 @@
-"""SPEC 8: "the number of keys held in memory is bounded, so a flood of distinct client
-addresses cannot exhaust memory". One million distinct clients (X-Forwarded-For from a
-trusted peer) go through a rate-limited route; meridian's RSS stays within the documented
-bound of limits.max_rate_limit_keys x 40 bytes, and a smaller bound evicts instead of
-growing. The backend is kept down (a failing health check), so each request is answered
-503 by meridian itself right after the limiter and the test measures the limiter, not an
-origin."""
+"""The number of rate limit keys held in memory is bounded, so a flood of distinct client
+addresses cannot exhaust memory. One million distinct clients (X-Forwarded-For from a trusted
+peer) go through a rate-limited route; meridian's RSS stays within the documented bound of
+limits.max_rate_limit_keys x 40 bytes, and a smaller bound evicts instead of growing. The
+backend is kept down (a failing health check), so each request is answered 503 by meridian
+itself right after the limiter and the test measures the limiter, not an origin."""
 # ctest-label: heavy
 
 import os

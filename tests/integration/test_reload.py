@@ -1,4 +1,4 @@
-"""Reload (SPEC 9, 10): SIGHUP, POST /reload and an edit of the file on disk; nothing fails
+"""Reload (docs/operations.md, reloading the configuration): SIGHUP, POST /reload and an edit of the file on disk; nothing fails
 under load while 50 reloads alternate two configs; routes and listeners are added and
 removed; kept endpoints keep their health; an invalid file keeps the running config and is
 reported with its line and column."""
@@ -289,7 +289,7 @@ backends:
 
 SOURCE_DIR = os.environ.get("MERIDIAN_SOURCE_DIR", "../..")
 LOOPBACK_DB = os.path.join(SOURCE_DIR, "tests/data/geoip/loopback-city.mmdb")
-MAXMIND_CITY_DB = os.path.join(SOURCE_DIR, "../shared/testdata/geoip/maxmind/GeoLite2-City-Test.mmdb")
+MAXMIND_CITY_DB = os.path.join(SOURCE_DIR, "tests/data/geoip/maxmind/GeoLite2-City-Test.mmdb")
 
 
 class GeoIpReloadTest(unittest.TestCase):

@@ -1,10 +1,11 @@
-"""The malformed-input suite of issue 8: raw bytes on a real connection, each case asserting
-SPEC 11's answer and that the origin received nothing it should not -- in particular no
-second ("smuggled") request hidden in a body, a chunk or a pipelined message. Complements
-test_malformed.py (one test per SPEC 11 rule) with the request-smuggling catalogue: CL.TE,
-TE.CL, Content-Length duplicates, obfuscated Transfer-Encoding, bad chunk sizes, chunk
-extension abuse, field syntax, absolute-form, HTTP/0.9, oversized lines and header
-sections, a malformed request pipelined behind a good one, Expect: 100-continue and CONNECT.
+"""The malformed-input suite (docs/hardening.md): raw bytes on a real connection, each case
+asserting the documented answer (docs/http-behaviour.md, input that is refused) and that the
+origin received nothing it should not -- in particular no second ("smuggled") request hidden in
+a body, a chunk or a pipelined message. Complements test_malformed.py (one test per refusal
+rule) with the request-smuggling catalogue: CL.TE, TE.CL, Content-Length duplicates, obfuscated
+Transfer-Encoding, bad chunk sizes, chunk extension abuse, field syntax, absolute-form,
+HTTP/0.9, oversized lines and header sections, a malformed request pipelined behind a good one,
+Expect: 100-continue and CONNECT.
 """
 
 import json
@@ -46,7 +47,7 @@ REFUSED = [
      b"0\r\n\r\n" + SMUGGLED, 400),
     ("TE chunked twice in one field", b"POST /a HTTP/1.1\r\n" + H +
      b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400),
-    # Stricter than SPEC 11 (which refuses a coding list not ending in chunked): a second
+    # Stricter than RFC 9112 6.3 (which refuses a coding list not ending in chunked): a second
     # Transfer-Encoding field is refused whatever it says, as a smuggling signal.
     ("TE in two fields", b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n"
      b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
@@ -112,7 +113,7 @@ class RequestSmugglingTest(OneOriginTestCase):
 
     def assert_nothing_forwarded(self, what, body_error=False):
         # requests counts every head the origin parsed, even one whose body never came. A
-        # body that turns out malformed after its head went upstream (bodies stream, SPEC 3)
+        # body that turns out malformed after its head went upstream (bodies stream)
         # ends the upstream connection mid-request: the origin never gets a whole request.
         if not body_error:
             self.assertEqual(self.origin.requests(), 0, f"a head reached the origin: {what}")
@@ -131,9 +132,9 @@ class RequestSmugglingTest(OneOriginTestCase):
                 self.assert_nothing_forwarded(name)
 
     def test_identical_content_lengths_are_one(self):
-        # RFC 9110 8.6 lets a recipient take identical values as one (HAProxy does; SPEC 11
-        # refuses differing ones): the upstream gets a single Content-Length and the body,
-        # and what follows the body is a request of its own, answered in order.
+        # RFC 9110 8.6 lets a recipient take identical values as one (HAProxy does; differing
+        # ones are refused): the upstream gets a single Content-Length and the body, and what
+        # follows the body is a request of its own, answered in order.
         for fields in (b"Content-Length: 5\r\nContent-Length: 5\r\n", b"Content-Length: 5, 5\r\n"):
             with self.subTest(fields=fields):
                 self.origin.reset_stats()

@@ -1,5 +1,5 @@
-"""SPEC 2 routes / 3.4: first match wins; host (exact, wildcard, port ignored), path_prefix,
-exact path and methods; no match answers 404 without touching any origin."""
+"""Routes: first match wins; host (exact, wildcard, port ignored), path_prefix, exact path and
+methods; no match answers 404 without touching any origin."""
 
 import unittest
 

@@ -1,6 +1,6 @@
-"""SIGHUP (SPEC 1, 9): routes and backends swap; an invalid file keeps the running
-configuration; a kept keep-alive client connection sees the new routes on its next request.
-(Listener changes, POST /reload and file watching: test_reload.py.)"""
+"""SIGHUP: routes and backends swap; an invalid file keeps the running configuration; a kept
+keep-alive client connection sees the new routes on its next request. (Listener changes, POST
+/reload and file watching: test_reload.py.)"""
 
 import signal
 import unittest

@@ -1,7 +1,7 @@
-"""Regional steering (SPEC 5, 6, 7): clients placed on continents by the loopback GeoIP
-database reach the nearest region (read from x-meridian-region), fail over when a region is
-down or unhealthy, stay fenced with strict rules, and get 503 with Retry-After when nothing
-is eligible."""
+"""Regional steering, balancing and failover: clients placed on continents by the loopback GeoIP
+database reach the nearest region (read from x-meridian-region), fail over when a region is down
+or unhealthy, stay fenced with strict rules, and get 503 with Retry-After when nothing is
+eligible."""
 
 import os
 import unittest
@@ -150,7 +150,7 @@ class SteeringTest(unittest.TestCase):
 
     def test_stopped_origin_fails_over_by_retry(self):
         # No time for health checks to notice: the connect is refused and the request is
-        # retried in the next region by score (SPEC 7).
+        # retried in the next region by score.
         eu = self.origins["eu"]
         eu.stop()
         try:

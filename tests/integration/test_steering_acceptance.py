@@ -1,4 +1,5 @@
-"""Acceptance of the steering issue (SPEC 5, 6, 7, 10), end to end on real sockets:
+"""Regional steering, balancing, retries and /status (docs/http-behaviour.md), end to end
+on real sockets:
 
 1. measured latency overturns distance (nearest = geo term + EWMA of probe round trips), and
    steering comes back when the latency does; /status shows the region's latency;
@@ -24,7 +25,7 @@ from harness import HttpConn, Meridian, Origin, split_address, wait_until
 
 SOURCE_DIR = os.environ.get("MERIDIAN_SOURCE_DIR", "../..")
 LOOPBACK_DB = os.path.abspath(os.path.join(SOURCE_DIR, "tests/data/geoip/loopback-city.mmdb"))
-MAXMIND_DIR = os.path.abspath(os.path.join(SOURCE_DIR, "../shared/testdata/geoip/maxmind"))
+MAXMIND_DIR = os.path.abspath(os.path.join(SOURCE_DIR, "tests/data/geoip/maxmind"))
 
 FRANKFURT_CLIENT = "127.0.2.1"  # loopback-city.mmdb: Frankfurt, DE, EU
 
@@ -37,7 +38,7 @@ SINGAPORE = (1.35, 103.82)    # ap-southeast
 
 
 def geo_ms(a, b):
-    """SPEC 5.3 geo term: haversine km (R = 6371) / 100."""
+    """The score's geo term (docs/http-behaviour.md, steering): haversine km (R = 6371) / 100."""
     rad = math.pi / 180
     dphi, dlam = (b[0] - a[0]) * rad, (b[1] - a[1]) * rad
     h = math.sin(dphi / 2) ** 2 + math.cos(a[0] * rad) * math.cos(b[0] * rad) * \
@@ -158,7 +159,7 @@ class LatencyOverturnsDistanceTest(_Fixture):
     def test_slow_region_loses_its_clients_and_gets_them_back(self):
         m, eu = self.meridian, self.origins["eu"]
         geo_eu, geo_us = geo_ms(FRANKFURT, DUBLIN), geo_ms(FRANKFURT, VIRGINIA)
-        # SPEC 5.3 arithmetic: eu-west 10.9 ms + its EWMA, us-east 65.3 ms + its EWMA (both
+        # The score's arithmetic: eu-west 10.9 ms + its EWMA, us-east 65.3 ms + its EWMA (both
         # ~1 ms on loopback). +150 ms of probe time on eu-west (EWMA -> ~151 ms) overturns
         # the 54 ms geographic advantage; ~1 ms does not.
         self.assertAlmostEqual(geo_eu, 10.9, delta=0.2)
@@ -618,7 +619,7 @@ class GeoDatabasesTest(unittest.TestCase):
                     Meridian(COUNTRY_CONFIG, {**self.subs,
                                               "geoip": os.path.join(MAXMIND_DIR, db)}) as m:
                 # The node stands in Singapore: without a rule everybody would go to
-                # ap-southeast (a Country database has no coordinates, SPEC 5.3).
+                # ap-southeast (a Country database has no coordinates).
                 self.assertEqual(region_for(self, m), "ap-southeast")     # peer, not found
                 self.assertEqual(region_for(self, m, xff=PH), "ap-southeast")
                 self.assertEqual(region_for(self, m, xff=GB), "eu-west")  # continent EU

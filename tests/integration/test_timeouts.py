@@ -1,4 +1,4 @@
-"""Downstream connection limits (SPEC 2 limits, 3.3): header_timeout -> 408 and close,
+"""Downstream connection limits (the `limits` keys): header_timeout -> 408 and close,
 idle_timeout closes idle keep-alive connections, max_connections accepts and closes."""
 
 import socket

@@ -1,10 +1,10 @@
-"""TLS termination (SPEC 2 `tls`, SPEC 3 step 1; issue 7), with real clients: curl and
-`openssl s_client` (Debian's), and Python's ssl module. Certificates are made per run with
-the openssl command line. SNI picks the certificate (exact names, then wildcards; the first
-certificate for unknown names and for clients without SNI), `min_version` refuses older
-clients, TLS 1.2 sessions resume, ALPN answers http/1.1 to HTTP/1.1 clients, requests carry
-`X-Forwarded-Proto: https`, the PROXY protocol header comes before the handshake, a
-reload reads the certificate files again, and a broken certificate stops a start."""
+"""TLS termination (a listener's `tls`), with real clients: curl and `openssl s_client`
+(Debian's), and Python's ssl module. Certificates are made per run with the openssl command
+line. SNI picks the certificate (exact names, then wildcards; the first certificate for unknown
+names and for clients without SNI), `min_version` refuses older clients, TLS 1.2 sessions
+resume, ALPN answers http/1.1 to HTTP/1.1 clients, requests carry `X-Forwarded-Proto: https`,
+the PROXY protocol header comes before the handshake, a reload reads the certificate files
+again, and a broken certificate stops a start."""
 
 import json
 import os
@@ -266,8 +266,8 @@ backends:
 @unittest.skipUnless(shutil.which("openssl"), "openssl needed")
 class TlsAddedByReloadTest(unittest.TestCase):
     def test_open_plain_connections_keep_working(self):
-        # SPEC 9: no request fails because of a reload. A kept listener that gains tls keeps
-        # its socket; connections already open stay plain, new ones speak TLS.
+        # No request fails because of a reload. A kept listener that gains tls keeps its socket;
+        # connections already open stay plain, new ones speak TLS.
         certs = tempfile.mkdtemp(prefix="meridian-tls-")
         try:
             make_certificate(certs, "a", "a.test", ["a.test"])

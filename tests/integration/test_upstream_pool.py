@@ -1,6 +1,6 @@
-"""Upstream connection handling (SPEC 2 backends.connect_timeout, keepalive.*): the connect
-timeout answers 504, pooled idle connections are closed after keepalive.idle_timeout, and
-no more than keepalive.max_idle_per_endpoint stay pooled."""
+"""Upstream connection handling (backends.connect_timeout, keepalive.*): the connect timeout
+answers 504, pooled idle connections are closed after keepalive.idle_timeout, and no more than
+keepalive.max_idle_per_endpoint stay pooled."""
 
 import socket
 import threading

@@ -1,8 +1,8 @@
-"""TLS to the endpoints (backend `tls`, an extension; issue 7): requests and health checks go
-over TLS, the endpoint's certificate is verified by default (against `ca`, for the name
-`server_name` or the endpoint's host, sent as SNI), a certificate that does not verify is a
-connect failure (retried elsewhere, 502 when nothing is left) and fails health checks,
-`verify: false` accepts it, and pooled TLS connections are reused."""
+"""TLS to the endpoints (a backend's `tls`): requests and health checks go over TLS, the
+endpoint's certificate is verified by default (against `ca`, for the name `server_name` or the
+endpoint's host, sent as SNI), a certificate that does not verify is a connect failure (retried
+elsewhere, 502 when nothing is left) and fails health checks, `verify: false` accepts it, and
+pooled TLS connections are reused."""
 
 import json
 import os

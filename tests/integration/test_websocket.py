@@ -1,8 +1,8 @@
-"""WebSocket through meridian (SPEC 4 "Upgrade except for WebSocket"; issue 7): the
-handshake is forwarded with its Upgrade and Connection: Upgrade, the origin's 101 comes
-back, and then bytes are relayed both ways unchanged -- text, binary, large frames, ping,
-close -- until either side closes or the tunnel is idle for idle_timeout. A declined
-handshake is an ordinary response; a 101 nobody asked for is a 502."""
+"""WebSocket through meridian (Upgrade is hop-by-hop, except for WebSocket): the handshake is
+forwarded with its Upgrade and Connection: Upgrade, the origin's 101 comes back, and then bytes
+are relayed both ways unchanged -- text, binary, large frames, ping, close -- until either side
+closes or the tunnel is idle for idle_timeout. A declined handshake is an ordinary response; a
+101 nobody asked for is a 502."""
 
 import base64
 import hashlib

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Fault soak (issue 8): builds meridian and runs tests/soak/soak.py against it -- origins
-# that reset, stall, close mid-body and answer garbage, health flapping, a reload every
-# second, clients that leave mid-request, HTTP/2 clients -- and prints the report. Not part
-# of the default test run.
+# Fault soak (docs/hardening.md): builds meridian and runs tests/soak/soak.py against it --
+# origins that reset, stall, close mid-body and answer garbage, health flapping, a reload every
+# second, clients that leave mid-request, HTTP/2 clients -- and prints the report. Not part of
+# the default test run.
 #
 #   tests/soak/run.sh [--duration SECONDS] [--sanitize] [--clients N]
 #
-#   --duration S  how long (default 300, the issue's bound)
+#   --duration S  how long (default 300, the 5-minute run of docs/hardening.md)
 #   --sanitize    the ASan+UBSan build (build-asan/, LeakSanitizer at exit); use a shorter
 #                 run, e.g. --duration 60
 # Exits non-zero when meridian crashed, exited uncleanly, reported a sanitizer error, grew

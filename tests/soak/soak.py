@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Fault soak (issue 8): meridian (2 workers) in front of three test origins in two regions,
-for a bounded time, while everything that can go wrong around it does:
+"""Fault soak (docs/hardening.md): meridian (2 workers) in front of three test origins in two
+regions, for a bounded time, while everything that can go wrong around it does:
 
 - origins that reset before answering, reset or close mid-body, stall past the route
   timeout, or answer garbage (per request, chosen at random by the client's query);
@@ -121,8 +121,9 @@ def check_http1(stats, kind, fault, data, ended, expected):
             stats.fail(f"{kind}/{fault}: status {r.status}")
     answered = len(responses) + (1 if cut else 0)
     if answered < expected and not cut:
-        # Closed (or reset) without an answer to every request: SPEC 9 and 11 allow no such
-        # thing, faults, reloads and health flaps included.
+        # Closed (or reset) without an answer to every request: no request may fail because
+        # of a reload, and refused input is answered before the close -- faults, reloads and
+        # health flaps included.
         stats.fail(f"{kind}/{fault}: {len(responses)} answers to {expected} requests, then "
                    f"{ended}")
 

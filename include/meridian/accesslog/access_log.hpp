@@ -1,4 +1,4 @@
-// The access log's writer (SPEC 13): workers hand finished lines to it and never wait, a
+// The access log's writer: workers hand finished lines to it and never wait, a
 // thread of its own writes them to stdout, stderr or a file.
 //
 // Each worker has its own single-producer ring of bytes (lock-free: the worker writes and

@@ -1,8 +1,9 @@
-// One access log line per request (SPEC 13): `json`, an object per line with at least time
-// (RFC 3339, milliseconds, UTC), client, method, host, path, status, bytes_out, duration_ms,
-// route, backend, region, endpoint and request_id; or `combined`, the Apache/nginx combined
-// format that log tools already parse. Pure formatting into a caller's buffer (reused, so no
-// allocation once it has grown), called on the worker that served the request.
+// One access log line per request (docs/operations.md, access log): `json`, an object per line
+// with at least time (RFC 3339, milliseconds, UTC), client, method, host, path, status,
+// bytes_out, duration_ms, route, backend, region, endpoint and request_id; or `combined`, the
+// Apache/nginx combined format that log tools already parse. Pure formatting into a caller's
+// buffer (reused, so no allocation once it has grown), called on the worker that served the
+// request.
 #pragma once
 
 #include <chrono>

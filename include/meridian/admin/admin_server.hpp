@@ -1,6 +1,6 @@
-// The admin listener (SPEC 10): GET /health, /ready, /status and /metrics, POST /reload. Runs on
-// the main thread's io_context, away from the workers, so a slow scrape never delays traffic. Not a
-// hot path: it uses Beast's ready-made message types.
+// The admin listener (docs/admin-api.md): GET /health, /ready, /status and /metrics, POST /reload.
+// Runs on the main thread's io_context, away from the workers, so a slow scrape never delays
+// traffic. Not a hot path: it uses Beast's ready-made message types.
 #pragma once
 
 #include <atomic>
@@ -17,18 +17,18 @@ namespace meridian::admin {
 
 struct AdminHooks {
   // Why the node is not ready (draining, or a backend without an eligible region); empty
-  // means ready (SPEC 10 /ready).
+  // means ready (GET /ready answers 200).
   std::function<std::string()> not_ready_reason;
   // The JSON document of GET /status.
   std::function<std::string()> status_json;
-  // POST /reload: reloads and says how it went (SPEC 10: 200 with the new generation, 400
-  // with the errors). `body` is a JSON document.
+  // POST /reload: reloads and says how it went (200 with the new generation, 400 with the
+  // errors). `body` is a JSON document.
   struct ReloadAnswer {
     bool ok = false;
     std::string body;
   };
   std::function<ReloadAnswer()> reload;
-  // GET /metrics: the Prometheus text exposition (SPEC 12).
+  // GET /metrics: the Prometheus text exposition (docs/metrics.md).
   std::function<std::string()> metrics_text;
 };
 

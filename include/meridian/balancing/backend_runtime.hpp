@@ -1,7 +1,7 @@
 // A backend as the data path sees it: its configuration plus the shared run-time state of
-// each endpoint, grouped backend -> regions -> endpoints (SPEC 2). Built on the main thread
-// with each configuration snapshot and immutable afterwards; the EndpointState objects are
-// shared with the previous snapshot when an endpoint survives a reload.
+// each endpoint, grouped backend -> regions -> endpoints as in the configuration. Built on the
+// main thread with each configuration snapshot and immutable afterwards; the EndpointState
+// objects are shared with the previous snapshot when an endpoint survives a reload.
 #pragma once
 
 #include <memory>

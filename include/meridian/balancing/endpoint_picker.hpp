@@ -1,6 +1,6 @@
-// Choosing an endpoint inside one region (SPEC 6). Called on a worker for every request;
-// reads only atomics, allocates nothing. `rotation` is the caller's per-worker counter that
-// makes ties rotate (least_conn) and drives round robin without any shared write.
+// Choosing an endpoint inside one region (the backend's `balance`). Called on a worker for
+// every request; reads only atomics, allocates nothing. `rotation` is the caller's per-worker
+// counter that makes ties rotate (least_conn) and drives round robin without any shared write.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,6 @@
 // Run-time state of one endpoint, shared by every worker and kept across reloads for an
-// endpoint present in both configurations (SPEC 9). Workers read and update it only through
-// atomics; nothing here takes a lock. Counts are node-wide (SPEC 6: least_conn counts across
-// all workers).
+// endpoint present in both configurations. Workers read and update it only through atomics;
+// nothing here takes a lock. Counts are node-wide (least_conn counts across all workers).
 #pragma once
 
 #include <atomic>
@@ -41,19 +40,19 @@ struct EndpointState {
   const boost::asio::ip::tcp::endpoint target;
   const std::uint32_t weight;  // >= 1
 
-  // Requests in flight to this endpoint across all workers (SPEC 6 least_conn). Written by
+  // Requests in flight to this endpoint across all workers (for least_conn). Written by
   // every request on every worker, so it has a cache line of its own: the fields below are
   // read by every pick and written rarely, and must not be invalidated by each increment.
   alignas(kCacheLineBytes) std::atomic<std::uint32_t> in_flight{0};
-  // Active health (SPEC 5: healthy from the moment it is configured). Written by the health
-  // checker (main thread), read by every worker.
+  // Active health (healthy from the moment it is configured, as in HAProxy). Written by the
+  // health checker (main thread), read by every worker.
   alignas(kCacheLineBytes) std::atomic<bool> healthy{true};
-  // Measured latency (SPEC 5): EWMA, alpha 0.3, of health-check round trips, in
-  // microseconds; 0 until the first measurement. Written by the health checker only.
+  // Measured latency (steering's latency term): EWMA, alpha 0.3, of health-check round trips,
+  // in microseconds; 0 until the first measurement. Written by the health checker only.
   std::atomic<std::uint32_t> rtt_ewma_us{0};
-  // Passive outlier detection (SPEC 2 outlier_detection): failures in a row as seen by all
-  // workers, and the steady_clock time (ns since its epoch) until which the endpoint is
-  // ejected; 0 = not ejected.
+  // Passive outlier detection (the backend's outlier_detection): failures in a row as
+  // seen by all workers, and the steady_clock time (ns since its epoch) until which the
+  // endpoint is ejected; 0 = not ejected.
   std::atomic<std::uint32_t> consecutive_failures{0};
   std::atomic<std::int64_t> ejected_until_ns{0};
   // Active health check results (meridian_health_checks_total), written by the health

@@ -1,6 +1,6 @@
-// Steering across regions (SPEC 5): for one request, the order in which a backend's regions
-// should be tried, best first, and why the first one was chosen (SPEC 12,
-// meridian_region_selected_total{reason}).
+// Steering across regions (docs/http-behaviour.md, steering and balancing): for one request,
+// the order in which a backend's regions should be tried, best first, and why the first one was
+// chosen (meridian_region_selected_total{reason}).
 //
 // Threads: called by any worker for every request. It reads the configuration (immutable) and
 // the endpoints' atomics only (relaxed loads), takes no lock and allocates nothing; the result
@@ -30,13 +30,13 @@ struct RegionOrder {
   // Keeps the result a fixed-size value (no allocation on the data path).
   static constexpr std::size_t kMax = 32;
 
-  // Indices into BackendRuntime::regions, best first; only eligible regions (SPEC 5.1) that
-  // are candidates (SPEC 5.2: a strict geo-fencing rule leaves only its own regions).
+  // Indices into BackendRuntime::regions, best first; only eligible regions that are
+  // candidates (a strict geo-fencing rule leaves only its own regions).
   std::array<std::uint16_t, kMax> index{};
-  // 0: no eligible region; the caller answers 503 with Retry-After: 1 (SPEC 5.5).
+  // 0: no eligible region; the caller answers 503 with Retry-After: 1.
   std::size_t count = 0;
 
-  // The SPEC 12 `reason` label for index[0] (meaningless when count is 0):
+  // The meridian_region_selected_total `reason` for index[0] (meaningless when count is 0):
   //   failover — index[0] is not the region that would have come first had every region been
   //              eligible (the preferred region is down, ejected or full). Takes precedence:
   //              a fenced client pushed from its best fenced region to another counts here.
@@ -48,7 +48,7 @@ struct RegionOrder {
   bool empty() const { return count == 0; }
 };
 
-// The steering decision for a request from `client` to `backend` (SPEC 5).
+// The steering decision for a request from `client` to `backend`.
 //
 // 1. Eligible regions have an endpoint that is healthy, not ejected at `now_ns` (steady_clock
 //    ns, as EndpointState::ejected_until_ns) and below max_connections_per_endpoint.
@@ -72,14 +72,14 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
 // Great-circle distance in km between two points in degrees (haversine, Earth radius 6371 km).
 double haversine_km(double lat1, double lon1, double lat2, double lon2);
 
-// The latency this node measures to `region` (SPEC 5 measured_ms), in milliseconds: the mean
-// of rtt_ewma_us over the region's healthy, not-ejected endpoints that have a measurement
+// The latency this node measures to `region` (the score's measured_ms), in milliseconds: the
+// mean of rtt_ewma_us over the region's healthy, not-ejected endpoints that have a measurement
 // (rtt_ewma_us != 0). 0 when there is none. Ejected endpoints are left out as Envoy treats
 // outlier-ejected hosts as unhealthy: the mean describes the endpoints a request may reach.
 // Full endpoints count (being full is momentary, not a property of the path). O(endpoints).
 double region_measured_ms(const RegionRuntime& region, std::int64_t now_ns);
 
-// SPEC 5.1: at least one endpoint healthy, not ejected at now_ns and not full
+// Eligible: at least one endpoint healthy, not ejected at now_ns and not full
 // (max_connections_per_endpoint, 0 = unlimited). O(endpoints), stops at the first one.
 bool region_eligible(const RegionRuntime& region, std::uint32_t max_connections_per_endpoint,
                      std::int64_t now_ns);

@@ -1,9 +1,9 @@
-// The validated configuration: SPEC.md section 2, one struct per YAML mapping.
+// The validated configuration (docs/configuration.md), one struct per YAML mapping.
 //
 // A Config is built once by the loader (config/loader.hpp), never mutated afterwards, and
-// shared as shared_ptr<const Config>. Every field holds the default SPEC 2 names when the key
-// is absent. Addresses are resolved at load time (SPEC 2: "a host name is resolved at
-// (re)load"), so nothing downstream of the loader does DNS.
+// shared as shared_ptr<const Config>. Every field holds the documented default when the key
+// is absent. Addresses are resolved at load time (a host name is resolved at start and at
+// each reload), so nothing downstream of the loader does DNS.
 #pragma once
 
 #include <chrono>
@@ -91,8 +91,9 @@ struct Limits {
   Duration header_timeout{10'000};
   Duration idle_timeout{60'000};
   std::uint64_t max_connections = 0;  // per node, 0 = unlimited
-  // Extension: client keys of scope-local rate limits held at once, node-wide (SPEC 8
-  // "bounded"); the least recently used is forgotten beyond it. At most 40 bytes each.
+  // Client keys of scope-local rate limits held at once, node-wide, so a flood of client
+  // addresses cannot exhaust memory; the least recently used is forgotten beyond it. At
+  // most 40 bytes each.
   static constexpr std::uint64_t kMaxRateLimitKeys = 100'000'000;
   std::uint64_t max_rate_limit_keys = 1'000'000;
 };
@@ -198,7 +199,7 @@ struct Region {
   std::vector<Endpoint> endpoints;   // at least one
 };
 
-// TLS to a backend's endpoints (extension; issue 7): `tls: true`, or a map of these.
+// TLS to a backend's endpoints: `tls: true`, or a map of these.
 struct UpstreamTls {
   bool verify = true;       // the endpoint's certificate must chain to `ca` and match the name
   std::string ca;           // PEM bundle; "" = the system's (/etc/ssl/certs)

@@ -1,5 +1,5 @@
-// YAML -> validated Config (SPEC 2). Runs on the main thread at start-up and at reload;
-// never on a worker. Exceptions from yaml-cpp stop here: callers get a list of errors.
+// YAML -> validated Config (docs/configuration.md). Runs on the main thread at start-up and at
+// reload; never on a worker. Exceptions from yaml-cpp stop here: callers get a list of errors.
 #pragma once
 
 #include <memory>
@@ -18,7 +18,7 @@ struct ConfigError {
   std::string key;   // dotted path with indices, e.g. "backends[0].regions[1].endpoints[0].address"
   std::string message;
 
-  // "file:line:column: key: message" (SPEC 1); "file: message" when there is no position.
+  // "file:line:column: key: message"; "file: message" when there is no position.
   std::string to_string() const;
 };
 

@@ -1,5 +1,5 @@
-// X-Request-Id values (SPEC 4): 128 random bits as 32 lower-case hex digits. One generator
-// per worker, so generating an id touches no shared state; seeded from std::random_device.
+// X-Request-Id values: 128 random bits as 32 lower-case hex digits. One generator per
+// worker, so generating an id touches no shared state; seeded from std::random_device.
 #pragma once
 
 #include <array>

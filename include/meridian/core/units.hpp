@@ -1,5 +1,6 @@
-// Parsing of the value syntaxes SPEC 2 uses: durations, sizes, rates, host:port.
-// Pure functions, no allocation beyond the returned strings; used by the config loader.
+// Parsing of the configuration's value syntaxes (docs/configuration.md, value syntax):
+// durations, sizes, rates, host:port. Pure functions, no allocation beyond the returned
+// strings; used by the config loader.
 #pragma once
 
 #include <chrono>

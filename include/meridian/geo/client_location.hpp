@@ -1,4 +1,4 @@
-// What GeoIP knows of a client (SPEC 5): coordinates when the database has them (City
+// What GeoIP knows of a client: coordinates when the database has them (City
 // databases; Country databases have none), ISO country and continent codes when found.
 // A plain value, filled per request by GeoLocator and read by steering.
 #pragma once

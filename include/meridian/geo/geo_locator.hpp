@@ -1,7 +1,7 @@
-// GeoIP (SPEC 2 `geoip.database`, SPEC 5): client address -> ClientLocation, read from a
-// MaxMind DB (.mmdb) file with libmaxminddb. City databases (GeoLite2-City, GeoIP2-City)
-// give coordinates, country and continent; Country databases give country and continent
-// only (has_coordinates stays false).
+// GeoIP (`geoip.database`): client address -> ClientLocation, read from a MaxMind DB
+// (.mmdb) file with libmaxminddb. City databases (GeoLite2-City, GeoIP2-City) give
+// coordinates, country and continent; Country databases give country and continent only
+// (has_coordinates stays false).
 //
 // Thread-safety, the "shared read-only handle" decision: one GeoLocator is opened per
 // database path on the main thread (config load / reload) and shared by every worker as

@@ -1,7 +1,7 @@
-// Active health checks (SPEC 2 health_check, SPEC 5): one prober per node, on the main
-// thread's io_context, whatever the number of workers, so N workers do not multiply probe
-// traffic. The checker publishes its verdicts through the EndpointState atomics (healthy,
-// rtt_ewma_us) that every worker reads; nothing else crosses threads.
+// Active health checks (a backend's health_check): one prober per node, on the main thread's
+// io_context, whatever the number of workers, so N workers do not multiply probe traffic. The
+// checker publishes its verdicts through the EndpointState atomics (healthy, rtt_ewma_us) that
+// every worker reads; nothing else crosses threads.
 //
 // Shape after Envoy's health checkers: a base session per endpoint owns the schedule (first
 // probe at once, then every interval +-10% jitter), the thresholds (HealthState) and the
@@ -28,8 +28,8 @@ namespace detail {
 class ActiveCheck;
 }
 
-// Probe counts of one endpoint, kept across reloads while the endpoint is (SPEC 12
-// meridian_health_checks_total{result}; SPEC 10 /status).
+// Probe counts of one endpoint, kept across reloads while the endpoint is (they feed
+// meridian_health_checks_total{result} and /status).
 struct EndpointCheckStats {
   std::uint64_t successes = 0;
   std::uint64_t failures = 0;
@@ -51,7 +51,7 @@ class HealthChecker {
   // Starts checking `backends` (at start-up and after each reload). `owner` keeps `backends`
   // alive (e.g. the Snapshot that holds them); it is held until the next update() or stop().
   // - Every endpoint of a backend with a health_check is probed; the first probe goes out
-  //   at once (SPEC 5).
+  //   at once, not after one interval.
   // - An endpoint kept across the reload (the same EndpointState) keeps its counters and its
   //   connection; the new settings apply from its next probe.
   // - Endpoints of backends without health_check are not probed and count as healthy (an

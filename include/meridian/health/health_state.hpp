@@ -1,5 +1,5 @@
-// The pure logic of active health checking (SPEC 2 health_check, SPEC 5): rise/fall counters
-// with thresholds, the latency EWMA, the expected-status check and the interval jitter.
+// The pure logic of active health checking (a backend's health_check): rise/fall counters with
+// thresholds, the latency EWMA, the expected-status check and the interval jitter.
 //
 // Nothing here reads a clock, draws a random number or does I/O: the prober measures the
 // round trip and draws the jitter, and hands the numbers in, so unit tests drive every rule
@@ -18,16 +18,16 @@ namespace meridian::health {
 enum class Transition { none, became_healthy, became_unhealthy };
 
 // Rise/fall counters of one endpoint, HAProxy style: the endpoint is healthy from the moment
-// it is configured (SPEC 5) until `unhealthy_threshold` probes in a row fail; it is healthy
-// again after `healthy_threshold` probes in a row succeed. Any success ends a run of
-// failures and vice versa.
+// it is configured until `unhealthy_threshold` probes in a row fail; it is healthy again
+// after `healthy_threshold` probes in a row succeed. Any success ends a run of failures and
+// vice versa.
 //
 // Writes EndpointState::healthy on a transition and EndpointState::rtt_ewma_us on every
 // success; workers only read those atomics. Thread: the health checker's (main) thread.
 class HealthState {
  public:
   // Starts from `endpoint.healthy`: true for a newly configured endpoint, whatever it was for
-  // an endpoint kept across a reload (SPEC 9). Thresholds are >= 1 (the loader checks).
+  // an endpoint kept across a reload. Thresholds are >= 1 (the loader checks).
   HealthState(balancing::EndpointState& endpoint, std::uint32_t healthy_threshold,
               std::uint32_t unhealthy_threshold);
 
@@ -57,10 +57,10 @@ class HealthState {
   bool healthy_;
 };
 
-// SPEC 5 measured latency: exponentially weighted moving average with alpha 0.3, in whole
-// microseconds (rounded to nearest): next = 0.3 * sample + 0.7 * previous. `previous` 0
-// means no measurement yet, and the first sample is taken as is. The result is at least 1
-// (0 is reserved for "none") and saturates at UINT32_MAX (71 minutes).
+// Measured latency (steering's latency term): exponentially weighted moving average with alpha
+// 0.3, in whole microseconds (rounded to nearest): next = 0.3 * sample + 0.7 * previous.
+// `previous` 0 means no measurement yet, and the first sample is taken as is. The result is at
+// least 1 (0 is reserved for "none") and saturates at UINT32_MAX (71 minutes).
 std::uint32_t next_rtt_ewma_us(std::uint32_t previous_us, std::chrono::microseconds sample);
 
 // True when `status` lies in the health check's expected_status range (inclusive).

@@ -1,7 +1,7 @@
-// Settling who the client is (SPEC 3 step 2): the peer address, unless the peer is a trusted
-// proxy, in which case X-Forwarded-For is believed, taking the rightmost address that is not
-// itself trusted (the entries to its right were added by our own proxies). The PROXY
-// protocol source, when the edge issue adds it, replaces the peer before this runs.
+// Settling who the client is (client_ip.trusted_proxies): the peer address, unless the peer is
+// a trusted proxy, in which case X-Forwarded-For is believed, taking the rightmost address that
+// is not itself trusted (the entries to its right were added by our own proxies). When the
+// listener took a PROXY protocol header, its source is the client and this is not called.
 // Pure function over the parsed head; allocates nothing.
 #pragma once
 

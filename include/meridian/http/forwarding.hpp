@@ -1,7 +1,7 @@
-// The header rules of SPEC 4: what a request looks like when it leaves for the upstream, and
-// what a response looks like when it goes back to the client. Pure functions over the
-// protocol-neutral heads (message_head.hpp), so HTTP/2 reuses them; the output is always an
-// HTTP/1.1 head because upstream connections are HTTP/1.1 (SPEC 3 step 7).
+// The header rules (docs/http-behaviour.md, headers): what a request looks like when it leaves
+// for the upstream, and what a response looks like when it goes back to the client. Pure
+// functions over the protocol-neutral heads (message_head.hpp), so HTTP/2 reuses them; the
+// output is always an HTTP/1.1 head because upstream connections are HTTP/1.1.
 #pragma once
 
 #include <string>
@@ -11,7 +11,7 @@
 
 namespace meridian::http {
 
-// Hop-by-hop headers (RFC 9110 7.6.1, SPEC 4): never forwarded in either direction.
+// Hop-by-hop headers (RFC 9110 7.6.1): never forwarded in either direction.
 bool is_hop_by_hop(std::string_view name) noexcept;
 
 struct RequestForwarding {
@@ -21,7 +21,7 @@ struct RequestForwarding {
   std::string_view request_id;    // X-Request-Id to add when the request has none
   std::string_view default_host;  // Host to send when the request has none (HTTP/1.0)
   // A WebSocket handshake (is_websocket_upgrade): its Upgrade field passes, with
-  // "Connection: Upgrade" (SPEC 4: "Upgrade except for WebSocket").
+  // "Connection: Upgrade" (the one exception to the hop-by-hop rule).
   bool upgrade = false;
 };
 
@@ -44,10 +44,10 @@ struct ResponseForwarding {
   bool chunked = false;        // the body goes to the client chunked (re-encoded)
   bool close = false;          // meridian closes the client connection after this response
   bool keep_alive_10 = false;  // an HTTP/1.0 client that asked for keep-alive, and gets it
-  std::string_view region;     // debug headers, when not empty (SPEC 2 debug_headers)
+  std::string_view region;     // debug headers, when not empty (debug_headers: true)
   std::string_view endpoint;
-  // meridian's RateLimit-* lines (SPEC 8), complete "Name: value\r\n" lines, or empty. When
-  // present, the origin's own RateLimit-Limit/-Remaining/-Reset fields are dropped.
+  // meridian's RateLimit-* lines, complete "Name: value\r\n" lines, or empty. When present,
+  // the origin's own RateLimit-Limit/-Remaining/-Reset fields are dropped.
   std::string_view rate_limit_headers;
   // A 101 answering a WebSocket handshake: the Upgrade field passes, with "Connection:
   // Upgrade" and no framing; the connection becomes a tunnel after it.
@@ -58,8 +58,9 @@ struct ResponseForwarding {
 void write_downstream_response(const ResponseHead& head, const ResponseForwarding& fwd,
                                std::string& out);
 
-// A response meridian gives itself (SPEC 7): short text/plain body naming the cause.
-// `extra_headers` is zero or more complete "Name: value\r\n" lines.
+// A response meridian gives itself (docs/http-behaviour.md, answers meridian gives itself):
+// short text/plain body naming the cause. `extra_headers` is zero or more complete "Name:
+// value\r\n" lines.
 void write_local_reply(unsigned status, std::string_view cause, bool close, std::string_view via,
                        std::string_view extra_headers, std::string& out);
 

@@ -1,12 +1,13 @@
 // HTTP/1.1 message parser for both directions, on Boost.Beast's basic_parser.
 //
 // Beast does the tokenizing, Content-Length/chunked framing and chunk decoding; this class
-// adds what an edge proxy needs on top (SPEC 11, RFC 9112): it refuses obs-fold, a
-// Transfer-Encoding that is not a final "chunked", Host errors, too many fields, unsupported
-// versions, and it reports *which* status to answer. Fields are not copied: the views in
-// head() point into the caller's buffer, which must stay unchanged until the caller has
-// used them. Body bytes come out decoded (chunk framing removed), also as views into the
-// caller's buffer. No allocation per message once the field vector has grown.
+// adds what an edge proxy needs on top (RFC 9112; docs/http-behaviour.md, input that is
+// refused): it refuses obs-fold, a Transfer-Encoding that is not a final "chunked", Host
+// errors, too many fields, unsupported versions, and it reports *which* status to answer.
+// Fields are not copied: the views in head() point into the caller's buffer, which must stay
+// unchanged until the caller has used them. Body bytes come out decoded (chunk framing
+// removed), also as views into the caller's buffer. No allocation per message once the field
+// vector has grown.
 //
 // Thread: one owner (a session on one worker).
 #pragma once
@@ -22,7 +23,7 @@
 
 namespace meridian::http {
 
-// Why a message was refused, and the status to answer (SPEC 7, 11).
+// Why a message was refused, and the status to answer.
 struct ParseError {
   unsigned status = 0;      // 0: no error
   std::string_view reason;  // short text for the local reply body and the log

@@ -23,9 +23,10 @@ namespace meridian::http {
 // Collects one stream's request header block and describes it as a RequestHead.
 class H2RequestBuilder {
  public:
-  // Ready for a new header block; `limits` bound it as SPEC 2 bounds an HTTP/1.1 head:
-  // max_head_bytes counts each field as name + value + 32 (RFC 7541 4.1, the same measure
-  // as SETTINGS_MAX_HEADER_LIST_SIZE), max_fields the regular fields.
+  // Ready for a new header block; `limits` bound it as they bound an HTTP/1.1 head
+  // (limits.max_request_header_bytes and max_request_headers): max_head_bytes counts each
+  // field as name + value + 32 (RFC 7541 4.1, the same measure as
+  // SETTINGS_MAX_HEADER_LIST_SIZE), max_fields the regular fields.
   void reset(const ParserLimits& limits);
   // One decoded field. Past a limit the rest is counted, not stored, and finish() reports 431.
   void add(std::string_view name, std::string_view value);
@@ -70,7 +71,7 @@ struct H2ResponseFields {
 };
 
 // Converts an HTTP/1.1 response head, as write_downstream_response or write_local_reply
-// wrote it (SPEC 4's rules already applied), to HTTP/2 fields. False when the text is not a
+// wrote it (the header rules already applied), to HTTP/2 fields. False when the text is not a
 // complete head (a bug: the writers produce complete heads).
 bool to_h2_response(std::string_view h1_head, H2ResponseFields& out);
 

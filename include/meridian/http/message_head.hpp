@@ -1,5 +1,5 @@
-// Protocol-neutral views of a request or response head. The HTTP/1.1 codec fills them today;
-// the HTTP/2 codec fills the same types later, so the proxy logic above never sees wire
+// Protocol-neutral views of a request or response head. The HTTP/1.1 codec (h1_parser.hpp) and
+// the HTTP/2 one (h2_message.hpp) fill the same types, so the proxy logic above never sees wire
 // syntax. Every string_view points into the codec's buffer and is valid only until the
 // codec's owner discards that buffer region (see each codec's contract).
 #pragma once
@@ -71,7 +71,8 @@ struct ResponseHead {
   void clear();
 };
 
-// Methods that SPEC 7 lets meridian retry after a failure before any response byte.
+// Methods meridian may retry after a failure before any response byte: the idempotent ones
+// (RFC 9110 9.2.2).
 bool is_idempotent(std::string_view method) noexcept;
 
 }  // namespace meridian::http

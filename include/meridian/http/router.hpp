@@ -1,5 +1,5 @@
-// Route matching for one listener (SPEC 2 `routes`, SPEC 3 step 4): the first route whose
-// host, path and method all match wins. Built once per configuration snapshot and read-only
+// Route matching for one listener (docs/configuration.md, routes): the first route whose host,
+// path and method all match wins. Built once per configuration snapshot and read-only
 // afterwards, so every worker uses it without synchronisation. O(routes) per request with no
 // allocation: listeners carry a handful of routes, and first-match-wins semantics need the
 // order anyway.

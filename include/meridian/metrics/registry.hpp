@@ -1,4 +1,4 @@
-// The request-path counters of SPEC 12 and the catalog of their label sets.
+// The request-path counters of docs/metrics.md and the catalog of their label sets.
 //
 // Counting takes no lock and shares no cache line between workers: every worker has its own
 // counters (single writer: a plain load and store, no locked instruction), and a scrape sums

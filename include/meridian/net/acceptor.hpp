@@ -1,8 +1,8 @@
 // A listening TCP socket and its accept loop, on one worker's io_context. Each worker opens
 // its own socket on the same address with SO_REUSEPORT, so the kernel spreads connections
-// over workers and no accept lock is shared (DESIGN: one context per thread, as h2o).
-// Knows nothing of HTTP: the worker hands it the function that makes sessions.
-// Thread: the owning worker only.
+// over workers and no accept lock is shared (one context per thread, as h2o does). Knows
+// nothing of HTTP: the worker hands it the function that makes sessions. Thread: the owning
+// worker only.
 #pragma once
 
 #include <functional>

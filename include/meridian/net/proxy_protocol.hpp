@@ -1,6 +1,6 @@
 // The PROXY protocol header an L4 balancer (HAProxy `send-proxy`/`send-proxy-v2`, AWS NLB,
-// ...) puts in front of a connection to pass on the client's address (SPEC 2
-// `proxy_protocol`, SPEC 3 step 1), versions 1 (text) and 2 (binary), as
+// ...) puts in front of a connection to pass on the client's address (a listener's
+// `proxy_protocol`, docs/configuration.md, listeners), versions 1 (text) and 2 (binary), as
 // haproxy.org/download/2.6/doc/proxy-protocol.txt defines them.
 //
 // A pure function over the bytes received so far: no I/O, no allocation. It is strict -- a

@@ -1,9 +1,9 @@
-// The upstream half of one request (DESIGN "Exchange"): picking an endpoint, borrowing a
-// pooled connection or dialling one, retrying per SPEC 7, writing the request head and body
-// up, and reading the response back through the HTTP/1.1 response codec.
+// The upstream half of one request (docs/architecture.md): picking an endpoint, borrowing a
+// pooled connection or dialling one, retrying (docs/http-behaviour.md, retries), writing the
+// request head and body up, and reading the response back through the HTTP/1.1 response codec.
 //
 // It knows nothing of the downstream protocol. The downstream half -- an HTTP/1.1
-// connection today, an HTTP/2 stream with the edge issue -- implements ExchangeSink: it
+// connection (H1Session) or an HTTP/2 stream (H2Stream) -- implements ExchangeSink: it
 // hands the exchange the serialised request head and the decoded request body, and writes
 // the response it is given in its own framing. Both directions stream with backpressure:
 // the exchange asks for the next body piece only after the last one was written upstream,
@@ -66,7 +66,7 @@ class ExchangeSink {
 
 struct ExchangeRequest {
   const balancing::BackendRuntime* backend = nullptr;
-  geo::ClientLocation client;  // what GeoIP knows of the client (SPEC 5)
+  geo::ClientLocation client;  // what GeoIP knows of the client, for steering
   const std::optional<config::Location>* node_location = nullptr;  // node.location
   std::uint32_t retries = 0;
   bool idempotent = false;
@@ -191,7 +191,7 @@ class Exchange final : private net::Deadline {
   std::string head_;
   bool active_ = false;
 
-  balancing::RegionOrder order_;  // the backend's eligible regions, best first (SPEC 5)
+  balancing::RegionOrder order_;  // the backend's eligible regions, best first
   std::size_t region_pos_ = 0;    // the region being tried
   int region_index_ = -1;         // see region_index()
   int retry_from_region_ = -1;    // a retry is wanted after an attempt in this region failed

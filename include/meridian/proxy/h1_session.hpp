@@ -1,8 +1,8 @@
-// One downstream HTTP/1.1 connection and the requests on it (SPEC 3, 4, 7, 11): the
-// downstream half of the proxy. It reads request heads with the HTTP/1.1 codec, routes
-// them, serialises the upstream head (SPEC 4), and hands each request to an Exchange (the
-// upstream half, shared with HTTP/2 later); then it feeds the exchange the decoded request
-// body and writes the response it gets back in HTTP/1.1 framing.
+// One downstream HTTP/1.1 connection and the requests on it: the downstream half of the
+// proxy. It reads request heads with the HTTP/1.1 codec, routes them, serialises the upstream
+// head (request_flow.hpp), and hands each request to an Exchange (the upstream half, which
+// HTTP/2 streams use too); then it feeds the exchange the decoded request body and writes the
+// response it gets back in HTTP/1.1 framing.
 //
 // Memory is bounded per connection whatever the body sizes: one client buffer that is
 // read again only after the exchange took the last body piece, and the exchange's own
@@ -82,13 +82,13 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void begin_exchange(std::size_t head_length);
   bool refresh_snapshot();
 
-  // -- rate limit (SPEC 8), between routing and the exchange
+  // -- rate limit, between routing and the exchange
   void on_rate_limit_decision(const ratelimit::Decision& decision);
   friend struct RequestState::StoreWaiter;  // forwards the store's answer here
   void on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome);
   void start_exchange();
 
-  // -- metrics and access log (SPEC 12, 13), once per request
+  // -- metrics and access log, once per request
   void record_request(unsigned status);
 
   // -- request body, client -> exchange
@@ -150,7 +150,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void give_back_request();
   bool request_complete() const { return rq_ == nullptr || rq_->complete(); }
 
-  // Held for the connection's lifetime: a few hundred bytes when idle (issue 6).
+  // Held for the connection's lifetime: a few hundred bytes when idle.
   WorkerContext& w_;
   net::TcpSocket client_;
   const std::string* listener_name_;          // interned by the worker (WorkerContext::intern)

@@ -1,4 +1,4 @@
-// One downstream HTTP/2 connection (RFC 9113; issue 7): TLS with ALPN h2, or cleartext with
+// One downstream HTTP/2 connection (RFC 9113): TLS with ALPN h2, or cleartext with
 // the prior-knowledge preface. nghttp2 is the codec (framing, HPACK, flow control, RFC 9113
 // field checks); this class does the I/O, and each stream is an H2Stream that drives the
 // same Exchange and request logic (request_flow.hpp) as an HTTP/1.1 request.

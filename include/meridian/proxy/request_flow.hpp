@@ -1,9 +1,9 @@
-// The steps of SPEC 3 that do not depend on the downstream protocol, shared by the
-// HTTP/1.1 connection (H1Session) and the HTTP/2 stream (H2Stream): settling the client
-// address, routing, writing the upstream head (SPEC 4), preparing the exchange (steering
-// inputs, retries, TLS), the rate limit's decision (SPEC 8), and recording the request in
-// the metrics and the access log (SPEC 12, 13). The sessions keep only what their framing
-// needs: when to read, how to answer, when to close.
+// The steps of a request (docs/architecture.md, the life of a request) that do not depend on
+// the downstream protocol, shared by the HTTP/1.1 connection (H1Session) and the HTTP/2 stream
+// (H2Stream): settling the client address, routing, writing the upstream head, preparing the
+// exchange (steering inputs, retries, TLS), the rate limit's decision, and recording the
+// request in the metrics and the access log. The sessions keep only what their framing needs:
+// when to read, how to answer, when to close.
 //
 // Thread: the owning worker only.
 #pragma once
@@ -39,10 +39,10 @@ enum class Admission {
   ask_store,  // scope: global: ask the store for rq.store_key
 };
 
-// SPEC 3 steps 2, 4, 5 and 6 for a complete request head: the client address, the route,
-// the upstream head (into rq.exchange.request_head()), the exchange request, the client's
-// location when the backend steers by it, the access log fields, and a scope-local rate
-// limit's decision (into `decision`). `head`'s views are used only during the call.
+// Admission of a complete request head: the client address, the route, the upstream head
+// (into rq.exchange.request_head()), the exchange request, the client's location when the
+// backend steers by it, the access log fields, and a scope-local rate limit's decision
+// (into `decision`). `head`'s views are used only during the call.
 Admission admit(const Downstream& d, const http::RequestHead& head, RequestState& rq,
                 ratelimit::Decision& decision);
 
@@ -58,13 +58,13 @@ bool ask_store(WorkerContext& w, RequestState& rq, ratelimit::StoreWaiter& waite
 const ratelimit::StoreOutcome& no_store_outcome();
 
 // The store's answer for a scope-global limit: `decided` with `decision` filled, or the
-// rate_limit_store.on_error policy when it failed or answered late (SPEC 8).
+// rate_limit_store.on_error policy when it failed or answered late.
 enum class StoreVerdict { decided, allow, deny };
 StoreVerdict judge_store_outcome(const Snapshot& snapshot, const RequestState& rq,
                                  const ratelimit::StoreOutcome& outcome,
                                  ratelimit::Decision& decision);
 
-// Counts the request in the SPEC 12 series and writes its SPEC 13 access log line, once
+// Counts the request in the metric series and writes its access log line, once
 // (rq.active is cleared); `status` is what the client was sent.
 void record_request(WorkerContext& w, const Snapshot& snapshot, const ListenerRuntime& listener,
                     RequestState& rq, unsigned status);

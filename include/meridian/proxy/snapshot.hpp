@@ -1,8 +1,8 @@
 // One configuration generation as the data path uses it: the validated Config plus what is
 // derived from it once (routers, backend runtime state, the Via value). Built on the main
 // thread, immutable afterwards, shared by all workers as shared_ptr<const Snapshot>; each
-// exchange pins the snapshot it started with (DESIGN: Envoy's per-request pinning), so a
-// reload never changes a request in flight.
+// exchange pins the snapshot it started with (as Envoy pins one per request), so a reload
+// never changes a request in flight.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +22,7 @@
 
 namespace meridian::proxy {
 
-// The metric series a route's requests count in (SPEC 12 labels resolved once per snapshot):
+// The metric series a route's requests count in (labels resolved once per snapshot):
 // `local` for answers given before a region was chosen (backend set, region ""), and one per
 // region of the route's backend, parallel to BackendRuntime::regions.
 struct RouteSeries {
@@ -33,13 +33,13 @@ struct RouteSeries {
 struct ListenerRuntime {
   const config::Listener* config = nullptr;
   http::Router router;
-  // Parallel to config->routes: each route's rate limit state (SPEC 8), null without one.
+  // Parallel to config->routes: each route's rate limit state, null without one.
   std::vector<std::shared_ptr<ratelimit::RouteLimit>> limits;
   // Parallel to config->routes.
   std::vector<RouteSeries> series;
   metrics::SeriesId no_route_series = 0;  // route "", backend "", region ""
   metrics::SeriesId connections_series = 0;
-  // The listener's certificates and TLS settings (SPEC 2 `tls`), null for plain HTTP.
+  // The listener's certificates and TLS settings (its `tls`), null for plain HTTP.
   std::shared_ptr<tls::ServerContext> tls;
 };
 
@@ -57,7 +57,7 @@ struct Snapshot {
   // worker; null when geoip.database is "". A reload opens the file anew, so a replaced
   // database is picked up.
   std::shared_ptr<const geo::GeoLocator> geo;
-  // The node-wide buckets of scope-local client keys (SPEC 8), bounded by
+  // The node-wide buckets of scope-local client keys, bounded by
   // limits.max_rate_limit_keys; null when no route needs them. Carried over from the
   // previous snapshot while the bound stays the same, like the route limits.
   std::shared_ptr<ratelimit::LocalBuckets> buckets;

@@ -1,5 +1,5 @@
-// Idle keep-alive connections to upstream endpoints, per worker (DESIGN: never shared across
-// workers, so lending and returning take no lock). Bounded per endpoint by
+// Idle keep-alive connections to upstream endpoints, per worker (never shared across workers,
+// so lending and returning take no lock). Bounded per endpoint by
 // keepalive.max_idle_per_endpoint; an idle connection is closed after keepalive.idle_timeout
 // or when the origin closes it or sends anything unexpected.
 //
@@ -8,7 +8,7 @@
 // cancelled and replaced by the next request's read. Under load a connection is idle for
 // microseconds, so the watch starts only at the worker's next sweep (every 100 ms): busy
 // connections are never watched, idle ones within a tick. A close that lands in that window
-// is met by the exchange's one free retry on a fresh connection (SPEC 7, as nginx does).
+// is met by the exchange's one free retry on a fresh connection (as nginx does).
 // Thread: the owning worker only.
 #pragma once
 
@@ -62,7 +62,8 @@ class UpstreamPool {
   void clear();
 
   std::size_t idle_count() const { return idle_total_; }
-  // Connections dialled by this pool's owner (for tests and the status page later).
+  // Connections dialled by this pool's owner. Only counted so far: neither /status nor a test
+  // reads it yet.
   std::uint64_t connects = 0;
 
  private:

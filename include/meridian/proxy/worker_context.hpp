@@ -51,7 +51,8 @@ struct WorkerContext {
     return rotations[ordinal];
   }
 
-  // This worker's part of the SPEC 12 counters (owned by the server's metrics::Registry).
+  // This worker's part of the request-path metric counters (owned by the server's
+  // metrics::Registry).
   metrics::WorkerCounters* counters = nullptr;
   // The node's access log writer (owned by the server), null when access_log.path is off;
   // `index` is this worker's ring in it. The buffers are reused for every line.
@@ -60,7 +61,7 @@ struct WorkerContext {
   accesslog::TimeCache log_time;
   std::string log_line;
 
-  // This worker's connection to the rate limit store (SPEC 8 scope: global); null when the
+  // This worker's connection to the rate limit store (scope: global); null when the
   // snapshot in force has no rate_limit_store. Replaced when a reload changes the store.
   std::unique_ptr<ratelimit::RedisStore> redis;
 

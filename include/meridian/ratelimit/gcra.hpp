@@ -1,10 +1,11 @@
-// The token bucket of SPEC 8 in its GCRA form (generic cell rate algorithm, as in ATM's
-// traffic policing and in Redis-based limiters such as redis-cell): a bucket of `burst`
-// tokens refilled at one token per `interval` is the same as one number per key, the
-// theoretical arrival time (TAT) -- the moment at which the bucket would be full again.
-// A request at `now` takes a token when max(TAT, now) + interval - now <= burst * interval,
-// and then moves TAT on by one interval. No refill loop, no floating point, one integer of
-// state, so a node-wide bucket is a single atomic and a fleet-wide one a single Redis value.
+// The token bucket of a route's rate limit (docs/http-behaviour.md, rate limiting) in its GCRA
+// form (generic cell rate algorithm, as in ATM's traffic policing and in Redis-based limiters
+// such as redis-cell): a bucket of `burst` tokens refilled at one token per `interval` is the
+// same as one number per key, the theoretical arrival time (TAT) -- the moment at which the
+// bucket would be full again. A request at `now` takes a token when max(TAT, now) + interval -
+// now <= burst * interval, and then moves TAT on by one interval. No refill loop, no floating
+// point, one integer of state, so a node-wide bucket is a single atomic and a fleet-wide one a
+// single Redis value.
 //
 // Pure functions; callers supply the clock (tests pass any time they like).
 #pragma once
@@ -26,7 +27,7 @@ struct Quota {
   static Quota of(const config::RateLimit& limit);
 };
 
-// What a request is told (SPEC 8): allowed or not, and the RateLimit-* header values.
+// What a request is told: allowed or not, and the RateLimit-* header values.
 struct Decision {
   bool allowed = true;
   std::uint64_t limit = 0;          // RateLimit-Limit: the bucket size (burst)

@@ -1,6 +1,6 @@
-// The node-wide token buckets of `scope: local` (SPEC 8): one GCRA state per (route, key),
-// shared by every worker, in a table whose size is bounded by `max_keys` so that a flood of
-// distinct client addresses cannot exhaust memory.
+// The node-wide token buckets of `scope: local`: one GCRA state per (route, key), shared by
+// every worker, in a table whose size is bounded by `max_keys` so that a flood of distinct
+// client addresses cannot exhaust memory.
 //
 // Layout: 64 shards, each a fixed-capacity open-addressing hash table (linear probing,
 // backward-shift deletion) over an entry array threaded on an LRU list. A key is a 64-bit

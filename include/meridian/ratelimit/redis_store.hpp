@@ -1,6 +1,6 @@
-// The fleet-wide buckets of `scope: global` (SPEC 8): every node keeps the GCRA state of a
-// bucket in one Redis value and updates it with one atomic script call per request (EVALSHA,
-// the script loaded on each new connection; Redis's own clock, so nodes whose clocks differ
+// The fleet-wide buckets of `scope: global`: every node keeps the GCRA state of a bucket in
+// one Redis value and updates it with one atomic script call per request (EVALSHA, the
+// script loaded on each new connection; Redis's own clock, so nodes whose clocks differ
 // still agree; the key expires once its bucket would be full again).
 //
 // One RedisStore per worker, driven by the worker's io_context through hiredis's asynchronous

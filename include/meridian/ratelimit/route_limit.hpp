@@ -1,5 +1,5 @@
-// The rate limit of one route as the data path uses it (SPEC 8): its quota, its identity,
-// the route-wide bucket of `key: route`, and the count of refused requests. Built on the main
+// The rate limit of one route as the data path uses it: its quota, its identity, the
+// route-wide bucket of `key: route`, and the count of refused requests. Built on the main
 // thread with each snapshot; shared by every worker; carried across a reload while the route
 // keeps its listener, name and limit, so a reload does not refill anybody's bucket.
 #pragma once

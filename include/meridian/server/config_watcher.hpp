@@ -1,10 +1,10 @@
-// Watches the configuration file for edits (SPEC 9: "a change of the file on disk"). It
-// watches the file's directory with inotify rather than the file itself, so that editors and
-// deploy tools that write a new file and rename it over the old one (vim, sed -i, Ansible,
-// Kubernetes ConfigMap symlink swaps) are seen as well as in-place writes. Events are
-// debounced: the callback runs once the directory has been quiet for `settle`, and only when
-// the file's content differs from what was last loaded (a touch or an unrelated file in the
-// directory changes nothing).
+// Watches the configuration file for edits (saving the file reloads it, like SIGHUP; see
+// docs/operations.md, reloading the configuration). It watches the file's directory with
+// inotify rather than the file itself, so that editors and deploy tools that write a new file
+// and rename it over the old one (vim, sed -i, Ansible, Kubernetes ConfigMap symlink swaps) are
+// seen as well as in-place writes. Events are debounced: the callback runs once the directory
+// has been quiet for `settle`, and only when the file's content differs from what was last
+// loaded (a touch or an unrelated file in the directory changes nothing).
 //
 // Thread: the main thread's io_context. Linux only (inotify); where inotify cannot be set up
 // the watcher logs why and stays inert, and SIGHUP and POST /reload still work.

@@ -1,4 +1,4 @@
-// GET /metrics (SPEC 12): every metric of the contract in the Prometheus text format. The
+// GET /metrics: every metric of docs/metrics.md in the Prometheus text format. The
 // request-path counters come from the per-worker counters (metrics::Registry, summed here);
 // gauges of endpoints and regions are read from the current snapshot's shared state; the
 // process counters from the server. prometheus-cpp's TextSerializer writes the text, so the

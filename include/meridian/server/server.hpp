@@ -1,5 +1,5 @@
 // The process: loads the configuration, owns the workers and the admin listener, and turns
-// signals into reload and drain (SPEC 1). Runs on the main thread.
+// signals into reload and drain (docs/operations.md, signals). Runs on the main thread.
 #pragma once
 
 #include <atomic>

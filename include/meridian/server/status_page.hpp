@@ -1,6 +1,7 @@
-// GET /status (SPEC 10): the node, the configuration generation and the last reload's result,
-// and per backend, region and endpoint: health, ejection, requests in flight and measured
-// latency. Built on the main thread from the current snapshot's shared endpoint states.
+// GET /status (docs/admin-api.md): the node, the configuration generation and the last
+// reload's result, and per backend, region and endpoint: health, ejection, requests in
+// flight and measured latency. Built on the main thread from the current snapshot's
+// shared endpoint states.
 #pragma once
 
 #include <cstdint>

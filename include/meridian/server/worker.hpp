@@ -1,5 +1,5 @@
 // One worker: a thread running its own io_context with its own SO_REUSEPORT listening
-// sockets, sessions and upstream pool (DESIGN: thread per core, shared-nothing). The main
+// sockets, sessions and upstream pool (thread per core, shared-nothing). The main
 // thread talks to it only by posting: a new snapshot, or the order to drain.
 #pragma once
 
@@ -40,9 +40,9 @@ class Worker {
   // Any thread: the snapshot new requests use from now on.
   void publish(std::shared_ptr<const proxy::Snapshot> snapshot);
 
-  // A reload's listener changes for this worker (SPEC 9): sockets opened on the main thread
-  // with open_socket() (so that a bind error fails the reload before anything changed), and
-  // the names of listeners to close. Kept listeners are not touched.
+  // A reload's listener changes for this worker: sockets opened on the main thread with
+  // open_socket() (so that a bind error fails the reload before anything changed), and the
+  // names of listeners to close. Kept listeners are not touched.
   struct ListenerChanges {
     std::vector<std::string> removed;
     std::vector<std::pair<std::string, net::TcpAcceptor>> added;

@@ -1,5 +1,5 @@
-// The client side of TLS, for a backend with `tls` (extension; issue 7): requests and health
-// probes to its endpoints. Built once per configuration snapshot.
+// The client side of TLS, for a backend with `tls` (docs/configuration.md, backend tls):
+// requests and health probes to its endpoints. Built once per configuration snapshot.
 #pragma once
 
 #include <memory>

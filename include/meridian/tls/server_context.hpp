@@ -1,7 +1,7 @@
-// One listener's TLS (SPEC 2 `tls`; issue 7): an OpenSSL server context per certificate,
-// the one for the name a client asks for chosen by SNI (the first certificate when the
-// name matches none, or the client sends none), a minimum protocol version, modern cipher
-// defaults, ALPN, and session resumption (server-side cache and tickets).
+// One listener's TLS (its `tls`): an OpenSSL server context per certificate, the one for
+// the name a client asks for chosen by SNI (the first certificate when the name matches
+// none, or the client sends none), a minimum protocol version, modern cipher defaults,
+// ALPN, and session resumption (server-side cache and tickets).
 //
 // Built once per configuration snapshot, so a reload reads the certificate files again.
 // Connections keep the OpenSSL context they started with alive (SSL objects hold a

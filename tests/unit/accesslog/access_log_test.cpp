@@ -1,5 +1,5 @@
-// Access log lines (SPEC 13) and their writer: the JSON object and the combined line, escaping,
-// lines reaching a file in order, drops counted instead of waiting, and a reopen.
+// Access log lines and their writer: the JSON object and the combined line, escaping, lines
+// reaching a file in order, drops counted instead of waiting, and a reopen.
 #include "meridian/accesslog/access_log.hpp"
 
 #include <chrono>

@@ -1,6 +1,6 @@
 // build_backends: the run-time view mirrors the configuration, and an endpoint present in the
 // previous configuration keeps its EndpointState (health, in-flight count) across a reload
-// (SPEC 9) unless what it points at changed.
+// unless what it points at changed.
 #include "meridian/balancing/backend_runtime.hpp"
 
 #include <memory>
@@ -73,7 +73,7 @@ TEST(BuildBackends, MirrorsTheConfiguration) {
   EXPECT_EQ(e.target, c.backends[0].regions[0].endpoints[1].address.resolved);
   EXPECT_EQ(e.weight, 2u);
   EXPECT_EQ(e.in_flight.load(), 0u);
-  EXPECT_TRUE(e.healthy.load());  // SPEC 5: healthy from the moment it is configured
+  EXPECT_TRUE(e.healthy.load());  // healthy from the moment it is configured
 }
 
 TEST(BuildBackends, EveryEndpointHasItsOwnState) {

@@ -1,6 +1,6 @@
-// Choosing an endpoint inside one region (SPEC 6): least_conn by in-flight requests divided
-// by weight with rotating ties, weighted round robin, weighted random; unhealthy, full and
-// already-tried endpoints skipped.
+// Choosing an endpoint inside one region: least_conn by in-flight requests divided by weight
+// with rotating ties, weighted round robin, weighted random; unhealthy, full and already-tried
+// endpoints skipped.
 #include <array>
 #include <cstdint>
 #include <map>

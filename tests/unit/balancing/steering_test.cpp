@@ -1,5 +1,6 @@
-// Steering across regions (SPEC 5): eligibility, geo-fencing rules, score by geography and
-// measured latency per policy, ties, the reason label (SPEC 12) and the kMax bound.
+// Steering across regions: eligibility, geo-fencing rules, score by geography and measured
+// latency per policy, ties, the reason label (meridian_region_selected_total) and the kMax
+// bound.
 #include "meridian/balancing/steering.hpp"
 
 #include <cstdint>
@@ -626,7 +627,7 @@ TEST(Steering, SingleRegion) {
 }
 
 TEST(Steering, SingleRegionWithoutRulesStillChecksEligibility) {
-  // The single-region shortcut skips scoring, not SPEC 5.1.
+  // The single-region shortcut skips scoring, not the eligibility check.
   TestBackend b({{"only", kDublin, 2}});
   b.endpoint(0, 0).healthy.store(false);
   EXPECT_EQ(indices(order(b, client_at(kSydney))), (Order{0}));

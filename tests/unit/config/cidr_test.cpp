@@ -1,4 +1,4 @@
-// Cidr::contains and parse_cidr: the trust decision for X-Forwarded-For (SPEC 2, 3).
+// Cidr::contains and parse_cidr: the trust decision for X-Forwarded-For.
 #include "config/cidr.hpp"
 
 #include <gtest/gtest.h>

@@ -112,9 +112,9 @@ class TempFile {
   std::string path_;
 };
 
-// The GeoIP test database from the shared test data, beside the repository (SPEC tests).
+// The loopback GeoIP test database (tests/data/geoip/README.md).
 inline std::string geoip_test_database() {
-  return MERIDIAN_SOURCE_DIR "/../shared/testdata/geoip/loopback-city.mmdb";
+  return MERIDIAN_SOURCE_DIR "/tests/data/geoip/loopback-city.mmdb";
 }
 
 // Replaces every "{NAME}" in `text` with `value`.

@@ -1,4 +1,4 @@
-// The rules of SPEC 2 beyond value syntax: required keys, "at least one", unique names,
+// The configuration rules beyond value syntax: required keys, "at least one", unique names,
 // references between sections, ranges, route matching, steering rules, and the files the
 // config points at.
 #include "config_test_support.hpp"

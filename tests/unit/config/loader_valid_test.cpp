@@ -1,5 +1,5 @@
-// A config that sets every key of SPEC 2 loads into exactly the values written, and a
-// minimal one gets the defaults SPEC 2 gives.
+// A config that sets every documented key loads into exactly the values written, and a
+// minimal one gets the documented defaults (docs/configuration.md).
 #include <unistd.h>
 
 #include "config_test_support.hpp"
@@ -9,7 +9,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Every key in SPEC 2, each set to something other than its default where one exists.
+// Every documented key, each set to something other than its default where one exists.
 constexpr std::string_view kFull = R"(
 node:
   name: edge-fra-1

@@ -1,5 +1,5 @@
-// Value syntaxes of SPEC 2 as the loader reports them: durations, sizes, rates, addresses,
-// enumerations, and `false` standing for `off`.
+// Value syntaxes (docs/configuration.md) as the loader reports them: durations, sizes, rates,
+// addresses, enumerations, and `false` standing for `off`.
 #include "config_test_support.hpp"
 
 namespace meridian::config::test {

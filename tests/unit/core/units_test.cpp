@@ -1,4 +1,5 @@
-// The value syntaxes of SPEC 2: durations, sizes, rates and host:port.
+// The configuration's value syntaxes (docs/configuration.md, value syntax): durations, sizes,
+// rates and host:port.
 #include "meridian/core/units.hpp"
 
 #include <limits>

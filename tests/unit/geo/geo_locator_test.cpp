@@ -15,8 +15,8 @@ namespace {
 
 namespace ip = boost::asio::ip;
 
-// The shared test databases (see their README.md); CI checks shared/ out beside the repo.
-const std::string kGeoDir = MERIDIAN_SOURCE_DIR "/../shared/testdata/geoip/";
+// The test databases of the repository (tests/data/geoip/README.md).
+const std::string kGeoDir = MERIDIAN_SOURCE_DIR "/tests/data/geoip/";
 const std::string kLoopbackCity = kGeoDir + "loopback-city.mmdb";
 const std::string kGeoIp2City = kGeoDir + "maxmind/GeoIP2-City-Test.mmdb";
 const std::string kGeoLite2Country = kGeoDir + "maxmind/GeoLite2-Country-Test.mmdb";

@@ -1,6 +1,6 @@
 // HealthState: rise/fall thresholds (healthy from the start, as in HAProxy), the latency
-// EWMA written to the endpoint (SPEC 5: alpha 0.3, first sample as is), the expected-status
-// range and the interval jitter. Plain values in, no clock.
+// EWMA written to the endpoint (alpha 0.3, first sample as is), the expected-status range and
+// the interval jitter. Plain values in, no clock.
 #include "meridian/health/health_state.hpp"
 
 #include <chrono>
@@ -97,7 +97,7 @@ TEST(HealthState, ThresholdsOfOneFlipOnEveryChange) {
 }
 
 TEST(HealthState, StartsFromTheEndpointsCurrentHealth) {
-  // An endpoint kept across a reload keeps its health (SPEC 9).
+  // An endpoint kept across a reload keeps its health.
   auto e = make_endpoint();
   e.healthy.store(false);
   HealthState s(e, 2, 3);

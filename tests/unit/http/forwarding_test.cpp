@@ -1,6 +1,6 @@
-// The header rules of SPEC 4 (and the hop-by-hop rule of SPEC 11) on the heads meridian
-// writes: the request sent upstream, the response sent downstream, and the replies meridian
-// gives itself (SPEC 7).
+// The header rules (docs/http-behaviour.md, headers; hop-by-hop fields per RFC 9110 7.6.1) on
+// the heads meridian writes: the request sent upstream, the response sent downstream, and the
+// replies meridian gives itself.
 #include "meridian/http/forwarding.hpp"
 
 #include <string>
@@ -196,8 +196,8 @@ TEST(UpstreamRequest, FieldsNamedInSeveralConnectionFieldsRemoved) {
   EXPECT_FALSE(h.has("X-Two"));
 }
 
-// SPEC 11: "Headers named in Connection are removed before forwarding" — all of them, however
-// many the client lists.
+// Headers named in Connection are removed before forwarding (RFC 9110 7.6.1) — all of them,
+// however many the client lists.
 TEST(UpstreamRequest, EveryFieldNamedInConnectionRemovedEvenWhenMany) {
   std::vector<std::string> names;
   std::string list;
@@ -218,7 +218,7 @@ TEST(UpstreamRequest, EveryFieldNamedInConnectionRemovedEvenWhenMany) {
                               << ::testing::PrintToString(leaked);
 }
 
-// Naming Host in Connection must not lose the Host header: SPEC 4 passes it unchanged.
+// Naming Host in Connection must not lose the Host header: it is passed on unchanged.
 TEST(UpstreamRequest, HostNamedInConnectionStillSent) {
   const auto h = upstream(request({{"Host", "Api.Example.com:8080"}, {"Connection", "Host"}}));
   EXPECT_EQ(h.one("Host"), "Api.Example.com:8080");
@@ -370,7 +370,7 @@ TEST(UpstreamRequest, ExpectDropped) {
   EXPECT_EQ(h.one("Content-Length"), "3");
 }
 
-// "gzip, chunked" is a final chunked (SPEC 11 accepts it), and the session only removes the
+// "gzip, chunked" is a final chunked (the parser accepts it), and the session only removes the
 // chunked framing: the body upstream is still gzip-coded. The upstream must be told so, or the
 // request must be refused at the parser; sending "Transfer-Encoding: chunked" alone hands the
 // origin gzip bytes it takes for the plain body.
@@ -554,7 +554,7 @@ TEST(DownstreamResponse, EndToEndIsAValidResponse) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Local replies (SPEC 7).
+// Local replies (the answers meridian gives itself).
 
 TEST(LocalReply, Format) {
   std::string out = "stale";
@@ -657,7 +657,7 @@ TEST(IsHopByHop, FixedSet) {
 }  // namespace meridian::http
 
 // ---------------------------------------------------------------------------------------
-// WebSocket handshakes (SPEC 4: "Upgrade except for WebSocket").
+// WebSocket handshakes: Upgrade is hop-by-hop and removed, except for WebSocket.
 
 namespace meridian::http {
 namespace {

@@ -1,6 +1,7 @@
-// The HTTP/1.1 codec (h1_parser.hpp) at byte level: every refusal SPEC 11 lists, with the
-// exact status SPEC 7 gives it, and the framing a proxy relies on (heads split anywhere,
-// chunked bodies split anywhere, pipelined messages, response bodies without a length).
+// The HTTP/1.1 codec (h1_parser.hpp) at byte level: every refusal docs/http-behaviour.md
+// lists under "Input that is refused", with the exact status it gives, and the framing a proxy
+// relies on (heads split anywhere, chunked bodies split anywhere, pipelined messages, response
+// bodies without a length).
 #include "meridian/http/h1_parser.hpp"
 
 #include <algorithm>
@@ -91,7 +92,7 @@ std::string ranges(const std::vector<std::size_t>& v) {
 }
 
 // ---------------------------------------------------------------------------------------
-// SPEC 11 refusals, one raw request each.
+// Input that is refused (RFC 9112; docs/http-behaviour.md), one raw request each.
 
 struct Refusal {
   const char* name;
@@ -275,7 +276,7 @@ TEST(RequestParser, ErrorIsStickyUntilReset) {
 
 // ---------------------------------------------------------------------------------------
 // Content-Length duplicates that agree: RFC 9112 6.3 lets a recipient accept "5, 5" or two
-// "Content-Length: 5" fields as one length, and SPEC 11 refuses only *differing* values.
+// "Content-Length: 5" fields as one length, and meridian refuses only *differing* values.
 // Beast accepts both forms; the proxy regenerates the framing headers anyway.
 
 TEST(RequestParser, IdenticalDuplicateContentLengthFieldsAccepted) {
@@ -323,8 +324,8 @@ TEST(RequestParser, TransferEncodingChunkedIsCaseInsensitive) {
   EXPECT_EQ(o.body, "abc");
 }
 
-// "gzip, chunked" *is* a final chunked: SPEC 11 does not refuse it (what the proxy then sends
-// upstream is checked in forwarding_test.cpp).
+// "gzip, chunked" *is* a final chunked: it is not refused (what the proxy then sends upstream
+// is checked in forwarding_test.cpp).
 TEST(RequestParser, TransferEncodingGzipThenChunkedIsFinalChunked) {
   RequestParser p;
   p.reset(limits());
@@ -513,7 +514,7 @@ TEST(RequestLimits, IncompleteFieldsOverLimitIs431) {
   EXPECT_EQ(refusal(raw, limits(128)), 431u);
 }
 
-// SPEC 2: max_request_header_bytes counts the request line *plus* the fields.
+// limits.max_request_header_bytes counts the request line *plus* the fields.
 TEST(RequestLimits, LineAndFieldsTogetherOverLimitIs431) {
   // Line 84 bytes, fields 84 bytes: each alone fits in 128, together they do not.
   const std::string line = "GET /" + std::string(68, 'a') + " HTTP/1.1\r\n";

@@ -1,5 +1,5 @@
-// Route matching (SPEC 2 `routes`, SPEC 3 step 4): host exact (case-insensitive, port and a
-// trailing dot ignored) or "*.suffix", path prefix or exact path, methods, first match wins.
+// Route matching (a listener's `routes`): host exact (case-insensitive, port and a trailing dot
+// ignored) or "*.suffix", path prefix or exact path, methods, first match wins.
 #include "meridian/http/router.hpp"
 
 #include <optional>

@@ -1,5 +1,5 @@
 // The per-worker counters and their catalog: stable series numbers for label sets, sums over
-// workers, status codes and histogram buckets as SPEC 12 wants them.
+// workers, status codes and histogram buckets as docs/metrics.md describes them.
 #include "meridian/metrics/registry.hpp"
 
 #include <thread>

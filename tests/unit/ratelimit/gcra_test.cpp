@@ -1,5 +1,5 @@
-// The GCRA token bucket (SPEC 8) on a manual clock: burst, refill, the RateLimit-* values
-// and Retry-After, and the lock-free shared form under threads.
+// The GCRA token bucket on a manual clock: burst, refill, the RateLimit-* values and
+// Retry-After, and the lock-free shared form under threads.
 #include "meridian/ratelimit/gcra.hpp"
 
 #include <atomic>

@@ -1,5 +1,5 @@
-// Which bucket a request draws from (SPEC 8 key: client_ip | route | header:NAME), the Redis
-// key a global bucket gets, and when a route's limit state carries over a reload.
+// Which bucket a request draws from (rate_limit.key: client_ip | route | header:NAME), the
+// Redis key a global bucket gets, and when a route's limit state carries over a reload.
 #include "meridian/ratelimit/route_limit.hpp"
 
 #include <gtest/gtest.h>
