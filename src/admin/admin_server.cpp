@@ -9,6 +9,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "meridian/admin/query.hpp"
 #include "meridian/core/log.hpp"
 #include "meridian/net/acceptor.hpp"
 
@@ -48,44 +49,71 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     response_.set(bhttp::field::content_type, "text/plain");
     response_.set(bhttp::field::cache_control, "no-store");
     const auto target = request_.target();
-    const auto path = target.substr(0, target.find('?'));
-    const bool get =
-        request_.method() == bhttp::verb::get || request_.method() == bhttp::verb::head;
-    if (path == "/status" && get && hooks_.status_json) {
-      response_.result(bhttp::status::ok);
-      response_.set(bhttp::field::content_type, "application/json");
-      response_.body() = hooks_.status_json();
-    } else if (path == "/metrics" && get && hooks_.metrics_text) {
-      response_.result(bhttp::status::ok);
-      response_.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-      response_.body() = hooks_.metrics_text();
-    } else if (path == "/reload" && request_.method() == bhttp::verb::post && hooks_.reload) {
-      const auto answer = hooks_.reload();
-      response_.result(answer.ok ? bhttp::status::ok : bhttp::status::bad_request);
-      response_.set(bhttp::field::content_type, "application/json");
-      response_.body() = answer.body;
-    } else if (path == "/reload") {
-      response_.result(bhttp::status::method_not_allowed);
-      response_.set(bhttp::field::allow, "POST");
-      response_.body() = "use POST\n";
-    } else if (path == "/health" || path == "/ready" || path == "/status" || path == "/metrics") {
-      if (!get) {
-        response_.result(bhttp::status::method_not_allowed);
-        response_.set(bhttp::field::allow, "GET, HEAD");
-        response_.body() = "use GET\n";
-      } else if (path == "/health") {
-        response_.result(bhttp::status::ok);
-        response_.body() = "ok\n";
+    const auto path = target_path(target);
+    const auto method = request_.method();
+    const bool get = method == bhttp::verb::get || method == bhttp::verb::head;
+    const bool post = method == bhttp::verb::post;
+    if (path == "/health" || path == "/ready" || path == "/status" || path == "/metrics") {
+      if (!get) return refuse_method("GET, HEAD");
+      if (path == "/health") {
+        set({200, "ok\n"});
+      } else if (path == "/ready") {
+        set(hooks_.ready(query_param(target, "backend")));
+      } else if (path == "/status") {
+        set({200, hooks_.status_json(), true});
       } else {
-        const std::string reason = hooks_.not_ready_reason();
-        response_.result(reason.empty() ? bhttp::status::ok : bhttp::status::service_unavailable);
-        response_.body() = reason.empty() ? "ready\n" : "not ready: " + reason + "\n";
+        response_.result(bhttp::status::ok);
+        response_.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        response_.body() = hooks_.metrics_text();
+      }
+    } else if (path == "/reload" || path == "/maintenance" || path == "/state") {
+      if (!post) return refuse_method("POST");
+      if (path == "/reload") {
+        set(hooks_.reload());
+      } else if (path == "/maintenance") {
+        set(hooks_.maintenance(query_param(target, "state").value_or("")));
+      } else {
+        set_state(target);
       }
     } else {
-      response_.result(bhttp::status::not_found);
-      response_.body() =
-          "unknown admin path; try /health, /ready, /status, /metrics or POST /reload\n";
+      set({404,
+           "unknown admin path; try /health, /ready, /status, /metrics or POST /reload, "
+           "/maintenance, /state\n"});
     }
+    send();
+  }
+
+  void set_state(std::string_view target) {
+    StateRequest request;
+    std::string missing;
+    for (const auto& [name, value] :
+         {std::pair{"backend", &request.backend}, std::pair{"region", &request.region},
+          std::pair{"state", &request.state}}) {
+      if (auto v = query_param(target, name)) {
+        *value = std::move(*v);
+      } else {
+        missing += missing.empty() ? name : std::string(", ") + name;
+      }
+    }
+    if (!missing.empty()) return set({400, "missing parameter: " + missing + "\n"});
+    request.endpoint = query_param(target, "endpoint");
+    set(hooks_.set_state(request));
+  }
+
+  void set(const AdminAnswer& answer) {
+    response_.result(static_cast<bhttp::status>(answer.status));
+    if (answer.json) response_.set(bhttp::field::content_type, "application/json");
+    response_.body() = answer.body;
+  }
+
+  void refuse_method(std::string_view allowed) {
+    response_.result(bhttp::status::method_not_allowed);
+    response_.set(bhttp::field::allow, allowed);
+    response_.body() = allowed == "POST" ? "use POST\n" : "use GET\n";
+    send();
+  }
+
+  void send() {
     // Once the admin listener is closed (drain), every answer ends its connection, so that
     // no kept-alive monitor holds the main loop open.
     response_.keep_alive(request_.keep_alive() && !closed_->load());

@@ -4,9 +4,19 @@ namespace meridian::balancing {
 
 namespace {
 
-// Healthy, not full and not ejected.
-bool usable(const EndpointState& e, std::uint32_t cap, std::int64_t now_ns) {
-  return is_available(e, cap) && !e.is_ejected(now_ns);
+// What a pick may take: endpoints that are healthy, not disabled, not full and not ejected,
+// and, unless drain is allowed, not draining either.
+struct Filter {
+  std::uint32_t cap;
+  std::int64_t now_ns;
+  bool allow_drain;
+};
+
+bool usable(const EndpointState& e, const Filter& f) {
+  if (!f.allow_drain && e.admin_state.load(std::memory_order_relaxed) == AdminState::drain) {
+    return false;
+  }
+  return is_available(e, f.cap) && !e.is_ejected(f.now_ns);
 }
 
 // splitmix64: a cheap, well-mixed step for weighted random choices.
@@ -17,11 +27,9 @@ std::uint64_t mix(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-const std::shared_ptr<EndpointState>* pick_least_conn(const RegionRuntime& region,
-                                                      std::uint32_t cap,
+const std::shared_ptr<EndpointState>* pick_least_conn(const RegionRuntime& region, const Filter& f,
                                                       const TriedEndpoints& tried,
-                                                      std::uint64_t& rotation,
-                                                      std::int64_t now_ns) {
+                                                      std::uint64_t& rotation) {
   // Two passes, O(n), no allocation: find the lowest in_flight/weight, then take the
   // (rotation mod ties)-th endpoint at that load, so ties rotate evenly even when some
   // endpoints are skipped. a/wa < b/wb is compared as a*wb < b*wa (no division).
@@ -29,7 +37,7 @@ const std::shared_ptr<EndpointState>* pick_least_conn(const RegionRuntime& regio
   std::uint64_t best_weight = 0;
   std::size_t ties = 0;
   for (const auto& e : region.endpoints) {
-    if (tried.contains(e.get()) || !usable(*e, cap, now_ns)) continue;
+    if (tried.contains(e.get()) || !usable(*e, f)) continue;
     const std::uint64_t load = e->in_flight.load(std::memory_order_relaxed);
     if (ties == 0 || load * best_weight < best_load * e->weight) {
       best_load = load;
@@ -42,7 +50,7 @@ const std::shared_ptr<EndpointState>* pick_least_conn(const RegionRuntime& regio
   if (ties == 0) return nullptr;
   std::size_t wanted = static_cast<std::size_t>(rotation++ % ties);
   for (const auto& e : region.endpoints) {
-    if (tried.contains(e.get()) || !usable(*e, cap, now_ns)) continue;
+    if (tried.contains(e.get()) || !usable(*e, f)) continue;
     // in_flight may have moved since the first pass (other workers); an endpoint that is no
     // longer at the best load is passed over, and the last tie found is the fallback.
     const std::uint64_t load = e->in_flight.load(std::memory_order_relaxed);
@@ -52,22 +60,22 @@ const std::shared_ptr<EndpointState>* pick_least_conn(const RegionRuntime& regio
   }
   // Loads changed under us between the passes: fall back to the first available endpoint.
   for (const auto& e : region.endpoints) {
-    if (!tried.contains(e.get()) && usable(*e, cap, now_ns)) return &e;
+    if (!tried.contains(e.get()) && usable(*e, f)) return &e;
   }
   return nullptr;
 }
 
-const std::shared_ptr<EndpointState>* pick_weighted(const RegionRuntime& region, std::uint32_t cap,
+const std::shared_ptr<EndpointState>* pick_weighted(const RegionRuntime& region, const Filter& f,
                                                     const TriedEndpoints& tried,
-                                                    std::uint64_t ticket, std::int64_t now_ns) {
+                                                    std::uint64_t ticket) {
   std::uint64_t total = 0;
   for (const auto& e : region.endpoints) {
-    if (!tried.contains(e.get()) && usable(*e, cap, now_ns)) total += e->weight;
+    if (!tried.contains(e.get()) && usable(*e, f)) total += e->weight;
   }
   if (total == 0) return nullptr;
   std::uint64_t point = ticket % total;
   for (const auto& e : region.endpoints) {
-    if (tried.contains(e.get()) || !usable(*e, cap, now_ns)) continue;
+    if (tried.contains(e.get()) || !usable(*e, f)) continue;
     if (point < e->weight) return &e;
     point -= e->weight;
   }
@@ -78,6 +86,7 @@ const std::shared_ptr<EndpointState>* pick_weighted(const RegionRuntime& region,
 
 bool is_available(const EndpointState& e, std::uint32_t max_connections_per_endpoint) {
   if (!e.healthy.load(std::memory_order_relaxed)) return false;
+  if (e.admin_state.load(std::memory_order_relaxed) == AdminState::disabled) return false;
   return max_connections_per_endpoint == 0 ||
          e.in_flight.load(std::memory_order_relaxed) < max_connections_per_endpoint;
 }
@@ -88,15 +97,25 @@ const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region,
                                                     const TriedEndpoints& tried,
                                                     std::uint64_t& rotation, std::int64_t now_ns) {
   if (region.endpoints.empty()) return nullptr;
-  switch (balance) {
-    case config::Balance::least_conn:
-      return pick_least_conn(region, max_connections_per_endpoint, tried, rotation, now_ns);
-    case config::Balance::round_robin:
-      // Weighted round robin: consecutive tickets walk the cumulative weight line, so each
-      // endpoint gets `weight` turns out of every `total` requests on this worker.
-      return pick_weighted(region, max_connections_per_endpoint, tried, rotation++, now_ns);
-    case config::Balance::random:
-      return pick_weighted(region, max_connections_per_endpoint, tried, mix(rotation++), now_ns);
+  // Draining endpoints are the last resort: a second pass admits them only when no active
+  // one is left (rare, so the common pick walks the endpoints once or twice as before).
+  for (const bool allow_drain : {false, true}) {
+    const Filter f{max_connections_per_endpoint, now_ns, allow_drain};
+    const std::shared_ptr<EndpointState>* picked = nullptr;
+    switch (balance) {
+      case config::Balance::least_conn:
+        picked = pick_least_conn(region, f, tried, rotation);
+        break;
+      case config::Balance::round_robin:
+        // Weighted round robin: consecutive tickets walk the cumulative weight line, so each
+        // endpoint gets `weight` turns out of every `total` requests on this worker.
+        picked = pick_weighted(region, f, tried, rotation++);
+        break;
+      case config::Balance::random:
+        picked = pick_weighted(region, f, tried, mix(rotation++));
+        break;
+    }
+    if (picked != nullptr) return picked;
   }
   return nullptr;
 }

@@ -52,15 +52,19 @@ bool uses_latency(config::SteeringPolicy p) {
   return p == config::SteeringPolicy::nearest || p == config::SteeringPolicy::latency;
 }
 
-// Sort key of one considered region: fenced regions (group 0) before the others (group 1),
-// then score, then configuration index, so equal scores keep the listed order.
+// Sort key of one considered region: regions that can serve from active endpoints before
+// those that only have draining ones (a region or endpoints in `drain` take new requests
+// only when nothing else can), fenced regions (group 0) before the others (group 1), then
+// score, then configuration index, so equal scores keep the listed order.
 struct Candidate {
+  bool draining = false;
   std::uint8_t group = 1;
   double score = 0;
   std::uint16_t index = 0;
 };
 
 bool before(const Candidate& a, const Candidate& b) {
+  if (a.draining != b.draining) return !a.draining;
   if (a.group != b.group) return a.group < b.group;
   if (a.score != b.score) return a.score < b.score;
   return a.index < b.index;
@@ -107,11 +111,24 @@ double region_measured_ms(const RegionRuntime& region, std::int64_t now_ns) {
   return mean_rtt_ms(region, now_ns, false);
 }
 
+RegionAvailability region_availability(const RegionRuntime& region,
+                                       std::uint32_t max_connections_per_endpoint,
+                                       std::int64_t now_ns) {
+  auto found = RegionAvailability::none;
+  for (const auto& e : region.endpoints) {
+    if (!is_available(*e, max_connections_per_endpoint) || e->is_ejected(now_ns)) continue;
+    if (e->admin_state.load(std::memory_order_relaxed) != AdminState::drain) {
+      return RegionAvailability::active;
+    }
+    found = RegionAvailability::drain_only;
+  }
+  return found;
+}
+
 bool region_eligible(const RegionRuntime& region, std::uint32_t max_connections_per_endpoint,
                      std::int64_t now_ns) {
-  return std::any_of(region.endpoints.begin(), region.endpoints.end(), [&](const auto& e) {
-    return is_available(*e, max_connections_per_endpoint) && !e->is_ejected(now_ns);
-  });
+  return region_availability(region, max_connections_per_endpoint, now_ns) !=
+         RegionAvailability::none;
 }
 
 RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocation& client,
@@ -169,7 +186,8 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
   for (std::size_t i = 0; i < n; ++i) {
     if (strict && !fenced[i]) continue;
     const RegionRuntime& region = backend.regions[i];
-    const bool eligible = region_eligible(region, cfg.max_connections_per_endpoint, now_ns);
+    const auto availability = region_availability(region, cfg.max_connections_per_endpoint, now_ns);
+    const bool eligible = availability != RegionAvailability::none;
     Candidate c;
     c.group = fenced[i] ? 0 : 1;
     c.index = static_cast<std::uint16_t>(i);
@@ -189,6 +207,10 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
       have_ideal = true;
     }
     if (!eligible) continue;
+    // Drain orders the eligible regions only: the ideal stays the region that would serve
+    // had every region been active, so traffic pushed off a draining region counts as
+    // failover.
+    c.draining = availability == RegionAvailability::drain_only;
     std::size_t slot = count++;
     while (slot > 0 && before(c, sorted[slot - 1])) {
       sorted[slot] = sorted[slot - 1];

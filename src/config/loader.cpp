@@ -204,6 +204,7 @@ void walk_root(Walk& walk, const YAML::Node& root) {
   if (auto f = map.get("node")) read_node(diag, *f, config.node);
   map.read("workers", config.workers);
   map.read("drain_timeout", config.drain_timeout, AllowZero::yes);
+  map.read("drain_grace", config.drain_grace, AllowZero::yes);
   map.read("debug_headers", config.debug_headers);
   if (auto f = map.get("admin")) read_admin(walk, *f);
   if (auto f = map.get("geoip")) read_geoip(diag, *f, config.geoip);

@@ -13,9 +13,10 @@ namespace meridian::config {
 namespace detail {
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"node",   "workers",   "drain_timeout",    "debug_headers",
-                                         "admin",  "geoip",     "client_ip",        "access_log",
-                                         "limits", "listeners", "rate_limit_store", "backends"};
+constexpr std::string_view kTopKeys[] = {
+    "node",    "workers",   "drain_timeout", "drain_grace", "debug_headers", "admin",
+    "geoip",   "client_ip", "access_log",    "limits",      "listeners",     "rate_limit_store",
+    "backends"};
 constexpr std::string_view kNodeKeys[] = {"name", "location"};
 constexpr std::string_view kLocationKeys[] = {"lat", "lon"};
 constexpr std::string_view kAdminKeys[] = {"listen"};

@@ -58,6 +58,9 @@ namespace detail {
 // the previous probe ended, as Envoy does), the thresholds (HealthState), the counters and
 // the transition log. Subclasses implement one probe. The session stays alive while an
 // operation holds shared_from_this(); after stop() every pending handler returns at once.
+// The probe interval of an endpoint that is still healthy but has failed its last probe(s).
+constexpr config::Duration kFastInterval{200};
+
 class ActiveCheck : public std::enable_shared_from_this<ActiveCheck> {
  public:
   ActiveCheck(asio::io_context& ioc, std::shared_ptr<balancing::EndpointState> endpoint,
@@ -94,6 +97,21 @@ class ActiveCheck : public std::enable_shared_from_this<ActiveCheck> {
     on_stop();
   }
 
+  // The data path could not connect to the endpoint. That counts as a failed probe, and the
+  // next probe goes out at once rather than after the interval, so a dead endpoint is down
+  // within about one probe timeout instead of unhealthy_threshold intervals. Coming back
+  // stays the probes' business (healthy_threshold). One report counts until the probe it
+  // triggered has answered, so a burst of failed requests is one failure, not a flap.
+  void passive_failure() {
+    if (stopped_ || !state_.healthy()) {
+      endpoint_->probe_requested.store(false, std::memory_order_relaxed);
+      return;
+    }
+    log::info("health: ", endpoint_name(*endpoint_), ": a request could not connect; probing now");
+    record_failure("a request could not connect");
+    if (!probing_) arm(Clock::now());
+  }
+
   EndpointCheckStats stats() const {
     return EndpointCheckStats{successes_,
                               failures_,
@@ -114,6 +132,7 @@ class ActiveCheck : public std::enable_shared_from_this<ActiveCheck> {
   void probe_succeeded(std::chrono::microseconds rtt) {
     probing_ = false;
     if (stopped_) return;
+    answer_report();
     ++successes_;
     endpoint_->checks_succeeded.fetch_add(1, std::memory_order_relaxed);
     if (state_.record_success(rtt) == Transition::became_healthy) {
@@ -127,15 +146,11 @@ class ActiveCheck : public std::enable_shared_from_this<ActiveCheck> {
   void probe_failed(std::string reason) {
     probing_ = false;
     if (stopped_) return;
+    answer_report();
     ++failures_;
     endpoint_->checks_failed.fetch_add(1, std::memory_order_relaxed);
     log::debug("health: ", endpoint_name(*endpoint_), ": probe failed: ", reason);
-    if (state_.record_failure() == Transition::became_unhealthy) {
-      const auto n = state_.consecutive_failures();
-      log::info("health: ", endpoint_name(*endpoint_), ": healthy -> unhealthy (", n,
-                n == 1 ? " failure: " : " failures: ", reason, ")");
-    }
-    last_failure_ = std::move(reason);
+    record_failure(std::move(reason));
     schedule_next();
   }
 
@@ -146,8 +161,31 @@ class ActiveCheck : public std::enable_shared_from_this<ActiveCheck> {
   asio::io_context& ioc_;
 
  private:
+  void record_failure(std::string reason) {
+    if (state_.record_failure() == Transition::became_unhealthy) {
+      const auto n = state_.consecutive_failures();
+      log::info("health: ", endpoint_name(*endpoint_), ": healthy -> unhealthy (", n,
+                n == 1 ? " failure: " : " failures: ", reason, ")");
+    }
+    last_failure_ = std::move(reason);
+  }
+
+  // A probe has answered: the data path may report again.
+  void answer_report() {
+    if (endpoint_->probe_requested.load(std::memory_order_relaxed)) {
+      endpoint_->probe_requested.store(false, std::memory_order_relaxed);
+    }
+  }
+
+  // While a healthy endpoint has failures in a row (on its way down, or a blip), the next
+  // probe comes after kFastInterval rather than the interval (HAProxy's fastinter), so the
+  // verdict takes one probe timeout or so, not unhealthy_threshold intervals.
   void schedule_next() {
-    arm(Clock::now() + jittered_interval(check_.interval, unit_random(rng_)));
+    auto interval = check_.interval;
+    if (state_.healthy() && state_.consecutive_failures() > 0) {
+      interval = std::min(interval, kFastInterval);
+    }
+    arm(Clock::now() + jittered_interval(interval, unit_random(rng_)));
   }
 
   // Re-arming cancels the previous wait; the sequence number makes a wait that had already
@@ -379,6 +417,8 @@ void HealthChecker::update(std::shared_ptr<const void> owner,
           checks_.erase(it);
           continue;
         }
+        // A report left pending while the endpoint was not probed must not mute it now.
+        endpoint->probe_requested.store(false, std::memory_order_relaxed);
         auto session = std::make_shared<HttpCheck>(ioc_, endpoint, *check, splitmix64(seed_state_));
         session->set_tls(tls_context, tls_settings);
         session->start();
@@ -399,6 +439,11 @@ void HealthChecker::stop() {
     session->stop();
   checks_.clear();
   owner_.reset();
+}
+
+void HealthChecker::passive_failure(const balancing::EndpointState* endpoint) {
+  const auto it = checks_.find(endpoint);
+  if (it != checks_.end()) it->second->passive_failure();
 }
 
 std::optional<EndpointCheckStats> HealthChecker::stats(

@@ -142,6 +142,18 @@ void Exchange::note_outcome(bool failed) {
             " failures in a row");
 }
 
+void Exchange::report_connect_failure() {
+  // What the data path sees is the fastest sign of a dead origin: the health checker counts
+  // it as a failed probe and probes again at once (health_checker.hpp). The flag keeps a
+  // burst of failures from queueing one report each; a load first keeps the cache line
+  // shared while a report is pending.
+  auto* e = in_flight_.get();
+  if (e == nullptr || !w_.report_connect_failure) return;
+  if (e->probe_requested.load(std::memory_order_relaxed)) return;
+  if (e->probe_requested.exchange(true, std::memory_order_relaxed)) return;
+  w_.report_connect_failure(e);
+}
+
 void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& endpoint,
                             bool pooled_ok) {
   ++attempt_;
@@ -577,6 +589,7 @@ void Exchange::fail(Failure why) {
   // default).
   note_outcome(true);
   const bool nothing_sent = why == Failure::connect || why == Failure::connect_timeout;
+  if (nothing_sent) report_connect_failure();
   const bool retryable =
       replayable && (nothing_sent || (why == Failure::reset && request_.idempotent));
   if (in_flight_.get() != nullptr) tried_.add(in_flight_.get());

@@ -106,6 +106,10 @@ std::string metrics_text(const proxy::Snapshot& snapshot, const metrics::Registr
                         MetricType::Gauge);
   auto checks = family("meridian_health_checks_total", "Active health check probes, by result.",
                        MetricType::Counter);
+  auto admin_state = family("meridian_endpoint_admin_state",
+                            "1 for the runtime state in force for the endpoint (POST /state on "
+                            "it or its region): active, drain or disabled; 0 for the others.",
+                            MetricType::Gauge);
   for (const auto& b : snapshot.backends) {
     for (const auto& r : b.regions) {
       const std::string& backend = b.config->name;
@@ -117,6 +121,13 @@ std::string metrics_text(const proxy::Snapshot& snapshot, const metrics::Registr
         add_gauge(active, labels,
                   static_cast<double>(e->in_flight.load(std::memory_order_relaxed)));
         add_gauge(healthy, labels, e->healthy.load(std::memory_order_relaxed) ? 1 : 0);
+        const auto in_force = e->admin_state.load(std::memory_order_relaxed);
+        for (const auto state : {balancing::AdminState::active, balancing::AdminState::drain,
+                                 balancing::AdminState::disabled}) {
+          Labels with_state = labels;
+          with_state.push_back({"state", std::string(balancing::admin_state_name(state))});
+          add_gauge(admin_state, std::move(with_state), state == in_force ? 1 : 0);
+        }
         if (!b.config->health_check) continue;
         Labels ok = labels;
         ok.push_back({"result", "success"});
@@ -132,6 +143,7 @@ std::string metrics_text(const proxy::Snapshot& snapshot, const metrics::Registr
   out.push_back(std::move(healthy));
   out.push_back(std::move(latency));
   out.push_back(std::move(checks));
+  out.push_back(std::move(admin_state));
 
   auto selected = family("meridian_region_selected_total",
                          "Requests steered to a region first, by reason.", MetricType::Counter);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -18,6 +19,7 @@
 #include "meridian/metrics/registry.hpp"
 #include "meridian/server/config_watcher.hpp"
 #include "meridian/server/metrics_page.hpp"
+#include "meridian/server/runtime_control.hpp"
 #include "meridian/server/status_page.hpp"
 #include "meridian/server/worker.hpp"
 
@@ -74,7 +76,8 @@ struct Server::Impl {
   std::shared_ptr<admin::AdminServer> admin;
   asio::signal_set signals{ioc};
   asio::steady_timer drain_timer{ioc};
-  bool draining = false;
+  asio::steady_timer grace_timer{ioc};
+  NodeState node;  // drain phase and maintenance; survives reloads, not restarts
   int exit_code = 0;
   ReloadStatus reload_status;
   std::uint64_t reloads_succeeded = 0;  // meridian_config_reloads_total{result}
@@ -95,8 +98,10 @@ struct Server::Impl {
   ReloadOutcome reload(std::string_view trigger);
   void plan_listeners(const config::Config& next, std::vector<Worker::ListenerChanges>& changes,
                       std::vector<std::string>& errors);
+  void on_stop_signal(int signo);
   void drain();
   void poll_drained();
+  admin::AdminAnswer maintenance(std::string_view state);
 };
 
 bool Server::Impl::load_initial() {
@@ -148,12 +153,14 @@ bool Server::Impl::bind_listeners() {
   if (config.admin.listen) {
     try {
       admin::AdminHooks hooks;
-      hooks.not_ready_reason = [this]() -> std::string {
-        if (draining) return "draining";
-        return unready_reason(*snapshot);
+      hooks.ready = [this](const std::optional<std::string>& backend) -> admin::AdminAnswer {
+        if (backend) return backend_readiness(*snapshot, *backend);
+        const std::string reason = node_unready_reason(node);
+        if (reason.empty()) return {200, "ready\n"};
+        return {503, "not ready: " + reason + "\n"};
       };
       hooks.status_json = [this] {
-        return status_json(*snapshot, reload_status, draining,
+        return status_json(*snapshot, reload_status, node,
                            StoreConnections{store_connections.load(), workers.size()});
       };
       hooks.metrics_text = [this] {
@@ -163,8 +170,13 @@ bool Server::Impl::bind_listeners() {
       };
       hooks.reload = [this] {
         const auto outcome = reload("POST /reload");
-        return admin::AdminHooks::ReloadAnswer{
-            outcome.ok, reload_json(outcome.ok, outcome.generation, outcome.errors)};
+        return admin::AdminAnswer{outcome.ok ? 200u : 400u,
+                                  reload_json(outcome.ok, outcome.generation, outcome.errors),
+                                  true};
+      };
+      hooks.maintenance = [this](std::string_view state) { return maintenance(state); };
+      hooks.set_state = [this](const admin::StateRequest& request) {
+        return set_runtime_state(*snapshot, request);
       };
       admin = std::make_shared<admin::AdminServer>(ioc, config.admin.listen->resolved,
                                                    std::move(hooks));
@@ -191,16 +203,57 @@ void Server::Impl::wait_signal() {
       access_log->reopen();
       wait_signal();
     } else {
-      log::info("signal ", signo == SIGTERM ? "SIGTERM" : "SIGINT", ": draining");
-      drain();
+      on_stop_signal(signo);
     }
   });
+}
+
+void Server::Impl::on_stop_signal(int signo) {
+  const char* name = signo == SIGTERM ? "SIGTERM" : "SIGINT";
+  const auto grace = snapshot->config->drain_grace;
+  if (node.drain_phase == DrainPhase::serving && grace.count() > 0) {
+    // Phase 1: /ready answers 503 at once so that the announcer (ExaBGP, BIRD) or the L4
+    // balancer stops sending new connections here, while the listeners keep accepting and
+    // serving those still routed to this node until the withdrawal has spread.
+    node.drain_phase = DrainPhase::grace;
+    log::info("signal ", name, ": /ready answers 503; serving for drain_grace (", grace.count(),
+              " ms) before draining; a second signal drains at once");
+    grace_timer.expires_after(grace);
+    grace_timer.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      log::info("drain_grace passed: draining");
+      drain();
+    });
+    wait_signal();  // a second signal skips the rest of the grace
+    return;
+  }
+  if (node.drain_phase == DrainPhase::grace) {
+    log::info("signal ", name, " during drain_grace: draining now");
+    grace_timer.cancel();
+  } else {
+    log::info("signal ", name, ": draining");
+  }
+  drain();
+}
+
+admin::AdminAnswer Server::Impl::maintenance(std::string_view state) {
+  if (state != "on" && state != "off") {
+    return {400, "state must be on or off, got \"" + std::string(state) + "\"\n"};
+  }
+  const bool on = state == "on";
+  if (node.maintenance != on) {
+    node.maintenance = on;
+    log::info(
+        "maintenance ", state,
+        on ? ": /ready answers 503; traffic is still served" : ": /ready follows the node again");
+  }
+  return {200, "maintenance " + std::string(state) + "\n"};
 }
 
 Server::Impl::ReloadOutcome Server::Impl::reload(std::string_view trigger) {
   // The new file is validated whole, new listeners are bound, and only then does anything
   // change; any failure leaves the running configuration as it was.
-  if (draining) {
+  if (node.drain_phase != DrainPhase::serving) {
     // The process is on its way out: a new configuration would restart health checks and
     // open listeners that nobody serves.
     ReloadOutcome refused;
@@ -317,8 +370,8 @@ void Server::Impl::plan_listeners(const config::Config& next,
 }
 
 void Server::Impl::drain() {
-  if (draining) return;
-  draining = true;
+  if (node.drain_phase == DrainPhase::draining) return;
+  node.drain_phase = DrainPhase::draining;
   if (health) health->stop();  // its timers would keep the main loop alive
   if (watcher) watcher->stop();
   for (auto& w : workers)
@@ -367,8 +420,15 @@ int Server::run() {
   s.signals.add(SIGINT);
   s.signals.add(SIGHUP);
   s.signals.add(SIGUSR1);
-  for (auto& w : s.workers)
+  for (auto& w : s.workers) {
+    // A worker's failed connect is news for the prober on the main thread.
+    w->set_connect_failure_report([&s](const balancing::EndpointState* endpoint) {
+      asio::post(s.ioc, [&s, endpoint] {
+        if (s.health) s.health->passive_failure(endpoint);
+      });
+    });
     w->start(s.snapshot);
+  }
   // One prober per node, on the main thread: N workers must not multiply probes.
   s.health = std::make_unique<health::HealthChecker>(s.ioc);
   s.health->update(s.snapshot, s.snapshot->backends);

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "meridian/balancing/endpoint_picker.hpp"
 #include "meridian/balancing/steering.hpp"
 #include "meridian/core/json.hpp"
 
@@ -17,8 +18,20 @@ void append_number(std::string& out, double v) {
 
 }  // namespace
 
-std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload, bool draining,
-                        StoreConnections store) {
+std::string_view drain_phase_name(DrainPhase phase) {
+  switch (phase) {
+    case DrainPhase::serving:
+      return "serving";
+    case DrainPhase::grace:
+      return "grace";
+    case DrainPhase::draining:
+      return "draining";
+  }
+  return "serving";
+}
+
+std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload,
+                        const NodeState& node, StoreConnections store) {
   const auto now = balancing::steady_now_ns();
   std::string out;
   out.reserve(4096);
@@ -27,7 +40,13 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
   out.append(",\"generation\":");
   out.append(std::to_string(reload.generation));
   out.append(",\"draining\":");
-  out.append(draining ? "true" : "false");
+  out.append(node.drain_phase != DrainPhase::serving ? "true" : "false");
+  out.append(",\"drain_phase\":");
+  json::append_string(out, drain_phase_name(node.drain_phase));
+  out.append(",\"maintenance\":");
+  out.append(node.maintenance ? "true" : "false");
+  out.append(",\"ready\":");
+  out.append(node_unready_reason(node).empty() ? "true" : "false");
   out.append(",\"last_reload\":{\"result\":");
   json::append_string(out, reload.last_result);
   out.append(",\"time\":");
@@ -54,6 +73,8 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
                      : "false");
       out.append(",\"latency_ms\":");
       append_number(out, balancing::region_measured_ms(r, now));
+      out.append(",\"state\":");
+      json::append_string(out, balancing::admin_state_name(r.state->admin_state));
       out.append(",\"endpoints\":[");
       bool first_endpoint = true;
       for (const auto& e : r.endpoints) {
@@ -71,6 +92,10 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
         append_number(out, e->rtt_ewma_us.load(std::memory_order_relaxed) / 1000.0);
         out.append(",\"weight\":");
         out.append(std::to_string(e->weight));
+        out.append(",\"state\":");
+        json::append_string(out, balancing::admin_state_name(e->own_admin_state.load()));
+        out.append(",\"state_in_force\":");
+        json::append_string(out, balancing::admin_state_name(e->admin_state.load()));
         out.push_back('}');
       }
       out.append("]}");
@@ -124,19 +149,20 @@ std::string reload_json(bool ok, std::uint64_t generation, const std::vector<std
   return out;
 }
 
-std::string unready_reason(const proxy::Snapshot& snapshot) {
-  const auto now = balancing::steady_now_ns();
-  for (const auto& b : snapshot.backends) {
-    bool eligible = false;
-    for (const auto& r : b.regions) {
-      if (balancing::region_eligible(r, b.config->max_connections_per_endpoint, now)) {
-        eligible = true;
-        break;
-      }
-    }
-    if (!eligible) return "backend " + b.config->name + " has no eligible region";
-  }
+std::string node_unready_reason(const NodeState& node) {
+  if (node.drain_phase != DrainPhase::serving) return "draining";
+  if (node.maintenance) return "maintenance";
   return {};
+}
+
+bool backend_available(const balancing::BackendRuntime& backend) {
+  const auto now = balancing::steady_now_ns();
+  for (const auto& r : backend.regions) {
+    for (const auto& e : r.endpoints) {
+      if (balancing::is_available(*e, 0) && !e->is_ejected(now)) return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace meridian::server

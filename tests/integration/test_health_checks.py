@@ -108,7 +108,9 @@ class HealthCheckTest(unittest.TestCase):
             r = m.get("/x")
             self.assertEqual(r.status, 503)
             self.assertEqual(r.header("Retry-After"), "1")
-            self.assertEqual(m.admin("GET", "/ready").status, 503)
+            # The backend is down, the node is not: readiness never follows the origins.
+            self.assertEqual(m.admin("GET", "/ready?backend=b").status, 503)
+            self.assertEqual(m.admin("GET", "/ready").status, 200)
             before = proxied(o1)
             m.get("/x")
             self.assertEqual(proxied(o1), before)
@@ -116,6 +118,7 @@ class HealthCheckTest(unittest.TestCase):
             o1.set_health(200)
             wait_until(lambda: m.get("/x").status == 200, timeout=5,
                        message="the endpoint never came back")
+            self.assertEqual(m.admin("GET", "/ready?backend=b").status, 200)
             self.assertEqual(m.admin("GET", "/ready").status, 200)
 
     def test_probe_timeout_counts_as_failure(self):

@@ -83,7 +83,7 @@ class RateLimitMemoryTest(unittest.TestCase):
     def run_flood(self, max_keys, clients):
         with Meridian(CONFIG % {"max_keys": max_keys, "dead_port": free_port()},
                       wait="health") as m:
-            wait_until(lambda: m.admin("GET", "/ready").status == 503, 10,
+            wait_until(lambda: m.admin("GET", "/ready?backend=down").status == 503, 10,
                        message="the backend to be found down")
             baseline = m.rss_kib()
             parts = 4

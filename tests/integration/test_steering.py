@@ -121,7 +121,7 @@ class SteeringTest(unittest.TestCase):
         wait_until(lambda: self.region_for("127.0.2.1") == "eu-west", timeout=5,
                    message="Frankfurt clients never came back to eu-west")
 
-    def test_everything_down_is_503_with_retry_after_and_not_ready(self):
+    def test_everything_down_is_503_with_retry_after_and_backend_not_ready(self):
         for o in self.origins.values():
             o.set_health(503)
         wait_until(lambda: self.get_from("127.0.2.1", "/x").status == 503, timeout=5,
@@ -129,7 +129,9 @@ class SteeringTest(unittest.TestCase):
         r = self.get_from("127.0.2.1", "/x")
         self.assertEqual(r.header("Retry-After"), "1")
         self.assertIsNone(r.header("X-Origin-Name"))
-        self.assertEqual(self.meridian.admin("GET", "/ready").status, 503)
+        self.assertEqual(self.meridian.admin("GET", "/ready?backend=world").status, 503)
+        # The node stays ready: its other backends and the other nodes see the same origins.
+        self.assertEqual(self.meridian.admin("GET", "/ready").status, 200)
 
     def test_strict_fencing_keeps_eu_clients_in_eu(self):
         self.assertEqual(self.region_for("127.0.2.1", "/fenced/a"), "eu-west")

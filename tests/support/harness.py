@@ -1556,6 +1556,7 @@ CONTRACT_METRICS = {
 # Metrics meridian adds beyond the contract.
 EXTENSION_METRICS = {
     "meridian_access_log_dropped_total": ("counter", set()),
+    "meridian_endpoint_admin_state": ("gauge", {"backend", "region", "endpoint", "state"}),
 }
 
 

@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -24,6 +26,14 @@ inline std::int64_t steady_now_ns() {
 // (x86-64 and common ARM64 cores; a constant rather than
 // std::hardware_destructive_interference_size, whose value GCC warns may change).
 inline constexpr std::size_t kCacheLineBytes = 64;
+
+// A runtime override of a region or an endpoint (POST /state, docs/admin-api.md), in order
+// of strength: `drain` takes new requests only when nothing else is eligible (requests in
+// flight finish either way), `disabled` never.
+enum class AdminState : std::uint8_t { active = 0, drain = 1, disabled = 2 };
+
+std::string_view admin_state_name(AdminState state);
+std::optional<AdminState> parse_admin_state(std::string_view text);
 
 struct EndpointState {
   EndpointState(std::string backend_name, std::string region_name, std::string address_text,
@@ -47,6 +57,16 @@ struct EndpointState {
   // Active health (healthy from the moment it is configured, as in HAProxy). Written by the
   // health checker (main thread), read by every worker.
   alignas(kCacheLineBytes) std::atomic<bool> healthy{true};
+  // The override steering and balancing obey: the stronger of this endpoint's own (below)
+  // and its region's (RegionState). Written on the main thread (POST /state, a reload),
+  // read by every worker.
+  std::atomic<AdminState> admin_state{AdminState::active};
+  // This endpoint's own override, as set by POST /state; kept across reloads with its name.
+  std::atomic<AdminState> own_admin_state{AdminState::active};
+  // Set by a worker whose connect to the endpoint failed or timed out, when it tells the
+  // health checker (which re-probes at once); cleared by the checker when that probe has
+  // answered. A burst of failures so reaches the checker once.
+  std::atomic<bool> probe_requested{false};
   // Measured latency (steering's latency term): EWMA, alpha 0.3, of health-check round trips,
   // in microseconds; 0 until the first measurement. Written by the health checker only.
   std::atomic<std::uint32_t> rtt_ewma_us{0};

@@ -51,7 +51,9 @@ struct RegionOrder {
 // The steering decision for a request from `client` to `backend`.
 //
 // 1. Eligible regions have an endpoint that is healthy, not ejected at `now_ns` (steady_clock
-//    ns, as EndpointState::ejected_until_ns) and below max_connections_per_endpoint.
+//    ns, as EndpointState::ejected_until_ns), below max_connections_per_endpoint and not
+//    disabled by an operator. Regions that can serve only from draining endpoints come
+//    after all others, whatever their score or fencing.
 // 2. The first steering rule whose continents or countries list holds the client's continent
 //    or country matches (an unknown, empty, code matches nothing). Its regions come first,
 //    ordered among themselves by score, then the other regions by score; a strict rule drops
@@ -79,8 +81,17 @@ double haversine_km(double lat1, double lon1, double lat2, double lon2);
 // Full endpoints count (being full is momentary, not a property of the path). O(endpoints).
 double region_measured_ms(const RegionRuntime& region, std::int64_t now_ns);
 
-// Eligible: at least one endpoint healthy, not ejected at now_ns and not full
-// (max_connections_per_endpoint, 0 = unlimited). O(endpoints), stops at the first one.
+// Whether a region can take a request: `active` when an endpoint that is healthy, not
+// ejected at now_ns, not full (max_connections_per_endpoint, 0 = unlimited), not disabled
+// and not draining can; `drain_only` when only draining endpoints (or the region itself is
+// draining) can, which order_regions puts after every active region; `none` otherwise.
+// O(endpoints), stops at the first active one.
+enum class RegionAvailability : std::uint8_t { none, drain_only, active };
+RegionAvailability region_availability(const RegionRuntime& region,
+                                       std::uint32_t max_connections_per_endpoint,
+                                       std::int64_t now_ns);
+
+// Eligible: region_availability is not `none`.
 bool region_eligible(const RegionRuntime& region, std::uint32_t max_connections_per_endpoint,
                      std::int64_t now_ns);
 

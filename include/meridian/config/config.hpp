@@ -224,6 +224,10 @@ struct Config {
   Node node;
   std::uint32_t workers = 0;  // 0 = one per CPU core (resolved by the server, not here)
   Duration drain_timeout{30'000};
+  // First phase of a drain: /ready answers 503 while the listeners keep serving, so that an
+  // anycast route (or an L4 balancer's pool membership) is withdrawn before anything is
+  // refused. 0 = stop accepting at once.
+  Duration drain_grace{0};
   bool debug_headers = false;
   Admin admin;
   GeoIp geoip;

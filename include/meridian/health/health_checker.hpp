@@ -63,6 +63,13 @@ class HealthChecker {
   // Stops every probe and closes every connection. update() may start again afterwards.
   void stop();
 
+  // A worker could not connect to `endpoint` (EndpointState::probe_requested was set for
+  // this report): counted as a failed probe of the endpoint, which is probed again at once.
+  // Ignored for an endpoint that is not probed (no health_check) or already unhealthy. The
+  // pointer is only compared, never followed, so a report that outlived its endpoint is
+  // harmless.
+  void passive_failure(const balancing::EndpointState* endpoint);
+
   // Counters of `endpoint`, or nullopt when it is not being probed.
   std::optional<EndpointCheckStats> stats(const balancing::EndpointState& endpoint) const;
   // Number of endpoints being probed.

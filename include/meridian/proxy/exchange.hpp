@@ -163,6 +163,7 @@ class Exchange final : private net::Deadline {
   void dispatch();
   void note_outcome(bool failed);
   void use_endpoint(const std::shared_ptr<balancing::EndpointState>& endpoint, bool pooled_ok);
+  void report_connect_failure();
   void on_connected(std::uint64_t attempt, boost::system::error_code ec);
   void on_tls_handshake(std::uint64_t attempt, boost::system::error_code ec);
   // Upstream I/O, through TLS for a backend with `tls`.

@@ -77,6 +77,10 @@ struct WorkerContext {
     return &listener_names.emplace_back(name);
   }
 
+  // Tells the health checker (on the main thread) that a connect to `endpoint` failed or
+  // timed out; see EndpointState::probe_requested. Empty in tests without a server.
+  std::function<void(const balancing::EndpointState* endpoint)> report_connect_failure;
+
   bool draining = false;
   std::size_t sessions = 0;
   // Called when draining and the last session of this worker ended.

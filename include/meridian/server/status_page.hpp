@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "meridian/proxy/snapshot.hpp"
@@ -25,13 +26,30 @@ struct StoreConnections {
   std::size_t workers = 0;
 };
 
-std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload, bool draining,
-                        StoreConnections store = {});
+// Where the node stands in its life: serving, in the first drain phase (drain_grace:
+// /ready answers 503, the listeners still serve), or draining (no longer accepting).
+enum class DrainPhase : std::uint8_t { serving, grace, draining };
+
+struct NodeState {
+  DrainPhase drain_phase = DrainPhase::serving;
+  bool maintenance = false;  // POST /maintenance?state=on
+};
+
+std::string_view drain_phase_name(DrainPhase phase);
+
+std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload,
+                        const NodeState& node, StoreConnections store = {});
 
 // The answer to POST /reload: {"result":"success"|"failure","generation":N,"errors":[...]}.
 std::string reload_json(bool ok, std::uint64_t generation, const std::vector<std::string>& errors);
 
-// Why the snapshot cannot serve every backend (a backend with no eligible region), or "".
-std::string unready_reason(const proxy::Snapshot& snapshot);
+// The node's readiness, as GET /ready answers it: why it is not ready ("draining",
+// "maintenance"), or "" when it is. It does not depend on the origins: every node of a fleet
+// sees the same origins, so a readiness that followed them would withdraw every node at once.
+std::string node_unready_reason(const NodeState& node);
+
+// Whether `backend` can serve: one of its regions has an endpoint that is healthy, not
+// ejected and not disabled (a full endpoint counts: being full passes, being down does not).
+bool backend_available(const balancing::BackendRuntime& backend);
 
 }  // namespace meridian::server

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -37,6 +38,12 @@ class Worker {
   boost::asio::ip::tcp::endpoint listener_endpoint(std::size_t i) const;
 
   void start(std::shared_ptr<const proxy::Snapshot> snapshot);
+  // Before start(): how a failed upstream connect reaches the health checker
+  // (WorkerContext::report_connect_failure). Called on this worker's thread.
+  void set_connect_failure_report(
+      std::function<void(const balancing::EndpointState* endpoint)> report) {
+    ctx_.report_connect_failure = std::move(report);
+  }
   // Any thread: the snapshot new requests use from now on.
   void publish(std::shared_ptr<const proxy::Snapshot> snapshot);
 

@@ -155,6 +155,46 @@ TEST(BuildBackends, NewStateWhenWeightChanges) {
   EXPECT_EQ(state(b, 0, 0, 0), state(old_b, 0, 0, 0));
 }
 
+// Runtime overrides (POST /state) name regions and endpoints, so they survive a reload for the
+// names that stay, even when an endpoint's state is replaced; the data path reads the stronger
+// of the endpoint's and its region's.
+TEST(BuildBackends, OverridesSurviveAReloadAndCombine) {
+  const config::Config old_config = base_config();
+  const auto old_b = build_backends(old_config, {});
+  old_b[0].regions[1].state->admin_state = AdminState::drain;  // us-east
+  state(old_b, 0, 0, 1)->own_admin_state.store(AdminState::disabled);
+  apply_admin_state(old_b[0].regions[0]);
+  apply_admin_state(old_b[0].regions[1]);
+  EXPECT_EQ(state(old_b, 0, 1, 0)->admin_state.load(), AdminState::drain);
+  EXPECT_EQ(state(old_b, 0, 0, 1)->admin_state.load(), AdminState::disabled);
+
+  config::Config c = base_config();
+  c.backends[0].regions[0].endpoints[1].weight = 5;  // a new state for 10.0.1.11
+  const auto b = build_backends(c, old_b);
+  EXPECT_EQ(b[0].regions[1].state, old_b[0].regions[1].state);
+  EXPECT_EQ(state(b, 0, 1, 0)->admin_state.load(), AdminState::drain);
+  EXPECT_NE(state(b, 0, 0, 1), state(old_b, 0, 0, 1));
+  EXPECT_EQ(state(b, 0, 0, 1)->own_admin_state.load(), AdminState::disabled);
+  EXPECT_EQ(state(b, 0, 0, 1)->admin_state.load(), AdminState::disabled);
+  EXPECT_EQ(state(b, 0, 0, 0)->admin_state.load(), AdminState::active);
+  // The same region name in another backend is another region.
+  EXPECT_EQ(b[1].regions[0].state->admin_state, AdminState::active);
+
+  // A region disabled over an endpoint that drains: disabled is stronger.
+  b[0].regions[0].state->admin_state = AdminState::drain;
+  apply_admin_state(b[0].regions[0]);
+  EXPECT_EQ(state(b, 0, 0, 0)->admin_state.load(), AdminState::drain);
+  EXPECT_EQ(state(b, 0, 0, 1)->admin_state.load(), AdminState::disabled);
+}
+
+TEST(AdminState, NamesRoundTrip) {
+  for (const auto s : {AdminState::active, AdminState::drain, AdminState::disabled}) {
+    EXPECT_EQ(parse_admin_state(admin_state_name(s)), s);
+  }
+  EXPECT_EQ(parse_admin_state("Drain"), std::nullopt);
+  EXPECT_EQ(parse_admin_state(""), std::nullopt);
+}
+
 // A host name that resolves elsewhere at reload is a new endpoint, though its text is the same.
 TEST(BuildBackends, NewStateWhenResolvedAddressChanges) {
   config::Config old_config;

@@ -247,6 +247,32 @@ TEST_P(EveryPolicy, RotationAdvances) {
   EXPECT_NE(rotation, 41u);
 }
 
+TEST_P(EveryPolicy, DisabledIsNeverChosen) {
+  RegionRuntime r = region({1, 1, 1});
+  r.endpoints[1]->admin_state = AdminState::disabled;
+  const auto counts = histogram(r, GetParam(), 300);
+  EXPECT_EQ(counts[1], 0);
+  EXPECT_EQ(counts[0] + counts[2], 300);
+  r.endpoints[0]->admin_state = AdminState::disabled;
+  r.endpoints[2]->admin_state = AdminState::disabled;
+  std::uint64_t rotation = 0;
+  EXPECT_EQ(pick(r, GetParam(), rotation), -1);
+}
+
+TEST_P(EveryPolicy, DrainingTakesRequestsOnlyWhenNothingElseCan) {
+  RegionRuntime r = region({1, 1, 1});
+  r.endpoints[0]->admin_state = AdminState::drain;
+  auto counts = histogram(r, GetParam(), 300);
+  EXPECT_EQ(counts[0], 0);
+  EXPECT_EQ(counts[1] + counts[2], 300);
+  // The active ones unhealthy, full or already tried: the draining one is the last resort.
+  r.endpoints[1]->healthy = false;
+  TriedEndpoints tried;
+  tried.add(r.endpoints[2].get());
+  counts = histogram(r, GetParam(), 20, 0, 0, tried);
+  EXPECT_EQ(counts[0], 20);
+}
+
 INSTANTIATE_TEST_SUITE_P(Balance, EveryPolicy,
                          ::testing::Values(Balance::least_conn, Balance::round_robin,
                                            Balance::random),

@@ -395,6 +395,38 @@ TEST(Steering, UnhealthyRegionIsSkippedAndReasonIsFailover) {
   EXPECT_EQ(back.reason, Reason::nearest);
 }
 
+TEST(Steering, DrainingRegionComesAfterEveryActiveOne) {
+  TestBackend b(three_regions(2));
+  for (auto& e : b.runtime.regions[kEu].endpoints)
+    e->admin_state.store(AdminState::drain);
+  EXPECT_EQ(region_availability(b.runtime.regions[kEu], 0, kNow), RegionAvailability::drain_only);
+  // Nearest for Frankfurt, yet last; steered away from it counts as failover.
+  RegionOrder o = order(b, client_at(kFrankfurt));
+  EXPECT_EQ(indices(o), (Order{kUs, kAp, kEu}));
+  EXPECT_EQ(o.reason, Reason::failover);
+  // Even a fencing rule does not put it first.
+  b.add_rule({"EU"}, {}, {"eu-west"});
+  o = order(b, client_at(kFrankfurt, "DE", "EU"));
+  EXPECT_EQ(indices(o), (Order{kUs, kAp, kEu}));
+  // With nothing else eligible it serves.
+  b.set_healthy(kUs, false);
+  b.set_healthy(kAp, false);
+  o = order(b, client_at(kFrankfurt, "DE", "EU"));
+  EXPECT_EQ(indices(o), (Order{kEu}));
+  // One active endpoint makes the region active again.
+  b.endpoint(kEu, 1).admin_state.store(AdminState::active);
+  EXPECT_EQ(region_availability(b.runtime.regions[kEu], 0, kNow), RegionAvailability::active);
+}
+
+TEST(Steering, DisabledRegionIsNeverChosen) {
+  TestBackend b(three_regions(1));
+  b.endpoint(kEu).admin_state.store(AdminState::disabled);
+  EXPECT_EQ(indices(order(b, client_at(kFrankfurt))), (Order{kUs, kAp}));
+  b.endpoint(kUs).admin_state.store(AdminState::disabled);
+  b.endpoint(kAp).admin_state.store(AdminState::disabled);
+  EXPECT_TRUE(order(b, client_at(kFrankfurt)).empty());
+}
+
 TEST(Steering, AllEjectedRegionIsSkippedUntilTheEjectionEnds) {
   TestBackend b(three_regions(2));
   b.endpoint(kUs, 0).ejected_until_ns.store(kNow + 500);

@@ -16,6 +16,7 @@ node:
   location: {lat: 50.11, lon: 8.68}
 workers: 4
 drain_timeout: 45s
+drain_grace: 12s
 debug_headers: true
 admin:
   listen: 127.0.0.1:19901
@@ -156,6 +157,7 @@ TEST_F(FullConfig, TopLevel) {
   EXPECT_DOUBLE_EQ(c.node.location->lon, 8.68);
   EXPECT_EQ(c.workers, 4u);
   EXPECT_EQ(c.drain_timeout, milliseconds(45'000));
+  EXPECT_EQ(c.drain_grace, milliseconds(12'000));
   EXPECT_TRUE(c.debug_headers);
   ASSERT_TRUE(c.admin.listen.has_value());
   EXPECT_EQ(c.admin.listen->text, "127.0.0.1:19901");
@@ -371,6 +373,7 @@ TEST(Defaults, TopLevel) {
   EXPECT_FALSE(c.node.location.has_value());
   EXPECT_EQ(c.workers, 0u);
   EXPECT_EQ(c.drain_timeout, milliseconds(30'000));
+  EXPECT_EQ(c.drain_grace, milliseconds(0));
   EXPECT_FALSE(c.debug_headers);
   ASSERT_TRUE(c.admin.listen.has_value());
   EXPECT_EQ(c.admin.listen->text, "127.0.0.1:9901");

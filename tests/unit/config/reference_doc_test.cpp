@@ -176,6 +176,7 @@ node:
   location: {lat: 50.1, lon: 8.7}
 workers: 2
 drain_timeout: 10s
+drain_grace: 5s
 debug_headers: true
 admin:
   listen: 127.0.0.1:0
