@@ -49,8 +49,17 @@ void read_node(Diagnostics& diag, const Field& field, Node& node) {
   if (auto f = map.get("location")) node.location = read_location(diag, *f, Section::node_location);
 }
 
+constexpr Choice<bool> kSharedState[] = {{"off", false}, {"redis", true}};
+
 void read_admin(Walk& walk, const Field& field) {
   MapReader map(walk.diag, field, Section::admin);
+  if (auto shared = map.get("shared_state")) {
+    if (is_plain_false(shared->node)) {
+      walk.config.admin.shared_state_redis = false;
+    } else if (auto v = read_choice(walk.diag, *shared, kSharedState)) {
+      walk.config.admin.shared_state_redis = *v;
+    }
+  }
   auto f = map.get("listen");
   if (!f) return;
   auto text = read_string(walk.diag, *f);

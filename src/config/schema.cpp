@@ -19,7 +19,7 @@ constexpr std::string_view kTopKeys[] = {
     "backends"};
 constexpr std::string_view kNodeKeys[] = {"name", "location"};
 constexpr std::string_view kLocationKeys[] = {"lat", "lon"};
-constexpr std::string_view kAdminKeys[] = {"listen"};
+constexpr std::string_view kAdminKeys[] = {"listen", "shared_state"};
 constexpr std::string_view kGeoIpKeys[] = {"database"};
 constexpr std::string_view kClientIpKeys[] = {"trusted_proxies"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format"};

@@ -36,7 +36,7 @@ std::string state_json(const admin::StateRequest& request, balancing::AdminState
 }  // namespace
 
 admin::AdminAnswer set_runtime_state(const proxy::Snapshot& snapshot,
-                                     const admin::StateRequest& request) {
+                                     const admin::StateRequest& request, std::string_view source) {
   const auto state = balancing::parse_admin_state(request.state);
   if (!state) {
     return {400, "state must be active, drain or disabled, got \"" + request.state + "\"\n"};
@@ -69,8 +69,10 @@ admin::AdminAnswer set_runtime_state(const proxy::Snapshot& snapshot,
     region->state->admin_state = *state;
   }
   balancing::apply_admin_state(*region);
-  log::info("runtime state: ", what, ": ", balancing::admin_state_name(before), " -> ",
-            balancing::admin_state_name(*state));
+  if (before != *state) {
+    log::info("runtime state (", source, "): ", what, ": ", balancing::admin_state_name(before),
+              " -> ", balancing::admin_state_name(*state));
+  }
   return {200, state_json(request, *state), true};
 }
 

@@ -20,6 +20,7 @@
 #include "meridian/server/config_watcher.hpp"
 #include "meridian/server/metrics_page.hpp"
 #include "meridian/server/runtime_control.hpp"
+#include "meridian/server/shared_state.hpp"
 #include "meridian/server/status_page.hpp"
 #include "meridian/server/worker.hpp"
 
@@ -84,7 +85,8 @@ struct Server::Impl {
   std::uint64_t reloads_failed = 0;
   std::unique_ptr<health::HealthChecker> health;
   std::unique_ptr<ConfigWatcher> watcher;
-  std::string initial_content;  // what load_initial() read, for the watcher
+  std::unique_ptr<SharedState> shared;  // admin.shared_state: redis
+  std::string initial_content;          // what load_initial() read, for the watcher
 
   struct ReloadOutcome {
     bool ok = false;
@@ -102,6 +104,9 @@ struct Server::Impl {
   void drain();
   void poll_drained();
   admin::AdminAnswer maintenance(std::string_view state);
+  admin::AdminAnswer set_state(const admin::StateRequest& request);
+  void configure_shared_state();
+  void apply_shared(const std::vector<SharedUpdate>& updates);
 };
 
 bool Server::Impl::load_initial() {
@@ -160,7 +165,12 @@ bool Server::Impl::bind_listeners() {
         return {503, "not ready: " + reason + "\n"};
       };
       hooks.status_json = [this] {
-        return status_json(*snapshot, reload_status, node,
+        NodeState now = node;
+        if (shared) {
+          now.shared_state_redis = shared->address();
+          now.shared_state_connected = shared->connected();
+        }
+        return status_json(*snapshot, reload_status, now,
                            StoreConnections{store_connections.load(), workers.size()});
       };
       hooks.metrics_text = [this] {
@@ -175,9 +185,7 @@ bool Server::Impl::bind_listeners() {
                                   true};
       };
       hooks.maintenance = [this](std::string_view state) { return maintenance(state); };
-      hooks.set_state = [this](const admin::StateRequest& request) {
-        return set_runtime_state(*snapshot, request);
-      };
+      hooks.set_state = [this](const admin::StateRequest& request) { return set_state(request); };
       admin = std::make_shared<admin::AdminServer>(ioc, config.admin.listen->resolved,
                                                    std::move(hooks));
     } catch (const boost::system::system_error& e) {
@@ -234,6 +242,48 @@ void Server::Impl::on_stop_signal(int signo) {
     log::info("signal ", name, ": draining");
   }
   drain();
+}
+
+admin::AdminAnswer Server::Impl::set_state(const admin::StateRequest& request) {
+  auto answer = set_runtime_state(*snapshot, request);
+  if (answer.status != 200 || !shared) return answer;
+  // Applied here; the fleet follows through Redis. The answer says whether Redis took it
+  // ("shared"), so an operator knows when an override holds on this node only.
+  const bool ok = shared->publish(
+      SharedUpdate{request.backend, request.region, request.endpoint, request.state});
+  answer.body.insert(answer.body.rfind('}'), ok ? ",\"shared\":true" : ",\"shared\":false");
+  return answer;
+}
+
+void Server::Impl::configure_shared_state() {
+  const auto& config = *snapshot->config;
+  if (!config.admin.shared_state_redis) {
+    if (shared) log::info("shared state: off");
+    shared.reset();
+    return;
+  }
+  // The fleet's Redis: the rate limit store's, or its default address.
+  const config::RateLimitStore store = config.rate_limit_store.value_or(config::RateLimitStore{});
+  tcp::endpoint redis = store.redis.resolved;
+  std::string text = store.redis.text;
+  if (!config.rate_limit_store) {
+    redis = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 6379);
+    text = "127.0.0.1:6379";
+  }
+  if (shared && shared->redis() == redis) return;
+  shared.reset();
+  shared = std::make_unique<SharedState>(
+      ioc, redis, text,
+      [this](const std::vector<SharedUpdate>& updates) { apply_shared(updates); });
+}
+
+void Server::Impl::apply_shared(const std::vector<SharedUpdate>& updates) {
+  for (const auto& u : updates) {
+    const auto answer = set_runtime_state(
+        *snapshot, admin::StateRequest{u.backend, u.region, u.endpoint, u.state}, "the fleet");
+    // A name this node does not have (its configuration differs) is not an error here.
+    if (answer.status != 200) log::debug("shared state: ignored: ", answer.body);
+  }
 }
 
 admin::AdminAnswer Server::Impl::maintenance(std::string_view state) {
@@ -318,6 +368,7 @@ Server::Impl::ReloadOutcome Server::Impl::reload(std::string_view trigger) {
   for (std::size_t i = 0; i < workers.size(); ++i)
     workers[i]->publish(snapshot, std::move(changes[i]));
   if (health) health->update(snapshot, snapshot->backends);
+  configure_shared_state();
   log::info("reloaded ", options.config_path, " (", trigger, "): generation ", generation);
   outcome.ok = true;
   outcome.generation = generation;
@@ -373,6 +424,7 @@ void Server::Impl::drain() {
   if (node.drain_phase == DrainPhase::draining) return;
   node.drain_phase = DrainPhase::draining;
   if (health) health->stop();  // its timers would keep the main loop alive
+  shared.reset();
   if (watcher) watcher->stop();
   for (auto& w : workers)
     w->drain();
@@ -435,6 +487,7 @@ int Server::run() {
   s.watcher = std::make_unique<ConfigWatcher>(s.ioc, s.options.config_path,
                                               [&s] { s.reload("file changed"); });
   s.watcher->loaded(s.initial_content);
+  s.configure_shared_state();
   s.initial_content.clear();
   log::info("meridian ", MERIDIAN_VERSION, " serving ", s.options.config_path, " (generation ",
             s.generation, ")");

@@ -47,6 +47,16 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
   out.append(node.maintenance ? "true" : "false");
   out.append(",\"ready\":");
   out.append(node_unready_reason(node).empty() ? "true" : "false");
+  out.append(",\"shared_state\":");
+  if (node.shared_state_redis.empty()) {
+    out.append("null");
+  } else {
+    out.append("{\"redis\":");
+    json::append_string(out, node.shared_state_redis);
+    out.append(",\"connected\":");
+    out.append(node.shared_state_connected ? "true" : "false");
+    out.push_back('}');
+  }
   out.append(",\"last_reload\":{\"result\":");
   json::append_string(out, reload.last_result);
   out.append(",\"time\":");

@@ -153,7 +153,7 @@ class ControlTest(unittest.TestCase):
         self.assertEqual(regions["primary"]["state"], "drain")
         self.assertEqual(regions["secondary"]["state"], "disabled")
         self.assertEqual(regions["secondary"]["endpoints"][0]["state_in_force"], "disabled")
-        self.assertIn("runtime state: backend web region primary: active -> drain",
+        self.assertIn("runtime state (POST /state): backend web region primary: active -> drain",
                       m.stderr_text())
 
     def test_disabled_is_never_chosen(self):

@@ -543,9 +543,12 @@ class SystemdUnitTest(unittest.TestCase):
         self.assertIn("--check", self.directive("ExecStartPre"))
         self.assertEqual(self.directive("ExecReload"), "/bin/kill -HUP $MAINPID")
         self.assertEqual(self.directive("KillSignal"), "SIGTERM")
-        # More than the default drain_timeout (30s).
+        # More than the shipped configuration's drain_grace + drain_timeout.
+        example = read("conf", "meridian.yaml")
+        drain = sum(int(re.search(rf"(?m)^{key}: (\d+)s\b", example).group(1))
+                    for key in ("drain_grace", "drain_timeout"))
         self.assertGreater(int(re.match(r"(\d+)s?$", self.directive("TimeoutStopSec")).group(1)),
-                           30)
+                           drain)
         self.assertEqual(self.directive("Restart"), "on-failure")
         self.assertEqual(self.directive("LimitNOFILE"), "1048576")
         for key, value in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),

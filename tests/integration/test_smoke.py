@@ -13,7 +13,7 @@ import os
 import struct
 import unittest
 
-from harness import Meridian, Origin, meridian_bin
+from harness import Meridian, Origin, meridian_bin, wait_until
 
 GEOIP = os.path.join(os.environ.get("MERIDIAN_SOURCE_DIR", "../.."),
                      "tests/data/geoip/loopback-city.mmdb")
@@ -76,9 +76,11 @@ class SmokeTest(unittest.TestCase):
                 self.assertEqual(r.status, 200, r.text())
                 self.assertEqual(r.header("x-meridian-region"), "us-east")
 
-                counted = m.metric("meridian_http_requests_total",
-                                   {"route": "all", "backend": "world", "code": "200"})
-                self.assertEqual(counted, 2)
+                # A request is counted when it ends, which may be just after its client has
+                # read the answer.
+                labels = {"route": "all", "backend": "world", "code": "200"}
+                wait_until(lambda: m.metric("meridian_http_requests_total", labels) == 2, 10,
+                           message="two requests counted in /metrics")
                 self.assertEqual(m.metric("meridian_build_info"), 1)
 
                 status = m.status()

@@ -69,6 +69,9 @@ struct Node {
 
 struct Admin {
   std::optional<SocketAddress> listen;  // default 127.0.0.1:9901; "" disables (nullopt)
+  // Runtime overrides (POST /state) shared by the fleet through the rate_limit_store's Redis
+  // (its defaults when the file has no rate_limit_store).
+  bool shared_state_redis = false;
 };
 
 struct GeoIp {

@@ -13,8 +13,10 @@ namespace meridian::server {
 
 // Applies `request` to the snapshot's region or endpoint: 200 with the new state as JSON,
 // 404 naming what does not exist, 400 for a state other than active, drain or disabled.
+// A change is logged, naming `source` ("POST /state", "the fleet").
 admin::AdminAnswer set_runtime_state(const proxy::Snapshot& snapshot,
-                                     const admin::StateRequest& request);
+                                     const admin::StateRequest& request,
+                                     std::string_view source = "POST /state");
 
 // GET /ready?backend=NAME: 200 when the backend can serve (backend_available), 503 when it
 // cannot, 404 for an unknown name.

@@ -33,6 +33,9 @@ enum class DrainPhase : std::uint8_t { serving, grace, draining };
 struct NodeState {
   DrainPhase drain_phase = DrainPhase::serving;
   bool maintenance = false;  // POST /maintenance?state=on
+  // admin.shared_state: redis -- the Redis followed ("" when off) and whether it is connected.
+  std::string shared_state_redis;
+  bool shared_state_connected = false;
 };
 
 std::string_view drain_phase_name(DrainPhase phase);

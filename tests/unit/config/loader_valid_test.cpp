@@ -20,6 +20,7 @@ drain_grace: 12s
 debug_headers: true
 admin:
   listen: 127.0.0.1:19901
+  shared_state: redis
 geoip:
   database: {GEOIP}
 client_ip:
@@ -161,6 +162,7 @@ TEST_F(FullConfig, TopLevel) {
   EXPECT_TRUE(c.debug_headers);
   ASSERT_TRUE(c.admin.listen.has_value());
   EXPECT_EQ(c.admin.listen->text, "127.0.0.1:19901");
+  EXPECT_TRUE(c.admin.shared_state_redis);
   EXPECT_EQ(c.admin.listen->resolved.address().to_string(), "127.0.0.1");
   EXPECT_EQ(c.admin.listen->resolved.port(), 19901);
   EXPECT_EQ(c.geoip.database, geoip_test_database());
@@ -374,6 +376,7 @@ TEST(Defaults, TopLevel) {
   EXPECT_EQ(c.workers, 0u);
   EXPECT_EQ(c.drain_timeout, milliseconds(30'000));
   EXPECT_EQ(c.drain_grace, milliseconds(0));
+  EXPECT_FALSE(c.admin.shared_state_redis);
   EXPECT_FALSE(c.debug_headers);
   ASSERT_TRUE(c.admin.listen.has_value());
   EXPECT_EQ(c.admin.listen->text, "127.0.0.1:9901");

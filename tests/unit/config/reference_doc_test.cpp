@@ -180,6 +180,7 @@ drain_grace: 5s
 debug_headers: true
 admin:
   listen: 127.0.0.1:0
+  shared_state: redis
 geoip:
   database: ""
 client_ip:
