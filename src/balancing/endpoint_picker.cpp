@@ -95,12 +95,14 @@ const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region,
                                                     config::Balance balance,
                                                     std::uint32_t max_connections_per_endpoint,
                                                     const TriedEndpoints& tried,
-                                                    std::uint64_t& rotation, std::int64_t now_ns) {
+                                                    std::uint64_t& rotation, std::int64_t now_ns,
+                                                    bool allow_drain) {
   if (region.endpoints.empty()) return nullptr;
   // Draining endpoints are the last resort: a second pass admits them only when no active
   // one is left (rare, so the common pick walks the endpoints once or twice as before).
-  for (const bool allow_drain : {false, true}) {
-    const Filter f{max_connections_per_endpoint, now_ns, allow_drain};
+  for (const bool drain_ok : {false, true}) {
+    if (drain_ok && !allow_drain) break;
+    const Filter f{max_connections_per_endpoint, now_ns, drain_ok};
     const std::shared_ptr<EndpointState>* picked = nullptr;
     switch (balance) {
       case config::Balance::least_conn:

@@ -102,14 +102,24 @@ class ActiveCheck : public std::enable_shared_from_this<ActiveCheck> {
   // within about one probe timeout instead of unhealthy_threshold intervals. Coming back
   // stays the probes' business (healthy_threshold). One report counts until the probe it
   // triggered has answered, so a burst of failed requests is one failure, not a flap.
+  // The probe dials a new connection, as the request did (a kept-alive probe connection
+  // would pass where new ones fail, e.g. a full accept queue), and comes kFastInterval after
+  // the previous probe at the earliest, so an endpoint that accepts probes but refuses
+  // requests is probed at the fast rate, not back to back.
   void passive_failure() {
     if (stopped_ || !state_.healthy()) {
       endpoint_->probe_requested.store(false, std::memory_order_relaxed);
       return;
     }
-    log::info("health: ", endpoint_name(*endpoint_), ": a request could not connect; probing now");
+    if (state_.consecutive_failures() == 0) {
+      log::info("health: ", endpoint_name(*endpoint_),
+                ": a request could not connect; probing now");
+    }
     record_failure("a request could not connect");
-    if (!probing_) arm(Clock::now());
+    if (probing_) return;  // the probe in progress answers the report
+    reset_connection();
+    const auto when = std::max(Clock::now(), last_probe_end_ + kFastInterval);
+    if (when < timer_.expiry()) arm(when);
   }
 
   EndpointCheckStats stats() const {
@@ -128,9 +138,12 @@ class ActiveCheck : public std::enable_shared_from_this<ActiveCheck> {
   // Closes connections; operations in progress complete later, and must then return
   // without side effects when stopped() is true.
   virtual void on_stop() = 0;
+  // Between probes: the next probe dials a new connection.
+  virtual void reset_connection() = 0;
 
   void probe_succeeded(std::chrono::microseconds rtt) {
     probing_ = false;
+    last_probe_end_ = Clock::now();
     if (stopped_) return;
     answer_report();
     ++successes_;
@@ -145,6 +158,7 @@ class ActiveCheck : public std::enable_shared_from_this<ActiveCheck> {
 
   void probe_failed(std::string reason) {
     probing_ = false;
+    last_probe_end_ = Clock::now();
     if (stopped_) return;
     answer_report();
     ++failures_;
@@ -208,6 +222,7 @@ class ActiveCheck : public std::enable_shared_from_this<ActiveCheck> {
   std::uint64_t wait_seq_ = 0;
   bool probing_ = false;
   bool stopped_ = false;
+  Clock::time_point last_probe_end_{};
   std::uint64_t successes_ = 0;
   std::uint64_t failures_ = 0;
   std::string last_failure_;
@@ -254,6 +269,7 @@ class HttpCheck final : public detail::ActiveCheck {
   }
 
   void on_stop() override { close(); }
+  void reset_connection() override { close(); }
 
   void connect() {
     // Only called with no operation in progress, so the old stream can go.

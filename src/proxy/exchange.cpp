@@ -85,14 +85,18 @@ void Exchange::start(const ExchangeRequest& request) {
 // Connection
 
 void Exchange::dispatch() {
-  // Another endpoint of the same region first, then the next region by score.
+  // Another endpoint of the same region first, then the next region by score; an endpoint an
+  // operator drains only when no active one is left in any of them (a retry must not land
+  // on it while the next region could serve).
   const auto* config = request_.backend->config;
-  while (region_pos_ < order_.count) {
-    const auto& region = request_.backend->regions[order_.index[region_pos_]];
-    const auto* picked =
-        balancing::pick_endpoint(region, config->balance, config->max_connections_per_endpoint,
-                                 tried_, w_.rotation(region.ordinal), now_ns_);
-    if (picked != nullptr) {
+  for (const bool allow_drain : {false, true}) {
+    for (std::size_t pos = region_pos_; pos < order_.count; ++pos) {
+      const auto& region = request_.backend->regions[order_.index[pos]];
+      const auto* picked =
+          balancing::pick_endpoint(region, config->balance, config->max_connections_per_endpoint,
+                                   tried_, w_.rotation(region.ordinal), now_ns_, allow_drain);
+      if (picked == nullptr) continue;
+      region_pos_ = pos;
       if (retry_from_region_ >= 0 && request_.region_series != nullptr && w_.counters != nullptr) {
         // A retry goes out: counted against the region whose attempt failed, the one that
         // needs looking at.
@@ -104,8 +108,8 @@ void Exchange::dispatch() {
       use_endpoint(*picked, true);
       return;
     }
-    ++region_pos_;
   }
+  region_pos_ = order_.count;
   if (tried_.count == 0) {
     // Every region that looked eligible at start() filled up or went down meanwhile.
     finish();

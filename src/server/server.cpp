@@ -78,7 +78,8 @@ struct Server::Impl {
   asio::signal_set signals{ioc};
   asio::steady_timer drain_timer{ioc};
   asio::steady_timer grace_timer{ioc};
-  NodeState node;  // drain phase and maintenance; survives reloads, not restarts
+  NodeState node;         // drain phase and maintenance; survives reloads, not restarts
+  bool stopping = false;  // the signal wait is over for good
   int exit_code = 0;
   ReloadStatus reload_status;
   std::uint64_t reloads_succeeded = 0;  // meridian_config_reloads_total{result}
@@ -103,6 +104,7 @@ struct Server::Impl {
   void on_stop_signal(int signo);
   void drain();
   void poll_drained();
+  void stop_signals();
   admin::AdminAnswer maintenance(std::string_view state);
   admin::AdminAnswer set_state(const admin::StateRequest& request);
   void configure_shared_state();
@@ -201,7 +203,7 @@ bool Server::Impl::bind_listeners() {
 
 void Server::Impl::wait_signal() {
   signals.async_wait([this](boost::system::error_code ec, int signo) {
-    if (ec) return;
+    if (ec || stopping) return;
     if (signo == SIGHUP) {
       reload("SIGHUP");
       wait_signal();
@@ -424,10 +426,11 @@ void Server::Impl::drain() {
   if (node.drain_phase == DrainPhase::draining) return;
   node.drain_phase = DrainPhase::draining;
   if (health) health->stop();  // its timers would keep the main loop alive
-  shared.reset();
   if (watcher) watcher->stop();
   for (auto& w : workers)
     w->drain();
+  // After the listeners closed: joining the Redis follower may wait out a connect timeout.
+  shared.reset();
   drain_timer.expires_after(snapshot->config->drain_timeout);
   drain_timer.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
@@ -435,7 +438,7 @@ void Server::Impl::drain() {
     for (auto& w : workers)
       w->stop();
     if (admin) admin->close();
-    signals.cancel();
+    stop_signals();
   });
   poll_drained();
 }
@@ -454,6 +457,13 @@ void Server::Impl::poll_drained() {
   }
   drain_timer.cancel();
   if (admin) admin->close();
+  stop_signals();
+}
+
+void Server::Impl::stop_signals() {
+  // A SIGHUP or SIGUSR1 whose handler is already queued must not wait again: the loop would
+  // never run out of work and the process would not exit.
+  stopping = true;
   signals.cancel();
 }
 

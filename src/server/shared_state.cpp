@@ -125,6 +125,9 @@ void SharedState::run() {
 // connection fails or stop is asked. True once it got as far as following the channel.
 bool SharedState::follow(redisContext* sub) {
   redisSetTimeout(sub, kConnectTimeout);
+  // TCP keepalive: a path that died silently (a NAT's idle timeout, a host gone) ends the
+  // connection instead of leaving this node deaf to the fleet while reporting "connected".
+  redisEnableKeepAlive(sub);
   const Reply subscribed = command(sub, "SUBSCRIBE %s", kKey);
   if (!subscribed || subscribed->type == REDIS_REPLY_ERROR) return false;
   // The hash after the subscription: what changes from here on arrives as messages, which

@@ -34,16 +34,16 @@ struct TriedEndpoints {
 bool is_available(const EndpointState& e, std::uint32_t max_connections_per_endpoint);
 
 // The endpoint to use in `region` (an element of region.endpoints), or nullptr when none is
-// available (healthy, not full, not ejected at `now_ns`, steady_clock ns) and untried.
+// available (healthy, not full, not ejected at `now_ns`, steady_clock ns, not disabled) and
+// untried. A draining endpoint is taken only when no active one is available, and never
+// when `allow_drain` is false (the caller looks at the other regions first).
 // least_conn: fewest in-flight requests divided by weight, ties rotating; O(n).
 // round_robin: weighted round robin over the available endpoints (each endpoint takes
 // `weight` consecutive turns of every cycle) driven by `rotation`.
 // random: weighted random from `rotation` mixed through a PRNG step.
-const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region,
-                                                    config::Balance balance,
-                                                    std::uint32_t max_connections_per_endpoint,
-                                                    const TriedEndpoints& tried,
-                                                    std::uint64_t& rotation,
-                                                    std::int64_t now_ns = 0);
+const std::shared_ptr<EndpointState>* pick_endpoint(
+    const RegionRuntime& region, config::Balance balance,
+    std::uint32_t max_connections_per_endpoint, const TriedEndpoints& tried,
+    std::uint64_t& rotation, std::int64_t now_ns = 0, bool allow_drain = true);
 
 }  // namespace meridian::balancing
