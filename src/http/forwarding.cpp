@@ -3,113 +3,15 @@
 #include <charconv>
 #include <cstring>
 
+#include "http/header_rules.hpp"
+
 namespace meridian::http {
 
+using detail::classify;
+using detail::ConnectionTokens;
+using detail::Kind;
+
 namespace {
-
-// The field names the Connection header(s) list (RFC 9110 7.6.1). The first kMax are kept
-// inline; a message listing more falls back to scanning the Connection values for each
-// field, so every named field is removed however many there are, without allocating.
-template <typename Fields>
-class ConnectionTokens {
- public:
-  static constexpr std::size_t kMax = 16;
-
-  explicit ConnectionTokens(const Fields& fields) : fields_(fields) {
-    for_each_token([this](std::string_view token) {
-      if (count_ == kMax) {
-        overflow_ = true;
-        return false;
-      }
-      items_[count_++] = token;
-      return true;
-    });
-  }
-
-  bool contains(std::string_view name) const {
-    if (!overflow_) {
-      for (std::size_t i = 0; i < count_; ++i) {
-        if (iequals(items_[i], name)) return true;
-      }
-      return false;
-    }
-    bool found = false;
-    for_each_token([&](std::string_view token) {
-      found = iequals(token, name);
-      return !found;
-    });
-    return found;
-  }
-
- private:
-  // Calls f(token) for each listed name until f returns false.
-  template <typename F>
-  void for_each_token(F&& f) const {
-    for (const auto& field : fields_) {
-      if (!iequals(field.name, "connection")) continue;
-      std::string_view list = field.value;
-      while (!list.empty()) {
-        const auto comma = list.find(',');
-        const auto token = trim_ows(list.substr(0, comma));
-        if (!token.empty() && !f(token)) return;
-        if (comma == std::string_view::npos) break;
-        list.remove_prefix(comma + 1);
-      }
-    }
-  }
-
-  const Fields& fields_;
-  std::string_view items_[kMax];
-  std::size_t count_ = 0;
-  bool overflow_ = false;
-};
-
-// The fields the rewrite treats specially, told apart by one switch on the name's length
-// and at most two comparisons, instead of a dozen comparisons per field.
-enum class Kind : std::uint8_t {
-  other,
-  hop_by_hop,  // Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade
-  content_length,
-  transfer_encoding,
-  expect,
-  host,
-  x_forwarded_for,
-  x_forwarded_proto,
-  x_request_id,
-  rate_limit,  // RateLimit-Limit, -Remaining, -Reset
-};
-
-Kind classify(std::string_view n) noexcept {
-  switch (n.size()) {
-    case 2:
-      return iequals(n, "te") ? Kind::hop_by_hop : Kind::other;
-    case 4:
-      return iequals(n, "host") ? Kind::host : Kind::other;
-    case 6:
-      return iequals(n, "expect") ? Kind::expect : Kind::other;
-    case 7:
-      return iequals(n, "trailer") || iequals(n, "upgrade") ? Kind::hop_by_hop : Kind::other;
-    case 10:
-      return iequals(n, "connection") || iequals(n, "keep-alive") ? Kind::hop_by_hop : Kind::other;
-    case 12:
-      return iequals(n, "x-request-id") ? Kind::x_request_id : Kind::other;
-    case 14:
-      return iequals(n, "content-length") ? Kind::content_length : Kind::other;
-    case 15:
-      if (iequals(n, "x-forwarded-for")) return Kind::x_forwarded_for;
-      return iequals(n, "ratelimit-limit") || iequals(n, "ratelimit-reset") ? Kind::rate_limit
-                                                                            : Kind::other;
-    case 16:
-      return iequals(n, "proxy-connection") ? Kind::hop_by_hop : Kind::other;
-    case 17:
-      if (iequals(n, "transfer-encoding")) return Kind::transfer_encoding;
-      return iequals(n, "x-forwarded-proto") ? Kind::x_forwarded_proto : Kind::other;
-    case 19:
-      return iequals(n, "ratelimit-remaining") ? Kind::rate_limit : Kind::other;
-    default:
-      return Kind::other;
-  }
-}
 
 // Writes a head into `out` through a cursor: the string is sized once to a bound computed
 // from the fields, filled with memcpy, and cut to length at the end -- one allocation at
@@ -130,6 +32,7 @@ class HeadWriter {
     p_ += s.size();
   }
   void put(char c) { *p_++ = c; }
+  void lines(std::string_view text) { put(text); }
   void number(std::uint64_t n) { p_ = std::to_chars(p_, p_ + 20, n).ptr; }
   void field(std::string_view name, std::string_view value) {
     put(name);
@@ -253,7 +156,6 @@ void write_upstream_request(const RequestHead& head, const RequestForwarding& fw
 
 void write_downstream_response(const ResponseHead& head, const ResponseForwarding& fwd,
                                std::string& out) {
-  const ConnectionTokens<std::vector<Field>> named(head.fields);
   const std::string_view reason = head.reason.empty() ? reason_phrase(head.status) : head.reason;
   HeadWriter w(
       out, bound_for(head.fields, reason.size() + fwd.via.size() + fwd.rate_limit_headers.size() +
@@ -263,35 +165,7 @@ void write_downstream_response(const ResponseHead& head, const ResponseForwardin
   w.put(' ');
   w.put(reason);
   w.put("\r\n");
-  for (const auto& f : head.fields) {
-    const Kind kind = classify(f.name);
-    if (fwd.upgrade && kind == Kind::hop_by_hop && iequals(f.name, "upgrade")) {
-      w.field(f.name, f.value);
-      continue;
-    }
-    switch (kind) {
-      case Kind::hop_by_hop:
-      case Kind::transfer_encoding:  // re-framed below when needed
-        continue;
-      case Kind::content_length:
-        // Passes when the body keeps its length; a chunked or close-delimited upstream body
-        // is re-framed.
-        if (fwd.chunked) continue;
-        break;
-      case Kind::rate_limit:
-        // meridian's own RateLimit-* fields replace an origin's of the same names.
-        if (!fwd.rate_limit_headers.empty()) continue;
-        break;
-      default:
-        break;
-    }
-    if (named.contains(f.name)) continue;
-    w.field(f.name, f.value);
-  }
-  w.field("Via", fwd.via);
-  w.put(fwd.rate_limit_headers);
-  if (!fwd.region.empty()) w.field("x-meridian-region", fwd.region);
-  if (!fwd.endpoint.empty()) w.field("x-meridian-endpoint", fwd.endpoint);
+  detail::for_each_response_field(head, fwd, w);
   if (fwd.chunked) w.put("Transfer-Encoding: chunked\r\n");
   if (fwd.upgrade) {
     w.put("Connection: Upgrade\r\n");

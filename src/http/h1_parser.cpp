@@ -49,6 +49,19 @@ bool is_other_http_version(std::string_view data) {
 
 }  // namespace
 
+bool is_foreign_request_line(std::string_view data) noexcept {
+  // The line ends at the first LF (a bare LF included: that is malformed HTTP/1, not another
+  // protocol); any version spelled "HTTP/..." in any case is HTTP/1's business.
+  const auto eol = data.find('\n');
+  if (eol == std::string_view::npos) return false;
+  auto line = data.substr(0, eol);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const auto first = line.find(' ');
+  const auto last = line.rfind(' ');
+  if (first == std::string_view::npos || first == last) return false;  // HTTP/0.9 or one word
+  return !iequals(line.substr(last + 1).substr(0, 5), "http/");
+}
+
 bool is_idempotent(std::string_view m) noexcept {
   return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
 }

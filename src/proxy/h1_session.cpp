@@ -296,6 +296,13 @@ bool H1Session::read_proxy_header() {
 bool H1Session::try_parse_head() {
   const std::size_t n = rq_->parser.parse_head(rq_->in.data());
   if (const auto& err = rq_->parser.error()) {
+    if (!tls_ && !h1_seen_ && http::is_foreign_request_line(rq_->in.data())) {
+      // The first bytes of a cleartext connection, which may speak h2c, are not HTTP/1 at
+      // all: an HTTP/1.1 answer would be read as a frame header by an HTTP/2 client with a
+      // broken preface (RFC 9113 3.4 wants the connection ended), so none is sent.
+      close();
+      return true;
+    }
     reply(err.status, err.reason, true);
     return true;
   }
@@ -395,6 +402,7 @@ void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
 void H1Session::begin_exchange(std::size_t head_length) {
   state_ = State::exchange;
   served_ = true;
+  h1_seen_ = true;
   const auto& head = rq_->parser.head();
   rq_->has_body = head.has_body();
   rq_->http10 = head.version == 10;

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include <boost/asio/write.hpp>
-#include <nghttp2/nghttp2.h>
 
 #include "meridian/core/log.hpp"
 #include "meridian/proxy/h2_stream.hpp"
@@ -26,116 +25,6 @@ constexpr seconds kTick{1};
 constexpr seconds kLingerTime{2};
 
 }  // namespace
-
-// nghttp2's callbacks: each finds the session in user_data and the stream by its id.
-struct H2Callbacks {
-  static H2Session& session(void* user_data) { return *static_cast<H2Session*>(user_data); }
-
-  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
-    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-      session(user_data).on_stream_begin(frame->hd.stream_id);
-    }
-    return 0;
-  }
-
-  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
-                       std::size_t name_length, const std::uint8_t* value, std::size_t value_length,
-                       std::uint8_t, void* user_data) {
-    // Trailers (a second HEADERS) are not forwarded: the upstream body is re-framed.
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-    if (auto* s = session(user_data).stream(frame->hd.stream_id)) {
-      s->on_header(std::string_view(reinterpret_cast<const char*>(name), name_length),
-                   std::string_view(reinterpret_cast<const char*>(value), value_length));
-    }
-    return 0;
-  }
-
-  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
-    auto& self = session(user_data);
-    const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-    auto* s = frame->hd.stream_id != 0 ? self.stream(frame->hd.stream_id) : nullptr;
-    switch (frame->hd.type) {
-      case NGHTTP2_HEADERS:
-        if (s == nullptr) return 0;
-        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-          s->on_headers_done(end_stream);
-        } else if (end_stream) {
-          s->on_end_stream();  // after trailers
-        }
-        return 0;
-      case NGHTTP2_DATA:
-        if (frame->hd.length == 0 && !end_stream) self.glitch();  // CVE-2019-9518
-        if (s != nullptr && end_stream) s->on_end_stream();
-        return 0;
-      case NGHTTP2_RST_STREAM:
-        if (s != nullptr && !s->answered()) self.glitch();  // CVE-2023-44487
-        return 0;
-      case NGHTTP2_PING:
-      case NGHTTP2_SETTINGS:
-        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) self.glitch();  // CVE-2019-9512, -9515
-        return 0;
-      case NGHTTP2_PRIORITY:
-        self.glitch();  // CVE-2019-9513
-        return 0;
-      default:
-        return 0;
-    }
-  }
-
-  static int on_invalid_frame(nghttp2_session*, const nghttp2_frame*, int, void* user_data) {
-    session(user_data).glitch();
-    return 0;
-  }
-
-  static int on_data_chunk(nghttp2_session* h2, std::uint8_t, std::int32_t stream_id,
-                           const std::uint8_t* data, std::size_t length, void* user_data) {
-    if (auto* s = session(user_data).stream(stream_id)) {
-      s->on_data(data, length);
-    } else {
-      nghttp2_session_consume(h2, stream_id, length);  // a refused stream's body
-    }
-    return 0;
-  }
-
-  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
-    const bool ends = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-    if (ends && (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)) {
-      if (auto* s = session(user_data).stream(frame->hd.stream_id)) s->on_response_sent();
-    }
-    return 0;
-  }
-
-  static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code,
-                             void* user_data) {
-    session(user_data).on_stream_closed(stream_id, error_code);
-    return 0;
-  }
-
-  static nghttp2_session_callbacks* make() {
-    nghttp2_session_callbacks* cb = nullptr;
-    nghttp2_session_callbacks_new(&cb);
-    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
-    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
-    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
-    return cb;
-  }
-
-  static nghttp2_option* options() {
-    nghttp2_option* opt = nullptr;
-    nghttp2_option_new(&opt);
-    // Window updates follow what the upstream took, not what arrived (bounded buffers).
-    nghttp2_option_set_no_auto_window_update(opt, 1);
-    // Explicit, although nghttp2's defaults: CONTINUATION frames per header block
-    // (CVE-2024-28182), queued SETTINGS/PING ACKs of a client that does not read.
-    nghttp2_option_set_max_continuations(opt, 8);
-    nghttp2_option_set_max_outbound_ack(opt, 1000);
-    return opt;
-  }
-};
 
 // Client I/O: through TLS when the connection has it.
 template <typename Buffers, typename Handler>
@@ -171,9 +60,9 @@ H2Session::H2Session(WorkerContext& worker, const std::string* listener_name,
 
 H2Session::~H2Session() {
   unlink();
-  // nghttp2_session_del calls no callback; the streams' exchanges are quiescent (each
+  // The codec calls nothing when destroyed; the streams' exchanges are quiescent (each
   // pending operation held this session).
-  if (h2_ != nullptr) nghttp2_session_del(h2_);
+  codec_.reset();
   open_.clear();
   retired_.clear();
   if (counted_) w_.counters->connection_closed(connections_series_);
@@ -182,22 +71,16 @@ H2Session::~H2Session() {
 }
 
 bool H2Session::setup() {
-  static nghttp2_session_callbacks* const callbacks = H2Callbacks::make();
-  static nghttp2_option* const options = H2Callbacks::options();
-  if (nghttp2_session_server_new2(&h2_, callbacks, this, options) != 0) return false;
   const auto& limits = snapshot_->config->limits;
-  const nghttp2_settings_entry settings[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(kStreamWindow)},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<std::uint32_t>(std::min<std::uint64_t>(
-                                                  limits.max_request_header_bytes, UINT32_MAX))},
-      // No RFC 7540 priority tree: closed streams are forgotten at once.
-      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
-  };
-  if (nghttp2_submit_settings(h2_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) {
-    return false;
-  }
-  return nghttp2_session_set_local_window_size(h2_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow) == 0;
+  http::h2::Settings settings;
+  settings.max_concurrent_streams = kMaxConcurrentStreams;
+  settings.stream_window = kStreamWindow;
+  settings.connection_window = kConnectionWindow;
+  settings.max_header_list = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(limits.max_request_header_bytes, UINT32_MAX));
+  codec_ = std::make_unique<http::h2::Codec>(http::h2::Codec::Role::server,
+                                             static_cast<http::h2::Events&>(*this), settings);
+  return codec_->ok();
 }
 
 void H2Session::start(std::string_view received) {
@@ -218,7 +101,7 @@ void H2Session::start(std::string_view received) {
       !feed(reinterpret_cast<const std::uint8_t*>(received.data()), received.size())) {
     return;
   }
-  if (w_.draining) go_away(NGHTTP2_NO_ERROR, true);
+  if (w_.draining) go_away(http::h2::kNoError, true);
   flush();
   read();
 }
@@ -227,10 +110,10 @@ void H2Session::start(std::string_view received) {
 // Reading
 
 void H2Session::read() {
-  if (reading_ || closed_ || !nghttp2_session_want_read(h2_)) return;
+  if (reading_ || closed_ || !codec_->want_read()) return;
   // A client that does not read what it is sent is not read either: nghttp2 would queue
   // the answers (SETTINGS and PING ACKs, RST_STREAMs) to what it keeps sending.
-  if (writing_ && nghttp2_session_want_write(h2_)) return;  // resumed when the write ends
+  if (writing_ && codec_->want_write()) return;  // resumed when the write ends
   reading_ = true;
   read_some(asio::buffer(in_.get(), kReadBuffer),
             [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
@@ -261,30 +144,27 @@ void H2Session::on_read(boost::system::error_code ec, std::size_t n) {
 
 bool H2Session::feed(const std::uint8_t* data, std::size_t n) {
   in_codec_ = true;
-  const auto rv = nghttp2_session_mem_recv(h2_, data, n);
+  const auto result = codec_->feed(data, n);
   in_codec_ = false;
-  if (rv < 0) {
-    // A connection error (bad preface, flood, too many CONTINUATION frames...): nghttp2
-    // queued a GOAWAY where the protocol has one; send it and close.
-    log::debug("listener ", *listener_name_, ": HTTP/2 connection from ", t_.peer_text,
-               " failed: ", nghttp2_strerror(static_cast<int>(rv)));
-    if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
-      close();
-      return false;
-    }
-    go_away(rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ? NGHTTP2_ENHANCE_YOUR_CALM
-                                                     : NGHTTP2_PROTOCOL_ERROR,
-            false);
+  if (result == http::h2::Codec::Feed::ok) return !closed_;
+  // A connection error (bad preface, flood, a frame on a closed stream...): the codec queued
+  // a GOAWAY where the protocol has one; send it and close.
+  log::debug("listener ", *listener_name_, ": HTTP/2 connection from ", t_.peer_text,
+             " failed: ", codec_->error());
+  if (result == http::h2::Codec::Feed::close) {
+    close();
     return false;
   }
-  return !closed_;
+  going_away_ = true;
+  flush();
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------
 // Writing
 
 void H2Session::flush() {
-  if (closed_ || h2_ == nullptr) return;
+  if (closed_ || codec_ == nullptr) return;
   if (in_codec_ || flushing_ || writing_) {
     flush_again_ = true;  // picked up when the current call or write returns
     return;
@@ -294,18 +174,12 @@ void H2Session::flush() {
   do {
     flush_again_ = false;
     run_acks();
-    while (out_.size() < kWriteBatch) {
-      const std::uint8_t* data = nullptr;
-      const auto n = nghttp2_session_mem_send(h2_, &data);
-      if (n < 0) {
-        log::debug("listener ", *listener_name_, ": HTTP/2 send to ", t_.peer_text,
-                   " failed: ", nghttp2_strerror(static_cast<int>(n)));
-        flushing_ = false;
-        close();
-        return;
-      }
-      if (n == 0) break;
-      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    if (!codec_->produce(out_, kWriteBatch)) {
+      log::debug("listener ", *listener_name_, ": HTTP/2 send to ", t_.peer_text,
+                 " failed: ", codec_->error());
+      flushing_ = false;
+      close();
+      return;
     }
   } while ((flush_again_ || !acks_.empty()) && out_.size() < kWriteBatch && !closed_);
   flushing_ = false;
@@ -327,7 +201,7 @@ void H2Session::flush() {
           });
     return;
   }
-  if (!nghttp2_session_want_read(h2_) && !nghttp2_session_want_write(h2_)) close();
+  if (!codec_->want_read() && !codec_->want_write()) close();
 }
 
 void H2Session::run_acks() {
@@ -341,14 +215,9 @@ void H2Session::run_acks() {
 }
 
 void H2Session::go_away(std::uint32_t error_code, bool graceful) {
-  if (closed_ || h2_ == nullptr) return;
-  if (graceful) {
-    if (going_away_) return;
-    nghttp2_submit_goaway(h2_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2_),
-                          NGHTTP2_NO_ERROR, nullptr, 0);
-  } else {
-    nghttp2_session_terminate_session(h2_, error_code);
-  }
+  if (closed_ || codec_ == nullptr) return;
+  if (graceful && going_away_) return;
+  codec_->go_away(error_code, graceful);
   going_away_ = true;
   flush();
 }
@@ -363,7 +232,7 @@ void H2Session::glitch() {
             " exceeded the protocol abuse budget (resets, PING/SETTINGS/PRIORITY floods); "
             "closing with ENHANCE_YOUR_CALM");
   glitch_tokens_ = kGlitchBurst;  // one GOAWAY, not one per further frame
-  go_away(NGHTTP2_ENHANCE_YOUR_CALM, false);
+  go_away(http::h2::kEnhanceYourCalm, false);
 }
 
 void H2Session::linger_close() {
@@ -405,7 +274,7 @@ void H2Session::close() {
   // The streams end with the connection: exchanges are aborted, unanswered requests are
   // logged 499 (as nginx logs a client that left).
   for (auto& s : open_) {
-    s->on_closed(NGHTTP2_CANCEL);
+    s->on_closed(http::h2::kCancel);
     retired_.push_back(std::move(s));
   }
   open_.clear();
@@ -422,30 +291,63 @@ void H2Session::close() {
 // Streams
 
 H2Stream* H2Session::stream(std::int32_t id) {
-  if (h2_ == nullptr) return nullptr;
-  return static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(h2_, id));
+  if (codec_ == nullptr) return nullptr;
+  return static_cast<H2Stream*>(codec_->user(id));
 }
 
-void H2Session::on_stream_begin(std::int32_t id) {
+bool H2Session::on_stream_open(std::int32_t id) {
   // Streams whose exchange still winds down count too: resetting streams buys no more
   // concurrent upstream work than the limit.
   if (open_.size() + retired_.size() >= 2 * kMaxConcurrentStreams) {
-    nghttp2_submit_rst_stream(h2_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
     glitch();
-    return;
+    return false;  // REFUSED_STREAM
   }
   refresh_snapshot();
   auto s = std::make_unique<H2Stream>(*this, id);
-  nghttp2_session_set_stream_user_data(h2_, id, s.get());
+  codec_->set_user(id, s.get());
   open_.push_back(std::move(s));
-  if (listener_removed_) go_away(NGHTTP2_NO_ERROR, true);  // this stream is still served
+  if (listener_removed_) go_away(http::h2::kNoError, true);  // this stream is still served
+  return true;
 }
 
-void H2Session::on_stream_closed(std::int32_t id, std::uint32_t error_code) {
-  auto* s = stream(id);
-  if (s == nullptr) return;
+void H2Session::on_field(void* user, http::h2::Block block, std::string_view name,
+                         std::string_view value) {
+  // Request trailers are not forwarded (yet): the body goes upstream re-framed.
+  if (block == http::h2::Block::request) static_cast<H2Stream*>(user)->on_header(name, value);
+}
+
+void H2Session::on_block_end(void* user, http::h2::Block block, bool end_stream) {
+  auto* s = static_cast<H2Stream*>(user);
+  if (block == http::h2::Block::request) {
+    s->on_headers_done(end_stream);
+  } else if (end_stream) {
+    s->on_end_stream();  // after trailers
+  }
+}
+
+void H2Session::on_data(void* user, const std::uint8_t* data, std::size_t n) {
+  static_cast<H2Stream*>(user)->on_data(data, n);
+}
+
+void H2Session::on_end_stream(void* user) {
+  static_cast<H2Stream*>(user)->on_end_stream();
+}
+
+void H2Session::on_sent_end(void* user) {
+  static_cast<H2Stream*>(user)->on_response_sent();
+}
+
+void H2Session::on_peer_reset(void* user, std::uint32_t) {
+  if (!static_cast<H2Stream*>(user)->answered()) glitch();  // CVE-2023-44487
+}
+
+http::h2::Pull H2Session::pull(void* user, std::uint8_t* buffer, std::size_t max) {
+  return static_cast<H2Stream*>(user)->read_response(buffer, max);
+}
+
+void H2Session::on_stream_closed(void* user, std::uint32_t error_code) {
+  auto* s = static_cast<H2Stream*>(user);
   s->on_closed(error_code);
-  nghttp2_session_set_stream_user_data(h2_, id, nullptr);
   // Destroyed later, from a handler of this session's own (reap_retired): a stream's or its
   // exchange's code may be on the stack right now.
   const auto it =
@@ -489,7 +391,7 @@ void H2Session::on_deadline() {
   }
   reap_retired();
   refresh_snapshot();
-  if (listener_removed_) go_away(NGHTTP2_NO_ERROR, true);
+  if (listener_removed_) go_away(http::h2::kNoError, true);
   const auto now = net::Clock::now();
   const auto& limits = snapshot_->config->limits;
   if (writing_ && now - write_since_ >= limits.idle_timeout) {
@@ -500,9 +402,9 @@ void H2Session::on_deadline() {
     close();
     return;
   }
-  const bool first = nghttp2_session_get_last_proc_stream_id(h2_) == 0;
+  const bool first = codec_->last_peer_stream() == 0;
   if (open_.empty() && now - idle_since_ >= (first ? limits.header_timeout : limits.idle_timeout)) {
-    go_away(NGHTTP2_NO_ERROR, true);  // idle_timeout: no stream is open
+    go_away(http::h2::kNoError, true);  // idle_timeout: no stream is open
   }
   if (going_away_ && open_.empty() && !writing_) {
     linger_close();  // the GOAWAY went out: nothing is left to serve
@@ -512,7 +414,7 @@ void H2Session::on_deadline() {
 }
 
 void H2Session::on_drain() {
-  go_away(NGHTTP2_NO_ERROR, true);
+  go_away(http::h2::kNoError, true);
 }
 
 }  // namespace meridian::proxy

@@ -3,8 +3,6 @@
 #include <charconv>
 #include <cstring>
 
-#include <nghttp2/nghttp2.h>
-
 #include "meridian/http/forwarding.hpp"
 #include "meridian/proxy/h2_session.hpp"
 #include "meridian/proxy/request_flow.hpp"
@@ -20,17 +18,12 @@ std::uint64_t total_size(const http::BodySlices& slices) {
   return n;
 }
 
-nghttp2_nv nv(std::string_view name, std::string_view value) {
-  // nghttp2 copies names and values when the response is submitted.
-  return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
-ssize_t read_response_callback(nghttp2_session*, std::int32_t, std::uint8_t* buf,
-                               std::size_t length, std::uint32_t* data_flags,
-                               nghttp2_data_source* source, void*) {
-  return static_cast<H2Stream*>(source->ptr)->read_response(buf, length, data_flags);
+// What a header block weighs in the access log's byte count: as much as its HTTP/1.1 text.
+std::uint64_t block_bytes(const http::h2::FieldBlock& b) {
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < b.size(); ++i)
+    n += b.name(i).size() + b.value(i).size() + 4;
+  return n;
 }
 
 }  // namespace
@@ -156,25 +149,26 @@ void H2Stream::start_exchange() {
   state_ = State::exchange;
   if (rq_->expect_continue) {
     // The body is welcome: say so at once (RFC 9110 10.1.1), as for HTTP/1.1.
-    const nghttp2_nv fields[] = {nv(":status", "100")};
-    nghttp2_submit_headers(s_.codec(), NGHTTP2_FLAG_NONE, id_, nullptr, fields, 1, nullptr);
+    response_.clear();
+    response_.add_status(100);
+    s_.codec().submit_informational(id_, response_);
   }
   rq_->exchange.start(rq_->exchange_request);
   s_.flush();
 }
 
 void H2Stream::on_data(const std::uint8_t* data, std::size_t n) {
-  auto* h2 = s_.codec();
+  auto& codec = s_.codec();
   body_received_ += n;
   const auto max_body = snapshot_->config->limits.max_request_body_bytes;
   if (state_ != State::exchange && state_ != State::limiting) {
-    nghttp2_session_consume(h2, id_, n);  // answered already: the rest is not wanted
+    codec.consume(id_, n);  // answered already: the rest is not wanted
     return;
   }
   if (max_body != 0 && body_received_ > max_body) {
-    nghttp2_session_consume(h2, id_, n);
+    codec.consume(id_, n);
     if (rq_->response_head_sent) {
-      reset(NGHTTP2_CANCEL);
+      reset(http::h2::kCancel);
     } else {
       reply(413, "request body too large");
     }
@@ -182,13 +176,13 @@ void H2Stream::on_data(const std::uint8_t* data, std::size_t n) {
   }
   // The connection's window reopens at once (the per-stream window bounds the buffer); the
   // stream's only when the upstream took the bytes (on_request_body_wanted).
-  nghttp2_session_consume_connection(h2, n);
+  codec.consume_connection(n);
   auto& in = rq_->in;
   if (in.tail_size() < n && body_given_ == 0) in.compact();
   if (in.tail_size() < n) {
     // Cannot happen while the client respects the window (nghttp2 enforces it): begin()
     // reserved a window's worth, and on_request_body_wanted() compacts.
-    reset(NGHTTP2_FLOW_CONTROL_ERROR);
+    reset(http::h2::kFlowControlError);
     return;
   }
   std::memcpy(in.tail(), data, n);
@@ -205,7 +199,7 @@ void H2Stream::on_request_body_wanted() {
   if (body_given_ != 0) {
     rq_->in.consume(body_given_);
     rq_->in.compact();  // no piece is held: the window's worth of room is at the tail again
-    nghttp2_session_consume_stream(s_.codec(), id_, body_given_);
+    s_.codec().consume_stream(id_, body_given_);
     body_given_ = 0;
     s_.flush();  // the WINDOW_UPDATE
   }
@@ -227,19 +221,7 @@ void H2Stream::pump_request_body() {
 // Response
 
 bool H2Stream::submit_head(bool has_body) {
-  if (!http::to_h2_response(rq_->down_head, response_)) return false;
-  thread_local std::vector<nghttp2_nv> fields;
-  fields.clear();
-  char status[4];
-  std::to_chars(status, status + 3, response_.status);
-  fields.push_back(nv(":status", std::string_view(status, 3)));
-  for (const auto& f : response_.fields)
-    fields.push_back(nv(f.name, f.value));
-  nghttp2_data_provider provider{};
-  provider.source.ptr = this;
-  provider.read_callback = read_response_callback;
-  return nghttp2_submit_response(s_.codec(), id_, fields.data(), fields.size(),
-                                 has_body ? &provider : nullptr) == 0;
+  return s_.codec().submit_response(id_, response_, has_body);
 }
 
 void H2Stream::on_response_data(const http::ResponseHead* head, const http::BodySlices& body,
@@ -262,12 +244,12 @@ void H2Stream::on_response_data(const http::ResponseHead* head, const http::Body
         named ? std::string_view(endpoint->address) : std::string_view{},
         rq_->limit_headers,
         false};
-    http::write_downstream_response(*head, fwd, rq_->down_head);
+    http::encode_response(*head, fwd, response_);
     rq_->response_status = head->status;
-    rq_->bytes_out += rq_->down_head.size();
+    rq_->bytes_out += block_bytes(response_);
     const bool empty = done && total_size(body) == 0;
     if (!submit_head(!empty)) {
-      reset(NGHTTP2_INTERNAL_ERROR);
+      reset(http::h2::kInternalError);
       return;
     }
     rq_->response_head_sent = true;
@@ -277,12 +259,12 @@ void H2Stream::on_response_data(const http::ResponseHead* head, const http::Body
     }
   } else if (deferred_) {
     deferred_ = false;
-    nghttp2_session_resume_data(s_.codec(), id_);
+    s_.codec().resume(id_);
   }
   s_.flush();
 }
 
-long H2Stream::read_response(std::uint8_t* buf, std::size_t length, std::uint32_t* data_flags) {
+http::h2::Pull H2Stream::read_response(std::uint8_t* buf, std::size_t length) {
   std::size_t n = 0;
   while (out_ != nullptr && out_slice_ < out_->size() && n < length) {
     const auto piece = (*out_)[out_slice_].substr(out_offset_);
@@ -296,21 +278,21 @@ long H2Stream::read_response(std::uint8_t* buf, std::size_t length, std::uint32_
     }
   }
   rq_->bytes_out += n;
-  if (out_ != nullptr && out_slice_ < out_->size()) return static_cast<long>(n);
-  // Every piece is framed: the exchange may reuse its buffer (after this nghttp2 call).
+  http::h2::Pull pull;
+  pull.length = n;
+  if (out_ != nullptr && out_slice_ < out_->size()) return pull;
+  // Every piece is framed: the exchange may reuse its buffer (after this codec call).
   if (delivery_pending_) {
     delivery_pending_ = false;
     queue_delivery();
   }
   if (out_done_) {
-    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-    return static_cast<long>(n);
-  }
-  if (n == 0) {
+    pull.end = true;
+  } else if (n == 0) {
     deferred_ = true;  // resumed by the next on_response_data
-    return NGHTTP2_ERR_DEFERRED;
+    pull.deferred = true;
   }
-  return static_cast<long>(n);
+  return pull;
 }
 
 void H2Stream::queue_delivery() {
@@ -328,12 +310,12 @@ void H2Stream::on_response_sent() {
   response_finished_ = true;
   // RFC 9113 8.1: a complete response before the whole request; the client is asked to
   // stop sending, without error.
-  if (!end_stream_) nghttp2_submit_rst_stream(s_.codec(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_NO_ERROR);
+  if (!end_stream_) s_.codec().reset(id_, http::h2::kNoError);
 }
 
 void H2Stream::on_exchange_done() {
   if (body_given_ != 0) {
-    if (state_ != State::closed) nghttp2_session_consume_stream(s_.codec(), id_, body_given_);
+    if (state_ != State::closed) s_.codec().consume_stream(id_, body_given_);
     rq_->in.consume(body_given_);
     body_given_ = 0;
   }
@@ -344,12 +326,12 @@ void H2Stream::on_exchange_done() {
 
 void H2Stream::on_exchange_failed(unsigned status, std::string_view cause, bool retry_after) {
   if (body_given_ != 0) {
-    nghttp2_session_consume_stream(s_.codec(), id_, body_given_);
+    s_.codec().consume_stream(id_, body_given_);
     rq_->in.consume(body_given_);
     body_given_ = 0;
   }
   if (rq_->response_head_sent) {
-    reset(NGHTTP2_INTERNAL_ERROR);  // the client has part of a response: it is cut
+    reset(http::h2::kInternalError);  // the client has part of a response: it is cut
     return;
   }
   if (retry_after) rq_->limit_headers.append("Retry-After: 1\r\n");
@@ -358,20 +340,21 @@ void H2Stream::on_exchange_failed(unsigned status, std::string_view cause, bool 
 
 void H2Stream::reply(unsigned status, std::string_view cause, std::string_view extra_headers) {
   rq_->exchange.abort();
-  http::write_local_reply(status, cause, false, snapshot_->via, extra_headers, rq_->down_head);
+  http::encode_local_reply(status, cause, snapshot_->via, extra_headers, response_);
+  local_text_ = http::local_reply_body(cause);
   rq_->response_status = status;
-  rq_->bytes_out = rq_->down_head.size();
+  rq_->bytes_out = block_bytes(response_) + local_text_.size();
   record(status);
   state_ = State::replying;
   // A client that never opens its window for the answer (SETTINGS_INITIAL_WINDOW_SIZE 0)
   // does not hold the stream longer than this.
   expires_at(net::Clock::now() + snapshot_->config->limits.idle_timeout);
   if (!submit_head(true)) {
-    reset(NGHTTP2_INTERNAL_ERROR);
+    reset(http::h2::kInternalError);
     return;
   }
   rq_->response_head_sent = true;
-  local_body_.assign(1, response_.body);
+  local_body_.assign(1, local_text_);
   out_ = &local_body_;
   out_slice_ = out_offset_ = 0;
   out_done_ = true;
@@ -384,7 +367,7 @@ void H2Stream::reset(std::uint32_t error_code) {
   rq_->exchange.abort();
   state_ = State::done;
   clear();
-  nghttp2_submit_rst_stream(s_.codec(), NGHTTP2_FLAG_NONE, id_, error_code);
+  s_.codec().reset(id_, error_code);
   s_.flush();
 }
 
@@ -417,7 +400,7 @@ void H2Stream::on_deadline() {
       // A header block left unfinished (HEADERS without END_HEADERS): the connection can
       // carry nothing else until it ends.
       clear();
-      s_.go_away(NGHTTP2_PROTOCOL_ERROR, false);
+      s_.go_away(http::h2::kProtocolError, false);
       return;
     case State::limiting:
       if (now < rq_->deadline) {
@@ -431,7 +414,7 @@ void H2Stream::on_deadline() {
       if (now < rq_->deadline) {
         expires_at(rq_->deadline);
       } else if (rq_->response_head_sent) {
-        reset(NGHTTP2_INTERNAL_ERROR);
+        reset(http::h2::kInternalError);
       } else if (!request_complete()) {
         reply(408, "request body not received within the route timeout");
       } else {
@@ -440,7 +423,7 @@ void H2Stream::on_deadline() {
       }
       return;
     case State::replying:
-      reset(NGHTTP2_CANCEL);  // the answer could not go out within idle_timeout
+      reset(http::h2::kCancel);  // the answer could not go out within idle_timeout
       return;
     case State::done:
     case State::closed:

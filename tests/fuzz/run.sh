@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ ${#targets[@]} -gt 0 ] || targets=(h1_request chunked config proxy_protocol h2_session)
+[ ${#targets[@]} -gt 0 ] || targets=(h1_request chunked config proxy_protocol h2_session h2_codec)
 
 bash tests/install-deps.sh clang libclang-rt-14-dev
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -124,6 +124,20 @@ class MalformedTest(OneOriginTestCase):
     def test_garbage_version_400(self):
         self.refused(b"GET /v HTTP/1.x\r\n" + H + b"\r\n")
 
+    def test_first_line_not_http1_at_all_is_closed_without_an_answer(self):
+        # The cleartext port also takes h2c: an HTTP/2 client whose preface is broken must
+        # not get HTTP/1.1 text, which it would read as a frame header (h2spec 3.5/2).
+        res = raw_exchange(self.host, self.port, b"INVALID CONNECTION PREFACE\r\n\r\n",
+                           timeout=5)
+        self.assertEqual(res.data, b"")
+        self.assertNotEqual(res.ended, "timeout", "meridian did not close the connection")
+        self.assert_origin_untouched()
+        # Not on a kept-alive connection's later requests: there the client spoke HTTP/1.
+        res = raw_exchange(self.host, self.port, b"GET /first HTTP/1.1\r\n" + H + b"\r\n"
+                           b"INVALID LATER LINE\r\n\r\n", timeout=5)
+        responses, _ = parse_responses(res.data)
+        self.assertEqual([r.status for r in responses], [200, 400])
+
     # ---- pipelining ----------------------------------------------------------------------
 
     def test_pipelined_valid_then_malformed(self):

@@ -139,6 +139,11 @@ using ResponseParser = H1Parser<false>;
 extern template class H1Parser<true>;
 extern template class H1Parser<false>;
 
+// True when `data` begins with a complete first line of three or more words whose last one
+// does not begin with "HTTP/": not an HTTP/1 request line at all, but a client speaking
+// something else (an HTTP/2 client whose connection preface is broken, say).
+bool is_foreign_request_line(std::string_view data) noexcept;
+
 // True when `host` is a valid Host value: reg-name, IPv4 or [IPv6], optional :port.
 bool is_valid_host(std::string_view host) noexcept;
 

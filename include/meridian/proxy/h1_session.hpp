@@ -177,6 +177,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   bool tls_pending_ : 1 = false;           // a TLS listener: the handshake is still to start
   bool tls_handshaking_ : 1 = false;       // no HTTP may be written before it completes
   bool served_ : 1 = false;           // a request began: the HTTP/2 preface is no longer expected
+  bool h1_seen_ : 1 = false;          // a request head parsed: the client speaks HTTP/1
   net::CompactAddress peer_address_;  // as accept(2) reported it
   // Room for the wait for readability (104 bytes with net::TcpSocket; checked by
   // tests/unit/net/inline_op_storage_test.cpp).

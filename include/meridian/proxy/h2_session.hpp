@@ -1,7 +1,8 @@
 // One downstream HTTP/2 connection (RFC 9113): TLS with ALPN h2, or cleartext with
-// the prior-knowledge preface. nghttp2 is the codec (framing, HPACK, flow control, RFC 9113
-// field checks); this class does the I/O, and each stream is an H2Stream that drives the
-// same Exchange and request logic (request_flow.hpp) as an HTTP/1.1 request.
+// the prior-knowledge preface. http::h2::Codec (over nghttp2) does the framing, HPACK, flow
+// control and RFC 9113 checks; this class does the I/O and implements the codec's events, and
+// each stream is an H2Stream that drives the same Exchange and request logic
+// (request_flow.hpp) as an HTTP/1.1 request.
 //
 // Bounded memory: SETTINGS_MAX_CONCURRENT_STREAMS (100), a 64 KiB receive window per stream
 // whose bytes are acknowledged to the client only once the upstream took them (so a
@@ -36,13 +37,12 @@
 
 #include <boost/asio/ssl/stream.hpp>
 
+#include "meridian/http/h2/codec.hpp"
 #include "meridian/net/compact_address.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/net/socket.hpp"
 #include "meridian/proxy/snapshot.hpp"
 #include "meridian/proxy/worker_context.hpp"
-
-struct nghttp2_session;
 
 namespace meridian::proxy {
 
@@ -60,7 +60,9 @@ struct H2Transport {
   std::string peer_text;
 };
 
-class H2Session final : public std::enable_shared_from_this<H2Session>, private net::Deadline {
+class H2Session final : public std::enable_shared_from_this<H2Session>,
+                        private net::Deadline,
+                        private http::h2::Events {
  public:
   static constexpr std::uint32_t kMaxConcurrentStreams = 100;
   static constexpr std::int32_t kStreamWindow = 64 * 1024;
@@ -79,7 +81,7 @@ class H2Session final : public std::enable_shared_from_this<H2Session>, private 
 
   // -- for H2Stream
   WorkerContext& worker() { return w_; }
-  nghttp2_session* codec() { return h2_; }
+  http::h2::Codec& codec() { return *codec_; }
   // The snapshot new streams pin, and the listener's index in it.
   const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
   int listener_index() const { return listener_index_; }
@@ -100,8 +102,6 @@ class H2Session final : public std::enable_shared_from_this<H2Session>, private 
   void go_away(std::uint32_t error_code, bool graceful);
 
  private:
-  friend struct H2Callbacks;  // nghttp2's callbacks, in h2_session.cpp
-
   template <typename Buffers, typename Handler>
   void read_some(const Buffers& buffers, Handler&& handler);
   template <typename Buffers, typename Handler>
@@ -120,9 +120,20 @@ class H2Session final : public std::enable_shared_from_this<H2Session>, private 
 
   // -- streams
   H2Stream* stream(std::int32_t id);
-  void on_stream_begin(std::int32_t id);
-  void on_stream_closed(std::int32_t id, std::uint32_t error_code);
   void reap_retired();
+
+  // -- http::h2::Events
+  bool on_stream_open(std::int32_t id) override;
+  void on_field(void* user, http::h2::Block block, std::string_view name,
+                std::string_view value) override;
+  void on_block_end(void* user, http::h2::Block block, bool end_stream) override;
+  void on_data(void* user, const std::uint8_t* data, std::size_t n) override;
+  void on_end_stream(void* user) override;
+  void on_sent_end(void* user) override;
+  void on_peer_reset(void* user, std::uint32_t error_code) override;
+  void on_stream_closed(void* user, std::uint32_t error_code) override;
+  http::h2::Pull pull(void* user, std::uint8_t* buffer, std::size_t max) override;
+  void on_glitch() override { glitch(); }
 
   // -- net::Deadline
   void on_deadline() override;
@@ -136,7 +147,7 @@ class H2Session final : public std::enable_shared_from_this<H2Session>, private 
   int listener_index_;
   H2Transport t_;
   metrics::SeriesId connections_series_ = 0;
-  nghttp2_session* h2_ = nullptr;
+  std::unique_ptr<http::h2::Codec> codec_;
 
   std::unique_ptr<std::uint8_t[]> in_;
   std::string out_;  // the batch being written
@@ -153,7 +164,7 @@ class H2Session final : public std::enable_shared_from_this<H2Session>, private 
   bool writing_ = false;
   bool flushing_ = false;
   bool flush_again_ = false;
-  bool in_codec_ = false;  // inside nghttp2_session_mem_recv: no mem_send now
+  bool in_codec_ = false;  // inside Codec::feed: no produce() now
   bool going_away_ = false;
   bool lingering_ = false;
   bool closed_ = false;

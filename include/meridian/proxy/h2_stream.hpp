@@ -12,7 +12,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "meridian/http/h2_message.hpp"
+#include "meridian/http/h2/codec.hpp"
+#include "meridian/http/h2/message.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/proxy/exchange.hpp"
 #include "meridian/proxy/request_state.hpp"
@@ -37,8 +38,8 @@ class H2Stream final : private ExchangeSink, private ratelimit::StoreWaiter, pri
   void on_headers_done(bool end_stream);
   void on_data(const std::uint8_t* data, std::size_t n);
   void on_end_stream();
-  // nghttp2 asks for the next DATA frame's payload (its data source read callback).
-  long read_response(std::uint8_t* buf, std::size_t length, std::uint32_t* data_flags);
+  // The codec asks for the next DATA frame's payload.
+  http::h2::Pull read_response(std::uint8_t* buf, std::size_t length);
   // A frame ending the stream on our side went out.
   void on_response_sent();
   // The stream closed (answered, reset by either side, or the connection ends).
@@ -63,8 +64,7 @@ class H2Stream final : private ExchangeSink, private ratelimit::StoreWaiter, pri
   void pump_request_body();
   // A response meridian gives itself, ending the stream.
   void reply(unsigned status, std::string_view cause, std::string_view extra_headers = {});
-  // Submits the response HEADERS for rq_->down_head (an HTTP/1.1 head) with or without a
-  // body to pull.
+  // Submits the response HEADERS in response_ with or without a body to pull.
   bool submit_head(bool has_body);
   void reset(std::uint32_t error_code);
   // The exchange's last pieces are framed: response_delivered() once nghttp2 returned.
@@ -97,7 +97,7 @@ class H2Stream final : private ExchangeSink, private ratelimit::StoreWaiter, pri
   State state_ = State::headers;
   std::unique_ptr<RequestState> rq_;
   http::H2RequestBuilder request_;
-  http::H2ResponseFields response_;
+  http::h2::FieldBlock response_;
 
   bool store_pending_ = false;  // the store will call on_store_outcome(store_tag_)
   std::uint64_t store_tag_ = 0;
@@ -110,13 +110,14 @@ class H2Stream final : private ExchangeSink, private ratelimit::StoreWaiter, pri
 
   // Response: the pieces being framed, and where framing stands in them.
   const http::BodySlices* out_ = nullptr;
-  http::BodySlices local_body_;  // a local reply's body
+  std::string local_text_;       // a local reply's body
+  http::BodySlices local_body_;  // ... as the one piece to frame
   std::size_t out_slice_ = 0;
   std::size_t out_offset_ = 0;
   bool out_done_ = false;          // the pieces end the response
   bool delivery_pending_ = false;  // the exchange waits for response_delivered()
   bool delivery_queued_ = false;   // ... which H2Session::run_acks will call (deliver())
-  bool deferred_ = false;          // nghttp2 was told to wait for more (NGHTTP2_ERR_DEFERRED)
+  bool deferred_ = false;          // the codec was told to wait for more (Pull::deferred)
   bool response_finished_ = false;
 };
 

@@ -1323,3 +1323,19 @@ TEST(ResponseParser, InvalidResponsesAre502) {
 
 }  // namespace
 }  // namespace meridian::http
+
+namespace meridian::http {
+namespace {
+
+TEST(ForeignRequestLine, OnlyLinesThatAreNotHttp1AtAll) {
+  EXPECT_TRUE(is_foreign_request_line("INVALID CONNECTION PREFACE\r\n\r\n"));
+  EXPECT_TRUE(is_foreign_request_line("A B C D\r\n"));
+  EXPECT_FALSE(is_foreign_request_line("GET /v HTTP/1.x\r\n"));         // malformed HTTP/1: 400
+  EXPECT_FALSE(is_foreign_request_line("GET /a http/1.1\r\n"));         // ... in any case
+  EXPECT_FALSE(is_foreign_request_line("GET /a HTTP/1.1\nHost: x\n"));  // bare LF
+  EXPECT_FALSE(is_foreign_request_line("GET /\r\n"));                   // HTTP/0.9
+  EXPECT_FALSE(is_foreign_request_line("INVALID CONNECTION"));          // line not complete
+}
+
+}  // namespace
+}  // namespace meridian::http

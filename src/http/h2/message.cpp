@@ -1,8 +1,10 @@
-#include "meridian/http/h2_message.hpp"
+#include "meridian/http/h2/message.hpp"
 
 #include <charconv>
 
 #include "meridian/http/forwarding.hpp"
+
+#include "http/header_rules.hpp"
 
 namespace meridian::http {
 
@@ -143,36 +145,47 @@ void H2RequestBuilder::finish(bool has_body) {
   }
 }
 
-bool to_h2_response(std::string_view text, H2ResponseFields& out) {
-  out.fields.clear();
-  out.store.clear();
-  out.status = 0;
-  out.body = {};
-  const auto head_end = text.find("\r\n\r\n");
-  if (head_end == std::string_view::npos || text.size() < 12) return false;
-  out.body = text.substr(head_end + 4);
-  const auto status = text.substr(9, 3);
-  if (std::from_chars(status.data(), status.data() + 3, out.status).ec != std::errc()) return false;
-  // The names in lower case are copied once; values stay views into `text`'s copy.
-  out.store.assign(text.substr(0, head_end + 2));
-  std::string_view rest(out.store);
-  rest.remove_prefix(rest.find("\r\n") + 2);
-  while (!rest.empty()) {
-    const auto eol = rest.find("\r\n");
-    const auto line = rest.substr(0, eol);
-    rest.remove_prefix(eol + 2);
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos) return false;
-    const auto name = line.substr(0, colon);
-    // RFC 9113 8.2.2: the HTTP/1.1 connection-specific fields have no place in HTTP/2.
-    if (is_hop_by_hop(name) || iequals(name, "transfer-encoding")) continue;
-    auto* p = const_cast<char*>(name.data());
-    for (std::size_t i = 0; i < name.size(); ++i) {
-      if (p[i] >= 'A' && p[i] <= 'Z') p[i] = static_cast<char>(p[i] + 32);
-    }
-    out.fields.push_back(Field{name, trim_ows(line.substr(colon + 1))});
+namespace {
+
+// Collects the fields the header rules let through, lower-cased, without the HTTP/1.1
+// connection-specific ones (the rules already dropped the hop-by-hop fields).
+struct H2Fields {
+  h2::FieldBlock& out;
+  void field(std::string_view name, std::string_view value) {
+    if (iequals(name, "transfer-encoding")) return;
+    out.add(name, value);
   }
-  return true;
+  void lines(std::string_view text) {
+    detail::for_each_line(text, [this](std::string_view n, std::string_view v) { field(n, v); });
+  }
+};
+
+}  // namespace
+
+void encode_response(const ResponseHead& head, const ResponseForwarding& fwd, h2::FieldBlock& out) {
+  out.clear();
+  out.add_status(head.status);
+  H2Fields fields{out};
+  detail::for_each_response_field(head, fwd, fields);
+}
+
+void encode_local_reply(unsigned status, std::string_view cause, std::string_view via,
+                        std::string_view extra_headers, h2::FieldBlock& out) {
+  out.clear();
+  out.add_status(status);
+  out.add("content-type", "text/plain");
+  char digits[24];
+  const auto r = std::to_chars(digits, digits + sizeof digits, cause.size() + 1);
+  out.add("content-length", std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
+  if (!via.empty()) out.add("via", via);
+  H2Fields fields{out};
+  fields.lines(extra_headers);
+}
+
+std::string local_reply_body(std::string_view cause) {
+  std::string body(cause);
+  body.push_back('\n');
+  return body;
 }
 
 }  // namespace meridian::http

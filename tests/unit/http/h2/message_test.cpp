@@ -1,4 +1,4 @@
-#include "meridian/http/h2_message.hpp"
+#include "meridian/http/h2/message.hpp"
 
 #include <string>
 
@@ -160,39 +160,63 @@ TEST(H2RequestBuilder, ResetStartsOver) {
   EXPECT_EQ(r.b.head().path, "/again");
 }
 
-TEST(ToH2Response, LowerCasesNamesAndDropsConnectionFields) {
-  const std::string head =
-      "HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-      "Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nX-Custom:  v \r\n"
-      "Via: 1.1 edge\r\n\r\nbody";
-  H2ResponseFields out;
-  ASSERT_TRUE(to_h2_response(head, out));
-  EXPECT_EQ(out.status, 201u);
-  ASSERT_EQ(out.fields.size(), 3u);
-  EXPECT_EQ(out.fields[0].name, "content-type");
-  EXPECT_EQ(out.fields[0].value, "text/plain");
-  EXPECT_EQ(out.fields[1].name, "x-custom");
-  EXPECT_EQ(out.fields[1].value, "v");
-  EXPECT_EQ(out.fields[2].name, "via");
-  EXPECT_EQ(out.body, "body");
+std::vector<std::pair<std::string, std::string>> fields_of(const h2::FieldBlock& b) {
+  std::vector<std::pair<std::string, std::string>> v;
+  for (std::size_t i = 0; i < b.size(); ++i)
+    v.emplace_back(b.name(i), b.value(i));
+  return v;
 }
 
-TEST(ToH2Response, LocalReplyKeepsItsBody) {
-  std::string text;
-  write_local_reply(429, "rate limit exceeded", false, "1.1 edge", "Retry-After: 3\r\n", text);
-  H2ResponseFields out;
-  ASSERT_TRUE(to_h2_response(text, out));
-  EXPECT_EQ(out.status, 429u);
-  EXPECT_EQ(out.body, "rate limit exceeded\n");
-  bool retry_after = false;
-  for (const auto& f : out.fields)
-    retry_after |= f.name == "retry-after" && f.value == "3";
-  EXPECT_TRUE(retry_after);
+TEST(EncodeResponse, LowerCasesNamesAndDropsConnectionFields) {
+  ResponseHead head;
+  head.status = 201;
+  head.fields = {{"Content-Type", "text/plain"},
+                 {"Connection", "close, X-Gone"},
+                 {"Keep-Alive", "timeout=5"},
+                 {"Transfer-Encoding", "chunked"},
+                 {"X-Gone", "1"},
+                 {"X-Custom", "v"}};
+  head.chunked = true;
+  ResponseForwarding fwd;
+  fwd.via = "1.1 edge";
+  fwd.rate_limit_headers = "RateLimit-Limit: 5\r\nRateLimit-Remaining: 4\r\n";
+  fwd.region = "eu";
+  h2::FieldBlock out;
+  encode_response(head, fwd, out);
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(fields_of(out), (std::vector<P>{{":status", "201"},
+                                            {"content-type", "text/plain"},
+                                            {"x-custom", "v"},
+                                            {"via", "1.1 edge"},
+                                            {"ratelimit-limit", "5"},
+                                            {"ratelimit-remaining", "4"},
+                                            {"x-meridian-region", "eu"}}));
 }
 
-TEST(ToH2Response, RefusesAnIncompleteHead) {
-  H2ResponseFields out;
-  EXPECT_FALSE(to_h2_response("HTTP/1.1 200 OK\r\nA: b\r\n", out));
+TEST(EncodeResponse, OriginRateLimitFieldsGiveWayToOurs) {
+  ResponseHead head;
+  head.status = 200;
+  head.fields = {{"RateLimit-Limit", "99"}};
+  ResponseForwarding fwd;
+  fwd.via = "1.1 edge";
+  fwd.rate_limit_headers = "RateLimit-Limit: 5\r\n";
+  h2::FieldBlock out;
+  encode_response(head, fwd, out);
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(fields_of(out),
+            (std::vector<P>{{":status", "200"}, {"via", "1.1 edge"}, {"ratelimit-limit", "5"}}));
+}
+
+TEST(EncodeLocalReply, CarriesLengthViaAndExtraFields) {
+  h2::FieldBlock out;
+  encode_local_reply(429, "rate limit exceeded", "1.1 edge", "Retry-After: 3\r\n", out);
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(fields_of(out), (std::vector<P>{{":status", "429"},
+                                            {"content-type", "text/plain"},
+                                            {"content-length", "20"},
+                                            {"via", "1.1 edge"},
+                                            {"retry-after", "3"}}));
+  EXPECT_EQ(local_reply_body("rate limit exceeded"), "rate limit exceeded\n");
 }
 
 }  // namespace

@@ -4,10 +4,10 @@
 // case names, no connection-specific fields, pseudo-fields first, Content-Length equal to
 // the DATA received); this file adds what the proxy needs on top: header list limits, the
 // request as a RequestHead (Host from :authority, cookies joined, body framing for the
-// HTTP/1.1 upstream), and a response head as HTTP/2 fields.
+// HTTP/1.1 upstream), and response heads as HTTP/2 fields, encoded directly from the
+// structured head.
 //
-// Thread: one owner (a stream on one worker). No nghttp2 types here: the proxy module
-// turns the fields into nghttp2_nv.
+// Thread: one owner (a stream on one worker).
 #pragma once
 
 #include <cstdint>
@@ -15,7 +15,9 @@
 #include <string_view>
 #include <vector>
 
+#include "meridian/http/forwarding.hpp"
 #include "meridian/http/h1_parser.hpp"
+#include "meridian/http/h2/codec.hpp"
 #include "meridian/http/message_head.hpp"
 
 namespace meridian::http {
@@ -61,18 +63,16 @@ class H2RequestBuilder {
   ParseError error_;
 };
 
-// A response head for an HTTP/2 client: :status and the fields in lower case, without the
-// HTTP/1.1 connection-specific ones (RFC 9113 8.2.2). Views into `store`.
-struct H2ResponseFields {
-  unsigned status = 0;
-  std::vector<Field> fields;
-  std::string store;
-  std::string_view body;  // what followed the head in the text (a local reply's body)
-};
+// The client's response head as HTTP/2 fields: :status, then what the header rules let
+// through (the same rules as the HTTP/1.1 head, forwarding.hpp), without the HTTP/1.1
+// connection-specific fields (RFC 9113 8.2.2); the body is framed by DATA frames.
+void encode_response(const ResponseHead& head, const ResponseForwarding& fwd, h2::FieldBlock& out);
 
-// Converts an HTTP/1.1 response head, as write_downstream_response or write_local_reply
-// wrote it (the header rules already applied), to HTTP/2 fields. False when the text is not a
-// complete head (a bug: the writers produce complete heads).
-bool to_h2_response(std::string_view h1_head, H2ResponseFields& out);
+// A response meridian gives itself (forwarding.hpp, write_local_reply): :status,
+// content-type, content-length, via and `extra_headers` ("Name: value\r\n" lines). Its body
+// is local_reply_body(cause).
+void encode_local_reply(unsigned status, std::string_view cause, std::string_view via,
+                        std::string_view extra_headers, h2::FieldBlock& out);
+std::string local_reply_body(std::string_view cause);
 
 }  // namespace meridian::http

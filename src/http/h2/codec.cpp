@@ -1,0 +1,468 @@
+#include "meridian/http/h2/codec.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include <nghttp2/nghttp2.h>
+
+namespace meridian::http::h2 {
+
+namespace {
+
+constexpr std::uint32_t kPrefaceLength = 24;  // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+constexpr std::uint8_t kFrameHeader = 9;
+
+std::uint32_t read31(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} & 0x7f) << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 |
+         p[3];
+}
+
+// The block as nghttp2 wants it; nghttp2 copies names and values when it is submitted.
+const std::vector<nghttp2_nv>& to_nv(const FieldBlock& fields) {
+  thread_local std::vector<nghttp2_nv> nv;
+  nv.clear();
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const auto name = fields.name(i);
+    const auto value = fields.value(i);
+    nv.push_back(nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                            reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())),
+                            name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  return nv;
+}
+
+}  // namespace
+
+void FieldBlock::add(std::string_view name, std::string_view value) {
+  const auto at = static_cast<std::uint32_t>(store_.size());
+  store_.append(name);
+  for (std::size_t i = at; i < store_.size(); ++i) {
+    if (store_[i] >= 'A' && store_[i] <= 'Z') store_[i] = static_cast<char>(store_[i] + 32);
+  }
+  store_.append(value);
+  entries_.push_back(Entry{at, static_cast<std::uint32_t>(name.size()),
+                           static_cast<std::uint32_t>(at + name.size()),
+                           static_cast<std::uint32_t>(value.size())});
+}
+
+void FieldBlock::add_status(unsigned status) {
+  char digits[4];
+  const auto r = std::to_chars(digits, digits + sizeof digits, status);
+  add(":status", std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
+}
+
+// nghttp2's callbacks: each finds the codec in user_data.
+struct CodecCallbacks {
+  static Codec& codec(void* user_data) { return *static_cast<Codec*>(user_data); }
+  static std::string_view text(const std::uint8_t* p, std::size_t n) {
+    return std::string_view(reinterpret_cast<const char*>(p), n);
+  }
+
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    auto& c = codec(user_data);
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    const auto id = frame->hd.stream_id;
+    switch (frame->headers.cat) {
+      case NGHTTP2_HCAT_REQUEST:
+        c.block_ = Block::request;
+        if (!c.events_.on_stream_open(id)) {
+          c.reset(id, kRefusedStream);
+        }
+        return 0;
+      case NGHTTP2_HCAT_RESPONSE:
+        c.block_ = Block::response;
+        return 0;
+      default:
+        c.block_ = Block::trailers;  // or a response after a 1xx: see on_header
+        return 0;
+    }
+  }
+
+  static int on_header(nghttp2_session* s, const nghttp2_frame* frame, const std::uint8_t* name,
+                       std::size_t name_length, const std::uint8_t* value, std::size_t value_length,
+                       std::uint8_t, void* user_data) {
+    auto& c = codec(user_data);
+    void* user = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+    if (user == nullptr) return 0;
+    const auto n = text(name, name_length);
+    const auto v = text(value, value_length);
+    if (c.role_ == Codec::Role::client && n == ":status") {
+      // nghttp2 checked the pseudo-field comes first; trailers have none.
+      c.block_ = !v.empty() && v.front() == '1' ? Block::informational : Block::response;
+    }
+    c.events_.on_field(user, c.block_, n, v);
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session* s, const nghttp2_frame* frame, void* user_data) {
+    auto& c = codec(user_data);
+    const auto id = frame->hd.stream_id;
+    const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    void* user = id != 0 ? nghttp2_session_get_stream_user_data(s, id) : nullptr;
+    switch (frame->hd.type) {
+      case NGHTTP2_HEADERS:
+        if (user != nullptr) c.events_.on_block_end(user, c.block_, end_stream);
+        return 0;
+      case NGHTTP2_DATA:
+        if (frame->hd.length == 0 && !end_stream) c.events_.on_glitch();  // CVE-2019-9518
+        if (user != nullptr && end_stream) c.events_.on_end_stream(user);
+        return 0;
+      case NGHTTP2_RST_STREAM:
+        c.history_.reset_by_peer |= c.history_.bit(id);
+        if (user != nullptr) c.events_.on_peer_reset(user, frame->rst_stream.error_code);
+        return 0;
+      case NGHTTP2_PING:
+      case NGHTTP2_SETTINGS:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) c.events_.on_glitch();
+        return 0;
+      case NGHTTP2_PRIORITY:
+        c.events_.on_glitch();
+        return 0;
+      case NGHTTP2_GOAWAY:
+        c.events_.on_goaway(frame->goaway.last_stream_id, frame->goaway.error_code);
+        return 0;
+      default:
+        return 0;
+    }
+  }
+
+  static int on_invalid_frame(nghttp2_session*, const nghttp2_frame*, int, void* user_data) {
+    codec(user_data).events_.on_glitch();
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session* s, std::uint8_t, std::int32_t id,
+                           const std::uint8_t* data, std::size_t length, void* user_data) {
+    if (void* user = nghttp2_session_get_stream_user_data(s, id)) {
+      codec(user_data).events_.on_data(user, data, length);
+    } else {
+      nghttp2_session_consume(s, id, length);  // a refused stream's body
+    }
+    return 0;
+  }
+
+  static int on_frame_send(nghttp2_session* s, const nghttp2_frame* frame, void* user_data) {
+    auto& c = codec(user_data);
+    const auto id = frame->hd.stream_id;
+    if (frame->hd.type == NGHTTP2_RST_STREAM) {
+      c.history_.reset_by_us |= c.history_.bit(id);
+      return 0;
+    }
+    const bool ends = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (ends && (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)) {
+      if (void* user = nghttp2_session_get_stream_user_data(s, id)) c.events_.on_sent_end(user);
+    }
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session* s, std::int32_t id, std::uint32_t error_code,
+                             void* user_data) {
+    auto& c = codec(user_data);
+    c.history_.closed |= c.history_.bit(id);
+    if (void* user = nghttp2_session_get_stream_user_data(s, id)) {
+      nghttp2_session_set_stream_user_data(s, id, nullptr);
+      c.events_.on_stream_closed(user, error_code);
+    }
+    return 0;
+  }
+
+  static ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buffer, std::size_t length,
+                           std::uint32_t* data_flags, nghttp2_data_source* source,
+                           void* user_data) {
+    const Pull pull = codec(user_data).events_.pull(source->ptr, buffer, length);
+    if (pull.end) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (pull.trailers) *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    } else if (pull.deferred && pull.length == 0) {
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    return static_cast<ssize_t>(pull.length);
+  }
+
+  static nghttp2_session_callbacks* make() {
+    nghttp2_session_callbacks* cb = nullptr;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    return cb;
+  }
+
+  static nghttp2_option* options() {
+    nghttp2_option* opt = nullptr;
+    nghttp2_option_new(&opt);
+    // Window updates follow what the owner took, not what arrived (bounded buffers).
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    // Explicit, although nghttp2's defaults: CONTINUATION frames per header block
+    // (CVE-2024-28182), queued SETTINGS/PING ACKs of a peer that does not read.
+    nghttp2_option_set_max_continuations(opt, 8);
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
+    return opt;
+  }
+};
+
+Codec::Codec(Role role, Events& events, const Settings& settings) : role_(role), events_(events) {
+  static nghttp2_session_callbacks* const callbacks = CodecCallbacks::make();
+  static nghttp2_option* const options = CodecCallbacks::options();
+  const int rv = role == Role::server
+                     ? nghttp2_session_server_new2(&session_, callbacks, this, options)
+                     : nghttp2_session_client_new2(&session_, callbacks, this, options);
+  if (rv != 0) {
+    session_ = nullptr;
+    return;
+  }
+  std::vector<nghttp2_settings_entry> entries;
+  if (role == Role::server) {
+    entries.push_back({NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings.max_concurrent_streams});
+    preface_left_ = kPrefaceLength;
+  } else {
+    entries.push_back({NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
+  }
+  entries.push_back(
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(settings.stream_window)});
+  if (settings.max_header_list != 0) {
+    entries.push_back({NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings.max_header_list});
+  }
+  // No RFC 7540 priority tree: closed streams are forgotten at once (see the header).
+  entries.push_back({NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1});
+  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, entries.data(), entries.size()) != 0 ||
+      nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                            settings.connection_window) != 0) {
+    nghttp2_session_del(session_);
+    session_ = nullptr;
+  }
+}
+
+Codec::~Codec() {
+  // nghttp2_session_del calls no callback.
+  if (session_ != nullptr) nghttp2_session_del(session_);
+}
+
+// ---------------------------------------------------------------------------------------
+// Input
+
+Codec::Feed Codec::forward(const std::uint8_t* data, std::size_t n) {
+  const auto rv = nghttp2_session_mem_recv(session_, data, n);
+  if (rv >= 0) return Feed::ok;
+  error_ = nghttp2_strerror(static_cast<int>(rv));
+  if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) return Feed::close;
+  nghttp2_session_terminate_session(
+      session_, rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ? kEnhanceYourCalm : kProtocolError);
+  return Feed::goaway;
+}
+
+Codec::Feed Codec::feed(const std::uint8_t* data, std::size_t n) {
+  if (role_ == Role::client) return forward(data, n);
+  // The server looks at each frame's header (and the first payload bytes of a frame with a
+  // priority field) before nghttp2 does; the rest passes straight through.
+  while (n > 0) {
+    std::uint32_t pass = preface_left_ != 0 ? preface_left_ : payload_left_;
+    if (pass != 0) {
+      const auto k = static_cast<std::uint32_t>(std::min<std::size_t>(n, pass));
+      if (const auto r = forward(data, k); r != Feed::ok) return r;
+      (preface_left_ != 0 ? preface_left_ : payload_left_) -= k;
+      data += k;
+      n -= k;
+      continue;
+    }
+    const std::size_t k = std::min<std::size_t>(n, need_ - held_length_);
+    std::memcpy(held_ + held_length_, data, k);
+    held_length_ = static_cast<std::uint8_t>(held_length_ + k);
+    data += k;
+    n -= k;
+    if (held_length_ < need_) return Feed::ok;
+    const std::uint32_t length =
+        std::uint32_t{held_[0]} << 16 | std::uint32_t{held_[1]} << 8 | held_[2];
+    if (need_ == kFrameHeader) {
+      // A priority field to look at: PRIORITY's payload, or HEADERS' after its pad length.
+      // PRIORITY's payload is looked at (nghttp2 itself refuses a HEADERS frame depending
+      // on its own stream).
+      if (held_[3] == NGHTTP2_PRIORITY && length == 5) {
+        need_ = kFrameHeader + 5;
+        continue;
+      }
+    }
+    std::uint32_t code = kNoError;
+    const Verdict verdict = inspect(code);
+    const auto id = static_cast<std::int32_t>(read31(held_ + 5));
+    if (verdict == Verdict::connection_error) {
+      nghttp2_session_terminate_session(session_, code);
+      return Feed::goaway;
+    }
+    const std::uint32_t held_payload = held_length_ - kFrameHeader;
+    payload_left_ = length - held_payload;
+    const std::size_t held = held_length_;
+    held_length_ = 0;
+    need_ = kFrameHeader;
+    if (const auto r = forward(held_, held); r != Feed::ok) return r;
+    if (verdict == Verdict::stream_error) reset(id, code);
+  }
+  return Feed::ok;
+}
+
+Codec::Verdict Codec::inspect(std::uint32_t& code) {
+  const std::uint8_t type = held_[3];
+  const auto id = static_cast<std::int32_t>(read31(held_ + 5));
+  if (type == NGHTTP2_PRIORITY) {
+    if (id == 0) {
+      code = kProtocolError;  // RFC 9113 6.3
+      error_ = "PRIORITY frame on stream 0";
+      return Verdict::connection_error;
+    }
+    if (held_length_ == kFrameHeader + 5 && static_cast<std::int32_t>(read31(held_ + 9)) == id) {
+      // A stream cannot depend on itself (5.3.1): a stream error, but an idle stream cannot
+      // be reset (RST_STREAM is not sent on idle streams), so there the connection ends.
+      code = kProtocolError;
+      error_ = "stream depends on itself";
+      return role_ == Role::server && id > history_.max ? Verdict::connection_error
+                                                        : Verdict::stream_error;
+    }
+    return Verdict::pass;
+  }
+  if (type != NGHTTP2_HEADERS && type != NGHTTP2_DATA) return Verdict::pass;
+  if (id == 0 || (id & 1) == 0) return Verdict::pass;  // nghttp2's PROTOCOL_ERROR
+  if (type == NGHTTP2_HEADERS && id > history_.max) {
+    history_.open(id);  // a new stream; it implicitly closes the idle ones below (5.1.1)
+    return Verdict::pass;
+  }
+  // A stream nghttp2 still has (open, half-closed), or an idle one: nghttp2 judges.
+  if (id > history_.max || nghttp2_session_find_stream(session_, id) != nullptr) {
+    return Verdict::pass;
+  }
+  const std::uint64_t bit = history_.bit(id);
+  // Older than the history, or reset by us: frames may still be in flight (5.1), ignored.
+  if (bit == 0 || (history_.reset_by_us & bit) != 0) return Verdict::pass;
+  if ((history_.opened & bit) == 0) {
+    // A lower stream id never opened.
+    code = type == NGHTTP2_HEADERS ? kProtocolError : kStreamClosed;
+    error_ = "frame on a lower stream id that was never opened";
+    return Verdict::connection_error;
+  }
+  code = kStreamClosed;
+  error_ = "frame on a closed stream";
+  // After the client's RST_STREAM: a stream error; after both END_STREAMs: a connection error.
+  return (history_.reset_by_peer & bit) != 0 ? Verdict::stream_error : Verdict::connection_error;
+}
+
+void Codec::History::open(std::int32_t id) {
+  if (id <= max) return;
+  const auto shift = static_cast<std::uint32_t>(id - max) / 2;
+  for (auto* b : {&opened, &closed, &reset_by_us, &reset_by_peer}) {
+    *b = shift >= 64 ? 0 : *b << shift;
+  }
+  max = id;
+  opened |= 1;
+}
+
+// ---------------------------------------------------------------------------------------
+// Output
+
+bool Codec::produce(std::string& out, std::size_t limit) {
+  while (out.size() < limit) {
+    const std::uint8_t* data = nullptr;
+    const auto n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      error_ = nghttp2_strerror(static_cast<int>(n));
+      return false;
+    }
+    if (n == 0) break;
+    out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+bool Codec::want_read() const {
+  return nghttp2_session_want_read(session_) != 0;
+}
+
+bool Codec::want_write() const {
+  return nghttp2_session_want_write(session_) != 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Streams
+
+void Codec::set_user(std::int32_t id, void* user) {
+  nghttp2_session_set_stream_user_data(session_, id, user);
+}
+
+void* Codec::user(std::int32_t id) const {
+  return nghttp2_session_get_stream_user_data(session_, id);
+}
+
+bool Codec::submit_response(std::int32_t id, const FieldBlock& fields, bool has_body) {
+  const auto& nv = to_nv(fields);
+  nghttp2_data_provider provider{};
+  provider.source.ptr = user(id);
+  provider.read_callback = CodecCallbacks::read_body;
+  return nghttp2_submit_response(session_, id, nv.data(), nv.size(),
+                                 has_body ? &provider : nullptr) == 0;
+}
+
+bool Codec::submit_informational(std::int32_t id, const FieldBlock& fields) {
+  const auto& nv = to_nv(fields);
+  return nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, id, nullptr, nv.data(), nv.size(),
+                                nullptr) >= 0;
+}
+
+bool Codec::submit_trailers(std::int32_t id, const FieldBlock& fields) {
+  const auto& nv = to_nv(fields);
+  return nghttp2_submit_trailer(session_, id, nv.data(), nv.size()) == 0;
+}
+
+std::int32_t Codec::submit_request(const FieldBlock& fields, bool has_body, void* user) {
+  const auto& nv = to_nv(fields);
+  nghttp2_data_provider provider{};
+  provider.source.ptr = user;
+  provider.read_callback = CodecCallbacks::read_body;
+  return nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(),
+                                has_body ? &provider : nullptr, user);
+}
+
+void Codec::reset(std::int32_t id, std::uint32_t error_code) {
+  history_.reset_by_us |= history_.bit(id);
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, error_code);
+}
+
+void Codec::resume(std::int32_t id) {
+  nghttp2_session_resume_data(session_, id);
+}
+
+void Codec::consume(std::int32_t id, std::size_t n) {
+  nghttp2_session_consume(session_, id, n);
+}
+
+void Codec::consume_connection(std::size_t n) {
+  nghttp2_session_consume_connection(session_, n);
+}
+
+void Codec::consume_stream(std::int32_t id, std::size_t n) {
+  nghttp2_session_consume_stream(session_, id, n);
+}
+
+// ---------------------------------------------------------------------------------------
+// Connection
+
+void Codec::go_away(std::uint32_t error_code, bool graceful) {
+  if (graceful) {
+    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(session_), kNoError, nullptr, 0);
+  } else {
+    nghttp2_session_terminate_session(session_, error_code);
+  }
+}
+
+std::int32_t Codec::last_peer_stream() const {
+  return nghttp2_session_get_last_proc_stream_id(session_);
+}
+
+std::uint32_t Codec::peer_max_concurrent_streams() const {
+  return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
+}  // namespace meridian::http::h2

@@ -1,0 +1,169 @@
+// The header rules shared by the HTTP/1.1 head writer (forwarding.cpp) and the HTTP/2 field
+// encoder (h2/message.cpp): which fields a message names as hop-by-hop, how a field name is
+// classified, and which of a response's fields reach the client. Internal to the http module.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "meridian/http/forwarding.hpp"
+#include "meridian/http/message_head.hpp"
+
+namespace meridian::http::detail {
+
+// The field names the Connection header(s) list (RFC 9110 7.6.1). The first kMax are kept
+// inline; a message listing more falls back to scanning the Connection values for each
+// field, so every named field is removed however many there are, without allocating.
+template <typename Fields>
+class ConnectionTokens {
+ public:
+  static constexpr std::size_t kMax = 16;
+
+  explicit ConnectionTokens(const Fields& fields) : fields_(fields) {
+    for_each_token([this](std::string_view token) {
+      if (count_ == kMax) {
+        overflow_ = true;
+        return false;
+      }
+      items_[count_++] = token;
+      return true;
+    });
+  }
+
+  bool contains(std::string_view name) const {
+    if (!overflow_) {
+      for (std::size_t i = 0; i < count_; ++i) {
+        if (iequals(items_[i], name)) return true;
+      }
+      return false;
+    }
+    bool found = false;
+    for_each_token([&](std::string_view token) {
+      found = iequals(token, name);
+      return !found;
+    });
+    return found;
+  }
+
+ private:
+  // Calls f(token) for each listed name until f returns false.
+  template <typename F>
+  void for_each_token(F&& f) const {
+    for (const auto& field : fields_) {
+      if (!iequals(field.name, "connection")) continue;
+      std::string_view list = field.value;
+      while (!list.empty()) {
+        const auto comma = list.find(',');
+        const auto token = trim_ows(list.substr(0, comma));
+        if (!token.empty() && !f(token)) return;
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+      }
+    }
+  }
+
+  const Fields& fields_;
+  std::string_view items_[kMax];
+  std::size_t count_ = 0;
+  bool overflow_ = false;
+};
+
+// The fields the rewrite treats specially, told apart by one switch on the name's length
+// and at most two comparisons, instead of a dozen comparisons per field.
+enum class Kind : std::uint8_t {
+  other,
+  hop_by_hop,  // Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade
+  content_length,
+  transfer_encoding,
+  expect,
+  host,
+  x_forwarded_for,
+  x_forwarded_proto,
+  x_request_id,
+  rate_limit,  // RateLimit-Limit, -Remaining, -Reset
+};
+
+inline Kind classify(std::string_view n) noexcept {
+  switch (n.size()) {
+    case 2:
+      return iequals(n, "te") ? Kind::hop_by_hop : Kind::other;
+    case 4:
+      return iequals(n, "host") ? Kind::host : Kind::other;
+    case 6:
+      return iequals(n, "expect") ? Kind::expect : Kind::other;
+    case 7:
+      return iequals(n, "trailer") || iequals(n, "upgrade") ? Kind::hop_by_hop : Kind::other;
+    case 10:
+      return iequals(n, "connection") || iequals(n, "keep-alive") ? Kind::hop_by_hop : Kind::other;
+    case 12:
+      return iequals(n, "x-request-id") ? Kind::x_request_id : Kind::other;
+    case 14:
+      return iequals(n, "content-length") ? Kind::content_length : Kind::other;
+    case 15:
+      if (iequals(n, "x-forwarded-for")) return Kind::x_forwarded_for;
+      return iequals(n, "ratelimit-limit") || iequals(n, "ratelimit-reset") ? Kind::rate_limit
+                                                                            : Kind::other;
+    case 16:
+      return iequals(n, "proxy-connection") ? Kind::hop_by_hop : Kind::other;
+    case 17:
+      if (iequals(n, "transfer-encoding")) return Kind::transfer_encoding;
+      return iequals(n, "x-forwarded-proto") ? Kind::x_forwarded_proto : Kind::other;
+    case 19:
+      return iequals(n, "ratelimit-remaining") ? Kind::rate_limit : Kind::other;
+    default:
+      return Kind::other;
+  }
+}
+
+// Calls out.field(name, value) for each field of the client's response head that the header
+// rules let through or add -- the origin's fields without hop-by-hop ones and without framing
+// (the caller frames the body), then Via, meridian's RateLimit-* fields (out.lines() with
+// their "Name: value\r\n" text) and the debug headers -- in that order.
+template <typename Out>
+void for_each_response_field(const ResponseHead& head, const ResponseForwarding& fwd, Out& out) {
+  const ConnectionTokens<std::vector<Field>> named(head.fields);
+  for (const auto& f : head.fields) {
+    const Kind kind = classify(f.name);
+    if (fwd.upgrade && kind == Kind::hop_by_hop && iequals(f.name, "upgrade")) {
+      out.field(f.name, f.value);
+      continue;
+    }
+    switch (kind) {
+      case Kind::hop_by_hop:
+      case Kind::transfer_encoding:  // re-framed by the caller when needed
+        continue;
+      case Kind::content_length:
+        // Passes when the body keeps its length; a chunked or close-delimited upstream body
+        // is re-framed.
+        if (fwd.chunked) continue;
+        break;
+      case Kind::rate_limit:
+        // meridian's own RateLimit-* fields replace an origin's of the same names.
+        if (!fwd.rate_limit_headers.empty()) continue;
+        break;
+      default:
+        break;
+    }
+    if (named.contains(f.name)) continue;
+    out.field(f.name, f.value);
+  }
+  out.field("Via", fwd.via);
+  out.lines(fwd.rate_limit_headers);
+  if (!fwd.region.empty()) out.field("x-meridian-region", fwd.region);
+  if (!fwd.endpoint.empty()) out.field("x-meridian-endpoint", fwd.endpoint);
+}
+
+// Calls f(name, value) for each "Name: value\r\n" line of `lines`.
+template <typename F>
+void for_each_line(std::string_view lines, F&& f) {
+  while (!lines.empty()) {
+    const auto eol = lines.find("\r\n");
+    const auto line = lines.substr(0, eol);
+    lines = eol == std::string_view::npos ? std::string_view{} : lines.substr(eol + 2);
+    const auto colon = line.find(':');
+    if (colon != std::string_view::npos) f(line.substr(0, colon), trim_ows(line.substr(colon + 1)));
+  }
+}
+
+}  // namespace meridian::http::detail
