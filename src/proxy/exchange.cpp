@@ -172,10 +172,9 @@ void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& end
   resp_.reset({kResponseBuffer - 1, kMaxResponseFields, 0}, request_.head_request);
   uin_.consume(uin_.size());
   up_ = pooled_ok ? w_.pool.acquire(endpoint.get()) : nullptr;
-  if (up_ && (up_->tls != nullptr) != (request_.tls != nullptr)) {
+  if (up_ && up_->transport.is_tls() != (request_.tls != nullptr)) {
     // Pooled before a reload switched the backend's tls setting: not for this request.
-    boost::system::error_code ignored;
-    up_->socket.close(ignored);
+    up_->transport.close();
     up_.reset();
   }
   reused_ = up_ != nullptr;
@@ -188,9 +187,9 @@ void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& end
   connecting_ = true;
   expires_after(request_.backend->config->connect_timeout);
   ++pending_ops_;
-  up_->socket.async_connect(endpoint->target,
-                            [keep = sink_->exchange_keepalive(), conn = up_, this,
-                             a = attempt_](boost::system::error_code ec) { on_connected(a, ec); });
+  up_->transport.socket().async_connect(
+      endpoint->target, [keep = sink_->exchange_keepalive(), conn = up_, this,
+                         a = attempt_](boost::system::error_code ec) { on_connected(a, ec); });
 }
 
 void Exchange::on_connected(std::uint64_t attempt, boost::system::error_code ec) {
@@ -203,21 +202,21 @@ void Exchange::on_connected(std::uint64_t attempt, boost::system::error_code ec)
     fail(Failure::connect);
     return;
   }
-  up_->socket.set_option(tcp::no_delay(true), ec);
+  up_->transport.socket().set_option(tcp::no_delay(true), ec);
   if (request_.tls == nullptr) {
     connection_ready();
     return;
   }
   // Backend `tls`: the handshake, under connect_timeout again (a failure counts as a
   // connect failure: nothing of the request was sent, so it is retried elsewhere).
-  up_->tls = std::make_unique<asio::ssl::stream<net::TcpSocket&>>(up_->socket, *request_.tls);
-  tls::prepare_client(up_->tls->native_handle(), *request_.tls_config, in_flight_.get()->address);
+  auto& stream = up_->transport.start_tls(*request_.tls);
+  tls::prepare_client(stream.native_handle(), *request_.tls_config, in_flight_.get()->address);
   connecting_ = true;
   expires_after(request_.backend->config->connect_timeout);
   ++pending_ops_;
-  up_->tls->async_handshake(asio::ssl::stream_base::client,
-                            [keep = sink_->exchange_keepalive(), conn = up_, this, a = attempt_](
-                                boost::system::error_code e) { on_tls_handshake(a, e); });
+  stream.async_handshake(asio::ssl::stream_base::client,
+                         [keep = sink_->exchange_keepalive(), conn = up_, this,
+                          a = attempt_](boost::system::error_code e) { on_tls_handshake(a, e); });
 }
 
 void Exchange::on_tls_handshake(std::uint64_t attempt, boost::system::error_code ec) {
@@ -231,24 +230,6 @@ void Exchange::on_tls_handshake(std::uint64_t attempt, boost::system::error_code
     return;
   }
   connection_ready();
-}
-
-template <typename Buffers, typename Handler>
-void Exchange::upstream_read_some(const Buffers& buffers, Handler&& handler) {
-  if (up_->tls) {
-    up_->tls->async_read_some(buffers, std::forward<Handler>(handler));
-  } else {
-    up_->socket.async_read_some(buffers, std::forward<Handler>(handler));
-  }
-}
-
-template <typename Buffers, typename Handler>
-void Exchange::upstream_write(const Buffers& buffers, Handler&& handler) {
-  if (up_->tls) {
-    asio::async_write(*up_->tls, buffers, std::forward<Handler>(handler));
-  } else {
-    asio::async_write(up_->socket, buffers, std::forward<Handler>(handler));
-  }
 }
 
 void Exchange::connection_ready() {
@@ -284,8 +265,7 @@ void Exchange::connection_ready() {
 
 void Exchange::drop_connection() {
   if (up_) {
-    boost::system::error_code ignored;
-    up_->socket.close(ignored);
+    up_->transport.close();
     up_.reset();
   }
   in_flight_.reset();
@@ -351,9 +331,10 @@ void Exchange::write_request(const http::BodySlices* body, bool last) {
   }
   request_writing_ = true;
   ++pending_ops_;
-  upstream_write(std::span<const asio::const_buffer>(req_bufs_),
-                 [keep = sink_->exchange_keepalive(), conn = up_, this, a = attempt_](
-                     boost::system::error_code ec, std::size_t) { on_request_written(a, ec); });
+  up_->transport.async_write(
+      std::span<const asio::const_buffer>(req_bufs_),
+      [keep = sink_->exchange_keepalive(), conn = up_, this, a = attempt_](
+          boost::system::error_code ec, std::size_t) { on_request_written(a, ec); });
 }
 
 bool Exchange::write_pending_body() {
@@ -409,7 +390,7 @@ void Exchange::read_response() {
   }
   ++pending_ops_;
   read_size_ = uin_.tail_size();
-  upstream_read_some(
+  up_->transport.async_read_some(
       asio::buffer(uin_.tail(), uin_.tail_size()),
       [keep = sink_->exchange_keepalive(), conn = up_, this, a = attempt_](
           boost::system::error_code ec, std::size_t n) { on_response_read(a, ec, n); });

@@ -68,26 +68,6 @@ using BufferSpan = std::span<const asio::const_buffer>;
 
 }  // namespace
 
-// Client I/O goes through TLS when the listener has it (after the handshake), else
-// straight to the socket.
-template <typename Buffers, typename Handler>
-void H1Session::client_read_some(const Buffers& buffers, Handler&& handler) {
-  if (tls_) {
-    tls_->async_read_some(buffers, std::forward<Handler>(handler));
-  } else {
-    client_.async_read_some(buffers, std::forward<Handler>(handler));
-  }
-}
-
-template <typename Buffers, typename Handler>
-void H1Session::client_write(const Buffers& buffers, Handler&& handler) {
-  if (tls_) {
-    asio::async_write(*tls_, buffers, std::forward<Handler>(handler));
-  } else {
-    asio::async_write(client_, buffers, std::forward<Handler>(handler));
-  }
-}
-
 H1Session::H1Session(WorkerContext& worker, net::TcpSocket socket, const std::string* listener_name)
     : w_(worker), client_(std::move(socket)), listener_name_(listener_name) {
   ++w_.sessions;
@@ -109,7 +89,7 @@ H1Session::~H1Session() {
 
 void H1Session::start(const tcp::endpoint& peer) {
   boost::system::error_code ec;
-  client_.set_option(tcp::no_delay(true), ec);
+  client_.socket().set_option(tcp::no_delay(true), ec);
   if (!refresh_snapshot()) {
     close();
     return;
@@ -143,15 +123,14 @@ void H1Session::give_back_buffer() {
   // completes in on_client_read with operation_aborted) so that the request state and the
   // buffer can go back to the worker, and the connection waits for readability instead.
   if (rq_ == nullptr || !client_read_pending_ || !rq_->in.empty()) return;
-  if (tls_) {
+  if (client_.is_tls()) {
     // A TLS connection keeps its request state (see next_request) but not the exchange's
     // 16 KiB response buffer.
     rq_->exchange.release_response_buffer();
     return;
   }
   shrinking_ = true;
-  boost::system::error_code ignored;
-  client_.cancel(ignored);
+  client_.cancel();
 }
 
 bool H1Session::refresh_snapshot() {
@@ -183,7 +162,7 @@ void H1Session::read_head() {
       return;
     }
     bool preface_pending = false;
-    if (!served_ && !tls_) {
+    if (!served_ && !client_.is_tls()) {
       // A cleartext connection may begin with the HTTP/2 preface (prior knowledge, RFC
       // 9113 3.3), as Envoy's codec detection and HAProxy's "proto h2" accept it.
       constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -220,10 +199,10 @@ void H1Session::read_head() {
 void H1Session::start_tls() {
   // After the PROXY header (if any), the TLS handshake. What was read so far is the start of
   // the ClientHello; the stream takes it as already received.
-  tls_ = std::make_unique<TlsStream>(std::move(client_), listener().tls->initial());
+  auto& tls = client_.start_tls(listener().tls->initial());
   tls_handshaking_ = true;
   const auto received = rq_->in.data();
-  tls_->async_handshake(
+  tls.async_handshake(
       asio::ssl::stream_base::server, asio::buffer(received.data(), received.size()),
       [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
         self->tls_handshaking_ = false;
@@ -237,7 +216,7 @@ void H1Session::start_tls() {
         self->rq_->in.consume(self->rq_->in.size());  // the stream has it
         const unsigned char* protocol = nullptr;
         unsigned int length = 0;
-        SSL_get0_alpn_selected(self->tls_->native_handle(), &protocol, &length);
+        SSL_get0_alpn_selected(self->client_.tls().native_handle(), &protocol, &length);
         if (length == 2 && std::memcmp(protocol, "h2", 2) == 0) {
           self->hand_over_to_h2();
           return;
@@ -249,7 +228,7 @@ void H1Session::start_tls() {
 void H1Session::hand_over_to_h2() {
   // The connection is HTTP/2's from here: its socket (or TLS stream), its client address
   // and what was read of it move to an H2Session; this session ends without closing it.
-  H2Transport transport{std::move(client_), std::move(tls_), peer_address_, proxied_source_,
+  H2Transport transport{std::move(client_), peer_address_, proxied_source_,
                         std::move(rq_->peer_text)};
   const auto received = rq_->in.data();
   auto h2 = std::make_shared<H2Session>(w_, listener_name_, snapshot_, listener_index_,
@@ -296,7 +275,7 @@ bool H1Session::read_proxy_header() {
 bool H1Session::try_parse_head() {
   const std::size_t n = rq_->parser.parse_head(rq_->in.data());
   if (const auto& err = rq_->parser.error()) {
-    if (!tls_ && !h1_seen_ && http::is_foreign_request_line(rq_->in.data())) {
+    if (!client_.is_tls() && !h1_seen_ && http::is_foreign_request_line(rq_->in.data())) {
       // The first bytes of a cleartext connection, which may speak h2c, are not HTTP/1 at
       // all: an HTTP/1.1 answer would be read as a frame header by an HTTP/2 client with a
       // broken preface (RFC 9113 3.4 wants the connection ended), so none is sent.
@@ -322,10 +301,10 @@ void H1Session::read_client() {
   if (rq_->in.capacity() == 0) rq_->in.reserve(kHeadBufferInitial);
   if (rq_->in.tail_size() == 0) rq_->in.compact();
   client_read_pending_ = true;
-  client_read_some(asio::buffer(rq_->in.tail(), rq_->in.tail_size()),
-                   [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                     self->on_client_read(ec, n);
-                   });
+  client_.async_read_some(asio::buffer(rq_->in.tail(), rq_->in.tail_size()),
+                          [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                            self->on_client_read(ec, n);
+                          });
 }
 
 void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
@@ -416,7 +395,7 @@ void H1Session::begin_exchange(std::size_t head_length) {
   if (listener_removed_) rq_->close_after = true;
   rq_->expect_continue = head.expect_continue && rq_->has_body && !rq_->http10;
   const Downstream downstream{
-      w_, *snapshot_, listener(), peer_address_.get(), proxied_source_, tls_ != nullptr};
+      w_, *snapshot_, listener(), peer_address_.get(), proxied_source_, client_.is_tls()};
   ratelimit::Decision decision;
   const auto admission = admit(downstream, head, *rq_, decision);
   rq_->in.consume(head_length);  // the head's views are invalid from here on
@@ -487,16 +466,16 @@ void H1Session::start_exchange() {
   // timeout, and start the exchange once that is written (the socket may still hold the
   // end of a previous response, so the write may not complete at once).
   rq_->continue_pending = true;
-  client_write(asio::buffer(kContinue),
-               [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                 if (self->state_ != State::exchange) return;
-                 self->rq_->continue_pending = false;
-                 if (ec) {
-                   self->close();
-                   return;
-                 }
-                 self->rq_->exchange.start(self->rq_->exchange_request);
-               });
+  client_.async_write(asio::buffer(kContinue),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                        if (self->state_ != State::exchange) return;
+                        self->rq_->continue_pending = false;
+                        if (ec) {
+                          self->close();
+                          return;
+                        }
+                        self->rq_->exchange.start(self->rq_->exchange_request);
+                      });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -601,16 +580,16 @@ void H1Session::on_response_data(const http::ResponseHead* head, const http::Bod
   rq_->response_head_sent = true;
   for (const auto& b : rq_->write_list)
     rq_->bytes_out += b.size();
-  client_write(BufferSpan(rq_->write_list),
-               [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                 if (self->state_ != State::exchange) return;
-                 if (ec) {
-                   self->rq_->exchange.abort();
-                   self->close();  // the client went away
-                   return;
-                 }
-                 self->rq_->exchange.response_delivered();
-               });
+  client_.async_write(BufferSpan(rq_->write_list),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                        if (self->state_ != State::exchange) return;
+                        if (ec) {
+                          self->rq_->exchange.abort();
+                          self->close();  // the client went away
+                          return;
+                        }
+                        self->rq_->exchange.response_delivered();
+                      });
 }
 
 void H1Session::on_exchange_done() {
@@ -655,15 +634,15 @@ void H1Session::reply(unsigned status, std::string_view cause, bool close,
   state_ = State::replying;
   rq_->response_head_sent = true;
   arm(net::Clock::now() + snapshot_->config->limits.idle_timeout);
-  client_write(asio::buffer(rq_->down_head),
-               [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                 if (self->state_ != State::replying) return;
-                 if (ec) {
-                   self->close();
-                 } else {
-                   self->after_local_reply();
-                 }
-               });
+  client_.async_write(asio::buffer(rq_->down_head),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                        if (self->state_ != State::replying) return;
+                        if (ec) {
+                          self->close();
+                        } else {
+                          self->after_local_reply();
+                        }
+                      });
 }
 
 void H1Session::after_local_reply() {
@@ -699,7 +678,7 @@ void H1Session::next_request() {
   // already decrypted, which a wait for socket readability would never see. An idle one
   // still lets the exchange's response buffer go.
   if (!busy_ && rq_->exchange.quiescent()) {
-    if (tls_) {
+    if (client_.is_tls()) {
       rq_->exchange.release_response_buffer();
     } else {
       give_back_request();
@@ -716,13 +695,14 @@ void H1Session::linger_close() {
   // close sends FIN behind the response (nginx's lingering_close heuristic), which saves
   // the shutdown and the read that waits for the client's FIN on every such connection.
   if (rq_ != nullptr) rq_->exchange.abort();
-  if (tls_ && !tls_handshaking_ && !client_read_pending_) {
+  if (client_.is_tls() && !tls_handshaking_ && !client_read_pending_) {
     // TLS: a close_notify goes out first, so that a response delimited by the close cannot
     // be mistaken for a truncated one; the connection closes when the client answers it,
     // closes, or kLingerTime passes.
     state_ = State::closing;
     arm(net::Clock::now() + kLingerTime);
-    tls_->async_shutdown([self = shared_from_this()](boost::system::error_code) { self->close(); });
+    client_.async_tls_shutdown(
+        [self = shared_from_this()](boost::system::error_code) { self->close(); });
     return;
   }
   if (request_complete() && (rq_ == nullptr || rq_->in.empty()) && !client_read_pending_ &&
@@ -731,9 +711,7 @@ void H1Session::linger_close() {
     return;
   }
   state_ = State::closing;
-  boost::system::error_code ec;
-  socket().shutdown(tcp::socket::shutdown_send, ec);
-  if (ec) {
+  if (!client_.shutdown_send()) {
     close();
     return;
   }
@@ -755,13 +733,11 @@ void H1Session::close() {
     if (rq_->tunnel) {
       // The socket object stays (a pending operation on it completes, aborted) until the
       // request state is given back; the endpoint is no longer in flight from now on.
-      boost::system::error_code ignored;
-      rq_->tunnel->socket.close(ignored);
+      rq_->tunnel->transport.close();
       rq_->tunnel_in_flight.reset();
     }
   }
-  boost::system::error_code ignored;
-  socket().close(ignored);
+  client_.close();
 }
 
 void H1Session::borrow_request() {
@@ -847,28 +823,6 @@ void H1Session::on_deadline() {
 // connection ends when both sides finished, on any error, or after idle_timeout without a
 // byte either way.
 
-// The tunnel's origin side: through TLS for a backend with `tls` (the stream the exchange
-// handed over), else the socket.
-template <typename Buffers, typename Handler>
-void H1Session::origin_read_some(const Buffers& buffers, Handler&& handler) {
-  auto& up = *rq_->tunnel;
-  if (up.tls) {
-    up.tls->async_read_some(buffers, std::forward<Handler>(handler));
-  } else {
-    up.socket.async_read_some(buffers, std::forward<Handler>(handler));
-  }
-}
-
-template <typename Buffers, typename Handler>
-void H1Session::origin_write(const Buffers& buffers, Handler&& handler) {
-  auto& up = *rq_->tunnel;
-  if (up.tls) {
-    asio::async_write(*up.tls, buffers, std::forward<Handler>(handler));
-  } else {
-    asio::async_write(up.socket, buffers, std::forward<Handler>(handler));
-  }
-}
-
 void H1Session::start_tunnel() {
   auto upgraded = rq_->exchange.take_upgraded();
   if (!upgraded.connection) {
@@ -895,22 +849,22 @@ void H1Session::tunnel_to_origin() {
   if (state_ != State::tunnel) return;
   auto& r = *rq_;
   if (!r.in.empty()) {
-    origin_write(asio::buffer(r.in.data().data(), r.in.size()),
-                 [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                   if (self->state_ != State::tunnel) return;
-                   if (ec) {
-                     self->close();
-                     return;
-                   }
-                   self->rq_->in.consume(n);
-                   self->touch_tunnel();
-                   self->tunnel_to_origin();
-                 });
+    rq_->tunnel->transport.async_write(
+        asio::buffer(r.in.data().data(), r.in.size()),
+        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+          if (self->state_ != State::tunnel) return;
+          if (ec) {
+            self->close();
+            return;
+          }
+          self->rq_->in.consume(n);
+          self->touch_tunnel();
+          self->tunnel_to_origin();
+        });
     return;
   }
   if (r.client_eof) {
-    boost::system::error_code ignored;
-    r.tunnel->socket.shutdown(tcp::socket::shutdown_send, ignored);
+    r.tunnel->transport.shutdown_send();
     if (r.origin_eof) close();  // both directions are done
     return;
   }
@@ -921,47 +875,47 @@ void H1Session::tunnel_to_client() {
   if (state_ != State::tunnel) return;
   auto& r = *rq_;
   if (!r.tunnel_down.empty()) {
-    client_write(asio::buffer(r.tunnel_down.data().data(), r.tunnel_down.size()),
-                 [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                   if (self->state_ != State::tunnel) return;
-                   if (ec) {
-                     self->close();
-                     return;
-                   }
-                   self->rq_->tunnel_down.consume(n);
-                   self->rq_->bytes_out += n;
-                   self->touch_tunnel();
-                   self->tunnel_to_client();
-                 });
+    client_.async_write(asio::buffer(r.tunnel_down.data().data(), r.tunnel_down.size()),
+                        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                          if (self->state_ != State::tunnel) return;
+                          if (ec) {
+                            self->close();
+                            return;
+                          }
+                          self->rq_->tunnel_down.consume(n);
+                          self->rq_->bytes_out += n;
+                          self->touch_tunnel();
+                          self->tunnel_to_client();
+                        });
     return;
   }
   if (r.origin_eof) {
-    boost::system::error_code ignored;
-    socket().shutdown(tcp::socket::shutdown_send, ignored);
+    client_.shutdown_send();
     if (r.client_eof) close();  // both directions are done
     return;
   }
   if (r.tunnel_down.tail_size() == 0) r.tunnel_down.compact();
-  origin_read_some(asio::buffer(r.tunnel_down.tail(), r.tunnel_down.tail_size()),
-                   [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                     if (self->state_ != State::tunnel) return;
-                     if (ec == asio::error::eof) {
-                       self->rq_->origin_eof = true;
-                     } else if (ec) {
-                       self->close();
-                       return;
-                     } else {
-                       self->rq_->tunnel_down.commit(n);
-                       self->touch_tunnel();
-                     }
-                     self->tunnel_to_client();
-                   });
+  r.tunnel->transport.async_read_some(
+      asio::buffer(r.tunnel_down.tail(), r.tunnel_down.tail_size()),
+      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+        if (self->state_ != State::tunnel) return;
+        if (ec == asio::error::eof) {
+          self->rq_->origin_eof = true;
+        } else if (ec) {
+          self->close();
+          return;
+        } else {
+          self->rq_->tunnel_down.commit(n);
+          self->touch_tunnel();
+        }
+        self->tunnel_to_client();
+      });
 }
 
 void H1Session::wait_readable() {
   client_read_pending_ = true;
   // The wait's operation lives in wait_op_ (an idle connection allocates nothing).
-  client_.async_wait(
+  client_.socket().async_wait(
       tcp::socket::wait_read,
       asio::bind_allocator(WaitOpAllocator(wait_op_),
                            [self = shared_from_this()](boost::system::error_code ec) {

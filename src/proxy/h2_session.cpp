@@ -26,25 +26,6 @@ constexpr seconds kLingerTime{2};
 
 }  // namespace
 
-// Client I/O: through TLS when the connection has it.
-template <typename Buffers, typename Handler>
-void H2Session::read_some(const Buffers& buffers, Handler&& handler) {
-  if (t_.tls) {
-    t_.tls->async_read_some(buffers, std::forward<Handler>(handler));
-  } else {
-    t_.socket.async_read_some(buffers, std::forward<Handler>(handler));
-  }
-}
-
-template <typename Buffers, typename Handler>
-void H2Session::write(const Buffers& buffers, Handler&& handler) {
-  if (t_.tls) {
-    asio::async_write(*t_.tls, buffers, std::forward<Handler>(handler));
-  } else {
-    asio::async_write(t_.socket, buffers, std::forward<Handler>(handler));
-  }
-}
-
 H2Session::H2Session(WorkerContext& worker, const std::string* listener_name,
                      std::shared_ptr<const Snapshot> snapshot, int listener_index,
                      H2Transport transport)
@@ -115,10 +96,11 @@ void H2Session::read() {
   // the answers (SETTINGS and PING ACKs, RST_STREAMs) to what it keeps sending.
   if (writing_ && codec_->want_write()) return;  // resumed when the write ends
   reading_ = true;
-  read_some(asio::buffer(in_.get(), kReadBuffer),
-            [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-              self->on_read(ec, n);
-            });
+  t_.transport.async_read_some(
+      asio::buffer(in_.get(), kReadBuffer),
+      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+        self->on_read(ec, n);
+      });
 }
 
 void H2Session::on_read(boost::system::error_code ec, std::size_t n) {
@@ -187,18 +169,18 @@ void H2Session::flush() {
   if (!out_.empty()) {
     writing_ = true;
     write_since_ = net::Clock::now();
-    write(asio::buffer(out_),
-          [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-            self->writing_ = false;
-            if (self->closed_) return;
-            if (ec) {
-              self->close();
-              return;
-            }
-            self->reap_retired();
-            self->flush();
-            self->read();
-          });
+    t_.transport.async_write(
+        asio::buffer(out_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+          self->writing_ = false;
+          if (self->closed_) return;
+          if (ec) {
+            self->close();
+            return;
+          }
+          self->reap_retired();
+          self->flush();
+          self->read();
+        });
     return;
   }
   if (!codec_->want_read() && !codec_->want_write()) close();
@@ -243,15 +225,13 @@ void H2Session::linger_close() {
   if (closed_ || lingering_) return;
   lingering_ = true;
   expires_at(net::Clock::now() + kLingerTime);
-  if (t_.tls && !reading_) {
-    t_.tls->async_shutdown([self = shared_from_this()](boost::system::error_code) {
+  if (t_.transport.is_tls() && !reading_) {
+    t_.transport.async_tls_shutdown([self = shared_from_this()](boost::system::error_code) {
       self->close();  // close_notify answered, or the linger deadline closed the socket
     });
     return;
   }
-  boost::system::error_code ec;
-  (t_.tls ? t_.tls->next_layer() : t_.socket).shutdown(asio::socket_base::shutdown_send, ec);
-  if (ec) {
+  if (!t_.transport.shutdown_send()) {
     close();
     return;
   }
@@ -261,10 +241,8 @@ void H2Session::linger_close() {
 void H2Session::linger_read() {
   if (reading_) return;  // the pending read comes back to on_read, which sees lingering_
   reading_ = true;
-  read_some(asio::buffer(in_.get(), kReadBuffer),
-            [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-              self->on_read(ec, n);
-            });
+  t_.transport.async_discard([self = shared_from_this()](boost::system::error_code ec,
+                                                         std::size_t n) { self->on_read(ec, n); });
 }
 
 void H2Session::close() {
@@ -279,12 +257,7 @@ void H2Session::close() {
   }
   open_.clear();
   acks_.clear();
-  boost::system::error_code ignored;
-  if (t_.tls) {
-    t_.tls->next_layer().close(ignored);
-  } else {
-    t_.socket.close(ignored);
-  }
+  t_.transport.close();
 }
 
 // ---------------------------------------------------------------------------------------

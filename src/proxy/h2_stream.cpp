@@ -90,7 +90,7 @@ void H2Stream::begin() {
   rq_->expect_continue = head.expect_continue && rq_->has_body;
   const auto& t = s_.transport();
   const Downstream downstream{s_.worker(),  *snapshot_,       listener(),
-                              t.peer.get(), t.proxied_source, t.tls != nullptr};
+                              t.peer.get(), t.proxied_source, s_.transport_is_tls()};
   ratelimit::Decision decision;
   switch (admit(downstream, head, *rq_, decision)) {
     case Admission::no_route:

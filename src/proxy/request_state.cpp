@@ -12,8 +12,7 @@ void trim(std::string& s, std::size_t keep) {
 
 void RequestState::end_tunnel() {
   if (tunnel) {
-    boost::system::error_code ignored;
-    tunnel->socket.close(ignored);
+    tunnel->transport.close();
     tunnel.reset();
   }
   tunnel_in_flight.reset();

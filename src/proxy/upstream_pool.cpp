@@ -14,8 +14,7 @@ std::shared_ptr<UpstreamConnection> UpstreamPool::acquire(
   conn->idle_token = next_token_++;  // the pending idle read now belongs to nobody
   if (conn->watched) {
     conn->watched = false;
-    boost::system::error_code ignored;
-    conn->socket.cancel(ignored);
+    conn->transport.cancel();
   }
   return conn;
 }
@@ -24,8 +23,7 @@ void UpstreamPool::release(std::shared_ptr<UpstreamConnection> conn, std::uint32
                            std::chrono::milliseconds idle_timeout) {
   auto& list = idle_[conn->endpoint.get()];
   if (list.size() >= max_idle || idle_timeout.count() <= 0) {
-    boost::system::error_code ignored;
-    conn->socket.close(ignored);
+    conn->transport.close();
     return;
   }
   conn->idle_token = next_token_++;
@@ -42,18 +40,17 @@ void UpstreamPool::watch(const std::shared_ptr<UpstreamConnection>& conn) {
   auto closed = [this, conn, token] {
     if (conn->idle_token != token) return;  // lent out or cleared meanwhile
     remove(conn.get());
-    boost::system::error_code ignored;
-    conn->socket.close(ignored);
+    conn->transport.close();
   };
-  if (conn->tls) {
+  if (conn->transport.is_tls()) {
     // Under TLS a byte read here would be lost to the record layer: wait for readability
     // instead (a close_notify or a FIN; anything else breaks HTTP/1.1 too).
-    conn->socket.async_wait(net::TcpSocket::wait_read,
-                            [closed](boost::system::error_code) { closed(); });
+    conn->transport.socket().async_wait(net::TcpSocket::wait_read,
+                                        [closed](boost::system::error_code) { closed(); });
     return;
   }
-  conn->socket.async_read_some(boost::asio::buffer(&conn->probe, 1),
-                               [closed](boost::system::error_code, std::size_t) { closed(); });
+  conn->transport.async_read_some(boost::asio::buffer(&conn->probe, 1),
+                                  [closed](boost::system::error_code, std::size_t) { closed(); });
 }
 
 void UpstreamPool::remove(const UpstreamConnection* conn) {
@@ -78,8 +75,7 @@ void UpstreamPool::sweep(net::Clock::time_point now) {
     while (expired < list.size() && list[expired].expires <= now) {
       auto& c = list[expired].conn;
       c->idle_token = next_token_++;
-      boost::system::error_code ignored;
-      c->socket.close(ignored);
+      c->transport.close();
       ++expired;
     }
     if (expired > 0) {
@@ -97,8 +93,7 @@ void UpstreamPool::clear() {
   for (auto& [endpoint, list] : idle_) {
     for (auto& idle : list) {
       idle.conn->idle_token = next_token_++;
-      boost::system::error_code ignored;
-      idle.conn->socket.close(ignored);
+      idle.conn->transport.close();
     }
   }
   idle_.clear();

@@ -82,7 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   std::string received(kPreface);
   received.append(reinterpret_cast<const char*>(data), size);
-  proxy::H2Transport transport{std::move(server), nullptr,
+  proxy::H2Transport transport{net::Transport(std::move(server)),
                                net::CompactAddress(asio::ip::make_address("127.0.0.1")), false,
                                "127.0.0.1"};
   auto session = std::make_shared<proxy::H2Session>(h->ctx, &h->listener, h->ctx.snapshot, 0,

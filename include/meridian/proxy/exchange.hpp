@@ -166,11 +166,6 @@ class Exchange final : private net::Deadline {
   void report_connect_failure();
   void on_connected(std::uint64_t attempt, boost::system::error_code ec);
   void on_tls_handshake(std::uint64_t attempt, boost::system::error_code ec);
-  // Upstream I/O, through TLS for a backend with `tls`.
-  template <typename Buffers, typename Handler>
-  void upstream_read_some(const Buffers& buffers, Handler&& handler);
-  template <typename Buffers, typename Handler>
-  void upstream_write(const Buffers& buffers, Handler&& handler);
   void connection_ready();
   void write_request(const http::BodySlices* body, bool last);
   bool write_pending_body();  // false when no piece waits

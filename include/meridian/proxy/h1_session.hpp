@@ -31,6 +31,7 @@
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/net/inline_op_storage.hpp"
 #include "meridian/net/socket.hpp"
+#include "meridian/net/transport.hpp"
 #include "meridian/proxy/exchange.hpp"
 #include "meridian/proxy/h2_session.hpp"
 #include "meridian/proxy/request_state.hpp"
@@ -64,11 +65,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
     tunnel
   };
 
-  // -- client I/O, through TLS once it is up
-  template <typename Buffers, typename Handler>
-  void client_read_some(const Buffers& buffers, Handler&& handler);
-  template <typename Buffers, typename Handler>
-  void client_write(const Buffers& buffers, Handler&& handler);
+  // -- TLS
   void start_tls();  // the handshake, fed what was read already (after a PROXY header)
 
   // -- client reads (one at a time; what the bytes mean depends on state_)
@@ -107,10 +104,6 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void touch_tunnel();  // idle_timeout runs again from now
   void tunnel_to_origin();
   void tunnel_to_client();
-  template <typename Buffers, typename Handler>
-  void origin_read_some(const Buffers& buffers, Handler&& handler);
-  template <typename Buffers, typename Handler>
-  void origin_write(const Buffers& buffers, Handler&& handler);
 
   // -- local answers and closing
   void reply(unsigned status, std::string_view cause, bool close,
@@ -126,7 +119,6 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   // prior-knowledge preface. Its socket, TLS stream and unread bytes go to an H2Session,
   // and this object ends.
   void hand_over_to_h2();
-  net::TcpSocket& socket() { return tls_ ? tls_->next_layer() : client_; }
   const ListenerRuntime& listener() const {
     return snapshot_->listeners[static_cast<std::size_t>(listener_index_)];
   }
@@ -152,19 +144,17 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
 
   // Held for the connection's lifetime: a few hundred bytes when idle.
   WorkerContext& w_;
-  net::TcpSocket client_;
+  // The client's connection: TLS on a TLS listener from the first byte on, so that it can
+  // pass whole to an H2Session when ALPN picks h2.
+  net::Transport client_;
   const std::string* listener_name_;          // interned by the worker (WorkerContext::intern)
   std::shared_ptr<const Snapshot> snapshot_;  // pinned for the request in progress
   net::Clock::time_point wait_until_{};       // the header_timeout or idle_timeout of the wait
   std::unique_ptr<RequestState> rq_;          // from w_.requests while a request is in progress
-  // The TLS stream on a TLS listener, from the first byte on (null otherwise). It owns the
-  // socket from then on (client_ is left closed), so that the connection can pass whole to
-  // an H2Session when ALPN picks h2.
-  std::unique_ptr<TlsStream> tls_;
   metrics::SeriesId connections_series_ = 0;
   int listener_index_ = -1;  // in snapshot_->listeners; -1 before the first snapshot
   State state_ = State::head;
-  // Flags as bit-fields: one byte, which keeps an idle connection's object in a smaller
+  // Flags as bit-fields: two bytes, which keeps an idle connection's object in a smaller
   // allocator size class.
   bool listener_removed_ : 1 = false;  // a reload removed it: the connection ends after its request
   bool head_bytes_seen_ : 1 = false;

@@ -35,12 +35,11 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/asio/ssl/stream.hpp>
-
 #include "meridian/http/h2/codec.hpp"
 #include "meridian/net/compact_address.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/net/socket.hpp"
+#include "meridian/net/transport.hpp"
 #include "meridian/proxy/snapshot.hpp"
 #include "meridian/proxy/worker_context.hpp"
 
@@ -48,14 +47,10 @@ namespace meridian::proxy {
 
 class H2Stream;
 
-// A downstream TLS stream; it owns its socket, so a connection can change hands whole.
-using TlsStream = boost::asio::ssl::stream<net::TcpSocket>;
-
 // What an HTTP/1.1 session hands over when its connection turns out to speak HTTP/2.
 struct H2Transport {
-  net::TcpSocket socket;           // unused (closed) when `tls` is set: the stream owns it
-  std::unique_ptr<TlsStream> tls;  // after the handshake, or null for h2c
-  net::CompactAddress peer;        // accept(2), or the PROXY header's source
+  net::Transport transport;  // TLS after the handshake, or plain for h2c
+  net::CompactAddress peer;  // accept(2), or the PROXY header's source
   bool proxied_source = false;
   std::string peer_text;
 };
@@ -89,6 +84,7 @@ class H2Session final : public std::enable_shared_from_this<H2Session>,
     return snapshot_->listeners[static_cast<std::size_t>(listener_index_)];
   }
   const H2Transport& transport() const { return t_; }
+  bool transport_is_tls() const { return t_.transport.is_tls(); }
   std::shared_ptr<H2Session> keepalive() { return shared_from_this(); }
   // Sends what nghttp2 has queued (now, or after the write in progress).
   void flush();
@@ -102,11 +98,6 @@ class H2Session final : public std::enable_shared_from_this<H2Session>,
   void go_away(std::uint32_t error_code, bool graceful);
 
  private:
-  template <typename Buffers, typename Handler>
-  void read_some(const Buffers& buffers, Handler&& handler);
-  template <typename Buffers, typename Handler>
-  void write(const Buffers& buffers, Handler&& handler);
-
   bool setup();
   void read();
   void on_read(boost::system::error_code ec, std::size_t n);

@@ -20,22 +20,21 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 
 #include "meridian/balancing/endpoint_state.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/net/socket.hpp"
+#include "meridian/net/transport.hpp"
 
 namespace meridian::proxy {
 
 struct UpstreamConnection {
   explicit UpstreamConnection(boost::asio::io_context& ioc,
                               std::shared_ptr<balancing::EndpointState> e)
-      : socket(ioc), endpoint(std::move(e)) {}
+      : transport(ioc), endpoint(std::move(e)) {}
 
-  net::TcpSocket socket;
-  // TLS over `socket` for a backend with `tls` (extension), from the handshake on.
-  std::unique_ptr<boost::asio::ssl::stream<net::TcpSocket&>> tls;
+  // TLS for a backend with `tls`, from the handshake on.
+  net::Transport transport;
   // Keeps the endpoint's state alive while the connection exists, even across a reload that
   // removed the endpoint; also the pool's key.
   std::shared_ptr<balancing::EndpointState> endpoint;
