@@ -40,6 +40,15 @@ class HeadWriter {
     put(value);
     put("\r\n");
   }
+  // "name: value, more": a list field with an element added at its end.
+  void field(std::string_view name, std::string_view value, std::string_view more) {
+    put(name);
+    put(": ");
+    put(value);
+    put(", ");
+    put(more);
+    put("\r\n");
+  }
 
  private:
   std::string& out_;
@@ -85,11 +94,6 @@ bool is_websocket_upgrade(const RequestHead& head) {
 
 void write_upstream_request(const RequestHead& head, const RequestForwarding& fwd,
                             std::string& out) {
-  const ConnectionTokens<std::vector<Field>> named(head.fields);
-  const Field* last_xff = nullptr;
-  for (const auto& f : head.fields) {
-    if (classify(f.name) == Kind::x_forwarded_for) last_xff = &f;
-  }
   HeadWriter w(
       out, bound_for(head.fields, head.method.size() + head.target.size() + head.host.size() +
                                       fwd.default_host.size() + fwd.peer_address.size() +
@@ -98,48 +102,7 @@ void write_upstream_request(const RequestHead& head, const RequestForwarding& fw
   w.put(' ');
   w.put(head.target);
   w.put(" HTTP/1.1\r\n");
-
-  bool host_written = false;
-  bool xff_written = false;
-  bool request_id_seen = false;
-  const Field* transfer_encoding = nullptr;  // the first, as the codec checked it
-  for (const auto& f : head.fields) {
-    const Kind kind = classify(f.name);
-    if (kind == Kind::transfer_encoding && transfer_encoding == nullptr) transfer_encoding = &f;
-    if (fwd.upgrade && kind == Kind::hop_by_hop && iequals(f.name, "upgrade")) {
-      w.field(f.name, f.value);
-      continue;
-    }
-    if (kind == Kind::hop_by_hop || kind == Kind::content_length ||
-        kind == Kind::transfer_encoding || kind == Kind::expect ||  // 100-continue is ours
-        kind == Kind::x_forwarded_proto || named.contains(f.name)) {
-      continue;
-    }
-    if (kind == Kind::host) {
-      // An absolute-form target already set head.host to the same authority (the parser
-      // refuses a disagreeing Host), so the field can pass unchanged.
-      host_written = true;
-    } else if (kind == Kind::x_forwarded_for && &f == last_xff) {
-      // Several X-Forwarded-For fields are one list (RFC 9110 5.3); ours goes at its end,
-      // so it is appended to the last one and the others pass unchanged.
-      w.put(f.name);
-      w.put(": ");
-      w.put(f.value);
-      w.put(", ");
-      w.put(fwd.peer_address);
-      w.put("\r\n");
-      xff_written = true;
-      continue;
-    } else if (kind == Kind::x_request_id) {
-      request_id_seen = true;
-    }
-    w.field(f.name, f.value);
-  }
-  if (!host_written) w.field("Host", head.host.empty() ? fwd.default_host : head.host);
-  if (!xff_written) w.field("X-Forwarded-For", fwd.peer_address);
-  w.field("X-Forwarded-Proto", fwd.proto);
-  if (!request_id_seen) w.field("X-Request-Id", fwd.request_id);
-  w.field("Via", fwd.via);
+  const Field* transfer_encoding = detail::for_each_request_field(head, fwd, w);
   if (fwd.upgrade) w.put("Connection: Upgrade\r\n");
   if (head.chunked) {
     // The codec accepted only a token list ending in "chunked"; codings before it ("gzip,

@@ -154,6 +154,60 @@ void for_each_response_field(const ResponseHead& head, const ResponseForwarding&
   if (!fwd.endpoint.empty()) out.field("x-meridian-endpoint", fwd.endpoint);
 }
 
+// Calls out.field(name, value) for each field of the upstream request that the header rules
+// let through or add -- the client's fields without hop-by-hop ones, framing, Expect (meridian
+// answers 100-continue itself) and X-Forwarded-Proto; Host where the client had it, or added;
+// X-Forwarded-For extended with the peer (out.field(name, value, more) on the last one) or
+// added; X-Forwarded-Proto, X-Request-Id when the client sent none, and Via -- plus Upgrade
+// for a WebSocket handshake. Framing is the caller's. Returns the client's first
+// Transfer-Encoding field (as the codec checked it), or null.
+template <typename Out>
+const Field* for_each_request_field(const RequestHead& head, const RequestForwarding& fwd,
+                                    Out& out) {
+  const ConnectionTokens<std::vector<Field>> named(head.fields);
+  const Field* last_xff = nullptr;
+  for (const auto& f : head.fields) {
+    if (classify(f.name) == Kind::x_forwarded_for) last_xff = &f;
+  }
+  bool host_written = false;
+  bool xff_written = false;
+  bool request_id_seen = false;
+  const Field* transfer_encoding = nullptr;
+  for (const auto& f : head.fields) {
+    const Kind kind = classify(f.name);
+    if (kind == Kind::transfer_encoding && transfer_encoding == nullptr) transfer_encoding = &f;
+    if (fwd.upgrade && kind == Kind::hop_by_hop && iequals(f.name, "upgrade")) {
+      out.field(f.name, f.value);
+      continue;
+    }
+    if (kind == Kind::hop_by_hop || kind == Kind::content_length ||
+        kind == Kind::transfer_encoding || kind == Kind::expect ||  // 100-continue is ours
+        kind == Kind::x_forwarded_proto || named.contains(f.name)) {
+      continue;
+    }
+    if (kind == Kind::host) {
+      // An absolute-form target already set head.host to the same authority (the parser
+      // refuses a disagreeing Host), so the field can pass unchanged.
+      host_written = true;
+    } else if (kind == Kind::x_forwarded_for && &f == last_xff) {
+      // Several X-Forwarded-For fields are one list (RFC 9110 5.3); ours goes at its end,
+      // so it is appended to the last one and the others pass unchanged.
+      out.field(f.name, f.value, fwd.peer_address);
+      xff_written = true;
+      continue;
+    } else if (kind == Kind::x_request_id) {
+      request_id_seen = true;
+    }
+    out.field(f.name, f.value);
+  }
+  if (!host_written) out.field("Host", head.host.empty() ? fwd.default_host : head.host);
+  if (!xff_written) out.field("X-Forwarded-For", fwd.peer_address);
+  out.field("X-Forwarded-Proto", fwd.proto);
+  if (!request_id_seen) out.field("X-Request-Id", fwd.request_id);
+  out.field("Via", fwd.via);
+  return transfer_encoding;
+}
+
 // Calls f(name, value) for each "Name: value\r\n" line of `lines`.
 template <typename F>
 void for_each_line(std::string_view lines, F&& f) {

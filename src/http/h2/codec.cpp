@@ -46,6 +46,13 @@ void FieldBlock::add(std::string_view name, std::string_view value) {
                            static_cast<std::uint32_t>(value.size())});
 }
 
+void FieldBlock::add(std::string_view name, std::string_view value, std::string_view more) {
+  add(name, value);
+  store_.append(", ");
+  store_.append(more);
+  entries_.back().value_length += static_cast<std::uint32_t>(2 + more.size());
+}
+
 void FieldBlock::add_status(unsigned status) {
   char digits[4];
   const auto r = std::to_chars(digits, digits + sizeof digits, status);

@@ -152,8 +152,12 @@ namespace {
 struct H2Fields {
   h2::FieldBlock& out;
   void field(std::string_view name, std::string_view value) {
-    if (iequals(name, "transfer-encoding")) return;
+    // :authority carries the host; the rest are HTTP/1.1 framing (RFC 9113 8.2.2).
+    if (iequals(name, "transfer-encoding") || iequals(name, "host")) return;
     out.add(name, value);
+  }
+  void field(std::string_view name, std::string_view value, std::string_view more) {
+    out.add(name, value, more);
   }
   void lines(std::string_view text) {
     detail::for_each_line(text, [this](std::string_view n, std::string_view v) { field(n, v); });
@@ -161,6 +165,42 @@ struct H2Fields {
 };
 
 }  // namespace
+
+namespace {
+
+// The client's TE lists "trailers".
+bool asks_for_trailers(const RequestHead& head) {
+  for (const auto& f : head.fields) {
+    if (!iequals(f.name, "te")) continue;
+    std::string_view list = f.value;
+    while (!list.empty()) {
+      const auto comma = list.find(',');
+      const auto token = trim_ows(list.substr(0, comma));
+      if (iequals(token.substr(0, token.find(';')), "trailers")) return true;
+      list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void encode_request(const RequestHead& head, const RequestForwarding& fwd, std::string_view scheme,
+                    h2::FieldBlock& out) {
+  out.clear();
+  out.add(":method", head.method);
+  out.add(":scheme", scheme);
+  out.add(":authority", head.host.empty() ? fwd.default_host : head.host);
+  out.add(":path", head.target);
+  H2Fields fields{out};
+  detail::for_each_request_field(head, fwd, fields);
+  if (head.content_length) {
+    char digits[24];
+    const auto r = std::to_chars(digits, digits + sizeof digits, *head.content_length);
+    out.add("content-length", std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
+  }
+  if (asks_for_trailers(head)) out.add("te", "trailers");
+}
 
 void encode_response(const ResponseHead& head, const ResponseForwarding& fwd, h2::FieldBlock& out) {
   out.clear();

@@ -50,6 +50,8 @@ class FieldBlock {
     entries_.clear();
   }
   void add(std::string_view name, std::string_view value);
+  // A list field with an element added at its end: "value, more".
+  void add(std::string_view name, std::string_view value, std::string_view more);
   void add_status(unsigned status);
   std::size_t size() const { return entries_.size(); }
   std::string_view name(std::size_t i) const {

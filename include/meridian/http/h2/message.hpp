@@ -63,6 +63,14 @@ class H2RequestBuilder {
   ParseError error_;
 };
 
+// The upstream request as HTTP/2 fields: :method, :scheme (`scheme`), :authority (the
+// request's host), :path, then what the header rules let through or add (the same rules as
+// the HTTP/1.1 head, forwarding.hpp) without Host and the connection-specific fields;
+// content-length when the body's length is known, and "te: trailers" when the client asked
+// for trailers with it (gRPC does; RFC 9113 8.2.2 allows nothing else in TE).
+void encode_request(const RequestHead& head, const RequestForwarding& fwd, std::string_view scheme,
+                    h2::FieldBlock& out);
+
 // The client's response head as HTTP/2 fields: :status, then what the header rules let
 // through (the same rules as the HTTP/1.1 head, forwarding.hpp), without the HTTP/1.1
 // connection-specific fields (RFC 9113 8.2.2); the body is framed by DATA frames.

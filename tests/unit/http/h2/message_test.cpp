@@ -207,6 +207,51 @@ TEST(EncodeResponse, OriginRateLimitFieldsGiveWayToOurs) {
             (std::vector<P>{{":status", "200"}, {"via", "1.1 edge"}, {"ratelimit-limit", "5"}}));
 }
 
+TEST(EncodeRequest, PseudoFieldsFirstThenTheHeaderRules) {
+  RequestHead head;
+  head.method = "POST";
+  head.target = "/pkg.Service/Call?x=1";
+  head.path = "/pkg.Service/Call";
+  head.host = "api.example.test";
+  head.version = 20;
+  head.content_length = 5;
+  head.fields = {
+      {"Host", "api.example.test"}, {"Content-Type", "application/grpc"}, {"TE", "trailers"},
+      {"Connection", "keep-alive"}, {"X-Forwarded-For", "192.0.2.1"},     {"Content-Length", "5"}};
+  RequestForwarding fwd;
+  fwd.peer_address = "198.51.100.7";
+  fwd.proto = "https";
+  fwd.via = "2 edge";
+  fwd.request_id = "rid-1";
+  h2::FieldBlock out;
+  encode_request(head, fwd, "http", out);
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(fields_of(out), (std::vector<P>{{":method", "POST"},
+                                            {":scheme", "http"},
+                                            {":authority", "api.example.test"},
+                                            {":path", "/pkg.Service/Call?x=1"},
+                                            {"content-type", "application/grpc"},
+                                            {"x-forwarded-for", "192.0.2.1, 198.51.100.7"},
+                                            {"x-forwarded-proto", "https"},
+                                            {"x-request-id", "rid-1"},
+                                            {"via", "2 edge"},
+                                            {"content-length", "5"},
+                                            {"te", "trailers"}}));
+}
+
+TEST(EncodeRequest, NoTrailersAskedNoTe) {
+  RequestHead head;
+  head.method = "GET";
+  head.target = "/";
+  head.host = "h";
+  head.fields = {{"TE", "gzip"}};
+  RequestForwarding fwd;
+  h2::FieldBlock out;
+  encode_request(head, fwd, "https", out);
+  for (std::size_t i = 0; i < out.size(); ++i)
+    EXPECT_NE(out.name(i), "te");
+}
+
 TEST(EncodeLocalReply, CarriesLengthViaAndExtraFields) {
   h2::FieldBlock out;
   encode_local_reply(429, "rate limit exceeded", "1.1 edge", "Retry-After: 3\r\n", out);
