@@ -24,8 +24,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
-from harness import (SOURCE_DIR, Meridian, Origin, free_port, pattern_sha256,  # noqa: E402
-                     split_address, wait_until)
+from harness import (FRANKFURT, LOOPBACK_DB, NEW_YORK, Meridian, Origin,  # noqa: E402
+                     free_port, pattern_sha256, split_address, wait_until)
 from test_tls import make_certificate  # noqa: E402
 
 try:
@@ -35,9 +35,6 @@ try:
 except ImportError:  # python3-h2 missing: tests/install-deps.sh installs it
     h2client = None
 
-LOOPBACK_DB = os.path.join(SOURCE_DIR, "tests/data/geoip/loopback-city.mmdb")
-NEW_YORK = "127.0.1.7"  # loopback-city.mmdb
-FRANKFURT = "127.0.2.1"
 
 CONFIG = """
 node: {name: edge-h2}

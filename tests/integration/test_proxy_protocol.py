@@ -14,10 +14,9 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import (SOURCE_DIR, HttpConn, Meridian, Origin, free_port, parse_responses,
-                     split_address, wait_until)
+from harness import (FRANKFURT, LOOPBACK_DB, NEW_YORK, HttpConn, Meridian, Origin,
+                     free_port, parse_responses, split_address, wait_until)
 
-LOOPBACK_DB = os.path.join(SOURCE_DIR, "tests/data/geoip/loopback-city.mmdb")
 
 CONFIG = """
 node: {name: edge-pp}
@@ -52,8 +51,6 @@ backends:
       - {name: eu-west, location: {lat: 53.35, lon: -6.26}, endpoints: [{address: "{eu}"}]}
 """
 
-NEW_YORK = "127.0.1.7"   # loopback-city.mmdb
-FRANKFURT = "127.0.2.1"
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
 

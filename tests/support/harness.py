@@ -62,6 +62,11 @@ ORIGIN_PY = os.path.join(SUPPORT_DIR, "origin.py")
 SOURCE_DIR = os.environ.get("MERIDIAN_SOURCE_DIR",
                             os.path.dirname(os.path.dirname(SUPPORT_DIR)))
 LOCALHOST = "127.0.0.1"
+# The loopback GeoIP database (tests/data/geoip/README.md): 127.0.x.0/24 sources on different
+# continents, and two of its client addresses.
+LOOPBACK_DB = os.path.join(SOURCE_DIR, "tests/data/geoip/loopback-city.mmdb")
+NEW_YORK = "127.0.1.7"
+FRANKFURT = "127.0.2.1"
 
 # ============================================================================================
 # Small utilities
