@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "meridian/http/forwarding.hpp"
+#include "meridian/http/grpc.hpp"
 #include "meridian/proxy/h2_session.hpp"
 #include "meridian/proxy/request_flow.hpp"
 
@@ -340,8 +341,17 @@ void H2Stream::on_exchange_failed(unsigned status, std::string_view cause, bool 
 
 void H2Stream::reply(unsigned status, std::string_view cause, std::string_view extra_headers) {
   rq_->exchange.abort();
-  http::encode_local_reply(status, cause, snapshot_->via, extra_headers, response_);
-  local_text_ = http::local_reply_body(cause);
+  // A gRPC client reads the status from grpc-status, not :status: it gets a trailers-only
+  // answer. Metrics and the access log keep the HTTP status (what failed, for alerting).
+  const bool grpc = rq_->grpc;
+  if (grpc) {
+    http::grpc::encode_local_reply(http::grpc::status_for(status), cause, snapshot_->via,
+                                   extra_headers, response_);
+    local_text_.clear();
+  } else {
+    http::encode_local_reply(status, cause, snapshot_->via, extra_headers, response_);
+    local_text_ = http::local_reply_body(cause);
+  }
   rq_->response_status = status;
   rq_->bytes_out = block_bytes(response_) + local_text_.size();
   record(status);
@@ -349,11 +359,15 @@ void H2Stream::reply(unsigned status, std::string_view cause, std::string_view e
   // A client that never opens its window for the answer (SETTINGS_INITIAL_WINDOW_SIZE 0)
   // does not hold the stream longer than this.
   expires_at(net::Clock::now() + snapshot_->config->limits.idle_timeout);
-  if (!submit_head(true)) {
+  if (!submit_head(!grpc)) {
     reset(http::h2::kInternalError);
     return;
   }
   rq_->response_head_sent = true;
+  if (grpc) {
+    s_.flush();
+    return;
+  }
   local_body_.assign(1, local_text_);
   out_ = &local_body_;
   out_slice_ = out_offset_ = 0;

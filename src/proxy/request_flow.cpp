@@ -5,6 +5,7 @@
 #include "meridian/core/log.hpp"
 #include "meridian/http/client_address.hpp"
 #include "meridian/http/forwarding.hpp"
+#include "meridian/http/grpc.hpp"
 
 namespace meridian::proxy {
 
@@ -51,10 +52,19 @@ Admission admit(const Downstream& d, const http::RequestHead& head, RequestState
           : http::settle_client_address(d.peer, head, snapshot.config->client_ip.trusted_proxies);
   const bool log = logging(d.w, snapshot);
   if (log) capture_log_fields(head, client, d.peer, rq);
+  rq.grpc = head.version == 20 && http::grpc::is_grpc(head);
   const auto* route = d.listener.router.match(head.host, head.path, head.method);
   if (route == nullptr) return Admission::no_route;
   const auto& backend = snapshot.backends[route->backend_index];
   rq.deadline = rq.start + route->timeout;
+  if (rq.grpc) {
+    // The client's own deadline, when it is the nearer one (as Envoy's
+    // max_grpc_timeout lets it be): past it, the answer is DEADLINE_EXCEEDED.
+    if (const auto t = http::grpc::timeout(head)) {
+      const auto until = rq.start + std::chrono::duration_cast<net::Clock::duration>(*t);
+      if (until < rq.deadline) rq.deadline = until;
+    }
+  }
 
   std::string_view request_id = http::request_id_of(head);
   if (request_id.empty()) request_id = d.w.request_ids.next();

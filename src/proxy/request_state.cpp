@@ -30,7 +30,7 @@ void RequestState::reset(const http::ParserLimits& limits, net::Clock::time_poin
   limit = nullptr;
   limit_headers.clear();
   store_key.clear();
-  has_body = http10 = close_after = body_wanted = false;
+  has_body = http10 = grpc = close_after = body_wanted = false;
   // A tunnel only ends with its connection (give() closes it): none is open here.
   upgrade = client_eof = origin_eof = false;
   body_given_consumed = 0;

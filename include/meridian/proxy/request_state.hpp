@@ -65,6 +65,8 @@ struct RequestState {
 
   bool has_body = false;
   bool http10 = false;
+  bool grpc =
+      false;  // a gRPC call (HTTP/2, application/grpc): meridian's answers are gRPC statuses
   bool close_after = false;
   bool body_wanted = false;             // the exchange waits for the next body piece
   std::size_t body_given_consumed = 0;  // client buffer bytes behind the piece the exchange holds
