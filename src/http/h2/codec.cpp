@@ -351,9 +351,14 @@ Codec::Verdict Codec::inspect(std::uint32_t& code) {
     return Verdict::connection_error;
   }
   code = kStreamClosed;
-  error_ = "frame on a closed stream";
   // After the client's RST_STREAM: a stream error; after both END_STREAMs: a connection error.
-  return (history_.reset_by_peer & bit) != 0 ? Verdict::stream_error : Verdict::connection_error;
+  if ((history_.reset_by_peer & bit) != 0) return Verdict::stream_error;
+  if ((history_.closed & bit) != 0) {
+    error_ = "frame on a closed stream";
+    return Verdict::connection_error;
+  }
+  // Opened but never served (ignored after our GOAWAY): its frames are ignored too.
+  return Verdict::pass;
 }
 
 void Codec::History::open(std::int32_t id) {

@@ -341,6 +341,18 @@ TEST(H2Codec, FramesOnAStreamWeResetAreIgnored) {
   EXPECT_EQ(error_sent(s.peer.output(), 0), -1);
 }
 
+TEST(H2Codec, StreamsIgnoredAfterOurGoawayStayIgnored) {
+  Server s;
+  ASSERT_EQ(s.send(frame(kHeaders, kEndHeaders | kEndStream, 1, kGetBlock)), Codec::Feed::ok);
+  s.peer.codec.go_away(kNoError, true);
+  s.peer.output();
+  // A request that crossed the GOAWAY, and its body: neither is served nor an error.
+  EXPECT_EQ(s.send(frame(kHeaders, kEndHeaders, 3, kGetBlock)), Codec::Feed::ok);
+  EXPECT_EQ(s.send(frame(kData, kEndStream, 3, "body")), Codec::Feed::ok);
+  EXPECT_EQ(s.peer.streams.count(3), 0u);
+  EXPECT_EQ(error_sent(s.peer.output(), 0), -1);
+}
+
 TEST(H2Codec, HeadersOnALowerStreamNeverOpenedIsAProtocolError) {
   Server s;
   ASSERT_EQ(s.send(frame(kHeaders, kEndHeaders | kEndStream, 5, kGetBlock)), Codec::Feed::ok);
