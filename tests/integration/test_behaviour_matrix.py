@@ -7,7 +7,6 @@ else may differ.
 
 Each protocol is a subclass of BehaviourSuite with its own meridian (protocol_clients.py)."""
 
-import json
 import os
 import shutil
 import sys
@@ -206,7 +205,8 @@ class BehaviourSuite:
                                                          ("User-Agent", "matrix/1")],
                          source=NEW_YORK)
         self.assertEqual(r.status, 200)
-        entry = wait_until(lambda: [e for e in self.access_log() if e.get("path") == path],
+        entry = wait_until(lambda: [e for e in self.meridian.access_log("access.log")
+                                    if e.get("path") == path],
                            message="access log line")[0]
         self.assertEqual(entry["status"], 200)
         self.assertEqual(entry["method"], "GET")
@@ -216,12 +216,6 @@ class BehaviourSuite:
         self.assertEqual(entry["user_agent"], "matrix/1")
         self.assertEqual(entry["listener"], "tls" if self.client.https else "plain")
 
-    def access_log(self):
-        path = os.path.join(self.meridian.dir, "access.log")
-        if not os.path.exists(path):
-            return []
-        with open(path) as f:
-            return [json.loads(line) for line in f if line.startswith("{")]
 
 
 @unittest.skipUnless(PROTOCOLS, "python3-h2 needed")

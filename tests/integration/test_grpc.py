@@ -8,7 +8,6 @@ over h2c and over TLS with ALPN h2.
 Calls that reach an origin over HTTP/2 (backends[].protocol: h2 / h2c) come with the HTTP/2
 upstream; this file covers what holds whatever the origin speaks."""
 
-import json
 import os
 import shutil
 import sys
@@ -145,17 +144,11 @@ class GrpcLocalAnswersTest(unittest.TestCase):
         self.assertEqual(s.headers.get("grpc-status"), "4", s.headers)
         # The origin's answer would carry no grpc-status: this is meridian's deadline. Metrics
         # and the access log keep the HTTP status, a 504.
-        entry = wait_until(lambda: [e for e in self.access_log()
+        entry = wait_until(lambda: [e for e in self.meridian.access_log("access.log")
                                     if e.get("path") == "/slow.Service/Call"],
                            message="access log line")[0]
         self.assertEqual(entry["status"], 504)
 
-    def access_log(self):
-        path = os.path.join(self.meridian.dir, "access.log")
-        if not os.path.exists(path):
-            return []
-        with open(path) as f:
-            return [json.loads(line) for line in f if line.startswith("{")]
 
 
 if __name__ == "__main__":

@@ -276,18 +276,13 @@ class Http2Test(unittest.TestCase):
     def test_access_log_and_metrics_count_streams(self):
         with H2Client(self.h2c, source=NEW_YORK) as c:
             c.get("/logged?x=1")
-        entries = wait_until(lambda: [e for e in self.meridian_log() if e.get("path") == "/logged"],
+        entries = wait_until(lambda: [e for e in self.meridian.access_log("access.log")
+                                      if e.get("path") == "/logged"],
                              message="access log line")
         self.assertEqual(entries[0]["status"], 200)
         self.assertEqual(entries[0]["region"], "us-east")
         self.assertEqual(entries[0]["client"], NEW_YORK)
 
-    def meridian_log(self):
-        path = os.path.join(self.meridian.dir, "access.log")
-        if not os.path.exists(path):
-            return []
-        with open(path) as f:
-            return [json.loads(line) for line in f if line.startswith("{")]
 
     # ---- abuse ---------------------------------------------------------------------------
 

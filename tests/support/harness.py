@@ -1471,10 +1471,16 @@ class Meridian:
         """stderr (meridian's own log) followed by stdout (the access log by default)."""
         return self.stderr_text() + self.stdout_text()
 
-    def access_log(self):
-        """The JSON objects among stdout's lines (the access log with its defaults)."""
+    def access_log(self, path=None):
+        """The JSON objects among the access log's lines: stdout (where it goes by default),
+        or the file `path` (relative to this instance's directory, "{dir}" in the config)."""
+        if path is None:
+            text = self.stdout_text()
+        else:
+            full = os.path.join(self.dir, path)
+            text = _read_file(full) if os.path.exists(full) else ""
         entries = []
-        for line in self.stdout_text().splitlines():
+        for line in text.splitlines():
             line = line.strip()
             if line.startswith("{"):
                 try:
