@@ -82,12 +82,7 @@ bool is_websocket_upgrade(const RequestHead& head) {
   for (const auto& f : head.fields) {
     if (f.name.size() != 7 || !iequals(f.name, "upgrade")) continue;
     // A list of protocols (RFC 9110 7.8); "websocket" carries no version.
-    std::string_view rest = f.value;
-    while (!rest.empty() && !websocket) {
-      const auto comma = rest.find(',');
-      websocket = iequals(trim_ows(rest.substr(0, comma)), "websocket");
-      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    }
+    websocket = websocket || detail::list_has_token(f.value, "websocket");
   }
   return websocket && ConnectionTokens<std::vector<Field>>(head.fields).contains("upgrade");
 }

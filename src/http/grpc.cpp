@@ -86,9 +86,7 @@ void encode_local_reply(Status status, std::string_view cause, std::string_view 
   out.clear();
   out.add_status(200);
   out.add("content-type", "application/grpc");
-  char digits[8];
-  const auto r = std::to_chars(digits, digits + sizeof digits, static_cast<unsigned>(status));
-  out.add("grpc-status", std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
+  out.add_number("grpc-status", status);
   out.add("grpc-message", encode_message(cause));
   if (!via.empty()) out.add("via", via);
   detail::for_each_line(extra_headers,

@@ -208,6 +208,17 @@ const Field* for_each_request_field(const RequestHead& head, const RequestForwar
   return transfer_encoding;
 }
 
+// True when the comma-separated list `value` (RFC 9110 5.6.1) has an element equal to `token`,
+// case-insensitively.
+inline bool list_has_token(std::string_view value, std::string_view token) {
+  while (!value.empty()) {
+    const auto comma = value.find(',');
+    if (iequals(trim_ows(value.substr(0, comma)), token)) return true;
+    value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+  }
+  return false;
+}
+
 // Calls f(name, value) for each "Name: value\r\n" line of `lines`.
 template <typename F>
 void for_each_line(std::string_view lines, F&& f) {

@@ -53,10 +53,10 @@ void FieldBlock::add(std::string_view name, std::string_view value, std::string_
   entries_.back().value_length += static_cast<std::uint32_t>(2 + more.size());
 }
 
-void FieldBlock::add_status(unsigned status) {
-  char digits[4];
-  const auto r = std::to_chars(digits, digits + sizeof digits, status);
-  add(":status", std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
+void FieldBlock::add_number(std::string_view name, std::uint64_t value) {
+  char digits[24];
+  const auto r = std::to_chars(digits, digits + sizeof digits, value);
+  add(name, std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
 }
 
 // nghttp2's callbacks: each finds the codec in user_data.

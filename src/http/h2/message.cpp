@@ -171,14 +171,7 @@ namespace {
 // The client's TE lists "trailers".
 bool asks_for_trailers(const RequestHead& head) {
   for (const auto& f : head.fields) {
-    if (!iequals(f.name, "te")) continue;
-    std::string_view list = f.value;
-    while (!list.empty()) {
-      const auto comma = list.find(',');
-      const auto token = trim_ows(list.substr(0, comma));
-      if (iequals(token.substr(0, token.find(';')), "trailers")) return true;
-      list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-    }
+    if (iequals(f.name, "te") && detail::list_has_token(f.value, "trailers")) return true;
   }
   return false;
 }
@@ -194,11 +187,7 @@ void encode_request(const RequestHead& head, const RequestForwarding& fwd, std::
   out.add(":path", head.target);
   H2Fields fields{out};
   detail::for_each_request_field(head, fwd, fields);
-  if (head.content_length) {
-    char digits[24];
-    const auto r = std::to_chars(digits, digits + sizeof digits, *head.content_length);
-    out.add("content-length", std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
-  }
+  if (head.content_length) out.add_number("content-length", *head.content_length);
   if (asks_for_trailers(head)) out.add("te", "trailers");
 }
 
@@ -214,9 +203,7 @@ void encode_local_reply(unsigned status, std::string_view cause, std::string_vie
   out.clear();
   out.add_status(status);
   out.add("content-type", "text/plain");
-  char digits[24];
-  const auto r = std::to_chars(digits, digits + sizeof digits, cause.size() + 1);
-  out.add("content-length", std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
+  out.add_number("content-length", cause.size() + 1);
   if (!via.empty()) out.add("via", via);
   H2Fields fields{out};
   fields.lines(extra_headers);

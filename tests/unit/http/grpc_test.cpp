@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "unit/http/h2/fields_of.hpp"
+
 namespace meridian::http::grpc {
 namespace {
 
@@ -50,17 +52,14 @@ TEST(Grpc, TrailersOnlyLocalReply) {
   h2::FieldBlock out;
   encode_local_reply(kResourceExhausted, "rate limit exceeded 100%", "2 edge",
                      "RateLimit-Limit: 1\r\nRetry-After: 3\r\n", out);
-  std::vector<std::pair<std::string, std::string>> fields;
-  for (std::size_t i = 0; i < out.size(); ++i)
-    fields.emplace_back(out.name(i), out.value(i));
   using P = std::pair<std::string, std::string>;
-  EXPECT_EQ(fields, (std::vector<P>{{":status", "200"},
-                                    {"content-type", "application/grpc"},
-                                    {"grpc-status", "8"},
-                                    {"grpc-message", "rate limit exceeded 100%25"},
-                                    {"via", "2 edge"},
-                                    {"ratelimit-limit", "1"},
-                                    {"retry-after", "3"}}));
+  EXPECT_EQ(testing::fields_of(out), (std::vector<P>{{":status", "200"},
+                                                     {"content-type", "application/grpc"},
+                                                     {"grpc-status", "8"},
+                                                     {"grpc-message", "rate limit exceeded 100%25"},
+                                                     {"via", "2 edge"},
+                                                     {"ratelimit-limit", "1"},
+                                                     {"retry-after", "3"}}));
   EXPECT_EQ(encode_message("caf\xc3\xa9\n"), "caf%C3%A9%0A");
 }
 

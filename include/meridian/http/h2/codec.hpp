@@ -52,7 +52,8 @@ class FieldBlock {
   void add(std::string_view name, std::string_view value);
   // A list field with an element added at its end: "value, more".
   void add(std::string_view name, std::string_view value, std::string_view more);
-  void add_status(unsigned status);
+  void add_number(std::string_view name, std::uint64_t value);
+  void add_status(unsigned status) { add_number(":status", status); }
   std::size_t size() const { return entries_.size(); }
   std::string_view name(std::size_t i) const {
     return std::string_view(store_).substr(entries_[i].name, entries_[i].name_length);

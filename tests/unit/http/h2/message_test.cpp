@@ -6,6 +6,8 @@
 
 #include "meridian/http/forwarding.hpp"
 
+#include "unit/http/h2/fields_of.hpp"
+
 namespace meridian::http {
 namespace {
 
@@ -160,12 +162,7 @@ TEST(H2RequestBuilder, ResetStartsOver) {
   EXPECT_EQ(r.b.head().path, "/again");
 }
 
-std::vector<std::pair<std::string, std::string>> fields_of(const h2::FieldBlock& b) {
-  std::vector<std::pair<std::string, std::string>> v;
-  for (std::size_t i = 0; i < b.size(); ++i)
-    v.emplace_back(b.name(i), b.value(i));
-  return v;
-}
+using testing::fields_of;
 
 TEST(EncodeResponse, LowerCasesNamesAndDropsConnectionFields) {
   ResponseHead head;
