@@ -10,6 +10,9 @@
 namespace meridian::config::detail {
 namespace {
 
+constexpr Choice<UpstreamProtocol> kProtocols[] = {{"http1", UpstreamProtocol::http1},
+                                                   {"h2", UpstreamProtocol::h2},
+                                                   {"h2c", UpstreamProtocol::h2c}};
 constexpr Choice<Balance> kBalances[] = {{"least_conn", Balance::least_conn},
                                          {"round_robin", Balance::round_robin},
                                          {"random", Balance::random}};
@@ -205,6 +208,7 @@ Backend read_backend(Diagnostics& diag, const Field& field, UniqueNames& backend
   MapReader map(diag, field, Section::backend);
   if (!map.valid()) return backend;
   if (auto f = map.require("name")) backend.name = backend_names.read(diag, *f);
+  map.read("protocol", backend.protocol, kProtocols);
   map.read("balance", backend.balance, kBalances);
   std::vector<RuleRegionRef> rule_regions;
   bool policy_ok = true;
@@ -220,6 +224,20 @@ Backend read_backend(Diagnostics& diag, const Field& field, UniqueNames& backend
   }
   if (auto f = map.get("health_check")) backend.health_check = read_health_check(diag, *f);
   if (auto f = map.get("tls")) backend.tls = read_upstream_tls(diag, *f);
+  // h2 is negotiated by ALPN inside TLS; h2c is HTTP/2 on a plain connection.
+  if (backend.protocol == UpstreamProtocol::h2 && !backend.tls) {
+    if (auto f = map.get("protocol")) {
+      diag.error(*f,
+                 "protocol h2 is HTTP/2 over TLS: add `tls: true` to the backend (or use "
+                 "h2c for cleartext HTTP/2)");
+    }
+  } else if (backend.protocol == UpstreamProtocol::h2c && backend.tls) {
+    if (auto f = map.get("protocol")) {
+      diag.error(*f,
+                 "protocol h2c is cleartext HTTP/2, but the backend has tls: use h2 for "
+                 "HTTP/2 over TLS");
+    }
+  }
   if (auto f = map.get("outlier_detection")) {
     backend.outlier_detection = read_outlier_detection(diag, *f);
   }

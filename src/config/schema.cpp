@@ -38,6 +38,7 @@ constexpr std::string_view kRateLimitKeys[] = {"rate", "burst", "key", "scope"};
 constexpr std::string_view kStoreKeys[] = {"redis", "timeout", "on_error"};
 
 constexpr std::string_view kBackendKeys[] = {"name",
+                                             "protocol",
                                              "balance",
                                              "steering",
                                              "connect_timeout",

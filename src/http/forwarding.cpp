@@ -135,6 +135,13 @@ void write_downstream_response(const ResponseHead& head, const ResponseForwardin
   w.put("\r\n");
 }
 
+void write_last_chunk(const std::vector<Field>& trailers, std::string& out) {
+  HeadWriter w(out, bound_for(trailers, 8));
+  w.put("0\r\n");
+  detail::for_each_trailer_field(trailers, w);
+  w.put("\r\n");
+}
+
 void write_local_reply(unsigned status, std::string_view cause, bool close, std::string_view via,
                        std::string_view extra_headers, std::string& out) {
   HeadWriter w(out, 256 + cause.size() + via.size() + extra_headers.size());

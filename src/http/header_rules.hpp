@@ -154,6 +154,26 @@ void for_each_response_field(const ResponseHead& head, const ResponseForwarding&
   if (!fwd.endpoint.empty()) out.field("x-meridian-endpoint", fwd.endpoint);
 }
 
+// Calls out.field(name, value) for each trailer field that passes on: not the framing,
+// routing and connection fields a trailer must not carry (RFC 9110 6.5.1), nor fields the
+// codec should never have let in (pseudo-fields).
+template <typename Out>
+void for_each_trailer_field(const std::vector<Field>& trailers, Out& out) {
+  for (const auto& f : trailers) {
+    if (f.name.empty() || f.name.front() == ':') continue;
+    switch (classify(f.name)) {
+      case Kind::hop_by_hop:
+      case Kind::content_length:
+      case Kind::transfer_encoding:
+      case Kind::host:
+      case Kind::expect:
+        continue;
+      default:
+        out.field(f.name, f.value);
+    }
+  }
+}
+
 // Calls out.field(name, value) for each field of the upstream request that the header rules
 // let through or add -- the client's fields without hop-by-hop ones, framing, Expect (meridian
 // answers 100-continue itself) and X-Forwarded-Proto; Host where the client had it, or added;

@@ -4,6 +4,7 @@
 #include <span>
 #include <string>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include "meridian/core/log.hpp"
@@ -59,6 +60,7 @@ void Exchange::start(const ExchangeRequest& request) {
   response_finished_ = false;
   stale_retry_used_ = false;
   pending_body_ = nullptr;
+  trailers_.clear();
   now_ns_ = balancing::steady_now_ns();
   region_index_ = -1;
   retry_from_region_ = -1;
@@ -171,6 +173,10 @@ void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& end
   last_endpoint_ = endpoint.get();
   resp_.reset({kResponseBuffer - 1, kMaxResponseFields, 0}, request_.head_request);
   uin_.consume(uin_.size());
+  if (request_.protocol != config::UpstreamProtocol::http1) {
+    use_h2_endpoint(endpoint);
+    return;
+  }
   up_ = pooled_ok ? w_.pool.acquire(endpoint.get()) : nullptr;
   if (up_ && up_->transport.is_tls() != (request_.tls != nullptr)) {
     // Pooled before a reload switched the backend's tls setting: not for this request.
@@ -264,6 +270,20 @@ void Exchange::connection_ready() {
 }
 
 void Exchange::drop_connection() {
+  if (h2_) {
+    const auto conn = std::move(h2_);
+    h2_.reset();
+    conn->detach(*this, h2_closed_ ? 0 : h2_id_);
+  }
+  h2_id_ = 0;
+  h2_body_ = nullptr;
+  h2_body_wanted_ = false;
+  if (h2_keep_.use_count() == 1) {
+    // The only reference to the sink's owner (a session closing from its deadline, say):
+    // released after the caller returned, not under its feet.
+    asio::post(w_.ioc, [keep = std::move(h2_keep_)] {});
+  }
+  h2_keep_.reset();
   if (up_) {
     up_->transport.close();
     up_.reset();
@@ -284,6 +304,10 @@ void Exchange::on_deadline() {
 // Request: head and body up
 
 void Exchange::send_request_body(const http::BodySlices& body, bool last) {
+  if (request_.protocol != config::UpstreamProtocol::http1) {
+    h2_send_body(body, last);
+    return;
+  }
   if (!active_ || !up_) return;
   last_given_ = last;
   // Once the sink handed over body bytes it may release them when asked for more, so the
@@ -485,6 +509,10 @@ void Exchange::deliver(std::size_t head_length) {
 
 void Exchange::response_delivered() {
   if (!active_ || !response_delivering_) return;
+  if (request_.protocol != config::UpstreamProtocol::http1) {
+    h2_response_delivered();
+    return;
+  }
   response_delivering_ = false;
   uin_.consume(pending_consume_);
   pending_consume_ = 0;
@@ -552,6 +580,16 @@ void Exchange::finish() {
 void Exchange::fail(Failure why) {
   const bool replayable = !response_started_ && !response_delivered_any_ && !body_sent_;
   const bool bodyless_or_idempotent = request_.idempotent || !request_.has_body;
+  if (why == Failure::refused && replayable && !stale_retry_used_ && h2_endpoint_) {
+    // The origin did not process the stream (it refused it, or its GOAWAY crossed our
+    // request): as with a stale pooled connection, one free retry to the same endpoint, on
+    // a connection with room (the pool dials a new one when this one is going away).
+    stale_retry_used_ = true;
+    const auto endpoint = h2_endpoint_;
+    drop_connection();
+    use_endpoint(endpoint, true);
+    return;
+  }
   if (why == Failure::reset && reused_ && replayable && bodyless_or_idempotent &&
       !stale_retry_used_ && up_) {
     // A pooled connection the origin closed just as we sent on it (its idle close crossed
@@ -572,9 +610,10 @@ void Exchange::fail(Failure why) {
   // connection is retried only for an idempotent method, since the origin may have acted
   // on it (a non-idempotent request is retried only when nothing of it was sent; nginx's
   // default).
-  note_outcome(true);
-  const bool nothing_sent = why == Failure::connect || why == Failure::connect_timeout;
-  if (nothing_sent) report_connect_failure();
+  const bool connect_failed = why == Failure::connect || why == Failure::connect_timeout;
+  const bool nothing_sent = connect_failed || why == Failure::refused;
+  if (why != Failure::refused) note_outcome(true);  // a refusal says nothing of its health
+  if (connect_failed) report_connect_failure();
   const bool retryable =
       replayable && (nothing_sent || (why == Failure::reset && request_.idempotent));
   if (in_flight_.get() != nullptr) tried_.add(in_flight_.get());
@@ -606,6 +645,9 @@ void Exchange::report(Failure why) {
       break;
     case Failure::timeout:
       sink_->on_exchange_failed(504, "upstream timed out", false);
+      break;
+    case Failure::refused:
+      sink_->on_exchange_failed(502, "upstream refused the stream", false);
       break;
   }
 }

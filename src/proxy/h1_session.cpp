@@ -571,8 +571,15 @@ void H1Session::on_response_data(const http::ResponseHead* head, const http::Bod
     rq_->response_status = head->status;
   }
   frame_body(body, rq_->response_chunked, rq_->chunk_line, rq_->write_list);
-  if (done && rq_->response_chunked)
-    rq_->write_list.emplace_back(kLastChunk.data(), kLastChunk.size());
+  if (done && rq_->response_chunked) {
+    const auto& trailers = rq_->exchange.response_trailers();
+    if (trailers.empty()) {
+      rq_->write_list.emplace_back(kLastChunk.data(), kLastChunk.size());
+    } else {
+      http::write_last_chunk(trailers, rq_->last_chunk);
+      rq_->write_list.emplace_back(rq_->last_chunk.data(), rq_->last_chunk.size());
+    }
+  }
   if (rq_->write_list.empty()) {
     rq_->exchange.response_delivered();
     return;

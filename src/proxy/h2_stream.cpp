@@ -248,7 +248,9 @@ void H2Stream::on_response_data(const http::ResponseHead* head, const http::Body
     http::encode_response(*head, fwd, response_);
     rq_->response_status = head->status;
     rq_->bytes_out += block_bytes(response_);
-    const bool empty = done && total_size(body) == 0;
+    // Trailers go after DATA (pull() submits them), so a response with trailers keeps its
+    // stream open after the head even without a body.
+    const bool empty = done && total_size(body) == 0 && rq_->exchange.response_trailers().empty();
     if (!submit_head(!empty)) {
       reset(http::h2::kInternalError);
       return;
@@ -289,6 +291,14 @@ http::h2::Pull H2Stream::read_response(std::uint8_t* buf, std::size_t length) {
   }
   if (out_done_) {
     pull.end = true;
+    // The origin's trailers (gRPC's status travels in them) end the stream instead.
+    if (state_ == State::exchange && !rq_->exchange.response_trailers().empty()) {
+      http::encode_trailers(rq_->exchange.response_trailers(), response_);
+      if (response_.size() != 0 && s_.codec().submit_trailers(id_, response_)) {
+        pull.trailers = true;
+        rq_->bytes_out += block_bytes(response_);
+      }
+    }
   } else if (n == 0) {
     deferred_ = true;  // resumed by the next on_response_data
     pull.deferred = true;

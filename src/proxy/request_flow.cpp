@@ -6,6 +6,7 @@
 #include "meridian/http/client_address.hpp"
 #include "meridian/http/forwarding.hpp"
 #include "meridian/http/grpc.hpp"
+#include "meridian/http/h2/message.hpp"
 
 namespace meridian::proxy {
 
@@ -79,11 +80,18 @@ Admission admit(const Downstream& d, const http::RequestHead& head, RequestState
                                     request_id,
                                     backend.regions.front().endpoints.front()->address,
                                     rq.upgrade};
-  http::write_upstream_request(head, fwd, rq.exchange.request_head());
+  const auto protocol = backend.config->protocol;
+  if (protocol == config::UpstreamProtocol::http1) {
+    http::write_upstream_request(head, fwd, rq.exchange.request_head());
+  } else {
+    http::encode_request(head, fwd, protocol == config::UpstreamProtocol::h2 ? "https" : "http",
+                         rq.exchange.request_fields());
+  }
   rq.limit = d.listener.limits[route_index].get();
   ExchangeRequest& request = rq.exchange_request;
   request = ExchangeRequest{};
   request.backend = &backend;
+  request.protocol = protocol;
   request.node_location = &snapshot.config->node.location;
   request.retries = route->retries;
   request.idempotent = http::is_idempotent(head.method);

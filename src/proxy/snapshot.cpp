@@ -105,7 +105,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
     std::shared_ptr<boost::asio::ssl::context> context;
     if (b.tls) {
       try {
-        context = tls::make_client_context(*b.tls);
+        context = tls::make_client_context(*b.tls, b.protocol);
       } catch (const std::exception& e) {
         error = "backend " + b.name + ": tls: " + e.what();
         return nullptr;

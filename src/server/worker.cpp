@@ -33,6 +33,7 @@ Worker::~Worker() {
   for (auto& a : acceptors_)
     a->close();
   ctx_.pool.clear();
+  ctx_.h2_pool.shutdown();
   ctx_.deadlines.abort_all();
   ctx_.redis.reset();  // answers what waits on it; the sessions are closed and ignore it
   try {
@@ -129,6 +130,7 @@ void Worker::drain() {
     for (auto& a : acceptors_)
       a->close();
     ctx_.pool.clear();
+    ctx_.h2_pool.shutdown();
     ctx_.deadlines.drain_all();
     if (ctx_.sessions == 0) ioc_.stop();
   });
@@ -149,6 +151,7 @@ void Worker::tick() {
     const auto now = net::Clock::now();
     ctx_.deadlines.sweep(now);
     ctx_.pool.sweep(now);
+    ctx_.h2_pool.sweep();
     tick();
   });
 }

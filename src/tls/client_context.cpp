@@ -11,12 +11,18 @@ namespace meridian::tls {
 namespace ssl = boost::asio::ssl;
 using detail::fail;
 
-std::shared_ptr<ssl::context> make_client_context(const config::UpstreamTls& config) {
+std::shared_ptr<ssl::context> make_client_context(const config::UpstreamTls& config,
+                                                  config::UpstreamProtocol protocol) {
   auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
   SSL_CTX* ctx = context->native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  if (protocol == config::UpstreamProtocol::h2) {
+    // HTTP/2 over TLS is only spoken when the origin chooses it (RFC 9113 3.2).
+    static constexpr unsigned char kH2[] = {2, 'h', '2'};
+    if (SSL_CTX_set_alpn_protos(ctx, kH2, sizeof kH2) != 0) fail("ALPN h2");
+  }
   if (!config.verify) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
     return context;

@@ -1,12 +1,17 @@
-"""gRPC through meridian, with Debian's python3-grpcio as the client: the answers meridian gives
-itself to a gRPC call are gRPC statuses (trailers-only: HTTP 200, application/grpc,
-grpc-status and grpc-message), as Envoy gives them -- UNAVAILABLE when no origin can take the
-call, RESOURCE_EXHAUSTED from the rate limit (with its RateLimit fields as trailing metadata),
-UNIMPLEMENTED without a route, DEADLINE_EXCEEDED when the client's grpc-timeout passes first --
-over h2c and over TLS with ALPN h2.
+"""gRPC through meridian, with Debian's python3-grpcio as client and origin.
 
-Calls that reach an origin over HTTP/2 (backends[].protocol: h2 / h2c) come with the HTTP/2
-upstream; this file covers what holds whatever the origin speaks."""
+GrpcLocalAnswersTest: the answers meridian gives itself to a gRPC call are gRPC statuses
+(trailers-only: HTTP 200, application/grpc, grpc-status and grpc-message), as Envoy gives
+them -- UNAVAILABLE when no origin can take the call, RESOURCE_EXHAUSTED from the rate limit
+(with its RateLimit fields as trailing metadata), UNIMPLEMENTED without a route,
+DEADLINE_EXCEEDED when the client's grpc-timeout passes first -- over h2c and over TLS with
+ALPN h2.
+
+GrpcEndToEndTest: calls that reach a grpcio server through meridian, over each pair of
+downstream (h2c, TLS) and upstream (backends[].protocol h2c, h2 over TLS) protocols: unary,
+server-streaming, client-streaming and bidirectional calls with their trailing metadata, an
+error status with its message and metadata, the client's deadline, and UNAVAILABLE when the
+origin is gone."""
 
 import os
 import shutil
@@ -149,6 +154,167 @@ class GrpcLocalAnswersTest(unittest.TestCase):
                            message="access log line")[0]
         self.assertEqual(entry["status"], 504)
 
+
+END_TO_END = """
+node: {name: edge-grpc-e2e}
+workers: 1
+admin: {listen: "{admin}"}
+access_log: {path: "{dir}/access.log", format: json}
+listeners:
+  - name: h2c
+    listen: "{h2c}"
+    routes: &routes
+      - {name: via-h2c, match: {host: plain.grpc}, backend: grpc-h2c}
+      - {name: via-h2, match: {host: tls.grpc}, backend: grpc-h2}
+      - {name: gone, match: {host: gone.grpc}, backend: gone}
+  - name: tls
+    listen: "{tls}"
+    tls:
+      certificates: [{cert: "{certs}/grpc.pem", key: "{certs}/grpc.key"}]
+    routes: *routes
+backends:
+  - name: grpc-h2c
+    protocol: h2c
+    regions:
+      - {name: r1, location: {lat: 50.1, lon: 8.7}, endpoints: [{address: "{plain_origin}"}]}
+  - name: grpc-h2
+    protocol: h2
+    tls: {verify: false}
+    regions:
+      - {name: r1, location: {lat: 50.1, lon: 8.7}, endpoints: [{address: "{tls_origin}"}]}
+  - name: gone
+    protocol: h2c
+    regions:
+      - {name: r1, location: {lat: 50.1, lon: 8.7}, endpoints: [{address: "{gone}"}]}
+"""
+
+
+def echo_service():
+    """Raw-bytes handlers (no protobuf): each call's messages are bytes."""
+    import time as _time
+
+    def unary(request, context):
+        context.set_trailing_metadata([("x-served-by", "grpc-origin")])
+        return request[::-1]
+
+    def server_stream(request, context):
+        for i in range(int(request.decode())):
+            yield f"msg-{i}".encode()
+
+    def client_stream(requests, context):
+        return b"|".join(requests)
+
+    def bidi(requests, context):
+        for r in requests:
+            yield b"echo:" + r
+
+    def fail(request, context):
+        context.set_trailing_metadata([("x-why", "because")])
+        context.abort(grpc.StatusCode.NOT_FOUND, "no such thing: " + request.decode())
+
+    def slow(request, context):
+        _time.sleep(3)
+        return b"late"
+
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary),
+        "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
+        "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
+        "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
+        "Fail": grpc.unary_unary_rpc_method_handler(fail),
+        "Slow": grpc.unary_unary_rpc_method_handler(slow),
+    }
+    return grpc.method_handlers_generic_handler("test.Echo", handlers)
+
+
+@unittest.skipUnless(grpc, "python3-grpcio needed")
+class GrpcEndToEndTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        from concurrent import futures
+        cls.certs = tempfile.mkdtemp(prefix="meridian-grpc-e2e-")
+        make_certificate(cls.certs, "grpc", "grpc.test", ["grpc.test"])
+        make_certificate(cls.certs, "origin", "origin.test", ["origin.test"])
+        with open(os.path.join(cls.certs, "origin.key"), "rb") as k, \
+                open(os.path.join(cls.certs, "origin.pem"), "rb") as c:
+            origin_credentials = grpc.ssl_server_credentials([(k.read(), c.read())])
+        cls.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        cls.server.add_generic_rpc_handlers((echo_service(),))
+        plain = cls.server.add_insecure_port("127.0.0.1:0")
+        tls = cls.server.add_secure_port("127.0.0.1:0", origin_credentials)
+        cls.server.start()
+        cls.addresses = {"h2c": f"127.0.0.1:{free_port()}", "tls": f"127.0.0.1:{free_port()}"}
+        cls.meridian = Meridian(END_TO_END, {
+            "plain_origin": f"127.0.0.1:{plain}", "tls_origin": f"127.0.0.1:{tls}",
+            "gone": f"127.0.0.1:{free_port()}", "certs": cls.certs, **cls.addresses}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.meridian.stop()
+        cls.server.stop(0)
+        shutil.rmtree(cls.certs, ignore_errors=True)
+
+    def channel(self, downstream, authority):
+        options = OPTIONS + [("grpc.default_authority", authority)]
+        if downstream == "h2c":
+            return grpc.insecure_channel(self.addresses["h2c"], options=options)
+        with open(os.path.join(self.certs, "grpc.pem"), "rb") as f:
+            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+        return grpc.secure_channel(self.addresses["tls"], credentials, options=options + [
+            ("grpc.ssl_target_name_override", "grpc.test")])
+
+    COMBINATIONS = [(d, a) for d in ("h2c", "tls") for a in ("plain.grpc", "tls.grpc")]
+
+    def test_unary_with_trailing_metadata(self):
+        for downstream, authority in self.COMBINATIONS:
+            with self.subTest(downstream=downstream, upstream=authority), \
+                    self.channel(downstream, authority) as channel:
+                call = channel.unary_unary("/test.Echo/Unary")
+                reply, state = call.with_call(b"hello", timeout=10)
+                self.assertEqual(reply, b"olleh")
+                self.assertEqual(state.code(), grpc.StatusCode.OK)
+                self.assertIn(("x-served-by", "grpc-origin"), tuple(state.trailing_metadata()))
+                big = os.urandom(1_000_000)  # many flow-control windows each way
+                self.assertEqual(call(big, timeout=20), big[::-1])
+
+    def test_server_client_and_bidi_streaming(self):
+        for downstream, authority in self.COMBINATIONS:
+            with self.subTest(downstream=downstream, upstream=authority), \
+                    self.channel(downstream, authority) as channel:
+                stream = channel.unary_stream("/test.Echo/ServerStream")
+                self.assertEqual(list(stream(b"50", timeout=10)),
+                                 [f"msg-{i}".encode() for i in range(50)])
+                upload = channel.stream_unary("/test.Echo/ClientStream")
+                self.assertEqual(upload(iter([b"a", b"b", b"c"]), timeout=10), b"a|b|c")
+                bidi = channel.stream_stream("/test.Echo/Bidi")
+                self.assertEqual(list(bidi(iter([b"1", b"2", b"3"]), timeout=10)),
+                                 [b"echo:1", b"echo:2", b"echo:3"])
+
+    def test_an_error_status_passes_with_its_message_and_metadata(self):
+        for downstream, authority in self.COMBINATIONS:
+            with self.subTest(downstream=downstream, upstream=authority), \
+                    self.channel(downstream, authority) as channel:
+                with self.assertRaises(grpc.RpcError) as caught:
+                    channel.unary_unary("/test.Echo/Fail")(b"x42", timeout=10)
+                e = caught.exception
+                self.assertEqual(e.code(), grpc.StatusCode.NOT_FOUND)
+                self.assertEqual(e.details(), "no such thing: x42")
+                self.assertIn(("x-why", "because"), tuple(e.trailing_metadata()))
+
+    def test_the_deadline_is_honoured(self):
+        for downstream, authority in self.COMBINATIONS:
+            with self.subTest(downstream=downstream, upstream=authority), \
+                    self.channel(downstream, authority) as channel:
+                with self.assertRaises(grpc.RpcError) as caught:
+                    channel.unary_unary("/test.Echo/Slow")(b"", timeout=0.5)
+                self.assertEqual(caught.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    def test_an_origin_that_is_gone_is_unavailable(self):
+        for downstream in ("h2c", "tls"):
+            with self.subTest(downstream=downstream), self.channel(downstream, "gone.grpc") as ch:
+                with self.assertRaises(grpc.RpcError) as caught:
+                    ch.unary_unary("/test.Echo/Unary")(b"x", timeout=10)
+                self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ class Stream:
         self.body = bytearray()
         self.ended = False
         self.reset = None        # the RST_STREAM error code, when reset
+        self.trailers = {}       # trailer fields, as a dict
 
     @property
     def status(self):
@@ -181,6 +182,8 @@ class H2Client:
         elif isinstance(event, h2.events.DataReceived):
             self.streams[event.stream_id].body += event.data
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, h2.events.TrailersReceived):
+            self.streams[event.stream_id].trailers = dict(event.headers)
         elif isinstance(event, h2.events.StreamEnded):
             self.streams[event.stream_id].ended = True
         elif isinstance(event, h2.events.StreamReset):

@@ -57,6 +57,9 @@ struct StatusRange {
 enum class ProxyProtocol { off, v1, v2, any };
 enum class AccessLogFormat { json, combined };
 enum class Balance { least_conn, round_robin, random };
+// What meridian speaks to a backend's endpoints: HTTP/1.1, HTTP/2 over TLS (ALPN h2), or
+// HTTP/2 in cleartext with prior knowledge (h2c).
+enum class UpstreamProtocol { http1, h2, h2c };
 enum class SteeringPolicy { nearest, latency, geo, failover };
 enum class RateLimitKey { client_ip, route, header };
 enum class RateLimitScope { local, global };
@@ -211,6 +214,7 @@ struct UpstreamTls {
 
 struct Backend {
   std::string name;
+  UpstreamProtocol protocol = UpstreamProtocol::http1;
   Balance balance = Balance::least_conn;
   Steering steering;
   Duration connect_timeout{2000};

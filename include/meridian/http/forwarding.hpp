@@ -58,6 +58,11 @@ struct ResponseForwarding {
 void write_downstream_response(const ResponseHead& head, const ResponseForwarding& fwd,
                                std::string& out);
 
+// The last chunk of a chunked body with its trailer section (RFC 9112 7.1.2), into `out`:
+// the trailer fields that may pass (not framing, routing or connection fields, RFC 9110
+// 6.5.1), for the HTTP/1.1 client of an origin that sent trailers.
+void write_last_chunk(const std::vector<Field>& trailers, std::string& out);
+
 // A response meridian gives itself (docs/http-behaviour.md, answers meridian gives itself):
 // short text/plain body naming the cause. `extra_headers` is zero or more complete "Name:
 // value\r\n" lines.

@@ -35,7 +35,9 @@
 #include "meridian/core/byte_buffer.hpp"
 #include "meridian/geo/client_location.hpp"
 #include "meridian/http/h1_parser.hpp"
+#include "meridian/http/h2/codec.hpp"
 #include "meridian/net/deadline_list.hpp"
+#include "meridian/proxy/h2_upstream.hpp"
 #include "meridian/proxy/upstream_pool.hpp"
 #include "meridian/proxy/worker_context.hpp"
 
@@ -49,8 +51,10 @@ class ExchangeSink {
   // written and may be released. Answer with send_request_body() now or when bytes arrive.
   virtual void on_request_body_wanted() = 0;
   // Response bytes to deliver: the head the first time (1xx answers are dropped), then body
-  // pieces, decoded; `done` marks the end of the response. The views are valid until the
-  // sink calls Exchange::response_delivered(), which it does once they are written.
+  // pieces, decoded; `done` marks the end of the response, after which
+  // Exchange::response_trailers() holds the origin's trailer fields (HTTP/2 origins). The
+  // views are valid until the sink calls Exchange::response_delivered(), which it does once
+  // they are written.
   virtual void on_response_data(const http::ResponseHead* head, const http::BodySlices& body,
                                 bool done) = 0;
   // The response was delivered in full and the upstream connection is settled (pooled or
@@ -66,6 +70,8 @@ class ExchangeSink {
 
 struct ExchangeRequest {
   const balancing::BackendRuntime* backend = nullptr;
+  // HTTP/1.1 (request_head()) or HTTP/2 (request_fields()) to the endpoints.
+  config::UpstreamProtocol protocol = config::UpstreamProtocol::http1;
   geo::ClientLocation client;  // what GeoIP knows of the client, for steering
   const std::optional<config::Location>* node_location = nullptr;  // node.location
   std::uint32_t retries = 0;
@@ -81,7 +87,7 @@ struct ExchangeRequest {
   const std::vector<metrics::SeriesId>* region_series = nullptr;
 };
 
-class Exchange final : private net::Deadline {
+class Exchange final : private net::Deadline, private H2UpstreamStream {
  public:
   // A response starts with a 16 KiB buffer (HAProxy's buffer size): most responses fit,
   // and an exchange in flight or pooled holds no more. One that fills it grows to
@@ -101,8 +107,13 @@ class Exchange final : private net::Deadline {
   // No operation of this exchange is pending: no completion can reach it any more.
   bool quiescent() const { return pending_ops_ == 0; }
 
-  // The upstream request head, serialised by the owner before start().
+  // The upstream request head, serialised by the owner before start(): HTTP/1.1 text, or
+  // HTTP/2 fields for a backend with protocol h2 or h2c.
   std::string& request_head() { return head_; }
+  http::h2::FieldBlock& request_fields() { return fields_; }
+  // The origin's trailer fields, once the sink was given the end of the response (empty
+  // when there were none); valid until response_delivered().
+  const std::vector<http::Field>& response_trailers() const { return trailers_; }
 
   void start(const ExchangeRequest& request);
   // The next decoded request body piece (views stay valid until on_request_body_wanted() or
@@ -158,7 +169,9 @@ class Exchange final : private net::Deadline {
   const balancing::EndpointState* last_endpoint() const { return last_endpoint_; }
 
  private:
-  enum class Failure { connect, connect_timeout, reset, invalid, timeout };
+  // refused: an HTTP/2 stream the origin did not process (REFUSED_STREAM, or above a
+  // GOAWAY's last stream): safe to send again, whatever the method.
+  enum class Failure { connect, connect_timeout, reset, invalid, timeout, refused };
 
   void dispatch();
   void note_outcome(bool failed);
@@ -179,6 +192,23 @@ class Exchange final : private net::Deadline {
   void finish();
   void drop_connection();
   void on_deadline() override;
+
+  // -- HTTP/2 to the endpoint (exchange_h2.cpp)
+  void use_h2_endpoint(const std::shared_ptr<balancing::EndpointState>& endpoint);
+  void h2_submit();
+  void h2_deliver();
+  void h2_response_delivered();
+  void h2_send_body(const http::BodySlices& body, bool last);
+  void h2_head_done(bool end_stream);
+  void on_h2_ready() override;
+  void on_h2_unprocessed(H2Unprocessed why) override;
+  void on_h2_field(http::h2::Block block, std::string_view name, std::string_view value) override;
+  void on_h2_block_end(http::h2::Block block, bool end_stream) override;
+  void on_h2_data(const std::uint8_t* data, std::size_t n) override;
+  void on_h2_end_stream() override;
+  void on_h2_closed(std::uint32_t error_code) override;
+  http::h2::Pull on_h2_pull(std::uint8_t* buffer, std::size_t max) override;
+  void on_h2_later() override;
 
   WorkerContext& w_;
   ExchangeSink* sink_ = nullptr;
@@ -228,6 +258,27 @@ class Exchange final : private net::Deadline {
 
   std::vector<boost::asio::const_buffer> req_bufs_;
   char chunk_line_[24] = {};
+
+  // HTTP/2 attempts: the connection and stream, the origin's header blocks as received
+  // (name and value spans in h2_store_), and where the request body's framing stands.
+  http::h2::FieldBlock fields_;
+  std::shared_ptr<H2Upstream> h2_;
+  std::shared_ptr<balancing::EndpointState> h2_endpoint_;  // the attempt's endpoint
+  std::shared_ptr<void> h2_keep_;        // the sink's owner, while the stream is attached
+  std::int32_t h2_id_ = 0;               // 0 until opened, and again once the stream closed
+  std::string h2_store_;                 // the header block being received
+  std::vector<std::uint32_t> h2_spans_;  // offset, name length, value length per field
+  http::ResponseHead h2_head_;
+  std::string trailer_store_;
+  std::vector<http::Field> trailers_;
+  bool h2_head_ready_ = false;   // h2_head_ is complete and not given to the sink yet
+  bool h2_ended_ = false;        // the origin's END_STREAM arrived
+  bool h2_end_given_ = false;    // the sink was given the end of the response
+  bool h2_closed_ = false;       // the stream closed (the connection let it go)
+  bool h2_body_wanted_ = false;  // on_h2_later() asks the sink for the next body piece
+  const http::BodySlices* h2_body_ = nullptr;  // request body pieces being framed
+  std::size_t h2_slice_ = 0, h2_offset_ = 0;
+  bool h2_body_last_ = false;
 };
 
 }  // namespace meridian::proxy

@@ -94,7 +94,8 @@ struct RequestState {
   bool client_eof = false;
   bool origin_eof = false;
 
-  std::string down_head;  // the response head (or local reply) written to the client
+  std::string down_head;   // the response head (or local reply) written to the client
+  std::string last_chunk;  // a chunked response's end with the origin's trailers
   http::BodySlices body_slices;
   std::vector<boost::asio::const_buffer> write_list;
   char chunk_line[24] = {};

@@ -18,6 +18,7 @@
 #include "meridian/core/request_id.hpp"
 #include "meridian/metrics/registry.hpp"
 #include "meridian/net/deadline_list.hpp"
+#include "meridian/proxy/h2_upstream.hpp"
 #include "meridian/proxy/snapshot.hpp"
 #include "meridian/proxy/upstream_pool.hpp"
 #include "meridian/ratelimit/redis_store.hpp"
@@ -27,11 +28,12 @@ namespace meridian::proxy {
 class RequestStatePool;
 
 struct WorkerContext {
-  explicit WorkerContext(boost::asio::io_context& io) : ioc(io) {}
+  explicit WorkerContext(boost::asio::io_context& io) : ioc(io), h2_pool(io, deadlines) {}
 
   boost::asio::io_context& ioc;
   net::DeadlineList deadlines;
   UpstreamPool pool;
+  H2UpstreamPool h2_pool;  // multiplexed connections to h2 and h2c backends
   // The state of requests in progress, lent to connections while they have one (owned by
   // the worker).
   RequestStatePool* requests = nullptr;

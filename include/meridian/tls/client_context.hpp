@@ -12,8 +12,11 @@
 namespace meridian::tls {
 
 // TLS 1.2 or newer; the peer's certificate verified against `ca` (or the system's store)
-// unless verify is off. Throws std::runtime_error naming the CA file.
-std::shared_ptr<boost::asio::ssl::context> make_client_context(const config::UpstreamTls& config);
+// unless verify is off; ALPN offers "h2" for protocol h2 (and nothing for http1). Throws
+// std::runtime_error naming the CA file.
+std::shared_ptr<boost::asio::ssl::context> make_client_context(
+    const config::UpstreamTls& config,
+    config::UpstreamProtocol protocol = config::UpstreamProtocol::http1);
 
 // Readies a client SSL object (SSL*, as void* to keep OpenSSL out of this header) for the
 // endpoint at `endpoint_address` ("host:port" / "[v6]:port"): the name is server_name, or

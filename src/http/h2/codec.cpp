@@ -120,8 +120,13 @@ struct CodecCallbacks {
         if (user != nullptr) c.events_.on_peer_reset(user, frame->rst_stream.error_code);
         return 0;
       case NGHTTP2_PING:
-      case NGHTTP2_SETTINGS:
         if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) c.events_.on_glitch();
+        return 0;
+      case NGHTTP2_SETTINGS:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+          c.events_.on_glitch();
+          c.events_.on_settings();
+        }
         return 0;
       case NGHTTP2_PRIORITY:
         c.events_.on_glitch();
@@ -174,10 +179,14 @@ struct CodecCallbacks {
     return 0;
   }
 
-  static ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buffer, std::size_t length,
-                           std::uint32_t* data_flags, nghttp2_data_source* source,
+  static ssize_t read_body(nghttp2_session* s, std::int32_t id, std::uint8_t* buffer,
+                           std::size_t length, std::uint32_t* data_flags, nghttp2_data_source*,
                            void* user_data) {
-    const Pull pull = codec(user_data).events_.pull(source->ptr, buffer, length);
+    // The stream's owner as it is now: one that let the stream go (set_user(id, nullptr),
+    // with a reset on its way) is not asked.
+    void* user = nghttp2_session_get_stream_user_data(s, id);
+    if (user == nullptr) return NGHTTP2_ERR_DEFERRED;
+    const Pull pull = codec(user_data).events_.pull(user, buffer, length);
     if (pull.end) {
       *data_flags |= NGHTTP2_DATA_FLAG_EOF;
       if (pull.trailers) *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -410,7 +419,6 @@ void* Codec::user(std::int32_t id) const {
 bool Codec::submit_response(std::int32_t id, const FieldBlock& fields, bool has_body) {
   const auto& nv = to_nv(fields);
   nghttp2_data_provider provider{};
-  provider.source.ptr = user(id);
   provider.read_callback = CodecCallbacks::read_body;
   return nghttp2_submit_response(session_, id, nv.data(), nv.size(),
                                  has_body ? &provider : nullptr) == 0;
@@ -430,7 +438,6 @@ bool Codec::submit_trailers(std::int32_t id, const FieldBlock& fields) {
 std::int32_t Codec::submit_request(const FieldBlock& fields, bool has_body, void* user) {
   const auto& nv = to_nv(fields);
   nghttp2_data_provider provider{};
-  provider.source.ptr = user;
   provider.read_callback = CodecCallbacks::read_body;
   return nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(),
                                 has_body ? &provider : nullptr, user);

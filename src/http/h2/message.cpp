@@ -198,6 +198,12 @@ void encode_response(const ResponseHead& head, const ResponseForwarding& fwd, h2
   detail::for_each_response_field(head, fwd, fields);
 }
 
+void encode_trailers(const std::vector<Field>& trailers, h2::FieldBlock& out) {
+  out.clear();
+  H2Fields fields{out};
+  detail::for_each_trailer_field(trailers, fields);
+}
+
 void encode_local_reply(unsigned status, std::string_view cause, std::string_view via,
                         std::string_view extra_headers, h2::FieldBlock& out) {
   out.clear();

@@ -749,4 +749,28 @@ backends:
 }
 
 }  // namespace
+TEST(BackendProtocol, H2NeedsTlsAndH2cRefusesIt) {
+  auto result = load_with_listeners(R"(
+backends:
+  - name: api
+    protocol: h2
+    regions:
+      - {name: eu, location: {lat: 1, lon: 2}, endpoints: [{address: "127.0.0.1:1"}]}
+  - name: grpc
+    protocol: h2c
+    tls: true
+    regions:
+      - {name: eu, location: {lat: 1, lon: 2}, endpoints: [{address: "127.0.0.1:1"}]}
+  - name: web
+    protocol: http2
+    regions:
+      - {name: eu, location: {lat: 1, lon: 2}, endpoints: [{address: "127.0.0.1:1"}]}
+)");
+  EXPECT_TRUE(has_error(result, "backends[0].protocol", 3, 15,
+                        "protocol h2 is HTTP/2 over TLS: add `tls: true`"));
+  EXPECT_TRUE(has_error(result, "backends[1].protocol", 7, 15, "protocol h2c is cleartext"));
+  EXPECT_TRUE(has_error(result, "backends[2].protocol", 12, 15, "expected http1, h2 or h2c"));
+  EXPECT_EQ(result.errors.size(), 3u) << all_errors(result);
+}
+
 }  // namespace meridian::config::test

@@ -221,6 +221,7 @@ rate_limit_store:
   on_error: deny
 backends:
   - name: api
+    protocol: h2
     balance: random
     steering:
       policy: nearest

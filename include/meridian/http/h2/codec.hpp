@@ -106,6 +106,8 @@ class Events {
   // Misbehaviour a budget may tolerate a little of: an empty DATA frame without END_STREAM,
   // PING, SETTINGS and PRIORITY frames, invalid frames (CVE-2019-9512..9518).
   virtual void on_glitch() {}
+  // The peer's SETTINGS arrived (applied: peer_max_concurrent_streams() tells its limit).
+  virtual void on_settings() {}
   // Client: the server sent GOAWAY; streams above `last_stream_id` were not processed.
   virtual void on_goaway(std::int32_t last_stream_id, std::uint32_t error_code) {
     (void)last_stream_id;

@@ -76,6 +76,9 @@ void encode_request(const RequestHead& head, const RequestForwarding& fwd, std::
 // connection-specific fields (RFC 9113 8.2.2); the body is framed by DATA frames.
 void encode_response(const ResponseHead& head, const ResponseForwarding& fwd, h2::FieldBlock& out);
 
+// Trailer fields as an HTTP/2 header block (forwarding.hpp, write_last_chunk, for the rules).
+void encode_trailers(const std::vector<Field>& trailers, h2::FieldBlock& out);
+
 // A response meridian gives itself (forwarding.hpp, write_local_reply): :status,
 // content-type, content-length, via and `extra_headers` ("Name: value\r\n" lines). Its body
 // is local_reply_body(cause).
