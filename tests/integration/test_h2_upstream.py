@@ -52,11 +52,13 @@ listeners:
 backends:
   - name: h2c-api
     protocol: h2c
+    health_check: {path: /health, interval: 200ms}
     regions:
       - {name: r1, location: {lat: 50.1, lon: 8.7}, endpoints: [{address: "{h2c}"}]}
   - name: h2-api
     protocol: h2
     tls: {verify: false}
+    health_check: {path: /health, interval: 200ms}
     regions:
       - {name: r1, location: {lat: 50.1, lon: 8.7}, endpoints: [{address: "{h2tls}"}]}
   - name: narrow
@@ -72,6 +74,17 @@ backends:
     tls: {verify: false}
     regions:
       - {name: r1, location: {lat: 50.1, lon: 8.7}, endpoints: [{address: "{h1tls}"}]}
+  - name: not-h2-checked
+    protocol: h2
+    tls: {verify: false}
+    health_check: {path: /health, interval: 200ms, unhealthy_threshold: 2}
+    regions:
+      - {name: r1, location: {lat: 50.1, lon: 8.7}, endpoints: [{address: "{h1tls}"}]}
+  - name: failing-checked
+    protocol: h2c
+    health_check: {path: "/health?status=503", interval: 200ms, unhealthy_threshold: 2}
+    regions:
+      - {name: r1, location: {lat: 50.1, lon: 8.7}, endpoints: [{address: "{h2c}"}]}
 """
 
 
@@ -256,6 +269,24 @@ class H2UpstreamTest(unittest.TestCase):
         self.assertEqual(self.h1tls.stats()["requests"], 0)
         wait_until(lambda: "did not choose h2 by ALPN" in self.meridian.stderr_text(),
                    message="the ALPN failure is logged")
+
+    def test_health_probes_speak_http2(self):
+        def endpoint(backend):
+            for b in self.meridian.status()["backends"]:
+                if b["name"] == backend:
+                    return b["regions"][0]["endpoints"][0]
+            raise KeyError(backend)
+
+        # h2c and h2 origins answer the probes (their RTT is measured); an origin that does
+        # not choose h2 by ALPN and one that answers 503 go down.
+        for backend in ("h2c-api", "h2-api"):
+            wait_until(lambda: endpoint(backend)["healthy"] and endpoint(backend)["latency_ms"] > 0,
+                       message=f"{backend} probed over HTTP/2")
+        for backend in ("not-h2-checked", "failing-checked"):
+            wait_until(lambda: not endpoint(backend)["healthy"], message=f"{backend} goes down")
+        probes = self.meridian.metric("meridian_health_checks_total",
+                                      {"backend": "h2-api", "result": "success"})
+        self.assertGreater(probes or 0, 0)
 
     def test_route_timeout_leaves_the_connection_usable(self):
         status, _, got, _ = self.fetch("h2c", "GET", "/c/slow?delay_ms=4000")
