@@ -495,6 +495,7 @@ void Exchange::deliver(std::size_t head_length) {
     }
   }
   const bool done = resp_.done();
+  if (done) trailers_ = resp_.trailers();  // a chunked body's trailer section, if any
   if (head_length == 0 && resp_slices_.empty() && !done) {
     uin_.consume(consumed);  // chunk framing only: nothing to hand over yet
     read_response();

@@ -44,6 +44,7 @@ listeners:
       - {name: n, match: {path_prefix: /n/}, backend: narrow}
       - {name: dead, match: {path_prefix: /dead/}, backend: dead}
       - {name: not-h2, match: {path_prefix: /h1/}, backend: not-h2}
+      - {name: h1-origin, match: {path_prefix: /o1/}, backend: h1-api}
   - name: tls
     listen: "{tls}"
     tls:
@@ -74,6 +75,9 @@ backends:
     tls: {verify: false}
     regions:
       - {name: r1, location: {lat: 50.1, lon: 8.7}, endpoints: [{address: "{h1tls}"}]}
+  - name: h1-api
+    regions:
+      - {name: r1, location: {lat: 50.1, lon: 8.7}, endpoints: [{address: "{h1plain}"}]}
   - name: not-h2-checked
     protocol: h2
     tls: {verify: false}
@@ -136,10 +140,12 @@ class H2UpstreamTest(unittest.TestCase):
         cls.h2tls = H2Origin("h2-origin", "--tls-cert", pem, "--tls-key", key)
         cls.narrow = H2Origin("narrow", "--max-streams", "2")
         cls.h1tls = Origin("h1-tls", extra_args=["--tls-cert", pem, "--tls-key", key]).start()
+        cls.h1plain = Origin("h1-plain").start()
         cls.addresses = {"plain": f"127.0.0.1:{free_port()}", "tls": f"127.0.0.1:{free_port()}"}
         cls.meridian = Meridian(CONFIG, {
             "h2c": cls.h2c.address, "h2tls": cls.h2tls.address, "narrow": cls.narrow.address,
             "dead": f"127.0.0.1:{free_port()}", "h1tls": cls.h1tls.address,
+            "h1plain": cls.h1plain.address,
             "certs": cls.certs, **cls.addresses}).start()
 
     @classmethod
@@ -148,6 +154,7 @@ class H2UpstreamTest(unittest.TestCase):
         for o in (cls.h2c, cls.h2tls, cls.narrow):
             o.stop()
         cls.h1tls.stop()
+        cls.h1plain.stop()
         shutil.rmtree(cls.certs, ignore_errors=True)
 
     # -- clients ---------------------------------------------------------------------------
@@ -217,6 +224,14 @@ class H2UpstreamTest(unittest.TestCase):
         # HEADERS with END_STREAM; this is HEADERS, then trailers).
         status, _, got, trailers = self.fetch("h2c", "GET", "/c/t?size=0&trailer=grpc-status:5")
         self.assertEqual((status, got, trailers), (200, b"", {"grpc-status": "5"}))
+
+    def test_trailers_of_a_chunked_http1_origin_reach_every_client(self):
+        path = "/o1/t?size=10&chunked=1&trailer=grpc-status:0&trailer=X-Checksum:abc"
+        for downstream in ("http1", "h2c", "h2"):
+            with self.subTest(downstream=downstream):
+                status, _, got, trailers = self.fetch(downstream, "GET", path)
+                self.assertEqual((status, len(got)), (200, 10))
+                self.assertEqual(trailers, {"grpc-status": "0", "x-checksum": "abc"})
 
     def test_streams_share_connections_within_the_origins_limit(self):
         before = self.narrow.stats()

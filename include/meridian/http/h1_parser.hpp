@@ -68,6 +68,8 @@ class H1Parser final {
   bool done() const { return impl_ && impl_->is_done(); }
   const Head& head() const { return head_; }
   const ParseError& error() const { return error_; }
+  // The trailer fields of a chunked body, once done() (copies: valid until reset()).
+  const std::vector<Field>& trailers() const { return trailers_; }
 
  private:
   // Beast 1.81's basic_parser is an abstract class with virtual callbacks and no reset, so a
@@ -101,7 +103,10 @@ class H1Parser final {
     std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) override {
       return owner_.on_body(body, ec);
     }
-    void on_finish_impl(error_code& ec) override { ec = {}; }
+    void on_finish_impl(error_code& ec) override {
+      ec = {};
+      owner_.on_finish();
+    }
 
     H1Parser& owner_;
   };
@@ -113,6 +118,8 @@ class H1Parser final {
                 boost::beast::error_code& ec);
   void on_header(boost::beast::error_code& ec);
   std::size_t on_body(std::string_view body, boost::beast::error_code& ec);
+  void on_trailer(std::string_view name, std::string_view value, boost::beast::error_code& ec);
+  void on_finish();
 
   std::size_t find_head_end(std::string_view data);
   void fail_head(unsigned status, std::string_view reason);
@@ -131,6 +138,11 @@ class H1Parser final {
   unsigned host_count_ = 0;
   bool transfer_encoding_seen_ = false;
   bool head_request_ = false;
+  // Trailer fields as they come (name and value back to back in trailer_store_, their
+  // lengths in trailer_lengths_), made views in trailers_ when the message ends.
+  std::string trailer_store_;
+  std::vector<std::uint32_t> trailer_lengths_;
+  std::vector<Field> trailers_;
 };
 
 using RequestParser = H1Parser<true>;

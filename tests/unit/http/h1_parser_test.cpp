@@ -1082,6 +1082,36 @@ TEST(ResponseParser, ContentLengthBody) {
   EXPECT_EQ(p.head().fields[0].name, "Content-Type");
 }
 
+TEST(ResponseParser, ChunkedTrailersAreKept) {
+  ResponseParser p;
+  const auto o = parse_response(p,
+                                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "5\r\nhello\r\n0\r\ngrpc-status: 0\r\nX-Sum:  abc \r\n\r\n");
+  ASSERT_EQ(o.status, 0u) << p.error().reason;
+  EXPECT_TRUE(o.complete);
+  EXPECT_EQ(o.body, "hello");
+  ASSERT_EQ(p.trailers().size(), 2u);
+  EXPECT_EQ(p.trailers()[0].name, "grpc-status");
+  EXPECT_EQ(p.trailers()[0].value, "0");
+  EXPECT_EQ(p.trailers()[1].name, "X-Sum");
+  EXPECT_EQ(p.trailers()[1].value, "abc");
+  EXPECT_TRUE(p.head().find("grpc-status") == nullptr);  // not mixed into the head
+  p.reset(limits());
+  EXPECT_TRUE(p.trailers().empty());
+}
+
+TEST(ResponseParser, TrailerSectionOverTheHeadLimitIs502) {
+  ResponseParser p;
+  p.reset({64, 100, 0});
+  const std::string text = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Big: " +
+                           std::string(100, 'a') + "\r\n\r\n";
+  const auto head = p.parse_head(text);
+  ASSERT_GT(head, 0u) << p.error().reason;
+  BodySlices out;
+  p.parse_body(std::string_view(text).substr(head), out);
+  EXPECT_EQ(p.error().status, 502u);
+}
+
 TEST(ResponseParser, NoContentHasNoBody) {
   ResponseParser p;
   const auto o = parse_response(p, "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n");
