@@ -410,9 +410,9 @@ void H1Parser<IsRequest>::on_trailer(std::string_view name, std::string_view val
   // Bounded like the head: a trailer section as large as the head limit, as many fields.
   if (trailer_store_.size() + name.size() + value.size() > limits_.max_head_bytes ||
       trailer_lengths_.size() / 2 >= limits_.max_fields) {
-    return fail(IsRequest ? 431 : 502,
-                IsRequest ? "request trailer fields too large" : "response trailer fields too large",
-                ec);
+    return fail(
+        IsRequest ? 431 : 502,
+        IsRequest ? "request trailer fields too large" : "response trailer fields too large", ec);
   }
   trailer_store_.append(name);
   trailer_store_.append(value);

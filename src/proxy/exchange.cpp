@@ -570,7 +570,7 @@ void Exchange::finish() {
   active_ = false;
   pending_body_ = nullptr;
   response_delivering_ = false;
-  // The buffer stays for the next request (no allocation per request); RequestStatePool trims
+  // The buffer stays for the next request (no allocation per request); ActiveRequestPool trims
   // a grown one when the downstream connection goes idle (trim()).
   uin_.consume(uin_.size());
 }

@@ -319,7 +319,6 @@ void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
   switch (state_) {
     case State::closed:
     case State::replying:
-    case State::limiting:  // no read is started while the rate limit decides
       return;
     case State::closing:
       if (ec || n == 0) {
@@ -353,7 +352,7 @@ void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
       }
       read_head();
       return;
-    case State::exchange:
+    case State::request:  // only ever reading a body the exchange asked for
       if (ec) {
         // The client vanished mid-body: the request can never complete.
         rq_->exchange.abort();
@@ -379,7 +378,7 @@ void H1Session::on_client_read(boost::system::error_code ec, std::size_t n) {
 }
 
 void H1Session::begin_exchange(std::size_t head_length) {
-  state_ = State::exchange;
+  state_ = State::request;
   served_ = true;
   h1_seen_ = true;
   const auto& head = rq_->parser.head();
@@ -388,7 +387,9 @@ void H1Session::begin_exchange(std::size_t head_length) {
   rq_->close_after = !head.keep_alive || w_.draining;
   rq_->routed = true;
 
-  if (!refresh_snapshot()) {
+  const bool listener_kept = refresh_snapshot();
+  rq_->set_snapshot(snapshot_.get(), listener_index_);
+  if (!listener_kept) {
     reply(503, "listener is being removed", true);
     return;
   }
@@ -396,105 +397,49 @@ void H1Session::begin_exchange(std::size_t head_length) {
   rq_->expect_continue = head.expect_continue && rq_->has_body && !rq_->http10;
   const Downstream downstream{
       w_, *snapshot_, listener(), peer_address_.get(), proxied_source_, client_.is_tls()};
-  ratelimit::Decision decision;
-  const auto admission = admit(downstream, head, *rq_, decision);
-  rq_->in.consume(head_length);  // the head's views are invalid from here on
-  switch (admission) {
-    case Admission::no_route:
-      // A body we will not read makes the connection unusable for a next request.
-      reply(404, "no route matches this request", rq_->close_after || rq_->has_body);
-      return;
-    case Admission::forward:
-      arm(rq_->deadline);
-      start_exchange();
-      return;
-    case Admission::decided:
-      arm(rq_->deadline);
-      on_rate_limit_decision(decision);
-      return;
-    case Admission::ask_store:
-      break;
-  }
-  arm(rq_->deadline);
-  // scope: global -- one round trip to the store, answered within its timeout.
-  state_ = State::limiting;
-  rq_->store_waiter.session = this;
-  if (!ask_store(w_, *rq_, rq_->store_waiter, shared_from_this())) {
-    on_store_outcome(rq_->limit_tag, no_store_outcome());
-  }
+  rq_->begin(downstream, head, head_length);
 }
 
-void H1Session::on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome) {
-  if (state_ != State::limiting || tag != rq_->limit_tag) return;  // abandoned, or closed
-  state_ = State::exchange;
-  ratelimit::Decision decision;
-  switch (judge_store_outcome(*snapshot_, *rq_, outcome, decision)) {
-    case StoreVerdict::decided:
-      on_rate_limit_decision(decision);
-      return;
-    case StoreVerdict::deny:
-      reply(503, "rate limit store unavailable", rq_->close_after || rq_->has_body);
-      return;
-    case StoreVerdict::allow:
-      start_exchange();
-      return;
-  }
-}
-
-void RequestState::StoreWaiter::on_store_outcome(std::uint64_t tag,
-                                                 const ratelimit::StoreOutcome& outcome) {
-  session->on_store_outcome(tag, outcome);
-}
-
-void H1Session::on_rate_limit_decision(const ratelimit::Decision& d) {
-  state_ = State::exchange;
-  if (apply_limit_decision(d, *rq_)) {
-    start_exchange();
-    return;
-  }
-  // A body we will not read makes the connection unusable for a next request.
-  reply(429, "rate limit exceeded", rq_->close_after || rq_->has_body, rq_->limit_headers);
-}
-
-void H1Session::start_exchange() {
-  if (rq_->has_body) rq_->in.reserve(kBodyBuffer);
-  if (!rq_->expect_continue) {
-    rq_->exchange.start(rq_->exchange_request);
-    return;
-  }
-  // The body is welcome: say so at once rather than making the client wait out its expect
-  // timeout, and start the exchange once that is written (the socket may still hold the
-  // end of a previous response, so the write may not complete at once).
+void H1Session::encode_continue() {
+  // Written at once, rather than making the client wait out its expect timeout; the
+  // exchange starts once that is written (the socket may still hold the end of a previous
+  // response, so the write may not complete at once).
   rq_->continue_pending = true;
   client_.async_write(asio::buffer(kContinue),
                       [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                        if (self->state_ != State::exchange) return;
+                        if (self->state_ != State::request) return;
                         self->rq_->continue_pending = false;
                         if (ec) {
                           self->close();
                           return;
                         }
-                        self->rq_->exchange.start(self->rq_->exchange_request);
+                        self->rq_->continue_sent();
                       });
 }
 
 // ---------------------------------------------------------------------------------------
 // Request body: client -> exchange
 
-void H1Session::on_request_body_wanted() {
-  rq_->in.consume(rq_->body_given_consumed);  // the exchange wrote the last piece
-  rq_->body_given_consumed = 0;
+void H1Session::pull_body() {
+  release_body();  // the exchange wrote the last piece
+  // Room for the body (no piece is lent now, so the bytes may move).
+  if (rq_->has_body && rq_->in.capacity() < kBodyBuffer) rq_->in.reserve(kBodyBuffer);
   rq_->body_wanted = true;
   pump_request_body();
 }
 
+void H1Session::release_body() {
+  rq_->in.consume(rq_->body_given_consumed);
+  rq_->body_given_consumed = 0;
+}
+
 void H1Session::pump_request_body() {
-  if (!rq_->body_wanted || client_read_pending_ || state_ != State::exchange) return;
+  if (!rq_->body_wanted || client_read_pending_ || state_ != State::request) return;
   if (rq_->parser.done()) {
     // Everything was handed over already (an exchange that starts over asks again).
     rq_->body_wanted = false;
     rq_->body_slices.clear();
-    rq_->exchange.send_request_body(rq_->body_slices, true);
+    rq_->send_body(rq_->body_slices, true);
     return;
   }
   if (!rq_->in.empty()) {
@@ -512,7 +457,7 @@ void H1Session::pump_request_body() {
     if (!rq_->body_slices.empty() || rq_->parser.done()) {
       rq_->body_wanted = false;
       rq_->body_given_consumed = consumed;
-      rq_->exchange.send_request_body(rq_->body_slices, rq_->parser.done());
+      rq_->send_body(rq_->body_slices, rq_->parser.done());
       return;
     }
     rq_->in.consume(consumed);  // chunk framing only
@@ -533,55 +478,58 @@ void H1Session::pump_request_body() {
 // ---------------------------------------------------------------------------------------
 // Response: exchange -> client
 
-void H1Session::on_response_data(const http::ResponseHead* head, const http::BodySlices& body,
-                                 bool done) {
+void H1Session::encode_head(const http::ResponseHead& head, http::ResponseForwarding fwd,
+                            bool end) {
   rq_->write_list.clear();
-  if (head != nullptr) {
-    if (head->has_body && !head->content_length) {
-      // A chunked or close-delimited upstream body: HTTP/1.1 clients get it re-chunked (and
-      // keep their connection), HTTP/1.0 clients get it delimited by our close.
-      if (rq_->http10) {
-        rq_->close_after = true;
-      } else {
-        rq_->response_chunked = true;
-      }
+  if (head.has_body && !head.content_length) {
+    // A chunked or close-delimited upstream body: HTTP/1.1 clients get it re-chunked (and
+    // keep their connection), HTTP/1.0 clients get it delimited by our close.
+    if (rq_->http10) {
+      rq_->close_after = true;
+    } else {
+      rq_->response_chunked = true;
     }
-    // The origin answered before the whole request body arrived: the rest of the body would
-    // be read as a next request, so this connection ends with this response.
-    if (!request_complete()) rq_->close_after = true;
-    if (w_.draining) rq_->close_after = true;
-    // A WebSocket handshake the origin declined: the client may already have sent frames,
-    // which must not be read as a next request.
-    const bool switching = head->status == 101;  // the exchange lets 101 through only then
-    if (rq_->upgrade && !switching) rq_->close_after = true;
-    const bool debug = snapshot_->config->debug_headers;
-    const auto* endpoint = rq_->exchange.endpoint();
-    const bool named = debug && endpoint != nullptr;
-    const http::ResponseForwarding fwd{
-        snapshot_->via,
-        rq_->response_chunked,
-        rq_->close_after,
-        rq_->http10 && !rq_->close_after,
-        named ? std::string_view(endpoint->region) : std::string_view{},
-        named ? std::string_view(endpoint->address) : std::string_view{},
-        rq_->limit_headers,
-        switching};
-    http::write_downstream_response(*head, fwd, rq_->down_head);
-    rq_->write_list.emplace_back(rq_->down_head.data(), rq_->down_head.size());
-    rq_->response_status = head->status;
   }
+  // The origin answered before the whole request body arrived: the rest of the body would
+  // be read as a next request, so this connection ends with this response.
+  if (!request_complete()) rq_->close_after = true;
+  if (w_.draining) rq_->close_after = true;
+  // A WebSocket handshake the origin declined: the client may already have sent frames,
+  // which must not be read as a next request.
+  const bool switching = head.status == 101;  // the exchange lets 101 through only then
+  if (rq_->upgrade && !switching) rq_->close_after = true;
+  fwd.chunked = rq_->response_chunked;
+  fwd.close = rq_->close_after;
+  fwd.keep_alive_10 = rq_->http10 && !rq_->close_after;
+  fwd.upgrade = switching;
+  http::write_downstream_response(head, fwd, rq_->down_head);
+  rq_->write_list.emplace_back(rq_->down_head.data(), rq_->down_head.size());
+  if (!end) return;  // encode_data() writes it with the first body piece
+  if (rq_->response_chunked) rq_->write_list.emplace_back(kLastChunk.data(), kLastChunk.size());
+  write_response();
+}
+
+void H1Session::encode_trailers(const std::vector<http::Field>& trailers) {
+  // They go in the last chunk; a body with a length (or an HTTP/1.0 client) has no place
+  // for them.
+  if (rq_->response_chunked) http::write_last_chunk(trailers, rq_->last_chunk);
+}
+
+void H1Session::encode_data(const http::BodySlices& body, bool end) {
   frame_body(body, rq_->response_chunked, rq_->chunk_line, rq_->write_list);
-  if (done && rq_->response_chunked) {
-    const auto& trailers = rq_->exchange.response_trailers();
-    if (trailers.empty()) {
+  if (end && rq_->response_chunked) {
+    if (rq_->last_chunk.empty()) {
       rq_->write_list.emplace_back(kLastChunk.data(), kLastChunk.size());
     } else {
-      http::write_last_chunk(trailers, rq_->last_chunk);
       rq_->write_list.emplace_back(rq_->last_chunk.data(), rq_->last_chunk.size());
     }
   }
+  write_response();
+}
+
+void H1Session::write_response() {
   if (rq_->write_list.empty()) {
-    rq_->exchange.response_delivered();
+    rq_->data_encoded();
     return;
   }
   rq_->response_head_sent = true;
@@ -589,24 +537,18 @@ void H1Session::on_response_data(const http::ResponseHead* head, const http::Bod
     rq_->bytes_out += b.size();
   client_.async_write(BufferSpan(rq_->write_list),
                       [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                        if (self->state_ != State::exchange) return;
+                        if (self->state_ != State::request) return;
+                        self->rq_->write_list.clear();
                         if (ec) {
                           self->rq_->exchange.abort();
                           self->close();  // the client went away
                           return;
                         }
-                        self->rq_->exchange.response_delivered();
+                        self->rq_->data_encoded();
                       });
 }
 
-void H1Session::on_exchange_done() {
-  rq_->in.consume(rq_->body_given_consumed);  // the last body piece is written too
-  rq_->body_given_consumed = 0;
-  if (rq_->upgrade && rq_->response_status == 101) {
-    start_tunnel();  // recorded when the tunnel ends, with its duration and bytes
-    return;
-  }
-  record_request(rq_->response_status);
+void H1Session::response_complete() {
   if (rq_->close_after || !request_complete() || w_.draining) {
     linger_close();
     return;
@@ -614,30 +556,15 @@ void H1Session::on_exchange_done() {
   next_request();
 }
 
-void H1Session::on_exchange_failed(unsigned status, std::string_view cause, bool retry_after) {
-  // The body piece the exchange held is spent either way; left in the buffer, it would be parsed as
-  // the next request on this connection.
-  rq_->in.consume(rq_->body_given_consumed);
-  rq_->body_given_consumed = 0;
-  if (rq_->response_head_sent) {
-    close();  // the client has part of a response; only a close tells it that it is cut
-    return;
-  }
-  if (retry_after) rq_->limit_headers.append("Retry-After: 1\r\n");
-  reply(status, cause, rq_->close_after || !request_complete(), rq_->limit_headers);
-}
-
 // ---------------------------------------------------------------------------------------
 // Local answers, next request, closing
 
-void H1Session::reply(unsigned status, std::string_view cause, bool close,
-                      std::string_view extra_headers) {
-  rq_->exchange.abort();
+void H1Session::encode_local_reply(unsigned status, std::string_view cause,
+                                   std::string_view extra_headers, bool close) {
   if (close) rq_->close_after = true;
   http::write_local_reply(status, cause, rq_->close_after, snapshot_ ? snapshot_->via : "",
                           extra_headers, rq_->down_head);
   rq_->bytes_out = rq_->down_head.size();
-  record_request(status);
   state_ = State::replying;
   rq_->response_head_sent = true;
   arm(net::Clock::now() + snapshot_->config->limits.idle_timeout);
@@ -731,7 +658,7 @@ void H1Session::close() {
   // A request whose head was complete ends here without its response: cut short after its
   // head (the status sent), or never answered because the client left (499, as nginx logs).
   if (rq_ != nullptr && rq_->active && rq_->routed) {
-    record_request(rq_->response_head_sent ? rq_->response_status : 499);
+    rq_->record(rq_->response_head_sent ? rq_->response_status : 499);
   }
   state_ = State::closed;
   clear();
@@ -749,11 +676,13 @@ void H1Session::close() {
 
 void H1Session::borrow_request() {
   rq_ = w_.requests->take(*this);
+  rq_->set_snapshot(snapshot_.get(), listener_index_);
   rq_->peer_text = address_text(peer_address_.get());
 }
 
 void H1Session::begin_request(net::Clock::time_point now) {
   const auto& limits = snapshot_->config->limits;
+  rq_->set_snapshot(snapshot_.get(), listener_index_);
   rq_->reset(
       {limits.max_request_header_bytes, limits.max_request_headers, limits.max_request_body_bytes},
       now);
@@ -766,11 +695,6 @@ void H1Session::give_back_request() {
     rq_->exchange.abort();  // the worker is gone (shutdown): nothing to keep it for
     rq_.reset();
   }
-}
-
-void H1Session::record_request(unsigned status) {
-  if (rq_ == nullptr || listener_index_ < 0) return;
-  proxy::record_request(w_, *snapshot_, listener(), *rq_, status);
 }
 
 void H1Session::on_deadline() {
@@ -787,24 +711,9 @@ void H1Session::on_deadline() {
         close();  // a connection that never sent a byte gets no answer, as in nginx
       }
       return;
-    case State::limiting:
-      if (net::Clock::now() < rq_->deadline) {
-        arm(rq_->deadline);
-      } else {
-        rq_->limit_tag = 0;  // the store's answer, when it comes, is for nobody
-        reply(504, "rate limit store did not answer within the route timeout", true);
-      }
-      return;
-    case State::exchange:
-      if (net::Clock::now() < rq_->deadline) {
-        arm(rq_->deadline);
-      } else if (rq_->response_head_sent || rq_->continue_pending) {
-        close();
-      } else if (!request_complete()) {
-        reply(408, "request body not received within the route timeout", true);
-      } else {
-        rq_->exchange.on_request_timeout();  // answers 504 through on_exchange_failed()
-      }
+    case State::request:
+      // The route timeout, while the rate limit or the exchange runs.
+      if (!rq_->on_deadline(net::Clock::now())) close();
       return;
     case State::idle:
       if (net::Clock::now() < wait_until_) {

@@ -6,18 +6,10 @@
 #include "meridian/http/forwarding.hpp"
 #include "meridian/http/grpc.hpp"
 #include "meridian/proxy/h2_session.hpp"
-#include "meridian/proxy/request_flow.hpp"
 
 namespace meridian::proxy {
 
 namespace {
-
-std::uint64_t total_size(const http::BodySlices& slices) {
-  std::uint64_t n = 0;
-  for (auto s : slices)
-    n += s.size();
-  return n;
-}
 
 // What a header block weighs in the access log's byte count: as much as its HTTP/1.1 text.
 std::uint64_t block_bytes(const http::h2::FieldBlock& b) {
@@ -38,6 +30,7 @@ H2Stream::H2Stream(H2Session& session, std::int32_t id)
   const auto& limits = snapshot_->config->limits;
   const auto now = net::Clock::now();
   rq_ = w.requests->take(*this);
+  rq_->set_snapshot(snapshot_.get(), listener_index_);
   rq_->peer_text = s_.transport().peer_text;
   rq_->reset(
       {limits.max_request_header_bytes, limits.max_request_headers, limits.max_request_body_bytes},
@@ -59,7 +52,7 @@ H2Stream::~H2Stream() {
   }
 }
 
-std::shared_ptr<void> H2Stream::exchange_keepalive() {
+std::shared_ptr<void> H2Stream::request_keepalive() {
   return s_.keepalive();
 }
 
@@ -72,15 +65,16 @@ void H2Stream::on_header(std::string_view name, std::string_view value) {
 
 void H2Stream::on_headers_done(bool end_stream) {
   end_stream_ = end_stream;
+  rq_->body_done = end_stream;
   request_.finish(!end_stream);
   begin();
 }
 
 void H2Stream::begin() {
-  state_ = State::exchange;
+  state_ = State::request;
   clear();
   if (const auto& err = request_.error()) {
-    reply(err.status, err.reason);
+    rq_->reply(err.status, err.reason);
     return;
   }
   const auto& head = request_.head();
@@ -92,69 +86,14 @@ void H2Stream::begin() {
   const auto& t = s_.transport();
   const Downstream downstream{s_.worker(),  *snapshot_,       listener(),
                               t.peer.get(), t.proxied_source, s_.transport_is_tls()};
-  ratelimit::Decision decision;
-  switch (admit(downstream, head, *rq_, decision)) {
-    case Admission::no_route:
-      reply(404, "no route matches this request");
-      return;
-    case Admission::forward:
-      expires_at(rq_->deadline);
-      start_exchange();
-      return;
-    case Admission::decided:
-      expires_at(rq_->deadline);
-      on_rate_limit_decision(decision);
-      return;
-    case Admission::ask_store:
-      break;
-  }
-  expires_at(rq_->deadline);
-  // scope: global -- one round trip to the store, answered within its timeout.
-  state_ = State::limiting;
-  if (!ask_store(s_.worker(), *rq_, *this, s_.keepalive())) {
-    on_store_outcome(rq_->limit_tag, no_store_outcome());
-    return;
-  }
-  store_pending_ = true;  // the store answers later (never within ask_store)
-  store_tag_ = rq_->limit_tag;
+  rq_->begin(downstream, head);
 }
 
-void H2Stream::on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome) {
-  if (tag == store_tag_) store_pending_ = false;
-  if (state_ != State::limiting || tag != rq_->limit_tag) return;  // abandoned, or closed
-  state_ = State::exchange;
-  ratelimit::Decision decision;
-  switch (judge_store_outcome(*snapshot_, *rq_, outcome, decision)) {
-    case StoreVerdict::decided:
-      on_rate_limit_decision(decision);
-      break;
-    case StoreVerdict::deny:
-      reply(503, "rate limit store unavailable");
-      break;
-    case StoreVerdict::allow:
-      start_exchange();
-      break;
-  }
-  s_.flush();
-}
-
-void H2Stream::on_rate_limit_decision(const ratelimit::Decision& decision) {
-  if (apply_limit_decision(decision, *rq_)) {
-    start_exchange();
-    return;
-  }
-  reply(429, "rate limit exceeded", rq_->limit_headers);
-}
-
-void H2Stream::start_exchange() {
-  state_ = State::exchange;
-  if (rq_->expect_continue) {
-    // The body is welcome: say so at once (RFC 9110 10.1.1), as for HTTP/1.1.
-    response_.clear();
-    response_.add_status(100);
-    s_.codec().submit_informational(id_, response_);
-  }
-  rq_->exchange.start(rq_->exchange_request);
+void H2Stream::encode_continue() {
+  response_.clear();
+  response_.add_status(100);
+  s_.codec().submit_informational(id_, response_);
+  rq_->continue_sent();
   s_.flush();
 }
 
@@ -162,7 +101,7 @@ void H2Stream::on_data(const std::uint8_t* data, std::size_t n) {
   auto& codec = s_.codec();
   body_received_ += n;
   const auto max_body = snapshot_->config->limits.max_request_body_bytes;
-  if (state_ != State::exchange && state_ != State::limiting) {
+  if (state_ != State::request) {
     codec.consume(id_, n);  // answered already: the rest is not wanted
     return;
   }
@@ -171,7 +110,7 @@ void H2Stream::on_data(const std::uint8_t* data, std::size_t n) {
     if (rq_->response_head_sent) {
       reset(http::h2::kCancel);
     } else {
-      reply(413, "request body too large");
+      rq_->reply(413, "request body too large");
     }
     return;
   }
@@ -193,10 +132,11 @@ void H2Stream::on_data(const std::uint8_t* data, std::size_t n) {
 
 void H2Stream::on_end_stream() {
   end_stream_ = true;
+  rq_->body_done = true;
   pump_request_body();
 }
 
-void H2Stream::on_request_body_wanted() {
+void H2Stream::pull_body() {
   if (body_given_ != 0) {
     rq_->in.consume(body_given_);
     rq_->in.compact();  // no piece is held: the window's worth of room is at the tail again
@@ -209,13 +149,13 @@ void H2Stream::on_request_body_wanted() {
 }
 
 void H2Stream::pump_request_body() {
-  if (!body_wanted_ || state_ != State::exchange) return;
+  if (!body_wanted_ || state_ != State::request) return;
   if (rq_->in.empty() && !end_stream_) return;  // on_data or on_end_stream call again
   rq_->body_slices.clear();
   if (!rq_->in.empty()) rq_->body_slices.push_back(rq_->in.data());
   body_given_ = rq_->in.size();
   body_wanted_ = false;
-  rq_->exchange.send_request_body(rq_->body_slices, end_stream_);
+  rq_->send_body(rq_->body_slices, end_stream_);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -225,42 +165,32 @@ bool H2Stream::submit_head(bool has_body) {
   return s_.codec().submit_response(id_, response_, has_body);
 }
 
-void H2Stream::on_response_data(const http::ResponseHead* head, const http::BodySlices& body,
-                                bool done) {
-  if (state_ != State::exchange) return;
+void H2Stream::encode_head(const http::ResponseHead& head, http::ResponseForwarding fwd, bool end) {
+  http::encode_response(head, fwd, response_);  // HTTP/2 frames the body: no framing fields
+  rq_->bytes_out += block_bytes(response_);
+  // Trailers go after DATA (pull() submits them), so a response with trailers keeps its
+  // stream open after the head even without a body.
+  if (!submit_head(!end)) {
+    reset(http::h2::kInternalError);
+    return;
+  }
+  rq_->response_head_sent = true;
+  if (!end) return;  // encode_data() follows, and flushes
+  queue_delivery();
+  s_.flush();
+}
+
+void H2Stream::encode_trailers(const std::vector<http::Field>& trailers) {
+  trailers_ = &trailers;  // valid until the exchange is told the response went out
+}
+
+void H2Stream::encode_data(const http::BodySlices& body, bool end) {
+  if (state_ != State::request) return;
   out_ = &body;
   out_slice_ = out_offset_ = 0;
-  out_done_ = done;
+  out_done_ = end;
   delivery_pending_ = true;
-  if (head != nullptr) {
-    const bool debug = snapshot_->config->debug_headers;
-    const auto* endpoint = rq_->exchange.endpoint();
-    const bool named = debug && endpoint != nullptr;
-    const http::ResponseForwarding fwd{
-        snapshot_->via,
-        false,
-        false,
-        false,
-        named ? std::string_view(endpoint->region) : std::string_view{},
-        named ? std::string_view(endpoint->address) : std::string_view{},
-        rq_->limit_headers,
-        false};
-    http::encode_response(*head, fwd, response_);
-    rq_->response_status = head->status;
-    rq_->bytes_out += block_bytes(response_);
-    // Trailers go after DATA (pull() submits them), so a response with trailers keeps its
-    // stream open after the head even without a body.
-    const bool empty = done && total_size(body) == 0 && rq_->exchange.response_trailers().empty();
-    if (!submit_head(!empty)) {
-      reset(http::h2::kInternalError);
-      return;
-    }
-    rq_->response_head_sent = true;
-    if (empty) {
-      delivery_pending_ = false;
-      queue_delivery();
-    }
-  } else if (deferred_) {
+  if (deferred_) {
     deferred_ = false;
     s_.codec().resume(id_);
   }
@@ -292,8 +222,9 @@ http::h2::Pull H2Stream::read_response(std::uint8_t* buf, std::size_t length) {
   if (out_done_) {
     pull.end = true;
     // The origin's trailers (gRPC's status travels in them) end the stream instead.
-    if (state_ == State::exchange && !rq_->exchange.response_trailers().empty()) {
-      http::encode_trailers(rq_->exchange.response_trailers(), response_);
+    if (trailers_ != nullptr && state_ == State::request) {
+      http::encode_trailers(*trailers_, response_);
+      trailers_ = nullptr;
       if (response_.size() != 0 && s_.codec().submit_trailers(id_, response_)) {
         pull.trailers = true;
         rq_->bytes_out += block_bytes(response_);
@@ -324,33 +255,20 @@ void H2Stream::on_response_sent() {
   if (!end_stream_) s_.codec().reset(id_, http::h2::kNoError);
 }
 
-void H2Stream::on_exchange_done() {
-  if (body_given_ != 0) {
-    if (state_ != State::closed) s_.codec().consume_stream(id_, body_given_);
-    rq_->in.consume(body_given_);
-    body_given_ = 0;
-  }
-  record(rq_->response_status);
+void H2Stream::release_body() {
+  if (body_given_ == 0) return;
+  if (state_ != State::closed) s_.codec().consume_stream(id_, body_given_);
+  rq_->in.consume(body_given_);
+  body_given_ = 0;
+}
+
+void H2Stream::response_complete() {
   if (state_ != State::closed) state_ = State::done;
   clear();
 }
 
-void H2Stream::on_exchange_failed(unsigned status, std::string_view cause, bool retry_after) {
-  if (body_given_ != 0) {
-    s_.codec().consume_stream(id_, body_given_);
-    rq_->in.consume(body_given_);
-    body_given_ = 0;
-  }
-  if (rq_->response_head_sent) {
-    reset(http::h2::kInternalError);  // the client has part of a response: it is cut
-    return;
-  }
-  if (retry_after) rq_->limit_headers.append("Retry-After: 1\r\n");
-  reply(status, cause, rq_->limit_headers);
-}
-
-void H2Stream::reply(unsigned status, std::string_view cause, std::string_view extra_headers) {
-  rq_->exchange.abort();
+void H2Stream::encode_local_reply(unsigned status, std::string_view cause,
+                                  std::string_view extra_headers, bool) {
   // A gRPC client reads the status from grpc-status, not :status: it gets a trailers-only
   // answer. Metrics and the access log keep the HTTP status (what failed, for alerting).
   const bool grpc = rq_->grpc;
@@ -362,10 +280,9 @@ void H2Stream::reply(unsigned status, std::string_view cause, std::string_view e
     http::encode_local_reply(status, cause, snapshot_->via, extra_headers, response_);
     local_text_ = http::local_reply_body(cause);
   }
-  rq_->response_status = status;
   rq_->bytes_out = block_bytes(response_) + local_text_.size();
-  record(status);
   state_ = State::replying;
+  trailers_ = nullptr;
   // A client that never opens its window for the answer (SETTINGS_INITIAL_WINDOW_SIZE 0)
   // does not hold the stream longer than this.
   expires_at(net::Clock::now() + snapshot_->config->limits.idle_timeout);
@@ -395,10 +312,6 @@ void H2Stream::reset(std::uint32_t error_code) {
   s_.flush();
 }
 
-void H2Stream::record(unsigned status) {
-  record_request(s_.worker(), *snapshot_, listener(), *rq_, status);
-}
-
 void H2Stream::on_closed(std::uint32_t) {
   if (state_ == State::closed) return;
   state_ = State::closed;
@@ -414,7 +327,9 @@ void H2Stream::on_closed(std::uint32_t) {
   rq_->exchange.abort();
   rq_->limit_tag = 0;  // a store answer still due is for nobody
   // Reset by the client (or cut with the connection) before its answer was complete.
-  if (rq_->active && rq_->routed) record(rq_->response_head_sent ? rq_->response_status : 499);
+  if (rq_->active && rq_->routed) {
+    rq_->record(rq_->response_head_sent ? rq_->response_status : 499);
+  }
 }
 
 void H2Stream::on_deadline() {
@@ -426,25 +341,10 @@ void H2Stream::on_deadline() {
       clear();
       s_.go_away(http::h2::kProtocolError, false);
       return;
-    case State::limiting:
-      if (now < rq_->deadline) {
-        expires_at(rq_->deadline);
-      } else {
-        rq_->limit_tag = 0;  // the store's answer, when it comes, is for nobody
-        reply(504, "rate limit store did not answer within the route timeout");
-      }
-      return;
-    case State::exchange:
-      if (now < rq_->deadline) {
-        expires_at(rq_->deadline);
-      } else if (rq_->response_head_sent) {
-        reset(http::h2::kInternalError);
-      } else if (!request_complete()) {
-        reply(408, "request body not received within the route timeout");
-      } else {
-        rq_->exchange.on_request_timeout();  // answers 504 through on_exchange_failed()
-        s_.flush();
-      }
+    case State::request:
+      // The route timeout, while the rate limit or the exchange runs.
+      if (!rq_->on_deadline(now)) clear();
+      s_.flush();
       return;
     case State::replying:
       reset(http::h2::kCancel);  // the answer could not go out within idle_timeout

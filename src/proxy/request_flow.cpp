@@ -7,6 +7,7 @@
 #include "meridian/http/forwarding.hpp"
 #include "meridian/http/grpc.hpp"
 #include "meridian/http/h2/message.hpp"
+#include "meridian/proxy/active_request.hpp"
 
 namespace meridian::proxy {
 
@@ -22,7 +23,7 @@ std::string address_text(const asio::ip::address& a) {
 namespace {
 
 void capture_log_fields(const http::RequestHead& head, const asio::ip::address& client,
-                        const asio::ip::address& peer, RequestState& rq) {
+                        const asio::ip::address& peer, ActiveRequest& rq) {
   // Copied (into buffers reused from request to request): the head's views die with it.
   rq.log_method.assign(head.method);
   rq.log_target.assign(head.target);
@@ -41,7 +42,7 @@ bool logging(const WorkerContext& w, const Snapshot& snapshot) {
 
 }  // namespace
 
-Admission admit(const Downstream& d, const http::RequestHead& head, RequestState& rq,
+Admission admit(const Downstream& d, const http::RequestHead& head, ActiveRequest& rq,
                 ratelimit::Decision& decision) {
   rq.routed = true;
   const Snapshot& snapshot = d.snapshot;
@@ -115,7 +116,7 @@ Admission admit(const Downstream& d, const http::RequestHead& head, RequestState
   return Admission::decided;
 }
 
-bool apply_limit_decision(const ratelimit::Decision& d, RequestState& rq) {
+bool apply_limit_decision(const ratelimit::Decision& d, ActiveRequest& rq) {
   auto line = [&rq](std::string_view name, std::uint64_t value) {
     char digits[24];
     const auto r = std::to_chars(digits, digits + sizeof digits, value);
@@ -132,7 +133,7 @@ bool apply_limit_decision(const ratelimit::Decision& d, RequestState& rq) {
   return false;
 }
 
-bool ask_store(WorkerContext& w, RequestState& rq, ratelimit::StoreWaiter& waiter,
+bool ask_store(WorkerContext& w, ActiveRequest& rq, ratelimit::StoreWaiter& waiter,
                std::shared_ptr<void> keepalive) {
   rq.limit_tag = ++w.store_tags;
   if (w.redis == nullptr) return false;
@@ -149,7 +150,7 @@ const ratelimit::StoreOutcome& no_store_outcome() {
   return none;
 }
 
-StoreVerdict judge_store_outcome(const Snapshot& snapshot, const RequestState& rq,
+StoreVerdict judge_store_outcome(const Snapshot& snapshot, const ActiveRequest& rq,
                                  const ratelimit::StoreOutcome& outcome,
                                  ratelimit::Decision& decision) {
   if (outcome.ok) {
@@ -165,7 +166,7 @@ StoreVerdict judge_store_outcome(const Snapshot& snapshot, const RequestState& r
 }
 
 void record_request(WorkerContext& w, const Snapshot& snapshot, const ListenerRuntime& listener,
-                    RequestState& rq, unsigned status) {
+                    ActiveRequest& rq, unsigned status) {
   if (!rq.active) return;
   rq.active = false;
   const auto duration = net::Clock::now() - rq.start;

@@ -15,8 +15,8 @@
 
 #include "meridian/config/loader.hpp"
 #include "meridian/metrics/registry.hpp"
+#include "meridian/proxy/active_request.hpp"
 #include "meridian/proxy/h2_session.hpp"
-#include "meridian/proxy/request_state.hpp"
 #include "meridian/proxy/snapshot.hpp"
 
 namespace asio = boost::asio;
@@ -50,7 +50,7 @@ constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 struct Harness {
   asio::io_context io;
   proxy::WorkerContext ctx{io};
-  proxy::RequestStatePool pool{ctx};
+  proxy::ActiveRequestPool pool{ctx};
   metrics::Registry registry{1};
   asio::ip::tcp::acceptor acceptor{io, {asio::ip::make_address("127.0.0.1"), 0}};
   std::string listener = "fuzz";

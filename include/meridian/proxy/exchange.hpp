@@ -14,7 +14,7 @@
 // outlive them although drop_connection() lets go of it at once.
 //
 // Lifetime: owned by the downstream side's request state, which a worker pools and hands
-// from connection to connection (RequestStatePool); attach() binds it to the sink of the
+// from connection to connection (ActiveRequestPool); attach() binds it to the sink of the
 // request in progress. Every pending operation holds the sink's owner alive through
 // ExchangeSink::exchange_keepalive(), and quiescent() tells when none is pending, which is
 // when the exchange may pass to another owner or be destroyed. Completions of an abandoned

@@ -8,7 +8,7 @@
 // read again only after the exchange took the last body piece, and the exchange's own
 // response buffer that is read again only after this session wrote the last response piece
 // (backpressure both ways). Chunked bodies are decoded and re-encoded canonically. The
-// request's state (parser, exchange, bookkeeping) is an RequestState borrowed from the worker
+// request's state (parser, exchange, bookkeeping) is an ActiveRequest borrowed from the worker
 // while a request is in progress, so an idle connection is small.
 //
 // Lifetime: the Beast idiom, kept alive by the shared_ptr each pending operation holds.
@@ -32,9 +32,9 @@
 #include "meridian/net/inline_op_storage.hpp"
 #include "meridian/net/socket.hpp"
 #include "meridian/net/transport.hpp"
+#include "meridian/proxy/active_request.hpp"
 #include "meridian/proxy/exchange.hpp"
 #include "meridian/proxy/h2_session.hpp"
-#include "meridian/proxy/request_state.hpp"
 #include "meridian/proxy/worker_context.hpp"
 #include "meridian/ratelimit/redis_store.hpp"
 #include "meridian/ratelimit/route_limit.hpp"
@@ -43,7 +43,7 @@ namespace meridian::proxy {
 
 class H1Session final : public std::enable_shared_from_this<H1Session>,
                         private net::Deadline,
-                        private ExchangeSink {
+                        private RequestEncoder {
  public:
   H1Session(WorkerContext& worker, net::TcpSocket socket, const std::string* listener_name);
   ~H1Session() override;
@@ -52,18 +52,9 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void start(const boost::asio::ip::tcp::endpoint& peer);
 
  private:
-  // limiting: a request waits for the rate limit store's verdict (scope: global).
+  // request: the request's head is in; its ActiveRequest runs (rate limit, exchange).
   // tunnel: a WebSocket connection after its 101, relayed both ways.
-  enum class State : std::uint8_t {
-    head,
-    idle,
-    limiting,
-    exchange,
-    replying,
-    closing,
-    closed,
-    tunnel
-  };
+  enum class State : std::uint8_t { head, idle, request, replying, closing, closed, tunnel };
 
   // -- TLS
   void start_tls();  // the handshake, fed what was read already (after a PROXY header)
@@ -79,35 +70,34 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void begin_exchange(std::size_t head_length);
   bool refresh_snapshot();
 
-  // -- rate limit, between routing and the exchange
-  void on_rate_limit_decision(const ratelimit::Decision& decision);
-  friend struct RequestState::StoreWaiter;  // forwards the store's answer here
-  void on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome);
-  void start_exchange();
-
-  // -- metrics and access log, once per request
-  void record_request(unsigned status);
-
   // -- request body, client -> exchange
   void pump_request_body();
 
-  // -- ExchangeSink
-  std::shared_ptr<void> exchange_keepalive() override { return shared_from_this(); }
-  void on_request_body_wanted() override;
-  void on_response_data(const http::ResponseHead* head, const http::BodySlices& body,
-                        bool done) override;
-  void on_exchange_done() override;
-  void on_exchange_failed(unsigned status, std::string_view cause, bool retry_after) override;
+  // -- RequestEncoder: the request's answer in HTTP/1.1 framing
+  std::shared_ptr<void> request_keepalive() override { return shared_from_this(); }
+  void encode_continue() override;
+  void encode_head(const http::ResponseHead& head, http::ResponseForwarding fwd, bool end) override;
+  void encode_trailers(const std::vector<http::Field>& trailers) override;
+  void encode_data(const http::BodySlices& body, bool end) override;
+  void encode_local_reply(unsigned status, std::string_view cause, std::string_view extra_headers,
+                          bool close) override;
+  void reset() override { close(); }
+  void arm(net::Clock::time_point t) override { expires_at(t); }
+  void pull_body() override;
+  void release_body() override;
+  void response_complete() override;
+  void write_response();  // what encode_head/encode_data gathered, in one write
 
   // -- WebSocket tunnel
-  void start_tunnel();
+  void start_tunnel() override;
   void touch_tunnel();  // idle_timeout runs again from now
   void tunnel_to_origin();
   void tunnel_to_client();
 
   // -- local answers and closing
-  void reply(unsigned status, std::string_view cause, bool close,
-             std::string_view extra_headers = {});
+  void reply(unsigned status, std::string_view cause, bool close) {
+    rq_->reply(status, cause, {}, close);
+  }
   void after_local_reply();
   void next_request();
   // Between requests (and before the first): read with a request's buffer for a while,
@@ -132,7 +122,6 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void on_deadline() override;
   void on_drain() override;
   void on_abort() override { close(); }
-  void arm(net::Clock::time_point t) { expires_at(t); }
 
   // The request in progress: its state is borrowed from the worker when the client's bytes
   // can be read (or at once on a new connection), begun when they arrive, and given back
@@ -150,7 +139,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   const std::string* listener_name_;          // interned by the worker (WorkerContext::intern)
   std::shared_ptr<const Snapshot> snapshot_;  // pinned for the request in progress
   net::Clock::time_point wait_until_{};       // the header_timeout or idle_timeout of the wait
-  std::unique_ptr<RequestState> rq_;          // from w_.requests while a request is in progress
+  std::unique_ptr<ActiveRequest> rq_;         // from w_.requests while a request is in progress
   metrics::SeriesId connections_series_ = 0;
   int listener_index_ = -1;  // in snapshot_->listeners; -1 before the first snapshot
   State state_ = State::head;

@@ -1,10 +1,10 @@
-// One HTTP/2 stream of an H2Session: one request, handled as an HTTP/1.1 request is --
-// routed, rate-limited, steered, retried and logged by request_flow.hpp and an Exchange --
-// with HTTP/2 framing on the client side: the header block comes in through an
-// H2RequestBuilder, DATA frames fill a buffer bounded by the stream's receive window, and
-// the response goes out as HEADERS and DATA frames pulled by nghttp2 (data_source()).
+// One HTTP/2 stream of an H2Session: the HTTP/2 side of one request. The request itself --
+// routed, rate-limited, steered, retried, timed out and logged -- is an ActiveRequest, as an
+// HTTP/1.1 request is; this stream is its RequestEncoder: the header block comes in through
+// an H2RequestBuilder, DATA frames fill a buffer bounded by the stream's receive window, and
+// the answer goes out as HEADERS, DATA pulled by the codec (read_response()) and trailers.
 //
-// Its RequestState comes from the worker's pool like an HTTP/1.1 request's. A stream that
+// Its ActiveRequest comes from the worker's pool like an HTTP/1.1 request's. A stream that
 // closes while its exchange still has an operation pending (a client reset mid-connect)
 // stays alive, retired, until the exchange is quiescent. Thread: the owning worker only.
 #pragma once
@@ -15,15 +15,13 @@
 #include "meridian/http/h2/codec.hpp"
 #include "meridian/http/h2/message.hpp"
 #include "meridian/net/deadline_list.hpp"
-#include "meridian/proxy/exchange.hpp"
-#include "meridian/proxy/request_state.hpp"
-#include "meridian/ratelimit/redis_store.hpp"
+#include "meridian/proxy/active_request.hpp"
 
 namespace meridian::proxy {
 
 class H2Session;
 
-class H2Stream final : private ExchangeSink, private ratelimit::StoreWaiter, private net::Deadline {
+class H2Stream final : private RequestEncoder, private net::Deadline {
  public:
   H2Stream(H2Session& session, std::int32_t id);
   ~H2Stream() override;
@@ -47,44 +45,41 @@ class H2Stream final : private ExchangeSink, private ratelimit::StoreWaiter, pri
   // From H2Session::run_acks: the last response piece was framed.
   void deliver();
 
-  // Nothing can call this stream any more: its exchange has no operation pending and the
-  // rate limit store owes it no answer.
-  bool quiescent() const {
-    return !store_pending_ && (rq_ == nullptr || rq_->exchange.quiescent());
-  }
+  // Nothing can call this stream any more: its exchange has no operation pending (a store
+  // answer still due goes to the ActiveRequest, which its pool keeps).
+  bool quiescent() const { return rq_ == nullptr || rq_->exchange.quiescent(); }
   bool answered() const { return response_finished_; }
   bool headers_pending() const { return state_ == State::headers; }
 
  private:
-  enum class State : std::uint8_t { headers, limiting, exchange, replying, done, closed };
+  // request: the header block is in; its ActiveRequest runs (rate limit, exchange).
+  enum class State : std::uint8_t { headers, request, replying, done, closed };
 
   void begin();
-  void start_exchange();
-  void on_rate_limit_decision(const ratelimit::Decision& decision);
   void pump_request_body();
-  // A response meridian gives itself, ending the stream.
-  void reply(unsigned status, std::string_view cause, std::string_view extra_headers = {});
   // Submits the response HEADERS in response_ with or without a body to pull.
   bool submit_head(bool has_body);
   void reset(std::uint32_t error_code);
   // The exchange's last pieces are framed: response_delivered() once nghttp2 returned.
   void queue_delivery();
-  void record(unsigned status);
-  bool request_complete() const { return end_stream_; }
   const ListenerRuntime& listener() const {
     return snapshot_->listeners[static_cast<std::size_t>(listener_index_)];
   }
 
-  // -- ExchangeSink
-  std::shared_ptr<void> exchange_keepalive() override;
-  void on_request_body_wanted() override;
-  void on_response_data(const http::ResponseHead* head, const http::BodySlices& body,
-                        bool done) override;
-  void on_exchange_done() override;
-  void on_exchange_failed(unsigned status, std::string_view cause, bool retry_after) override;
-
-  // -- ratelimit::StoreWaiter
-  void on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome) override;
+  // -- RequestEncoder: the request's answer in HTTP/2 framing
+  std::shared_ptr<void> request_keepalive() override;
+  void encode_continue() override;
+  void encode_head(const http::ResponseHead& head, http::ResponseForwarding fwd, bool end) override;
+  void encode_trailers(const std::vector<http::Field>& trailers) override;
+  void encode_data(const http::BodySlices& body, bool end) override;
+  void encode_local_reply(unsigned status, std::string_view cause, std::string_view extra_headers,
+                          bool close) override;
+  void reset() override { reset(http::h2::kInternalError); }
+  void arm(net::Clock::time_point t) override { expires_at(t); }
+  void pull_body() override;
+  void release_body() override;
+  void response_complete() override;
+  void start_tunnel() override { reset(); }  // no WebSocket over HTTP/2 (RFC 8441)
 
   // -- net::Deadline
   void on_deadline() override;
@@ -95,12 +90,9 @@ class H2Stream final : private ExchangeSink, private ratelimit::StoreWaiter, pri
   std::shared_ptr<const Snapshot> snapshot_;
   int listener_index_;
   State state_ = State::headers;
-  std::unique_ptr<RequestState> rq_;
+  std::unique_ptr<ActiveRequest> rq_;
   http::H2RequestBuilder request_;
   http::h2::FieldBlock response_;
-
-  bool store_pending_ = false;  // the store will call on_store_outcome(store_tag_)
-  std::uint64_t store_tag_ = 0;
 
   // Request body: bytes in rq_->in not yet acknowledged to the client's window.
   bool end_stream_ = false;          // the client sent END_STREAM
@@ -110,8 +102,9 @@ class H2Stream final : private ExchangeSink, private ratelimit::StoreWaiter, pri
 
   // Response: the pieces being framed, and where framing stands in them.
   const http::BodySlices* out_ = nullptr;
-  std::string local_text_;       // a local reply's body
-  http::BodySlices local_body_;  // ... as the one piece to frame
+  const std::vector<http::Field>* trailers_ = nullptr;  // end the response after out_
+  std::string local_text_;                              // a local reply's body
+  http::BodySlices local_body_;                         // ... as the one piece to frame
   std::size_t out_slice_ = 0;
   std::size_t out_offset_ = 0;
   bool out_done_ = false;          // the pieces end the response

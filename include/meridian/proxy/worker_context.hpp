@@ -25,7 +25,7 @@
 
 namespace meridian::proxy {
 
-class RequestStatePool;
+class ActiveRequestPool;
 
 struct WorkerContext {
   explicit WorkerContext(boost::asio::io_context& io) : ioc(io), h2_pool(io, deadlines) {}
@@ -36,7 +36,7 @@ struct WorkerContext {
   H2UpstreamPool h2_pool;  // multiplexed connections to h2 and h2c backends
   // The state of requests in progress, lent to connections while they have one (owned by
   // the worker).
-  RequestStatePool* requests = nullptr;
+  ActiveRequestPool* requests = nullptr;
   std::shared_ptr<const Snapshot> snapshot;
   RequestIdGenerator request_ids;
   // Names each rate limit store request, so that a late answer finds no one waiting.

@@ -16,7 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "meridian/net/acceptor.hpp"
-#include "meridian/proxy/request_state.hpp"
+#include "meridian/proxy/active_request.hpp"
 #include "meridian/proxy/snapshot.hpp"
 #include "meridian/proxy/worker_context.hpp"
 
@@ -81,7 +81,7 @@ class Worker {
   // while posting and registration stay locked, as cross-thread posts need.
   boost::asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   proxy::WorkerContext ctx_;
-  proxy::RequestStatePool requests_{ctx_};
+  proxy::ActiveRequestPool requests_{ctx_};
   boost::asio::steady_timer ticker_;
   std::vector<std::shared_ptr<net::Acceptor>> acceptors_;
   std::thread thread_;

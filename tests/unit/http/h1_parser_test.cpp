@@ -1103,8 +1103,9 @@ TEST(ResponseParser, ChunkedTrailersAreKept) {
 TEST(ResponseParser, TrailerSectionOverTheHeadLimitIs502) {
   ResponseParser p;
   p.reset({64, 100, 0});
-  const std::string text = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Big: " +
-                           std::string(100, 'a') + "\r\n\r\n";
+  const std::string text =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Big: " + std::string(100, 'a') +
+      "\r\n\r\n";
   const auto head = p.parse_head(text);
   ASSERT_GT(head, 0u) << p.error().reason;
   BodySlices out;

@@ -4,23 +4,30 @@
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
-#include "meridian/proxy/request_state.hpp"
+#include "meridian/proxy/active_request.hpp"
 
 namespace meridian::proxy {
 namespace {
 
-struct NullSink final : ExchangeSink {
-  std::shared_ptr<void> exchange_keepalive() override { return nullptr; }
-  void on_request_body_wanted() override {}
-  void on_response_data(const http::ResponseHead*, const http::BodySlices&, bool) override {}
-  void on_exchange_done() override {}
-  void on_exchange_failed(unsigned, std::string_view, bool) override {}
+struct NullSink final : RequestEncoder {
+  std::shared_ptr<void> request_keepalive() override { return nullptr; }
+  void encode_continue() override {}
+  void encode_head(const http::ResponseHead&, http::ResponseForwarding, bool) override {}
+  void encode_trailers(const std::vector<http::Field>&) override {}
+  void encode_data(const http::BodySlices&, bool) override {}
+  void encode_local_reply(unsigned, std::string_view, std::string_view, bool) override {}
+  void reset() override {}
+  void arm(net::Clock::time_point) override {}
+  void pull_body() override {}
+  void release_body() override {}
+  void response_complete() override {}
+  void start_tunnel() override {}
 };
 
 struct PoolTest : ::testing::Test {
   boost::asio::io_context ioc;
   WorkerContext ctx{ioc};
-  RequestStatePool pool{ctx};
+  ActiveRequestPool pool{ctx};
   NullSink sink;
 };
 
@@ -49,17 +56,17 @@ TEST_F(PoolTest, UnreadBytesAreDroppedAndLargeBuffersFreed) {
   auto again = pool.take(sink);
   EXPECT_TRUE(again->in.empty());
   EXPECT_EQ(again->in.capacity(), 0u);
-  EXPECT_LE(again->down_head.capacity(), RequestStatePool::kKeepCapacity);
+  EXPECT_LE(again->down_head.capacity(), ActiveRequestPool::kKeepCapacity);
   pool.give(std::move(again));
 }
 
 TEST_F(PoolTest, KeepsAtMostKKeep) {
-  std::vector<std::unique_ptr<RequestState>> taken;
-  for (std::size_t i = 0; i < RequestStatePool::kKeep + 10; ++i)
+  std::vector<std::unique_ptr<ActiveRequest>> taken;
+  for (std::size_t i = 0; i < ActiveRequestPool::kKeep + 10; ++i)
     taken.push_back(pool.take(sink));
   for (auto& r : taken)
     pool.give(std::move(r));
-  EXPECT_EQ(pool.free_count(), RequestStatePool::kKeep);
+  EXPECT_EQ(pool.free_count(), ActiveRequestPool::kKeep);
 }
 
 TEST_F(PoolTest, ResetStartsARequestButKeepsTheConnectionsBytes) {

@@ -1,4 +1,4 @@
-#include "meridian/proxy/request_state.hpp"
+#include "meridian/proxy/active_request.hpp"
 
 namespace meridian::proxy {
 
@@ -10,7 +10,7 @@ void trim(std::string& s, std::size_t keep) {
 
 }  // namespace
 
-void RequestState::end_tunnel() {
+void ActiveRequest::end_tunnel() {
   if (tunnel) {
     tunnel->transport.close();
     tunnel.reset();
@@ -20,7 +20,7 @@ void RequestState::end_tunnel() {
   tunnel_down.release_if_empty();
 }
 
-void RequestState::reset(const http::ParserLimits& limits, net::Clock::time_point now) {
+void ActiveRequest::reset(const http::ParserLimits& limits, net::Clock::time_point now) {
   parser.reset(limits);
   start = now;
   deadline = {};
@@ -30,7 +30,9 @@ void RequestState::reset(const http::ParserLimits& limits, net::Clock::time_poin
   limit = nullptr;
   limit_headers.clear();
   store_key.clear();
-  has_body = http10 = grpc = close_after = body_wanted = false;
+  limit_tag = 0;  // a store answer still due is for nobody
+  phase_ = Phase::head;
+  has_body = body_done = http10 = grpc = close_after = body_wanted = false;
   // A tunnel only ends with its connection (give() closes it): none is open here.
   upgrade = client_eof = origin_eof = false;
   body_given_consumed = 0;
@@ -51,26 +53,29 @@ void RequestState::reset(const http::ParserLimits& limits, net::Clock::time_poin
   log_version = 11;
 }
 
-std::unique_ptr<RequestState> RequestStatePool::take(ExchangeSink& sink) {
-  std::unique_ptr<RequestState> r;
+std::unique_ptr<ActiveRequest> ActiveRequestPool::take(RequestEncoder& encoder) {
+  std::unique_ptr<ActiveRequest> r;
   if (free_.empty()) {
-    r = std::make_unique<RequestState>(w_);
+    r = std::make_unique<ActiveRequest>(w_);
   } else {
     r = std::move(free_.back());
     free_.pop_back();
   }
   r->active = r->routed = false;  // nothing to record until reset() begins a request
-  r->exchange.attach(sink);
+  r->bind(encoder);
+  r->exchange.attach(r->sink());
   return r;
 }
 
-void RequestStatePool::give(std::unique_ptr<RequestState> r) {
+void ActiveRequestPool::give(std::unique_ptr<ActiveRequest> r) {
   r->exchange.abort();
   r->exchange.detach();
   r->end_tunnel();
   // Destroyed here instead: beyond kKeep, or with a completion still due (possible only
   // when a session is destroyed with its io_context at shutdown, its handlers never run).
-  if (!r->exchange.quiescent() || free_.size() >= kKeep) return;
+  // One the rate limit store still owes an answer stays (the store holds it by pointer; a
+  // late answer finds its tag stale), however many are kept.
+  if (!r->exchange.quiescent() || (free_.size() >= kKeep && !r->store_pending)) return;
   r->in.consume(r->in.size());  // a closed connection's unread bytes
   if (r->in.capacity() > kKeepCapacity) r->in.release_if_empty();
   trim(r->down_head, kKeepCapacity);
