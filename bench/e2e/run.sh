@@ -8,12 +8,14 @@
 #   --duration D    wrk duration per run (default 5s)
 #   --quick         1 round of 2s, and no idle/callgrind/strace (smoke test, ~1 minute)
 #   --only LIST     comma-separated scenarios: keepalive,close,64k,1m,h2,h1load,idle,callgrind,strace
-#   --targets LIST  comma-separated proxies: meridian,nginx,haproxy (default all three)
+#   --targets LIST  comma-separated proxies: meridian,nginx,haproxy (default all three), and
+#                   meridian-h2c: meridian speaking h2c to the origin (backends[].protocol:
+#                   h2c, nginx `listen ... http2` on 18210) instead of HTTP/1.1
 # Environment: MERIDIAN_BUILD_DIR (default build), MERIDIAN_SKIP_BUILD=1 (use the existing
 # binary), N1/N2 (requests of the two callgrind/strace runs, default 2000/6000),
 # IDLE_CONNS (default 10000), H2_REQUESTS (requests of each h2load run, default 100000).
 #
-# Scenarios (all against 127.0.0.1, ports 18200-18209):
+# Scenarios (all against 127.0.0.1, ports 18200-18211):
 #   keepalive  small GET, wrk -t1 -c50 --latency            } each in rounds of direct,
 #   close      the same with Connection: close              } meridian, nginx, haproxy,
 #   64k, 1m    64 KiB / 1 MiB bodies, wrk -t1 -c10 --latency } interleaved so that drift of
@@ -90,7 +92,10 @@ else
 fi
 IFS=, read -r -a targets <<< "$targets_arg"
 for t in "${targets[@]}"; do
-  case $t in meridian | nginx | haproxy) ;; *) die "unknown target '$t' (meridian, nginx, haproxy)" ;; esac
+  case $t in
+    meridian | nginx | haproxy | meridian-h2c) ;;
+    *) die "unknown target '$t' (meridian, nginx, haproxy, meridian-h2c)" ;;
+  esac
 done
 selected() { [[ " ${scenarios[*]} " == *" $1 "* ]]; }
 
@@ -234,13 +239,15 @@ wait_listening() {  # port pid name log
 
 # --- ports, results file ----------------------------------------------------------------------
 port_origin=18200
-declare -A port=([direct]=18200 [meridian]=18201 [nginx]=18202 [haproxy]=18203)
+port_origin_h2c=18210  # the origin's h2c port, for meridian-h2c
+declare -A port=([direct]=18200 [meridian]=18201 [nginx]=18202 [haproxy]=18203
+  [meridian-h2c]=18211)
 declare -A tool_port=([meridian]=18205 [nginx]=18206 [haproxy]=18207)
 # HTTP/2 in cleartext: nginx and HAProxy need a port that speaks only h2; meridian tells h2
 # from HTTP/1.1 by the preface on its usual port.
-declare -A h2_port=([meridian]=18201 [nginx]=18208 [haproxy]=18209)
-for p in $(seq 18200 18209); do
-  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18209 free"
+declare -A h2_port=([meridian]=18201 [nginx]=18208 [haproxy]=18209 [meridian-h2c]=18211)
+for p in $(seq 18200 18211); do
+  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18211 free"
 done
 
 mkdir -p "$here/results"
@@ -293,6 +300,7 @@ http {
   sendfile on;
   server {
     listen 127.0.0.1:$port_origin;
+    listen 127.0.0.1:$port_origin_h2c http2;  # h2c with prior knowledge (meridian-h2c)
     root $work/www;
     location = / { return 200 "hello from the origin\n"; }
     location / { }
@@ -365,7 +373,7 @@ HAPROXY
 haproxy_conf "$work/haproxy.cfg" "${port[haproxy]}" "${h2_port[haproxy]}"
 haproxy_conf "$work/haproxy-tool.cfg" "${tool_port[haproxy]}"
 
-meridian_conf() {  # file port
+meridian_conf() {  # file port [protocol [origin port]]
   cat > "$1" <<YAML
 workers: 1
 admin: {listen: ""}
@@ -376,18 +384,21 @@ listeners:
     routes: [{name: all, backend: origin}]
 backends:
   - name: origin
+    protocol: ${3:-http1}
     regions:
       - name: local
         location: {lat: 0, lon: 0}
-        endpoints: [{address: 127.0.0.1:$port_origin}]
+        endpoints: [{address: 127.0.0.1:${4:-$port_origin}}]
 YAML
 }
 meridian_conf "$work/meridian.yaml" "${port[meridian]}"
+meridian_conf "$work/meridian-h2c.yaml" "${port[meridian-h2c]}" h2c "$port_origin_h2c"
 meridian_conf "$work/meridian-tool.yaml" "${tool_port[meridian]}"
 
 # --- starting the targets ---------------------------------------------------------------------
 declare -A proc_pid  # target -> the process whose CPU and memory are measured
 declare -A log_of=([direct]="$work/origin-error.log" [meridian]="$work/meridian.log"
+  [meridian-h2c]="$work/meridian-h2c.log"
   [nginx]="$work/nginx-error.log" [haproxy]="$work/haproxy.log")
 
 # The pid a daemon wrote to its pid file.
@@ -430,9 +441,9 @@ start_origin() {
 start_target() {
   local master i
   case $1 in
-    meridian)
-      "$work/meridian" --config "$work/meridian.yaml" > "$work/meridian.log" 2>&1 &
-      proc_pid[meridian]=$!
+    meridian | meridian-h2c)
+      "$work/meridian" --config "$work/$1.yaml" > "${log_of[$1]}" 2>&1 &
+      proc_pid[$1]=$!
       started+=("$!")
       ;;
     nginx)
@@ -613,6 +624,7 @@ strace_run() {  # target requests
 tool_scenario() {  # callgrind|strace
   local t
   for t in "${targets[@]}"; do
+    [ "$t" = meridian-h2c ] && continue  # measured with the wrk and h2load scenarios only
     "${1}_run" "$t" "$N1"
     "${1}_run" "$t" "$N2"
   done

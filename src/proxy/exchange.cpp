@@ -8,6 +8,7 @@
 #include <boost/asio/write.hpp>
 
 #include "meridian/core/log.hpp"
+#include "meridian/http/forwarding.hpp"
 #include "meridian/tls/client_context.hpp"
 
 namespace meridian::proxy {
@@ -60,6 +61,7 @@ void Exchange::start(const ExchangeRequest& request) {
   response_finished_ = false;
   stale_retry_used_ = false;
   pending_body_ = nullptr;
+  request_trailers_ = nullptr;
   trailers_.clear();
   now_ns_ = balancing::steady_now_ns();
   region_index_ = -1;
@@ -303,7 +305,9 @@ void Exchange::on_deadline() {
 // ---------------------------------------------------------------------------------------
 // Request: head and body up
 
-void Exchange::send_request_body(const http::BodySlices& body, bool last) {
+void Exchange::send_request_body(const http::BodySlices& body, bool last,
+                                 const std::vector<http::Field>* trailers) {
+  request_trailers_ = last && trailers != nullptr && !trailers->empty() ? trailers : nullptr;
   if (request_.protocol != config::UpstreamProtocol::http1) {
     h2_send_body(body, last);
     return;
@@ -341,7 +345,12 @@ void Exchange::write_request(const http::BodySlices* body, bool last) {
     }
   }
   if (last && request_.has_body && request_.chunked_body) {
-    req_bufs_.emplace_back(kLastChunk.data(), kLastChunk.size());
+    if (request_trailers_ != nullptr) {
+      http::write_last_chunk(*request_trailers_, request_last_chunk_);
+      req_bufs_.emplace_back(request_last_chunk_.data(), request_last_chunk_.size());
+    } else {
+      req_bufs_.emplace_back(kLastChunk.data(), kLastChunk.size());
+    }
   }
   if (req_bufs_.empty()) {
     // An empty piece (a Content-Length body that ended exactly at a buffer boundary).

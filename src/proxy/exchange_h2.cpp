@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "meridian/core/log.hpp"
+#include "meridian/http/h2/message.hpp"
 #include "meridian/proxy/exchange.hpp"
 
 namespace meridian::proxy {
@@ -110,6 +111,13 @@ http::h2::Pull Exchange::on_h2_pull(std::uint8_t* buffer, std::size_t max) {
   if (had_body && h2_body_last_) {
     pull.end = true;
     request_written_ = true;
+    if (request_trailers_ != nullptr) {
+      http::encode_trailers(*request_trailers_, request_trailer_fields_);
+      if (request_trailer_fields_.size() != 0 &&
+          h2_->submit_trailers(h2_id_, request_trailer_fields_)) {
+        pull.trailers = true;
+      }
+    }
     return pull;
   }
   if (had_body && !h2_body_wanted_) {

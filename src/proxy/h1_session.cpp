@@ -439,7 +439,7 @@ void H1Session::pump_request_body() {
     // Everything was handed over already (an exchange that starts over asks again).
     rq_->body_wanted = false;
     rq_->body_slices.clear();
-    rq_->send_body(rq_->body_slices, true);
+    rq_->send_body(rq_->body_slices, true, &rq_->parser.trailers());
     return;
   }
   if (!rq_->in.empty()) {
@@ -457,7 +457,8 @@ void H1Session::pump_request_body() {
     if (!rq_->body_slices.empty() || rq_->parser.done()) {
       rq_->body_wanted = false;
       rq_->body_given_consumed = consumed;
-      rq_->send_body(rq_->body_slices, rq_->parser.done());
+      const bool last = rq_->parser.done();
+      rq_->send_body(rq_->body_slices, last, last ? &rq_->parser.trailers() : nullptr);
       return;
     }
     rq_->in.consume(consumed);  // chunk framing only

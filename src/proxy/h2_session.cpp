@@ -285,8 +285,12 @@ bool H2Session::on_stream_open(std::int32_t id) {
 
 void H2Session::on_field(void* user, http::h2::Block block, std::string_view name,
                          std::string_view value) {
-  // Request trailers are not forwarded (yet): the body goes upstream re-framed.
-  if (block == http::h2::Block::request) static_cast<H2Stream*>(user)->on_header(name, value);
+  auto* s = static_cast<H2Stream*>(user);
+  if (block == http::h2::Block::request) {
+    s->on_header(name, value);
+  } else if (block == http::h2::Block::trailers) {
+    s->on_trailer(name, value);
+  }
 }
 
 void H2Session::on_block_end(void* user, http::h2::Block block, bool end_stream) {
@@ -294,7 +298,7 @@ void H2Session::on_block_end(void* user, http::h2::Block block, bool end_stream)
   if (block == http::h2::Block::request) {
     s->on_headers_done(end_stream);
   } else if (end_stream) {
-    s->on_end_stream();  // after trailers
+    s->on_end_stream(true);  // after trailers
   }
 }
 

@@ -130,7 +130,8 @@ void H2Stream::on_data(const std::uint8_t* data, std::size_t n) {
   pump_request_body();
 }
 
-void H2Stream::on_end_stream() {
+void H2Stream::on_end_stream(bool trailers) {
+  if (trailers) request_.finish_trailers();
   end_stream_ = true;
   rq_->body_done = true;
   pump_request_body();
@@ -155,7 +156,7 @@ void H2Stream::pump_request_body() {
   if (!rq_->in.empty()) rq_->body_slices.push_back(rq_->in.data());
   body_given_ = rq_->in.size();
   body_wanted_ = false;
-  rq_->send_body(rq_->body_slices, end_stream_);
+  rq_->send_body(rq_->body_slices, end_stream_, end_stream_ ? &request_.trailers() : nullptr);
 }
 
 // ---------------------------------------------------------------------------------------

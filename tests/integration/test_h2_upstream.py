@@ -165,16 +165,18 @@ class H2UpstreamTest(unittest.TestCase):
         return H2Client(self.addresses["tls"], tls_context=client_tls_context(),
                         server_hostname="edge.test")
 
-    def fetch(self, downstream, method, path, body=None, headers=()):
-        """(status, headers dict, body bytes, trailers dict) over `downstream`."""
+    def fetch(self, downstream, method, path, body=None, headers=(), trailers=None):
+        """(status, headers dict, body bytes, trailers dict) over `downstream`; `trailers`:
+        the request's (chunked over HTTP/1.1)."""
         if downstream == "http1":
             host, port = self.addresses["plain"].rsplit(":", 1)
             with HttpConn(host, int(port)) as conn:
-                r = conn.request(method, path, headers=list(headers), body=body)
+                r = conn.request(method, path, headers=list(headers), body=body,
+                                 chunked=True if trailers else None, trailers=trailers)
                 return (r.status, {n.lower(): v for n, v in r.headers}, r.body,
                         {n.lower(): v for n, v in r.trailers})
         with self.h2(downstream) as c:
-            sid = c.request(method, path, headers=list(headers), body=body)
+            sid = c.request(method, path, headers=list(headers), body=body, trailers=trailers)
             c.run_until(lambda: c.streams[sid].done)
             s = c.streams[sid]
             return s.status, s.headers, bytes(s.body), s.trailers
@@ -232,6 +234,19 @@ class H2UpstreamTest(unittest.TestCase):
                 status, _, got, trailers = self.fetch(downstream, "GET", path)
                 self.assertEqual((status, len(got)), (200, 10))
                 self.assertEqual(trailers, {"grpc-status": "0", "x-checksum": "abc"})
+
+    def test_request_trailers_reach_every_origin(self):
+        sent = [("x-request-checksum", "c0ffee"), ("grpc-meta", "1")]
+        for downstream in ("http1", "h2c", "h2"):
+            for prefix, key in (("/c/", "request_trailers"), ("/o1/", "trailers")):
+                with self.subTest(downstream=downstream, upstream=prefix):
+                    status, _, got, _ = self.fetch(downstream, "POST", prefix + "rt",
+                                                   body=b"payload", trailers=sent)
+                    self.assertEqual(status, 200, got)
+                    report = json.loads(got)
+                    self.assertEqual(report["body_length"], 7)
+                    received = {n.lower(): v for n, v in report[key]}
+                    self.assertEqual(received, dict(sent), report)
 
     def test_streams_share_connections_within_the_origins_limit(self):
         before = self.narrow.stats()

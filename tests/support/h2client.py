@@ -89,6 +89,7 @@ class H2Client:
         self.goaway = None  # (error_code, last_stream_id)
         self.closed = False
         self._pending_bodies = {}  # stream id -> remaining bytes to send
+        self._trailers = {}  # stream id -> trailer fields to send after the body
         self._flush()
 
     def close(self):
@@ -104,11 +105,15 @@ class H2Client:
         self.close()
 
     def request(self, method, path, headers=(), body=None, authority="h2.test",
-                end_stream=True):
+                end_stream=True, trailers=None):
         stream_id = self.conn.get_next_available_stream_id()
         fields = [(":method", method), (":scheme", "http"), (":path", path),
                   (":authority", authority)] + list(headers)
         has_body = body is not None
+        if trailers:
+            self._trailers[stream_id] = list(trailers)
+            has_body = True
+            body = body or b""
         self.conn.send_headers(stream_id, fields, end_stream=end_stream and not has_body)
         self.streams[stream_id] = Stream()
         if has_body:
@@ -135,7 +140,11 @@ class H2Client:
                 self._pending_bodies[stream_id] = rest
             else:
                 del self._pending_bodies[stream_id]
-                self.conn.end_stream(stream_id)
+                trailers = self._trailers.pop(stream_id, None)
+                if trailers:
+                    self.conn.send_headers(stream_id, trailers, end_stream=True)
+                else:
+                    self.conn.end_stream(stream_id)
 
     def _flush(self):
         data = self.conn.data_to_send()

@@ -98,9 +98,10 @@ class ActiveRequest final : private ExchangeSink, private ratelimit::StoreWaiter
   // The 100 Continue of encode_continue() is written: the exchange starts.
   void continue_sent();
   // The next request body piece for the exchange (views valid until the next pull_body()
-  // or release_body()).
-  void send_body(const http::BodySlices& body, bool last) {
-    exchange.send_request_body(body, last);
+  // or release_body()), and with the last one the client's trailer fields, if any.
+  void send_body(const http::BodySlices& body, bool last,
+                 const std::vector<http::Field>* trailers = nullptr) {
+    exchange.send_request_body(body, last, trailers);
   }
   // The pieces of the last encode_data() (or head) are written.
   void data_encoded() { exchange.response_delivered(); }

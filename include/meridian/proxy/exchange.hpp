@@ -117,8 +117,10 @@ class Exchange final : private net::Deadline, private H2UpstreamStream {
 
   void start(const ExchangeRequest& request);
   // The next decoded request body piece (views stay valid until on_request_body_wanted() or
-  // on_exchange_done()); `last` when the body ends with it.
-  void send_request_body(const http::BodySlices& body, bool last);
+  // on_exchange_done()); `last` when the body ends with it, with the client's trailer fields
+  // (or null): they go upstream in the last chunk of a chunked body, or as HTTP/2 trailers.
+  void send_request_body(const http::BodySlices& body, bool last,
+                         const std::vector<http::Field>* trailers = nullptr);
   // The sink wrote what on_response_data() gave it.
   void response_delivered();
   // After a 101 to a WebSocket handshake (on_exchange_done follows its delivery): the
@@ -199,6 +201,10 @@ class Exchange final : private net::Deadline, private H2UpstreamStream {
   void h2_deliver();
   void h2_response_delivered();
   void h2_send_body(const http::BodySlices& body, bool last);
+  // The request's trailer fields to send after its body (set with the last piece), or null.
+  const std::vector<http::Field>* request_trailers_ = nullptr;
+  std::string request_last_chunk_;  // the last chunk with them, for an HTTP/1.1 upstream
+  http::h2::FieldBlock request_trailer_fields_;  // ... as an HTTP/2 header block
   void h2_head_done(bool end_stream);
   void on_h2_ready() override;
   void on_h2_unprocessed(H2Unprocessed why) override;

@@ -35,7 +35,11 @@ class H2Stream final : private RequestEncoder, private net::Deadline {
   // The request's header block is complete; `end_stream`: no body follows.
   void on_headers_done(bool end_stream);
   void on_data(const std::uint8_t* data, std::size_t n);
-  void on_end_stream();
+  void on_trailer(std::string_view name, std::string_view value) {
+    request_.add_trailer(name, value);
+  }
+  // The client's END_STREAM, on DATA or (`trailers`) on its trailer section.
+  void on_end_stream(bool trailers = false);
   // The codec asks for the next DATA frame's payload.
   http::h2::Pull read_response(std::uint8_t* buf, std::size_t length);
   // A frame ending the stream on our side went out.

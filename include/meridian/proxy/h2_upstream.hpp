@@ -105,6 +105,10 @@ class H2Upstream final : public std::enable_shared_from_this<H2Upstream>,
   std::int32_t submit(const http::h2::FieldBlock& fields, bool has_body, H2UpstreamStream& s);
   // The stream's pull() said `deferred` and has more now.
   void resume(std::int32_t id);
+  // From the stream's pull() with the body's end: trailer fields end the stream instead.
+  bool submit_trailers(std::int32_t id, const http::h2::FieldBlock& fields) {
+    return codec_.submit_trailers(id, fields);
+  }
   // Response body bytes the exchange is done with: the stream's window reopens by `n`.
   void consume(std::int32_t id, std::size_t n);
   // The exchange gives its stream up: it is reset if still open (CANCEL), and nothing

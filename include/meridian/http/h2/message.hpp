@@ -39,6 +39,13 @@ class H2RequestBuilder {
   const RequestHead& head() const { return head_; }
   const ParseError& error() const { return error_; }
 
+  // A trailer field, after the body (copies). A section larger than the head limits is
+  // dropped whole: the request is under way, so nothing can be refused any more.
+  void add_trailer(std::string_view name, std::string_view value);
+  // The trailer section is complete: trailers() holds it (valid until reset()).
+  void finish_trailers();
+  const std::vector<Field>& trailers() const { return trailers_; }
+
  private:
   struct Span {
     std::uint32_t offset = 0;
@@ -61,6 +68,10 @@ class H2RequestBuilder {
   std::uint32_t regular_fields_ = 0;
   RequestHead head_;
   ParseError error_;
+  std::string trailer_store_;
+  std::vector<std::uint32_t> trailer_lengths_;  // name and value length per field
+  std::vector<Field> trailers_;
+  bool trailers_dropped_ = false;
 };
 
 // The upstream request as HTTP/2 fields: :method, :scheme (`scheme`), :authority (the
