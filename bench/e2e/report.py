@@ -16,7 +16,7 @@ import re
 import statistics
 import sys
 
-PROXIES = ["meridian", "meridian-h2c", "nginx", "haproxy"]
+PROXIES = ["meridian", "meridian-base", "meridian-h2c", "nginx", "haproxy"]
 ORDER = ["direct"] + PROXIES
 
 # wrk prints times as 512.00us / 1.23ms / 2.00s / 1.00m and sizes in 1024-based units.
@@ -176,7 +176,8 @@ def wrk_table(records, scenario, title, clk_tck):
     out.append(ratio_line("req/s vs direct", rps, [(p, "direct") for p in PROXIES]))
     out.append(ratio_line("req/s between proxies", rps,
                           [("meridian", "nginx"), ("meridian", "haproxy"), ("nginx", "haproxy"),
-                           ("meridian-h2c", "meridian")]))
+                           ("meridian-h2c", "meridian"), ("meridian", "meridian-base")]))
+    out.append(ratio_line("CPU/req meridian vs meridian-base", cpu, [("meridian", "meridian-base")]))
     out.append(ratio_line("CPU/req between proxies", cpu,
                           [("meridian", "nginx"), ("meridian", "haproxy"), ("nginx", "haproxy")]))
     # The spread is the first thing to look at on a noisy machine, so print every round.

@@ -10,12 +10,15 @@
 #   --only LIST     comma-separated scenarios: keepalive,close,64k,1m,h2,h1load,idle,callgrind,strace
 #   --targets LIST  comma-separated proxies: meridian,nginx,haproxy (default all three), and
 #                   meridian-h2c: meridian speaking h2c to the origin (backends[].protocol:
-#                   h2c, nginx `listen ... http2` on 18210) instead of HTTP/1.1
+#                   h2c, nginx `listen ... http2` on 18210) instead of HTTP/1.1, and
+#                   meridian-base: the meridian binary in $MERIDIAN_BASE_DIR (another build,
+#                   e.g. of the commit before a change), for before/after in one run
 # Environment: MERIDIAN_BUILD_DIR (default build), MERIDIAN_SKIP_BUILD=1 (use the existing
-# binary), N1/N2 (requests of the two callgrind/strace runs, default 2000/6000),
+# binary), MERIDIAN_BASE_DIR (the build directory of meridian-base),
+# N1/N2 (requests of the two callgrind/strace runs, default 2000/6000),
 # IDLE_CONNS (default 10000), H2_REQUESTS (requests of each h2load run, default 100000).
 #
-# Scenarios (all against 127.0.0.1, ports 18200-18211):
+# Scenarios (all against 127.0.0.1, ports 18200-18212):
 #   keepalive  small GET, wrk -t1 -c50 --latency            } each in rounds of direct,
 #   close      the same with Connection: close              } meridian, nginx, haproxy,
 #   64k, 1m    64 KiB / 1 MiB bodies, wrk -t1 -c10 --latency } interleaved so that drift of
@@ -94,7 +97,9 @@ IFS=, read -r -a targets <<< "$targets_arg"
 for t in "${targets[@]}"; do
   case $t in
     meridian | nginx | haproxy | meridian-h2c) ;;
-    *) die "unknown target '$t' (meridian, nginx, haproxy, meridian-h2c)" ;;
+    meridian-base) [ -x "${MERIDIAN_BASE_DIR:-}/meridian" ] ||
+      die "target meridian-base needs MERIDIAN_BASE_DIR (a build directory with a meridian)" ;;
+    *) die "unknown target '$t' (meridian, nginx, haproxy, meridian-h2c, meridian-base)" ;;
   esac
 done
 selected() { [[ " ${scenarios[*]} " == *" $1 "* ]]; }
@@ -162,6 +167,7 @@ fi
 # A private copy, so that a rebuild in the same tree during the run cannot change the binary
 # between rounds.
 cp "$build/meridian" "$work/meridian"
+[ -n "${MERIDIAN_BASE_DIR:-}" ] && cp "$MERIDIAN_BASE_DIR/meridian" "$work/meridian-base-bin"
 
 # --- process helpers (from /proc: no procps needed) -------------------------------------------
 # Running and not a zombie (our own children stay zombies until reaped).
@@ -241,13 +247,14 @@ wait_listening() {  # port pid name log
 port_origin=18200
 port_origin_h2c=18210  # the origin's h2c port, for meridian-h2c
 declare -A port=([direct]=18200 [meridian]=18201 [nginx]=18202 [haproxy]=18203
-  [meridian-h2c]=18211)
-declare -A tool_port=([meridian]=18205 [nginx]=18206 [haproxy]=18207)
+  [meridian-h2c]=18211 [meridian-base]=18212)
+declare -A tool_port=([meridian]=18205 [nginx]=18206 [haproxy]=18207 [meridian-base]=18205)
 # HTTP/2 in cleartext: nginx and HAProxy need a port that speaks only h2; meridian tells h2
 # from HTTP/1.1 by the preface on its usual port.
-declare -A h2_port=([meridian]=18201 [nginx]=18208 [haproxy]=18209 [meridian-h2c]=18211)
-for p in $(seq 18200 18211); do
-  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18211 free"
+declare -A h2_port=([meridian]=18201 [nginx]=18208 [haproxy]=18209 [meridian-h2c]=18211
+  [meridian-base]=18212)
+for p in $(seq 18200 18212); do
+  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18212 free"
 done
 
 mkdir -p "$here/results"
@@ -374,6 +381,9 @@ haproxy_conf "$work/haproxy.cfg" "${port[haproxy]}" "${h2_port[haproxy]}"
 haproxy_conf "$work/haproxy-tool.cfg" "${tool_port[haproxy]}"
 
 meridian_conf() {  # file port [protocol [origin port]]
+  # No protocol line by default, so that the file also suits a binary from before the key.
+  local protocol_line=""
+  [ -n "${3:-}" ] && protocol_line="protocol: $3"
   cat > "$1" <<YAML
 workers: 1
 admin: {listen: ""}
@@ -384,7 +394,7 @@ listeners:
     routes: [{name: all, backend: origin}]
 backends:
   - name: origin
-    protocol: ${3:-http1}
+    $protocol_line
     regions:
       - name: local
         location: {lat: 0, lon: 0}
@@ -393,12 +403,13 @@ YAML
 }
 meridian_conf "$work/meridian.yaml" "${port[meridian]}"
 meridian_conf "$work/meridian-h2c.yaml" "${port[meridian-h2c]}" h2c "$port_origin_h2c"
+meridian_conf "$work/meridian-base.yaml" "${port[meridian-base]}"
 meridian_conf "$work/meridian-tool.yaml" "${tool_port[meridian]}"
 
 # --- starting the targets ---------------------------------------------------------------------
 declare -A proc_pid  # target -> the process whose CPU and memory are measured
 declare -A log_of=([direct]="$work/origin-error.log" [meridian]="$work/meridian.log"
-  [meridian-h2c]="$work/meridian-h2c.log"
+  [meridian-h2c]="$work/meridian-h2c.log" [meridian-base]="$work/meridian-base.log"
   [nginx]="$work/nginx-error.log" [haproxy]="$work/haproxy.log")
 
 # The pid a daemon wrote to its pid file.
@@ -441,8 +452,10 @@ start_origin() {
 start_target() {
   local master i
   case $1 in
-    meridian | meridian-h2c)
-      "$work/meridian" --config "$work/$1.yaml" > "${log_of[$1]}" 2>&1 &
+    meridian | meridian-h2c | meridian-base)
+      local bin="$work/meridian"
+      [ "$1" = meridian-base ] && bin="$work/meridian-base-bin"
+      "$bin" --config "$work/$1.yaml" > "${log_of[$1]}" 2>&1 &
       proc_pid[$1]=$!
       started+=("$!")
       ;;
@@ -580,6 +593,7 @@ idle_scenario() {
 tool_command() {
   case $1 in
     meridian) cmd=("$work/meridian" --config "$work/meridian-tool.yaml") ;;
+    meridian-base) cmd=("$work/meridian-base-bin" --config "$work/meridian-tool.yaml") ;;
     nginx) cmd=(nginx -c "$work/nginx-tool.conf" -p "$work" -e "$work/nginx-tool-error.log") ;;
     haproxy) cmd=(haproxy -db -f "$work/haproxy-tool.cfg") ;;
   esac
@@ -625,6 +639,7 @@ tool_scenario() {  # callgrind|strace
   local t
   for t in "${targets[@]}"; do
     [ "$t" = meridian-h2c ] && continue  # measured with the wrk and h2load scenarios only
+    # meridian-base is measured on the same port as meridian: one runs after the other.
     "${1}_run" "$t" "$N1"
     "${1}_run" "$t" "$N2"
   done

@@ -148,8 +148,6 @@ void H1Parser<IsRequest>::reset(const ParserLimits& limits, bool head_request) {
   impl_.emplace(*this);
   head_.clear();
   error_ = {};
-  trailer_store_.clear();
-  trailer_lengths_.clear();
   trailers_.clear();
   limits_ = limits;
   host_count_ = 0;
@@ -408,28 +406,16 @@ template <bool IsRequest>
 void H1Parser<IsRequest>::on_trailer(std::string_view name, std::string_view value,
                                      beast::error_code& ec) {
   // Bounded like the head: a trailer section as large as the head limit, as many fields.
-  if (trailer_store_.size() + name.size() + value.size() > limits_.max_head_bytes ||
-      trailer_lengths_.size() / 2 >= limits_.max_fields) {
+  if (!trailers_.add(name, value, limits_.max_head_bytes, limits_.max_fields)) {
     return fail(
         IsRequest ? 431 : 502,
         IsRequest ? "request trailer fields too large" : "response trailer fields too large", ec);
   }
-  trailer_store_.append(name);
-  trailer_store_.append(value);
-  trailer_lengths_.push_back(static_cast<std::uint32_t>(name.size()));
-  trailer_lengths_.push_back(static_cast<std::uint32_t>(value.size()));
 }
 
 template <bool IsRequest>
 void H1Parser<IsRequest>::on_finish() {
-  const std::string_view store = trailer_store_;
-  std::size_t at = 0;
-  for (std::size_t i = 0; i + 1 < trailer_lengths_.size(); i += 2) {
-    const auto name = store.substr(at, trailer_lengths_[i]);
-    const auto value = store.substr(at + name.size(), trailer_lengths_[i + 1]);
-    trailers_.push_back({name, value});
-    at += name.size() + value.size();
-  }
+  trailers_.finish();
 }
 
 template <bool IsRequest>

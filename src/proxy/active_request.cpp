@@ -170,6 +170,7 @@ void ActiveRequest::reply(unsigned status, std::string_view cause, std::string_v
   response_status = status;
   encoder_->encode_local_reply(status, cause, extra_headers, close);
   record(status);
+  encoder_->send_local_reply();
 }
 
 void ActiveRequest::record(unsigned status) {

@@ -18,7 +18,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr std::uint32_t kMaxResponseFields = 1000;
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 

@@ -29,6 +29,7 @@ void Exchange::use_h2_endpoint(const std::shared_ptr<balancing::EndpointState>& 
   h2_store_.clear();
   h2_spans_.clear();
   h2_head_.clear();
+  h2_trailers_.clear();
   trailers_.clear();
   h2_head_ready_ = h2_ended_ = h2_end_given_ = h2_closed_ = false;
   h2_body_wanted_ = false;
@@ -84,27 +85,16 @@ void Exchange::h2_send_body(const http::BodySlices& body, bool last) {
     if (!s.empty()) body_sent_ = true;
   }
   h2_body_ = &body;
-  h2_slice_ = h2_offset_ = 0;
+  h2_body_at_.rewind();
   h2_body_last_ = last;
   if (h2_id_ > 0) h2_->resume(h2_id_);
 }
 
 http::h2::Pull Exchange::on_h2_pull(std::uint8_t* buffer, std::size_t max) {
   http::h2::Pull pull;
-  std::size_t n = 0;
-  while (h2_body_ != nullptr && h2_slice_ < h2_body_->size() && n < max) {
-    const auto piece = (*h2_body_)[h2_slice_].substr(h2_offset_);
-    const auto take = std::min(piece.size(), max - n);
-    std::memcpy(buffer + n, piece.data(), take);
-    n += take;
-    h2_offset_ += take;
-    if (h2_offset_ == (*h2_body_)[h2_slice_].size()) {
-      ++h2_slice_;
-      h2_offset_ = 0;
-    }
-  }
+  const std::size_t n = h2_body_ != nullptr ? h2_body_at_.copy(*h2_body_, buffer, max) : 0;
   pull.length = n;
-  if (h2_body_ != nullptr && h2_slice_ < h2_body_->size()) return pull;
+  if (h2_body_ != nullptr && !h2_body_at_.at_end(*h2_body_)) return pull;
   // Every piece is copied into frames: the sink may have its buffer back and give the next.
   const bool had_body = h2_body_ != nullptr;
   h2_body_ = nullptr;
@@ -139,14 +129,22 @@ void Exchange::on_h2_later() {
 // Response
 
 void Exchange::on_h2_field(http::h2::Block block, std::string_view name, std::string_view value) {
-  if (block == http::h2::Block::informational) return;  // 1xx: dropped, as for HTTP/1.1
-  auto& store = block == http::h2::Block::trailers ? trailer_store_ : h2_store_;
-  if (store.size() + name.size() + value.size() > kMaxResponseHeaderBytes) return;  // see end
-  h2_spans_.push_back(static_cast<std::uint32_t>(store.size()));
+  switch (block) {
+    case http::h2::Block::informational:
+      return;  // 1xx: dropped, as for HTTP/1.1
+    case http::h2::Block::trailers:
+      // Bounded like the head; beyond it the section is cut (the stream goes on).
+      h2_trailers_.add(name, value, kMaxResponseHeaderBytes, kMaxResponseFields);
+      return;
+    default:
+      break;
+  }
+  if (h2_store_.size() + name.size() + value.size() > kMaxResponseHeaderBytes) return;
+  h2_spans_.push_back(static_cast<std::uint32_t>(h2_store_.size()));
   h2_spans_.push_back(static_cast<std::uint32_t>(name.size()));
   h2_spans_.push_back(static_cast<std::uint32_t>(value.size()));
-  store.append(name);
-  store.append(value);
+  h2_store_.append(name);
+  h2_store_.append(value);
 }
 
 void Exchange::on_h2_block_end(http::h2::Block block, bool end_stream) {
@@ -155,15 +153,21 @@ void Exchange::on_h2_block_end(http::h2::Block block, bool end_stream) {
     h2_spans_.clear();
     return;
   }
-  const bool trailers = block == http::h2::Block::trailers;
-  const std::string_view store = trailers ? trailer_store_ : h2_store_;
-  auto& fields = trailers ? trailers_ : h2_head_.fields;
+  if (block == http::h2::Block::trailers) {
+    h2_trailers_.finish();
+    trailers_ = h2_trailers_.fields();
+    h2_ended_ = true;
+    h2_deliver();
+    return;
+  }
+  const std::string_view store = h2_store_;
+  auto& fields = h2_head_.fields;
   fields.clear();
   for (std::size_t i = 0; i + 2 < h2_spans_.size(); i += 3) {
     const auto at = h2_spans_[i];
     const auto name = store.substr(at, h2_spans_[i + 1]);
     const auto value = store.substr(at + h2_spans_[i + 1], h2_spans_[i + 2]);
-    if (!trailers && name == ":status") {
+    if (name == ":status") {
       std::from_chars(value.data(), value.data() + value.size(), h2_head_.status);
       continue;
     }
@@ -171,11 +175,6 @@ void Exchange::on_h2_block_end(http::h2::Block block, bool end_stream) {
     fields.push_back({name, value});
   }
   h2_spans_.clear();
-  if (trailers) {
-    h2_ended_ = true;
-    h2_deliver();
-    return;
-  }
   h2_head_done(end_stream);
 }
 

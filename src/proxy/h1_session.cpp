@@ -569,6 +569,9 @@ void H1Session::encode_local_reply(unsigned status, std::string_view cause,
   state_ = State::replying;
   rq_->response_head_sent = true;
   arm(net::Clock::now() + snapshot_->config->limits.idle_timeout);
+}
+
+void H1Session::send_local_reply() {
   client_.async_write(asio::buffer(rq_->down_head),
                       [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                         if (self->state_ != State::replying) return;

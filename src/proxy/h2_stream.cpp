@@ -188,7 +188,7 @@ void H2Stream::encode_trailers(const std::vector<http::Field>& trailers) {
 void H2Stream::encode_data(const http::BodySlices& body, bool end) {
   if (state_ != State::request) return;
   out_ = &body;
-  out_slice_ = out_offset_ = 0;
+  out_at_.rewind();
   out_done_ = end;
   delivery_pending_ = true;
   if (deferred_) {
@@ -199,22 +199,11 @@ void H2Stream::encode_data(const http::BodySlices& body, bool end) {
 }
 
 http::h2::Pull H2Stream::read_response(std::uint8_t* buf, std::size_t length) {
-  std::size_t n = 0;
-  while (out_ != nullptr && out_slice_ < out_->size() && n < length) {
-    const auto piece = (*out_)[out_slice_].substr(out_offset_);
-    const auto take = std::min(piece.size(), length - n);
-    std::memcpy(buf + n, piece.data(), take);
-    n += take;
-    out_offset_ += take;
-    if (out_offset_ == (*out_)[out_slice_].size()) {
-      ++out_slice_;
-      out_offset_ = 0;
-    }
-  }
+  const std::size_t n = out_ != nullptr ? out_at_.copy(*out_, buf, length) : 0;
   rq_->bytes_out += n;
   http::h2::Pull pull;
   pull.length = n;
-  if (out_ != nullptr && out_slice_ < out_->size()) return pull;
+  if (out_ != nullptr && !out_at_.at_end(*out_)) return pull;
   // Every piece is framed: the exchange may reuse its buffer (after this codec call).
   if (delivery_pending_) {
     delivery_pending_ = false;
@@ -287,20 +276,22 @@ void H2Stream::encode_local_reply(unsigned status, std::string_view cause,
   // A client that never opens its window for the answer (SETTINGS_INITIAL_WINDOW_SIZE 0)
   // does not hold the stream longer than this.
   expires_at(net::Clock::now() + snapshot_->config->limits.idle_timeout);
+  local_body_.assign(1, local_text_);
+}
+
+void H2Stream::send_local_reply() {
+  const bool grpc = rq_->grpc;  // trailers-only: no body to pull
   if (!submit_head(!grpc)) {
     reset(http::h2::kInternalError);
     return;
   }
   rq_->response_head_sent = true;
-  if (grpc) {
-    s_.flush();
-    return;
+  if (!grpc) {
+    out_ = &local_body_;
+    out_at_.rewind();
+    out_done_ = true;
+    delivery_pending_ = false;
   }
-  local_body_.assign(1, local_text_);
-  out_ = &local_body_;
-  out_slice_ = out_offset_ = 0;
-  out_done_ = true;
-  delivery_pending_ = false;
   s_.flush();
 }
 

@@ -20,6 +20,7 @@
 #include <boost/beast/http/basic_parser.hpp>
 
 #include "meridian/http/message_head.hpp"
+#include "meridian/http/trailer_fields.hpp"
 
 namespace meridian::http {
 
@@ -69,7 +70,7 @@ class H1Parser final {
   const Head& head() const { return head_; }
   const ParseError& error() const { return error_; }
   // The trailer fields of a chunked body, once done() (copies: valid until reset()).
-  const std::vector<Field>& trailers() const { return trailers_; }
+  const std::vector<Field>& trailers() const { return trailers_.fields(); }
 
  private:
   // Beast 1.81's basic_parser is an abstract class with virtual callbacks and no reset, so a
@@ -138,11 +139,7 @@ class H1Parser final {
   unsigned host_count_ = 0;
   bool transfer_encoding_seen_ = false;
   bool head_request_ = false;
-  // Trailer fields as they come (name and value back to back in trailer_store_, their
-  // lengths in trailer_lengths_), made views in trailers_ when the message ends.
-  std::string trailer_store_;
-  std::vector<std::uint32_t> trailer_lengths_;
-  std::vector<Field> trailers_;
+  TrailerFields trailers_;
 };
 
 using RequestParser = H1Parser<true>;

@@ -52,10 +52,13 @@ class RequestEncoder {
   // Response body pieces (after encode_head); `end` with the last. Calls
   // ActiveRequest::data_encoded() once they are written (the views are released then).
   virtual void encode_data(const http::BodySlices& body, bool end) = 0;
-  // meridian's own answer (the request object has recorded it); `close`: the client's
-  // connection cannot carry another request after it (HTTP/1.1).
+  // meridian's own answer, made ready (its size in bytes_out) but not sent yet;
+  // `close`: the client's connection cannot carry another request after it (HTTP/1.1).
   virtual void encode_local_reply(unsigned status, std::string_view cause,
                                   std::string_view extra_headers, bool close) = 0;
+  // Sends the answer of encode_local_reply() (the request has recorded it by then, so that
+  // the metrics count it before the client can see it).
+  virtual void send_local_reply() = 0;
   // Cuts a response already begun: HTTP/1.1 closes the connection, HTTP/2 resets the stream.
   virtual void reset() = 0;
   // The request's timer now runs to `t`; ActiveRequest::on_deadline() when it passes.

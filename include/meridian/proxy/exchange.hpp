@@ -36,6 +36,8 @@
 #include "meridian/geo/client_location.hpp"
 #include "meridian/http/h1_parser.hpp"
 #include "meridian/http/h2/codec.hpp"
+#include "meridian/http/slice_cursor.hpp"
+#include "meridian/http/trailer_fields.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/proxy/h2_upstream.hpp"
 #include "meridian/proxy/upstream_pool.hpp"
@@ -94,6 +96,7 @@ class Exchange final : private net::Deadline, private H2UpstreamStream {
   // kResponseBuffer for its next reads (fewer, larger reads for large bodies).
   static constexpr std::size_t kResponseBufferInitial = 16 * 1024;
   static constexpr std::size_t kResponseBuffer = 64 * 1024;  // also bounds a response head
+  static constexpr std::uint32_t kMaxResponseFields = 1000;  // in a head, or a trailer section
 
   explicit Exchange(WorkerContext& worker);
   ~Exchange() override;
@@ -275,7 +278,7 @@ class Exchange final : private net::Deadline, private H2UpstreamStream {
   std::string h2_store_;                 // the header block being received
   std::vector<std::uint32_t> h2_spans_;  // offset, name length, value length per field
   http::ResponseHead h2_head_;
-  std::string trailer_store_;
+  http::TrailerFields h2_trailers_;
   std::vector<http::Field> trailers_;
   bool h2_head_ready_ = false;   // h2_head_ is complete and not given to the sink yet
   bool h2_ended_ = false;        // the origin's END_STREAM arrived
@@ -283,7 +286,7 @@ class Exchange final : private net::Deadline, private H2UpstreamStream {
   bool h2_closed_ = false;       // the stream closed (the connection let it go)
   bool h2_body_wanted_ = false;  // on_h2_later() asks the sink for the next body piece
   const http::BodySlices* h2_body_ = nullptr;  // request body pieces being framed
-  std::size_t h2_slice_ = 0, h2_offset_ = 0;
+  http::SliceCursor h2_body_at_;
   bool h2_body_last_ = false;
 };
 

@@ -81,6 +81,7 @@ class H1Session final : public std::enable_shared_from_this<H1Session>,
   void encode_data(const http::BodySlices& body, bool end) override;
   void encode_local_reply(unsigned status, std::string_view cause, std::string_view extra_headers,
                           bool close) override;
+  void send_local_reply() override;
   void reset() override { close(); }
   void arm(net::Clock::time_point t) override { expires_at(t); }
   void pull_body() override;

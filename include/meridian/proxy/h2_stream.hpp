@@ -14,6 +14,7 @@
 
 #include "meridian/http/h2/codec.hpp"
 #include "meridian/http/h2/message.hpp"
+#include "meridian/http/slice_cursor.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/proxy/active_request.hpp"
 
@@ -78,6 +79,7 @@ class H2Stream final : private RequestEncoder, private net::Deadline {
   void encode_data(const http::BodySlices& body, bool end) override;
   void encode_local_reply(unsigned status, std::string_view cause, std::string_view extra_headers,
                           bool close) override;
+  void send_local_reply() override;
   void reset() override { reset(http::h2::kInternalError); }
   void arm(net::Clock::time_point t) override { expires_at(t); }
   void pull_body() override;
@@ -109,8 +111,7 @@ class H2Stream final : private RequestEncoder, private net::Deadline {
   const std::vector<http::Field>* trailers_ = nullptr;  // end the response after out_
   std::string local_text_;                              // a local reply's body
   http::BodySlices local_body_;                         // ... as the one piece to frame
-  std::size_t out_slice_ = 0;
-  std::size_t out_offset_ = 0;
+  http::SliceCursor out_at_;
   bool out_done_ = false;          // the pieces end the response
   bool delivery_pending_ = false;  // the exchange waits for response_delivered()
   bool delivery_queued_ = false;   // ... which H2Session::run_acks will call (deliver())

@@ -31,37 +31,20 @@ void H2RequestBuilder::reset(const ParserLimits& limits) {
   regular_fields_ = 0;
   head_.clear();
   error_ = {};
-  trailer_store_.clear();
-  trailer_lengths_.clear();
   trailers_.clear();
   trailers_dropped_ = false;
 }
 
 void H2RequestBuilder::add_trailer(std::string_view name, std::string_view value) {
   if (trailers_dropped_) return;
-  if (trailer_store_.size() + name.size() + value.size() > limits_.max_head_bytes ||
-      trailer_lengths_.size() / 2 >= limits_.max_fields) {
+  if (!trailers_.add(name, value, limits_.max_head_bytes, limits_.max_fields)) {
     trailers_dropped_ = true;
-    trailer_store_.clear();
-    trailer_lengths_.clear();
-    return;
+    trailers_.clear();
   }
-  trailer_store_.append(name);
-  trailer_store_.append(value);
-  trailer_lengths_.push_back(static_cast<std::uint32_t>(name.size()));
-  trailer_lengths_.push_back(static_cast<std::uint32_t>(value.size()));
 }
 
 void H2RequestBuilder::finish_trailers() {
-  const std::string_view store = trailer_store_;
-  std::size_t at = 0;
-  trailers_.clear();
-  for (std::size_t i = 0; i + 1 < trailer_lengths_.size(); i += 2) {
-    const auto name = store.substr(at, trailer_lengths_[i]);
-    const auto value = store.substr(at + name.size(), trailer_lengths_[i + 1]);
-    trailers_.push_back({name, value});
-    at += name.size() + value.size();
-  }
+  trailers_.finish();
 }
 
 H2RequestBuilder::Span H2RequestBuilder::store(std::string_view s) {

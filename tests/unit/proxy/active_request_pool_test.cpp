@@ -16,6 +16,7 @@ struct NullSink final : RequestEncoder {
   void encode_trailers(const std::vector<http::Field>&) override {}
   void encode_data(const http::BodySlices&, bool) override {}
   void encode_local_reply(unsigned, std::string_view, std::string_view, bool) override {}
+  void send_local_reply() override {}
   void reset() override {}
   void arm(net::Clock::time_point) override {}
   void pull_body() override {}

@@ -19,6 +19,7 @@
 #include "meridian/http/h1_parser.hpp"
 #include "meridian/http/h2/codec.hpp"
 #include "meridian/http/message_head.hpp"
+#include "meridian/http/trailer_fields.hpp"
 
 namespace meridian::http {
 
@@ -44,7 +45,7 @@ class H2RequestBuilder {
   void add_trailer(std::string_view name, std::string_view value);
   // The trailer section is complete: trailers() holds it (valid until reset()).
   void finish_trailers();
-  const std::vector<Field>& trailers() const { return trailers_; }
+  const std::vector<Field>& trailers() const { return trailers_.fields(); }
 
  private:
   struct Span {
@@ -68,9 +69,7 @@ class H2RequestBuilder {
   std::uint32_t regular_fields_ = 0;
   RequestHead head_;
   ParseError error_;
-  std::string trailer_store_;
-  std::vector<std::uint32_t> trailer_lengths_;  // name and value length per field
-  std::vector<Field> trailers_;
+  TrailerFields trailers_;
   bool trailers_dropped_ = false;
 };
 
