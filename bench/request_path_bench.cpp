@@ -9,7 +9,7 @@
 #include <benchmark/benchmark.h>
 
 #include "meridian/http/forwarding.hpp"
-#include "meridian/http/h1_parser.hpp"
+#include "meridian/http/h1/parser.hpp"
 #include "meridian/http/router.hpp"
 
 #include "alloc_counter.hpp"

@@ -5,6 +5,8 @@
 
 #include <string_view>
 
+#include "proxy/request_flow.hpp"
+
 namespace meridian::proxy {
 
 void ActiveRequest::begin(const Downstream& d, const http::RequestHead& head,

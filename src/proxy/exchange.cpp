@@ -9,26 +9,13 @@
 
 #include "meridian/core/log.hpp"
 #include "meridian/http/forwarding.hpp"
+#include "meridian/http/h1/chunked.hpp"
 #include "meridian/tls/client_context.hpp"
 
 namespace meridian::proxy {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-
-namespace {
-
-constexpr std::string_view kCrlf = "\r\n";
-constexpr std::string_view kLastChunk = "0\r\n\r\n";
-
-std::size_t chunk_line(char* buf, std::uint64_t n) {
-  auto r = std::to_chars(buf, buf + 16, n, 16);
-  *r.ptr++ = '\r';
-  *r.ptr++ = '\n';
-  return static_cast<std::size_t>(r.ptr - buf);
-}
-
-}  // namespace
 
 Exchange::Exchange(WorkerContext& worker) : w_(worker) {}
 
@@ -333,22 +320,14 @@ void Exchange::write_request(const http::BodySlices* body, bool last) {
     head_pending_ = false;
   }
   if (body != nullptr) {
-    std::uint64_t n = 0;
-    for (auto s : *body)
-      n += s.size();
-    if (n > 0) {
-      if (request_.chunked_body) req_bufs_.emplace_back(chunk_line_, chunk_line(chunk_line_, n));
-      for (auto s : *body)
-        req_bufs_.emplace_back(s.data(), s.size());
-      if (request_.chunked_body) req_bufs_.emplace_back(kCrlf.data(), kCrlf.size());
-    }
+    http::h1::frame_body(*body, request_.chunked_body, chunk_line_, req_bufs_);
   }
   if (last && request_.has_body && request_.chunked_body) {
     if (request_trailers_ != nullptr) {
       http::write_last_chunk(*request_trailers_, request_last_chunk_);
       req_bufs_.emplace_back(request_last_chunk_.data(), request_last_chunk_.size());
     } else {
-      req_bufs_.emplace_back(kLastChunk.data(), kLastChunk.size());
+      req_bufs_.emplace_back(http::h1::kLastChunk.data(), http::h1::kLastChunk.size());
     }
   }
   if (req_bufs_.empty()) {

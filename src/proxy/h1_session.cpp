@@ -11,8 +11,10 @@
 #include "meridian/core/log.hpp"
 #include "meridian/http/client_address.hpp"
 #include "meridian/http/forwarding.hpp"
+#include "meridian/http/h1/chunked.hpp"
 #include "meridian/net/proxy_protocol.hpp"
-#include "meridian/proxy/request_flow.hpp"
+
+#include "proxy/request_flow.hpp"
 
 namespace meridian::proxy {
 
@@ -32,37 +34,8 @@ constexpr milliseconds kHoldBufferFor{100};
 // keeps a connection small.
 constexpr std::size_t kHeadBufferInitial = 1024;
 constexpr std::size_t kBodyBuffer = 64 * 1024;
-constexpr std::size_t kTunnelBuffer = 16 * 1024;  // each way, for a WebSocket tunnel
 constexpr milliseconds kLingerTime{2000};
-constexpr std::string_view kCrlf = "\r\n";
-constexpr std::string_view kLastChunk = "0\r\n\r\n";
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-
-// "<size in hex>\r\n" into `buf`; returns its length.
-std::size_t chunk_line(char* buf, std::uint64_t n) {
-  auto r = std::to_chars(buf, buf + 16, n, 16);
-  *r.ptr++ = '\r';
-  *r.ptr++ = '\n';
-  return static_cast<std::size_t>(r.ptr - buf);
-}
-
-std::uint64_t total_size(const http::BodySlices& slices) {
-  std::uint64_t n = 0;
-  for (auto s : slices)
-    n += s.size();
-  return n;
-}
-
-// Appends `slices` to `out`, framed as one chunk when `chunked`.
-void frame_body(const http::BodySlices& slices, bool chunked, char* line,
-                std::vector<asio::const_buffer>& out) {
-  const std::uint64_t n = total_size(slices);
-  if (n == 0) return;
-  if (chunked) out.emplace_back(line, chunk_line(line, n));
-  for (auto s : slices)
-    out.emplace_back(s.data(), s.size());
-  if (chunked) out.emplace_back(kCrlf.data(), kCrlf.size());
-}
 
 using BufferSpan = std::span<const asio::const_buffer>;
 
@@ -186,7 +159,7 @@ void H1Session::read_head() {
   if (rq_->in.tail_size() == 0) {
     if (rq_->in.capacity() > max_head) {
       // Beast's header_limit normally fires first; this is the backstop for a full buffer.
-      const bool line_complete = rq_->in.data().find(kCrlf) != std::string_view::npos;
+      const bool line_complete = rq_->in.data().find(http::h1::kCrlf) != std::string_view::npos;
       reply(line_complete ? 431 : 414,
             line_complete ? "request header fields too large" : "request line too long", true);
       return;
@@ -506,7 +479,8 @@ void H1Session::encode_head(const http::ResponseHead& head, http::ResponseForwar
   http::write_downstream_response(head, fwd, rq_->down_head);
   rq_->write_list.emplace_back(rq_->down_head.data(), rq_->down_head.size());
   if (!end) return;  // encode_data() writes it with the first body piece
-  if (rq_->response_chunked) rq_->write_list.emplace_back(kLastChunk.data(), kLastChunk.size());
+  if (rq_->response_chunked)
+    rq_->write_list.emplace_back(http::h1::kLastChunk.data(), http::h1::kLastChunk.size());
   write_response();
 }
 
@@ -517,10 +491,10 @@ void H1Session::encode_trailers(const std::vector<http::Field>& trailers) {
 }
 
 void H1Session::encode_data(const http::BodySlices& body, bool end) {
-  frame_body(body, rq_->response_chunked, rq_->chunk_line, rq_->write_list);
+  http::h1::frame_body(body, rq_->response_chunked, rq_->chunk_line, rq_->write_list);
   if (end && rq_->response_chunked) {
     if (rq_->last_chunk.empty()) {
-      rq_->write_list.emplace_back(kLastChunk.data(), kLastChunk.size());
+      rq_->write_list.emplace_back(http::h1::kLastChunk.data(), http::h1::kLastChunk.size());
     } else {
       rq_->write_list.emplace_back(rq_->last_chunk.data(), rq_->last_chunk.size());
     }
@@ -734,102 +708,6 @@ void H1Session::on_deadline() {
       close();
       return;
   }
-}
-
-// ---------------------------------------------------------------------------------------
-// WebSocket tunnel: after the 101, bytes are relayed both ways unchanged, each direction a
-// loop of one read and one write with its own buffer (backpressure: a side is read again
-// only once the other side took the last bytes). A FIN is passed on as a half-close; the
-// connection ends when both sides finished, on any error, or after idle_timeout without a
-// byte either way.
-
-void H1Session::start_tunnel() {
-  auto upgraded = rq_->exchange.take_upgraded();
-  if (!upgraded.connection) {
-    close();
-    return;
-  }
-  state_ = State::tunnel;
-  rq_->tunnel = std::move(upgraded.connection);
-  rq_->tunnel_in_flight = std::move(upgraded.in_flight);
-  rq_->tunnel_down = std::move(upgraded.pending);  // what the origin sent after its 101
-  rq_->tunnel_down.reserve(kTunnelBuffer);
-  // Keeps what the client sent after its handshake (never while a read fills the buffer).
-  if (!client_read_pending_) rq_->in.reserve(kTunnelBuffer);
-  touch_tunnel();
-  tunnel_to_origin();
-  tunnel_to_client();
-}
-
-void H1Session::touch_tunnel() {
-  arm(net::Clock::now() + snapshot_->config->limits.idle_timeout);
-}
-
-void H1Session::tunnel_to_origin() {
-  if (state_ != State::tunnel) return;
-  auto& r = *rq_;
-  if (!r.in.empty()) {
-    rq_->tunnel->transport.async_write(
-        asio::buffer(r.in.data().data(), r.in.size()),
-        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-          if (self->state_ != State::tunnel) return;
-          if (ec) {
-            self->close();
-            return;
-          }
-          self->rq_->in.consume(n);
-          self->touch_tunnel();
-          self->tunnel_to_origin();
-        });
-    return;
-  }
-  if (r.client_eof) {
-    r.tunnel->transport.shutdown_send();
-    if (r.origin_eof) close();  // both directions are done
-    return;
-  }
-  if (!client_read_pending_) read_client();
-}
-
-void H1Session::tunnel_to_client() {
-  if (state_ != State::tunnel) return;
-  auto& r = *rq_;
-  if (!r.tunnel_down.empty()) {
-    client_.async_write(asio::buffer(r.tunnel_down.data().data(), r.tunnel_down.size()),
-                        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                          if (self->state_ != State::tunnel) return;
-                          if (ec) {
-                            self->close();
-                            return;
-                          }
-                          self->rq_->tunnel_down.consume(n);
-                          self->rq_->bytes_out += n;
-                          self->touch_tunnel();
-                          self->tunnel_to_client();
-                        });
-    return;
-  }
-  if (r.origin_eof) {
-    client_.shutdown_send();
-    if (r.client_eof) close();  // both directions are done
-    return;
-  }
-  if (r.tunnel_down.tail_size() == 0) r.tunnel_down.compact();
-  r.tunnel->transport.async_read_some(
-      asio::buffer(r.tunnel_down.tail(), r.tunnel_down.tail_size()),
-      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-        if (self->state_ != State::tunnel) return;
-        if (ec == asio::error::eof) {
-          self->rq_->origin_eof = true;
-        } else if (ec) {
-          self->close();
-          return;
-        } else {
-          self->rq_->tunnel_down.commit(n);
-          self->touch_tunnel();
-        }
-        self->tunnel_to_client();
-      });
 }
 
 void H1Session::wait_readable() {

@@ -5,7 +5,8 @@
 #include <boost/asio/write.hpp>
 
 #include "meridian/core/log.hpp"
-#include "meridian/proxy/h2_stream.hpp"
+
+#include "proxy/h2_stream.hpp"
 
 namespace meridian::proxy {
 

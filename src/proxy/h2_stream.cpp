@@ -1,4 +1,4 @@
-#include "meridian/proxy/h2_stream.hpp"
+#include "proxy/h2_stream.hpp"
 
 #include <charconv>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "meridian/proxy/request_flow.hpp"
+#include "proxy/request_flow.hpp"
 
 #include <charconv>
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "meridian/http/h1_parser.hpp"
+#include "meridian/http/h1/parser.hpp"
 
 using namespace meridian;
 

@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "meridian/http/forwarding.hpp"
-#include "meridian/http/h1_parser.hpp"
+#include "meridian/http/h1/parser.hpp"
 
 using namespace meridian;
 

@@ -1,4 +1,4 @@
-// Protocol-neutral views of a request or response head. The HTTP/1.1 codec (h1_parser.hpp) and
+// Protocol-neutral views of a request or response head. The HTTP/1.1 codec (h1/parser.hpp) and
 // the HTTP/2 one (h2/message.hpp) fill the same types, so the proxy logic above never sees wire
 // syntax. Every string_view points into the codec's buffer and is valid only until the
 // codec's owner discards that buffer region (see each codec's contract).

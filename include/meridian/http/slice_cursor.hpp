@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "meridian/http/h1_parser.hpp"
+#include "meridian/http/h1/parser.hpp"
 
 namespace meridian::http {
 

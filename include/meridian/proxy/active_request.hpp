@@ -22,18 +22,28 @@
 #include <vector>
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/address.hpp>
 
 #include "meridian/core/byte_buffer.hpp"
 #include "meridian/http/forwarding.hpp"
-#include "meridian/http/h1_parser.hpp"
+#include "meridian/http/h1/parser.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/proxy/exchange.hpp"
-#include "meridian/proxy/request_flow.hpp"
 #include "meridian/proxy/worker_context.hpp"
 #include "meridian/ratelimit/redis_store.hpp"
 #include "meridian/ratelimit/route_limit.hpp"
 
 namespace meridian::proxy {
+
+// What a request's connection contributes to its handling.
+struct Downstream {
+  WorkerContext& w;
+  const Snapshot& snapshot;
+  const ListenerRuntime& listener;
+  boost::asio::ip::address peer;  // from accept(2), or the PROXY header's source
+  bool proxied_source = false;    // peer came from a PROXY header: X-Forwarded-For is not consulted
+  bool https = false;             // X-Forwarded-Proto
+};
 
 // The downstream protocol's side of a request: what the request object asks of the HTTP/1.1
 // connection or the HTTP/2 stream that carries it.

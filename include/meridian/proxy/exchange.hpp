@@ -34,7 +34,7 @@
 #include "meridian/balancing/steering.hpp"
 #include "meridian/core/byte_buffer.hpp"
 #include "meridian/geo/client_location.hpp"
-#include "meridian/http/h1_parser.hpp"
+#include "meridian/http/h1/parser.hpp"
 #include "meridian/http/h2/codec.hpp"
 #include "meridian/http/slice_cursor.hpp"
 #include "meridian/http/trailer_fields.hpp"

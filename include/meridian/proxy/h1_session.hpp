@@ -26,7 +26,7 @@
 #include <boost/asio/ssl/stream.hpp>
 
 #include "meridian/core/byte_buffer.hpp"
-#include "meridian/http/h1_parser.hpp"
+#include "meridian/http/h1/parser.hpp"
 #include "meridian/net/compact_address.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/net/inline_op_storage.hpp"

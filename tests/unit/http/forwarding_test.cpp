@@ -10,7 +10,7 @@
 
 #include <gtest/gtest.h>
 
-#include "meridian/http/h1_parser.hpp"
+#include "meridian/http/h1/parser.hpp"
 
 namespace meridian::http {
 namespace {

@@ -2,8 +2,6 @@
 // lists under "Input that is refused", with the exact status it gives, and the framing a proxy
 // relies on (heads split anywhere, chunked bodies split anywhere, pipelined messages, response
 // bodies without a length).
-#include "meridian/http/h1_parser.hpp"
-
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +13,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "meridian/http/h1/parser.hpp"
 
 namespace meridian::http {
 namespace {

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "meridian/http/forwarding.hpp"
-#include "meridian/http/h1_parser.hpp"
+#include "meridian/http/h1/parser.hpp"
 #include "meridian/http/h2/codec.hpp"
 #include "meridian/http/message_head.hpp"
 #include "meridian/http/trailer_fields.hpp"

@@ -1,4 +1,4 @@
-#include "meridian/http/h1_parser.hpp"
+#include "meridian/http/h1/parser.hpp"
 
 #include <cstring>
 

@@ -1,9 +1,9 @@
-// The steps of a request (docs/architecture.md, the life of a request) that do not depend on
-// the downstream protocol, shared by the HTTP/1.1 connection (H1Session) and the HTTP/2 stream
-// (H2Stream): settling the client address, routing, writing the upstream head, preparing the
-// exchange (steering inputs, retries, TLS), the rate limit's decision, and recording the
-// request in the metrics and the access log. The sessions keep only what their framing needs:
-// when to read, how to answer, when to close.
+// Internal to the proxy module. The steps of a request (docs/architecture.md, the life of a
+// request) that do not depend on the downstream protocol, shared by the HTTP/1.1 connection
+// (H1Session) and the HTTP/2 stream (H2Stream): settling the client address, routing, writing the
+// upstream head, preparing the exchange (steering inputs, retries, TLS), the rate limit's decision,
+// and recording the request in the metrics and the access log. The sessions keep only what their
+// framing needs: when to read, how to answer, when to close.
 //
 // Thread: the owning worker only.
 #pragma once
@@ -13,24 +13,13 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "meridian/http/message_head.hpp"
+#include "meridian/proxy/active_request.hpp"
 #include "meridian/proxy/snapshot.hpp"
 #include "meridian/proxy/worker_context.hpp"
 #include "meridian/ratelimit/redis_store.hpp"
 #include "meridian/ratelimit/route_limit.hpp"
 
 namespace meridian::proxy {
-
-class ActiveRequest;
-
-// What a request's connection contributes to its handling.
-struct Downstream {
-  WorkerContext& w;
-  const Snapshot& snapshot;
-  const ListenerRuntime& listener;
-  boost::asio::ip::address peer;  // from accept(2), or the PROXY header's source
-  bool proxied_source = false;    // peer came from a PROXY header: X-Forwarded-For is not consulted
-  bool https = false;             // X-Forwarded-Proto
-};
 
 // What admit() decided.
 enum class Admission {
