@@ -2,10 +2,12 @@
 // and picking an endpoint in the best one, and the GeoIP lookup that gives the client its
 // location. Reports ns/op. (Allocation counting lives in request_path_bench.cpp, whose global
 // operator new also counts here; these paths are documented allocation-free.)
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,7 +40,10 @@ struct Fixture {
   config::Backend backend;
   balancing::BackendRuntime runtime;
 
-  explicit Fixture(config::SteeringPolicy policy) {
+  // `policies`: regions with a capacity (never reached) and a 10 s slow start in which two
+  // endpoints of each region are half-way: the per-request cost of issue 18's spill-over,
+  // shedding and slow start.
+  explicit Fixture(config::SteeringPolicy policy, bool policies = false) {
     struct Place {
       const char* name;
       double lat, lon;
@@ -51,10 +56,12 @@ struct Fixture {
     backend.name = "api";
     backend.balance = config::Balance::least_conn;
     backend.steering.policy = policy;
+    if (policies) backend.slow_start = std::chrono::seconds(10);
     backend.regions.resize(kRegions);  // sized once: runtime keeps pointers into it
     for (int r = 0; r < kRegions; ++r) {
       auto& region = backend.regions[r];
       region.name = places[r].name;
+      if (policies) region.capacity = 1000;
       if (policy != config::SteeringPolicy::failover) {
         region.location = config::Location{places[r].lat, places[r].lon};
       }
@@ -82,10 +89,17 @@ struct Fixture {
         // real comparisons.
         state->in_flight.store(static_cast<std::uint32_t>((e * 3) % 5));
         state->rtt_ewma_us.store(places[r].rtt_us + static_cast<std::uint32_t>(e) * 500);
+        if (policies && e < 2) {
+          state->recovered_at_ns.store(balancing::steady_now_ns() - 5'000'000'000LL);
+        }
         rr.endpoints.push_back(std::move(state));
       }
       runtime.regions.push_back(std::move(rr));
     }
+    balancing::publish_region_health(runtime.regions.empty()
+                                         ? std::span<const balancing::BackendRuntime>()
+                                         : std::span<const balancing::BackendRuntime>(&runtime, 1),
+                                     balancing::steady_now_ns());
   }
 };
 
@@ -102,20 +116,24 @@ geo::ClientLocation frankfurt_client() {
 }
 
 // order_regions + pick_endpoint in the best region: what Exchange does per request.
-void steer(benchmark::State& state, config::SteeringPolicy policy) {
-  const Fixture f(policy);
+void steer(benchmark::State& state, config::SteeringPolicy policy, bool policies = false) {
+  const Fixture f(policy, policies);
   const geo::ClientLocation client = frankfurt_client();
   const std::optional<config::Location> node = config::Location{50.11, 8.68};
   const balancing::TriedEndpoints tried;
   std::uint64_t rotation = 0;
   const std::int64_t now_ns = balancing::steady_now_ns();
+  const std::int64_t slow_start_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(f.backend.slow_start).count();
+  const unsigned char address[4] = {192, 0, 2, 10};
+  const std::uint64_t client_hash = balancing::client_hash(address, sizeof address);
   meridian::bench::AllocationCounter allocs(state);
   for (auto _ : state) {
-    const auto order = balancing::order_regions(f.runtime, client, node, now_ns);
+    const auto order = balancing::order_regions(f.runtime, client, node, now_ns, client_hash);
     benchmark::DoNotOptimize(order);
-    const auto* picked =
-        balancing::pick_endpoint(f.runtime.regions[order.index[0]], f.backend.balance,
-                                 f.backend.max_connections_per_endpoint, tried, rotation, now_ns);
+    const auto* picked = balancing::pick_endpoint(
+        f.runtime.regions[order.index[0]], f.backend.balance,
+        f.backend.max_connections_per_endpoint, tried, rotation, now_ns, true, slow_start_ns);
     benchmark::DoNotOptimize(picked);
   }
   allocs.done();
@@ -130,6 +148,12 @@ void BM_Steer_Failover(benchmark::State& state) {
   steer(state, config::SteeringPolicy::failover);
 }
 BENCHMARK(BM_Steer_Failover);
+
+// Nearest with every region capped (capacity, far from reached) and slow start under way.
+void BM_Steer_Nearest_CapacitySlowStart(benchmark::State& state) {
+  steer(state, config::SteeringPolicy::nearest, true);
+}
+BENCHMARK(BM_Steer_Nearest_CapacitySlowStart);
 
 // The loopback test database: $MERIDIAN_SOURCE_DIR/tests/data/geoip/..., else relative to the
 // current directory from the source root, or from build/bench (where ctest runs the smoke).

@@ -1,5 +1,7 @@
 #include "meridian/balancing/backend_runtime.hpp"
 
+#include "meridian/balancing/steering.hpp"
+
 namespace meridian::balancing {
 
 namespace {
@@ -38,6 +40,9 @@ std::vector<BackendRuntime> build_backends(const config::Config& config,
   for (const auto& b : config.backends) {
     BackendRuntime runtime;
     runtime.config = &b;
+    for (const auto& p : previous) {
+      if (p.config->name == b.name) runtime.retry_budget = p.retry_budget;
+    }
     const auto policy = b.steering.policy;
     runtime.uses_client_location =
         !b.steering.rules.empty() ||
@@ -49,6 +54,9 @@ std::vector<BackendRuntime> build_backends(const config::Config& config,
       RegionRuntime region;
       region.config = &r;
       region.ordinal = ordinal++;
+      const std::string salt_text = b.name + '/' + r.name;
+      region.salt =
+          client_hash(reinterpret_cast<const unsigned char*>(salt_text.data()), salt_text.size());
       region.state = before != nullptr ? before->state : std::make_shared<RegionState>();
       region.endpoints.reserve(r.endpoints.size());
       for (const auto& e : r.endpoints) {
@@ -60,6 +68,8 @@ std::vector<BackendRuntime> build_backends(const config::Config& config,
           auto fresh = std::make_shared<EndpointState>(b.name, r.name, e.address.text,
                                                        e.address.resolved, e.weight);
           if (state) fresh->own_admin_state.store(state->own_admin_state.load());
+          // Added while the node serves (not at start): slow start ramps it up.
+          if (!previous.empty()) fresh->recovered_at_ns.store(steady_now_ns());
           state = std::move(fresh);
         }
         region.endpoints.push_back(std::move(state));
@@ -72,11 +82,35 @@ std::vector<BackendRuntime> build_backends(const config::Config& config,
   return backends;
 }
 
+void publish_region_health(const RegionRuntime& region, std::int64_t now_ns) {
+  std::uint32_t healthy = 0;
+  std::int64_t since = -1;  // the oldest recovery among the healthy ones
+  for (const auto& e : region.endpoints) {
+    if (!e->healthy.load(std::memory_order_relaxed) || e->is_ejected(now_ns)) continue;
+    if (e->admin_state.load(std::memory_order_relaxed) != AdminState::active) continue;
+    ++healthy;
+    std::int64_t recovered = e->recovered_at_ns.load(std::memory_order_relaxed);
+    const std::int64_t ejection_end = e->ejected_until_ns.load(std::memory_order_relaxed);
+    if (ejection_end > recovered) recovered = ejection_end;  // in the past: not ejected
+    if (since < 0 || recovered < since) since = recovered;
+  }
+  region.state->healthy_endpoints.store(healthy, std::memory_order_relaxed);
+  region.state->ramp_since_ns.store(since < 0 ? 0 : since, std::memory_order_relaxed);
+}
+
+void publish_region_health(std::span<const BackendRuntime> backends, std::int64_t now_ns) {
+  for (const auto& b : backends) {
+    for (const auto& r : b.regions)
+      publish_region_health(r, now_ns);
+  }
+}
+
 void apply_admin_state(const RegionRuntime& region) {
   for (const auto& e : region.endpoints) {
     e->admin_state.store(stronger(region.state->admin_state, e->own_admin_state.load()),
                          std::memory_order_relaxed);
   }
+  publish_region_health(region, steady_now_ns());
 }
 
 }  // namespace meridian::balancing

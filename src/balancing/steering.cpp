@@ -1,6 +1,7 @@
 #include "meridian/balancing/steering.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <numbers>
 #include <string>
@@ -16,6 +17,22 @@ namespace {
 constexpr double kEarthRadiusKm = 6371.0;
 // Light in fibre covers about 100 km of round trip per millisecond.
 constexpr double kKmPerMs = 100.0;
+// Slow start begins at this share of the full weight (HAProxy's slowstart begins near 0,
+// Envoy's at its min_weight_percent, 10% by default).
+constexpr double kSlowStartFloor = 0.1;
+
+// splitmix64's finaliser: spreads a hash over all 64 bits.
+std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// The top 53 bits of `x` as a double in [0, 1).
+double unit_interval(std::uint64_t x) {
+  return static_cast<double>(x >> 11) * 0x1.0p-53;
+}
 
 // Whether `code` (a client's country or continent, "" when unknown) is in `codes`.
 bool listed(std::string_view code, const std::vector<std::string>& codes) {
@@ -52,19 +69,23 @@ bool uses_latency(config::SteeringPolicy p) {
   return p == config::SteeringPolicy::nearest || p == config::SteeringPolicy::latency;
 }
 
-// Sort key of one considered region: regions that can serve from active endpoints before
-// those that only have draining ones (a region or endpoints in `drain` take new requests
-// only when nothing else can), fenced regions (group 0) before the others (group 1), then
-// score, then configuration index, so equal scores keep the listed order.
+// How far down the order a region goes, whatever its score: a region that keeps only part
+// of its catchment and this client is outside it (shed), one at its capacity (full), one
+// that can serve only from draining endpoints (a region or endpoints in `drain` take new
+// requests only when nothing else can).
+enum class Tier : std::uint8_t { normal, shed, full, draining };
+
+// Sort key of one considered region: tier, then fenced regions (group 0) before the others
+// (group 1), then score, then configuration index, so equal scores keep the listed order.
 struct Candidate {
-  bool draining = false;
+  Tier tier = Tier::normal;
   std::uint8_t group = 1;
   double score = 0;
   std::uint16_t index = 0;
 };
 
 bool before(const Candidate& a, const Candidate& b) {
-  if (a.draining != b.draining) return !a.draining;
+  if (a.tier != b.tier) return a.tier < b.tier;
   if (a.group != b.group) return a.group < b.group;
   if (a.score != b.score) return a.score < b.score;
   return a.index < b.index;
@@ -111,6 +132,68 @@ double region_measured_ms(const RegionRuntime& region, std::int64_t now_ns) {
   return mean_rtt_ms(region, now_ns, false);
 }
 
+std::uint64_t client_hash(const unsigned char* bytes, std::size_t n) {
+  // FNV-1a over the address bytes, then a splitmix64 finish so nearby addresses spread.
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::size_t i = 0; i < n; ++i) {
+    h = (h ^ bytes[i]) * 0x100000001b3ULL;
+  }
+  return mix64(h);
+}
+
+double slow_start_ramp(const EndpointState& e, std::int64_t slow_start_ns, std::int64_t now_ns) {
+  if (slow_start_ns <= 0) return 1.0;
+  std::int64_t since = e.recovered_at_ns.load(std::memory_order_relaxed);
+  const std::int64_t ejection_end = e.ejected_until_ns.load(std::memory_order_relaxed);
+  if (ejection_end <= now_ns && ejection_end > since) since = ejection_end;
+  return ramp_at(since, slow_start_ns, now_ns);
+}
+
+double ramp_at(std::int64_t since, std::int64_t slow_start_ns, std::int64_t now_ns) {
+  if (since == 0 || slow_start_ns <= 0) return 1.0;
+  const std::int64_t elapsed = now_ns - since;
+  if (elapsed >= slow_start_ns) return 1.0;
+  if (elapsed <= 0) return kSlowStartFloor;
+  return kSlowStartFloor + (1.0 - kSlowStartFloor) * static_cast<double>(elapsed) /
+                               static_cast<double>(slow_start_ns);
+}
+
+RegionView region_view(const RegionRuntime& region, const config::Backend& backend,
+                       std::int64_t now_ns) {
+  RegionView view;
+  view.availability = region_availability(region, backend.max_connections_per_endpoint, now_ns);
+  if (const std::uint32_t capacity = region.config->capacity; capacity != 0) {
+    for (const auto& e : region.endpoints) {
+      view.in_flight += e->in_flight.load(std::memory_order_relaxed);
+    }
+    view.full = view.in_flight >= capacity;
+  }
+  view.healthy = region.state->healthy_endpoints.load(std::memory_order_relaxed);
+  if (backend.slow_start.count() > 0 && view.healthy == 0 &&
+      view.availability != RegionAvailability::none) {
+    // Down at the last count, eligible now: it came back within the last period, and
+    // ramp_since_ns does not know it yet.
+    view.ramp = kSlowStartFloor;
+  } else if (backend.slow_start.count() > 0) {
+    view.ramp = ramp_at(
+        region.state->ramp_since_ns.load(std::memory_order_relaxed),
+        std::chrono::duration_cast<std::chrono::nanoseconds>(backend.slow_start).count(), now_ns);
+  }
+  return view;
+}
+
+double region_keep_share(const RegionRuntime& region, const RegionView& view) {
+  const double configured = static_cast<double>(region.endpoints.size());
+  double share = region.config->traffic_dial * view.ramp;
+  // 0 published while the region is eligible: it is coming back and the count is up to a
+  // period old. Nothing is shed on that (slow start, if set, covers the return).
+  if (configured > 0 && view.healthy != 0) {
+    const double shed = 0.5 - static_cast<double>(view.healthy) / configured;
+    if (shed > 0) share *= 1.0 - shed;
+  }
+  return share;
+}
+
 RegionAvailability region_availability(const RegionRuntime& region,
                                        std::uint32_t max_connections_per_endpoint,
                                        std::int64_t now_ns) {
@@ -132,8 +215,8 @@ bool region_eligible(const RegionRuntime& region, std::uint32_t max_connections_
 }
 
 RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocation& client,
-                          const std::optional<config::Location>& node_location,
-                          std::int64_t now_ns) {
+                          const std::optional<config::Location>& node_location, std::int64_t now_ns,
+                          std::uint64_t client_hash) {
   const config::Backend& cfg = *backend.config;
   const config::Steering& steering = cfg.steering;
   if (backend.regions.size() == 1 && steering.rules.empty()) {
@@ -180,14 +263,18 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
   // order of eligible regions. Eligible ones are insertion-sorted into `sorted` as they come
   // (stable: a candidate moves only past strictly worse ones).
   std::array<Candidate, RegionOrder::kMax> sorted{};
+  // Each considered region's tier; regions that are not eligible stay `draining` here,
+  // which names them failover if they were the ideal.
+  std::array<Tier, RegionOrder::kMax> tiers;
+  tiers.fill(Tier::draining);
   std::size_t count = 0;
   bool have_ideal = false;
   Candidate ideal;
   for (std::size_t i = 0; i < n; ++i) {
     if (strict && !fenced[i]) continue;
     const RegionRuntime& region = backend.regions[i];
-    const auto availability = region_availability(region, cfg.max_connections_per_endpoint, now_ns);
-    const bool eligible = availability != RegionAvailability::none;
+    const RegionView view = region_view(region, cfg, now_ns);
+    const bool eligible = view.availability != RegionAvailability::none;
     Candidate c;
     c.group = fenced[i] ? 0 : 1;
     c.index = static_cast<std::uint16_t>(i);
@@ -207,10 +294,21 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
       have_ideal = true;
     }
     if (!eligible) continue;
-    // Drain orders the eligible regions only: the ideal stays the region that would serve
-    // had every region been active, so traffic pushed off a draining region counts as
-    // failover.
-    c.draining = availability == RegionAvailability::drain_only;
+    // Tiers order the eligible regions only: the ideal stays the region that would serve had
+    // every region been active with room, so traffic pushed off a draining region counts as
+    // failover, off a full one as overflow, off a shedding one as shed.
+    if (view.availability == RegionAvailability::drain_only) {
+      c.tier = Tier::draining;
+    } else if (view.full) {
+      c.tier = Tier::full;
+    } else if (region.config->traffic_dial < 1.0 || view.ramp < 1.0 ||
+               (view.healthy != 0 && 2 * std::uint64_t{view.healthy} < region.endpoints.size())) {
+      const double keep = region_keep_share(region, view);
+      // The client's place in [0, 1) for this region: below `keep` it stays. Salted with the
+      // region so that two shedding regions do not shed the same clients.
+      if (unit_interval(mix64(client_hash ^ region.salt)) >= keep) c.tier = Tier::shed;
+    }
+    tiers[i] = c.tier;
     std::size_t slot = count++;
     while (slot > 0 && before(c, sorted[slot - 1])) {
       sorted[slot] = sorted[slot - 1];
@@ -225,7 +323,16 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
     order.index[k] = sorted[k].index;
   if (count == 0) return order;
   if (sorted[0].index != ideal.index) {
-    order.reason = RegionOrder::Reason::failover;
+    switch (tiers[ideal.index]) {
+      case Tier::full:
+        order.reason = RegionOrder::Reason::overflow;
+        break;
+      case Tier::shed:
+        order.reason = RegionOrder::Reason::shed;
+        break;
+      default:  // not eligible, or draining
+        order.reason = RegionOrder::Reason::failover;
+    }
   } else if (any_fenced && fenced[sorted[0].index]) {
     order.reason = RegionOrder::Reason::fenced;
   } else {

@@ -160,6 +160,24 @@ Endpoint read_endpoint(Diagnostics& diag, const Field& field) {
     if (auto address = read_address(diag, *f, AllowZero::no)) endpoint.address = *address;
   }
   map.read("weight", endpoint.weight, 1);
+  if (auto f = map.get("resolve")) {
+    MapReader resolve(diag, *f, Section::endpoint_resolve);
+    Duration every{0};
+    if (resolve.valid() && resolve.require("every") &&
+        resolve.read("every", every, AllowZero::no)) {
+      boost::system::error_code ec;
+      boost::asio::ip::make_address(endpoint.address.host, ec);
+      if (!ec) {
+        diag.error(*f, "resolve needs a host name, but " + quoted(endpoint.address.text) +
+                           " is an IP address");
+      } else if (every < Duration(1000)) {
+        diag.error(*resolve.get("every"), "resolve.every must be at least 1s, got " +
+                                              std::to_string(every.count()) + "ms");
+      } else {
+        endpoint.resolve_every = every;
+      }
+    }
+  }
   return endpoint;
 }
 
@@ -172,6 +190,10 @@ Region read_region(Diagnostics& diag, const Field& field, UniqueNames& names,
   if (auto f = map.require("name")) region.name = names.read(diag, *f);
   if (auto f = map.get("location")) {
     region.location = read_location(diag, *f, Section::region_location);
+  }
+  map.read("capacity", region.capacity);
+  if (auto f = map.get("traffic_dial")) {
+    if (auto share = read_percent(diag, *f)) region.traffic_dial = *share;
   }
   if (auto f = map.require("endpoints")) {
     auto items = read_sequence(diag, *f);
@@ -241,6 +263,7 @@ Backend read_backend(Diagnostics& diag, const Field& field, UniqueNames& backend
   if (auto f = map.get("outlier_detection")) {
     backend.outlier_detection = read_outlier_detection(diag, *f);
   }
+  map.read("slow_start", backend.slow_start, AllowZero::yes);
 
   // Region readers are kept so that a missing location can be reported at its region.
   std::vector<std::optional<MapReader>> region_maps;

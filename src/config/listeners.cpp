@@ -159,6 +159,37 @@ std::optional<RateLimit> read_rate_limit(Walk& walk, const Field& field) {
   return limit;
 }
 
+// routes[].retry: `on` lists connect, reset and origin status codes (400-599).
+RetryPolicy read_retry(Diagnostics& diag, const Field& field) {
+  RetryPolicy retry;
+  MapReader map(diag, field, Section::route_retry);
+  if (!map.valid()) return retry;
+  if (auto f = map.get("on")) {
+    retry.on_connect = retry.on_reset = false;
+    for (const auto& item : read_one_or_many(diag, *f)) {
+      auto text = read_string(diag, item);
+      if (!text) continue;
+      if (*text == "connect") {
+        retry.on_connect = true;
+      } else if (*text == "reset") {
+        retry.on_reset = true;
+      } else if (auto code = parse_uint(*text); code && *code >= 400 && *code <= 599) {
+        retry.on_status.set(static_cast<std::size_t>(*code));
+        retry.any_status = true;
+      } else {
+        diag.error(
+            item, "expected connect, reset or a status code from 400 to 599, got " + quoted(*text));
+      }
+    }
+  }
+  map.read("per_try_timeout", retry.per_try_timeout, AllowZero::yes);
+  if (auto f = map.get("budget")) {
+    if (auto share = read_percent(diag, *f)) retry.budget = *share;
+  }
+  map.read("backoff", retry.backoff, AllowZero::yes);
+  return retry;
+}
+
 Route read_route(Walk& walk, const Field& field, std::size_t listener_index,
                  std::size_t route_index, UniqueNames& names) {
   auto& diag = walk.diag;
@@ -178,6 +209,7 @@ Route read_route(Walk& walk, const Field& field, std::size_t listener_index,
     diag.error(*map.get("retries"), "at most " + std::to_string(Route::kMaxRetries) +
                                         " retries, got " + std::to_string(route.retries));
   }
+  if (auto f = map.get("retry")) route.retry = read_retry(diag, *f);
   if (auto f = map.get("rate_limit")) route.rate_limit = read_rate_limit(walk, *f);
   return route;
 }

@@ -31,23 +31,18 @@ constexpr std::string_view kLimitsKeys[] = {
 constexpr std::string_view kListenerKeys[] = {"name", "listen", "proxy_protocol", "tls", "routes"};
 constexpr std::string_view kTlsKeys[] = {"certificates", "min_version", "alpn"};
 constexpr std::string_view kCertificateKeys[] = {"cert", "key"};
-constexpr std::string_view kRouteKeys[] = {"name",    "match",   "backend",
-                                           "timeout", "retries", "rate_limit"};
+constexpr std::string_view kRouteKeys[] = {"name",    "match", "backend",   "timeout",
+                                           "retries", "retry", "rate_limit"};
+constexpr std::string_view kRetryKeys[] = {"on", "per_try_timeout", "budget", "backoff"};
 constexpr std::string_view kMatchKeys[] = {"host", "path_prefix", "path", "methods"};
 constexpr std::string_view kRateLimitKeys[] = {"rate", "burst", "key", "scope"};
 constexpr std::string_view kStoreKeys[] = {"redis", "timeout", "on_error"};
 
-constexpr std::string_view kBackendKeys[] = {"name",
-                                             "protocol",
-                                             "balance",
-                                             "steering",
-                                             "connect_timeout",
-                                             "max_connections_per_endpoint",
-                                             "keepalive",
-                                             "health_check",
-                                             "outlier_detection",
-                                             "regions",
-                                             "tls"};
+constexpr std::string_view kBackendKeys[] = {
+    "name",       "protocol",        "balance",
+    "steering",   "connect_timeout", "max_connections_per_endpoint",
+    "keepalive",  "health_check",    "outlier_detection",
+    "slow_start", "regions",         "tls"};
 constexpr std::string_view kSteeringKeys[] = {"policy", "geo_weight", "latency_weight", "rules"};
 constexpr std::string_view kRuleKeys[] = {"match", "regions", "strict"};
 constexpr std::string_view kRuleMatchKeys[] = {"continent", "country"};
@@ -57,8 +52,10 @@ constexpr std::string_view kHealthCheckKeys[] = {
     "expected_status"};
 constexpr std::string_view kOutlierKeys[] = {"consecutive_failures", "ejection_time"};
 constexpr std::string_view kUpstreamTlsKeys[] = {"verify", "ca", "server_name"};
-constexpr std::string_view kRegionKeys[] = {"name", "location", "endpoints"};
-constexpr std::string_view kEndpointKeys[] = {"address", "weight"};
+constexpr std::string_view kRegionKeys[] = {"name", "location", "capacity", "traffic_dial",
+                                            "endpoints"};
+constexpr std::string_view kEndpointKeys[] = {"address", "weight", "resolve"};
+constexpr std::string_view kResolveKeys[] = {"every"};
 
 constexpr SectionInfo kSections[] = {
     {Section::top, "", kTopKeys},
@@ -75,6 +72,7 @@ constexpr SectionInfo kSections[] = {
     {Section::route, "listeners[].routes[]", kRouteKeys},
     {Section::route_match, "listeners[].routes[].match", kMatchKeys},
     {Section::rate_limit, "listeners[].routes[].rate_limit", kRateLimitKeys},
+    {Section::route_retry, "listeners[].routes[].retry", kRetryKeys},
     {Section::rate_limit_store, "rate_limit_store", kStoreKeys},
     {Section::backend, "backends[]", kBackendKeys},
     {Section::steering, "backends[].steering", kSteeringKeys},
@@ -87,6 +85,7 @@ constexpr SectionInfo kSections[] = {
     {Section::region, "backends[].regions[]", kRegionKeys},
     {Section::region_location, "backends[].regions[].location", kLocationKeys},
     {Section::endpoint, "backends[].regions[].endpoints[]", kEndpointKeys},
+    {Section::endpoint_resolve, "backends[].regions[].endpoints[].resolve", kResolveKeys},
 };
 
 // Compile-time checks of the table, so that a mistake in it fails the build rather than

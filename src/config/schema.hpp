@@ -28,6 +28,7 @@ enum class Section : std::uint8_t {
   route,
   route_match,
   rate_limit,
+  route_retry,
   rate_limit_store,
   backend,
   steering,
@@ -40,6 +41,7 @@ enum class Section : std::uint8_t {
   region,
   region_location,
   endpoint,
+  endpoint_resolve,
   count  // not a section: the number of them
 };
 

@@ -1,4 +1,6 @@
 #include <cerrno>
+#include <charconv>
+#include <cmath>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <system_error>
@@ -69,6 +71,26 @@ std::optional<Location> read_location(Diagnostics& diag, const Field& field, Sec
   bool ok = lat_ok && lon_ok;
   if (!ok) return std::nullopt;
   return location;
+}
+
+std::optional<double> read_percent(Diagnostics& diag, const Field& field) {
+  auto text = read_string(diag, field);
+  if (!text) return std::nullopt;
+  std::string_view digits = *text;
+  double value = -1;
+  if (digits.ends_with('%')) {
+    digits.remove_suffix(1);
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() ||
+        !std::isfinite(value)) {
+      value = -1;
+    }
+  }
+  if (value < 0 || value > 100) {
+    diag.error(field, "expected a percentage from 0% to 100%, like 20%, got " + quoted(*text));
+    return std::nullopt;
+  }
+  return value / 100.0;
 }
 
 bool check_readable_file(Diagnostics& diag, const Field& field, const std::string& path,

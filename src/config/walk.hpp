@@ -66,5 +66,7 @@ std::string ascii_lower(std::string text);
 std::string ascii_upper(std::string text);
 // A string that must not be empty: lower-level than read_name (no character rules).
 std::optional<std::string> read_non_empty_string(Diagnostics& diag, const Field& field);
+// "20%", "12.5%": a share in [0, 100] percent, returned as a fraction in [0, 1].
+std::optional<double> read_percent(Diagnostics& diag, const Field& field);
 
 }  // namespace meridian::config::detail

@@ -26,7 +26,9 @@ Transition HealthState::record_success(std::chrono::microseconds rtt) {
              std::memory_order_relaxed);
   if (healthy_ || successes_ < healthy_threshold_) return Transition::none;
   healthy_ = true;
-  endpoint_->healthy.store(true, std::memory_order_relaxed);
+  // Stored before `healthy`: a worker that sees the endpoint healthy also sees it ramping.
+  endpoint_->recovered_at_ns.store(balancing::steady_now_ns(), std::memory_order_relaxed);
+  endpoint_->healthy.store(true, std::memory_order_release);
   return Transition::became_healthy;
 }
 

@@ -112,10 +112,11 @@ RequestTotals Registry::request_totals(SeriesId id) const {
   return t;
 }
 
-std::uint64_t Registry::retries(SeriesId id) const {
+std::uint64_t Registry::retries(SeriesId id, RetryReason reason) const {
   std::uint64_t n = 0;
   for (const auto& w : workers_)
-    n += w->region_series(id).retries.load(std::memory_order_relaxed);
+    n += w->region_series(id).retries[static_cast<std::size_t>(reason)].load(
+        std::memory_order_relaxed);
   return n;
 }
 

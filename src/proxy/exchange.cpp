@@ -1,5 +1,6 @@
 #include "meridian/proxy/exchange.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <span>
 #include <string>
@@ -16,6 +17,9 @@ namespace meridian::proxy {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+
+static_assert(balancing::RegionOrder::kReasons == metrics::kSelectReasons,
+              "meridian_region_selected_total has a series per steering reason");
 
 Exchange::Exchange(WorkerContext& worker) : w_(worker) {}
 
@@ -46,6 +50,7 @@ void Exchange::start(const ExchangeRequest& request) {
   response_started_ = response_delivering_ = response_delivered_any_ = false;
   response_finished_ = false;
   stale_retry_used_ = false;
+  retries_made_ = 0;
   pending_body_ = nullptr;
   request_trailers_ = nullptr;
   trailers_.clear();
@@ -56,7 +61,7 @@ void Exchange::start(const ExchangeRequest& request) {
   static const std::optional<config::Location> kNoLocation;
   order_ = balancing::order_regions(*request.backend, request.client,
                                     request.node_location ? *request.node_location : kNoLocation,
-                                    now_ns_);
+                                    now_ns_, request.client_hash);
   region_pos_ = 0;
   if (order_.count != 0 && request_.region_series != nullptr && w_.counters != nullptr) {
     w_.counters->record_selected((*request_.region_series)[order_.index[0]],
@@ -79,19 +84,21 @@ void Exchange::dispatch() {
   // operator drains only when no active one is left in any of them (a retry must not land
   // on it while the next region could serve).
   const auto* config = request_.backend->config;
+  const auto slow_start_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(config->slow_start).count();
   for (const bool allow_drain : {false, true}) {
     for (std::size_t pos = region_pos_; pos < order_.count; ++pos) {
       const auto& region = request_.backend->regions[order_.index[pos]];
-      const auto* picked =
-          balancing::pick_endpoint(region, config->balance, config->max_connections_per_endpoint,
-                                   tried_, w_.rotation(region.ordinal), now_ns_, allow_drain);
+      const auto* picked = balancing::pick_endpoint(
+          region, config->balance, config->max_connections_per_endpoint, tried_,
+          w_.rotation(region.ordinal), now_ns_, allow_drain, slow_start_ns);
       if (picked == nullptr) continue;
       region_pos_ = pos;
       if (retry_from_region_ >= 0 && request_.region_series != nullptr && w_.counters != nullptr) {
         // A retry goes out: counted against the region whose attempt failed, the one that
         // needs looking at.
         w_.counters->record_retry(
-            (*request_.region_series)[static_cast<std::size_t>(retry_from_region_)]);
+            (*request_.region_series)[static_cast<std::size_t>(retry_from_region_)], retry_reason_);
       }
       retry_from_region_ = -1;
       region_index_ = order_.index[region_pos_];
@@ -161,6 +168,11 @@ void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& end
   last_endpoint_ = endpoint.get();
   resp_.reset({kResponseBuffer - 1, kMaxResponseFields, 0}, request_.head_request);
   uin_.consume(uin_.size());
+  // routes[].retry.per_try_timeout bounds this attempt until its response head arrives.
+  const auto per_try = request_.retry->per_try_timeout;
+  per_try_deadline_ =
+      per_try.count() > 0 ? net::Clock::now() + per_try : net::Clock::time_point::max();
+  arm_deadline(net::Clock::time_point::max());
   if (request_.protocol != config::UpstreamProtocol::http1) {
     use_h2_endpoint(endpoint);
     return;
@@ -179,7 +191,7 @@ void Exchange::use_endpoint(const std::shared_ptr<balancing::EndpointState>& end
   up_ = std::make_shared<UpstreamConnection>(w_.ioc, endpoint);
   ++w_.pool.connects;
   connecting_ = true;
-  expires_after(request_.backend->config->connect_timeout);
+  arm_deadline(net::Clock::now() + request_.backend->config->connect_timeout);
   ++pending_ops_;
   up_->transport.socket().async_connect(
       endpoint->target, [keep = sink_->exchange_keepalive(), conn = up_, this,
@@ -190,7 +202,7 @@ void Exchange::on_connected(std::uint64_t attempt, boost::system::error_code ec)
   --pending_ops_;
   if (attempt != attempt_ || !active_) return;
   connecting_ = false;
-  Deadline::clear();
+  arm_deadline(net::Clock::time_point::max());
   if (ec) {
     log::debug("upstream ", in_flight_.get()->address, ": connect failed: ", ec.message());
     fail(Failure::connect);
@@ -206,7 +218,7 @@ void Exchange::on_connected(std::uint64_t attempt, boost::system::error_code ec)
   auto& stream = up_->transport.start_tls(*request_.tls);
   tls::prepare_client(stream.native_handle(), *request_.tls_config, in_flight_.get()->address);
   connecting_ = true;
-  expires_after(request_.backend->config->connect_timeout);
+  arm_deadline(net::Clock::now() + request_.backend->config->connect_timeout);
   ++pending_ops_;
   stream.async_handshake(asio::ssl::stream_base::client,
                          [keep = sink_->exchange_keepalive(), conn = up_, this,
@@ -217,7 +229,7 @@ void Exchange::on_tls_handshake(std::uint64_t attempt, boost::system::error_code
   --pending_ops_;
   if (attempt != attempt_ || !active_) return;
   connecting_ = false;
-  Deadline::clear();
+  arm_deadline(net::Clock::time_point::max());
   if (ec) {
     log::warn("upstream ", in_flight_.get()->address, ": TLS handshake failed: ", ec.message());
     fail(Failure::connect);
@@ -281,11 +293,37 @@ void Exchange::drop_connection() {
   request_writing_ = false;
   ++attempt_;
   Deadline::clear();
+  per_try_deadline_ = net::Clock::time_point::max();
+  if (backing_off_) {
+    backing_off_ = false;
+    backoff_timer_->cancel();  // its handler sees a newer attempt and does nothing
+  }
+}
+
+void Exchange::arm_deadline(net::Clock::time_point connect_until) {
+  const auto until = std::min(connect_until, per_try_deadline_);
+  if (until == net::Clock::time_point::max()) {
+    Deadline::clear();
+  } else {
+    expires_at(until);
+  }
+}
+
+void Exchange::head_received() {
+  // The per-try timeout ends with the head; the route's timeout takes the rest.
+  if (per_try_deadline_ == net::Clock::time_point::max()) return;
+  per_try_deadline_ = net::Clock::time_point::max();
+  Deadline::clear();
 }
 
 void Exchange::on_deadline() {
   Deadline::clear();
-  if (active_ && connecting_) fail(Failure::connect_timeout);
+  if (!active_) return;
+  if (net::Clock::now() >= per_try_deadline_) {
+    fail(Failure::per_try_timeout);
+  } else if (connecting_) {
+    fail(Failure::connect_timeout);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -448,6 +486,7 @@ void Exchange::on_response_read(std::uint64_t attempt, boost::system::error_code
         }
         // The WebSocket handshake succeeded: the head goes to the sink, and the connection
         // (with whatever the origin sent after the head) to its tunnel (take_upgraded).
+        head_received();
         upgraded_ = true;
         note_outcome(false);
         resp_slices_.clear();
@@ -464,6 +503,8 @@ void Exchange::on_response_read(std::uint64_t attempt, boost::system::error_code
       resp_.reset({kResponseBuffer - 1, kMaxResponseFields, 0}, request_.head_request);
       continue;
     }
+    head_received();
+    if (retry_status(status)) return;
     note_outcome(status >= 500);
     deliver(head_length);
     return;
@@ -508,6 +549,7 @@ void Exchange::response_delivered() {
     // Settled like a complete exchange, but the connection stays for take_upgraded().
     active_ = false;
     pending_body_ = nullptr;
+    release_retry_budget();
     sink_->on_exchange_done();
   } else if (resp_.done()) {
     response_finished_ = true;
@@ -557,6 +599,7 @@ void Exchange::finish() {
   active_ = false;
   pending_body_ = nullptr;
   response_delivering_ = false;
+  release_retry_budget();
   // The buffer stays for the next request (no allocation per request); ActiveRequestPool trims
   // a grown one when the downstream connection goes idle (trim()).
   uin_.consume(uin_.size());
@@ -591,29 +634,154 @@ void Exchange::fail(Failure why) {
     use_endpoint(endpoint, false);
     return;
   }
-  // Retry on another endpoint after a connect failure, a connect timeout or a reset before
-  // any response byte -- never once the client has been given a byte, and only when the
-  // request can be sent again (no body byte was handed over). A connect failure sent
-  // nothing, so any method is retried; a reset after the request went up on a fresh
-  // connection is retried only for an idempotent method, since the origin may have acted
-  // on it (a non-idempotent request is retried only when nothing of it was sent; nginx's
-  // default).
+  // Retry on another endpoint (routes[].retry.on: connect and reset by default) after a
+  // connect failure, a connect timeout, a reset before any response byte or a per-try
+  // timeout -- never once the client has been given a byte, and only when the request can
+  // be sent again (no body byte was handed over). A connect failure sent nothing, so any
+  // method is retried; a reset or a per-try timeout after the request went up is retried
+  // only for an idempotent method, since the origin may have acted on it (nginx's default).
   const bool connect_failed = why == Failure::connect || why == Failure::connect_timeout;
-  const bool nothing_sent = connect_failed || why == Failure::refused;
   if (why != Failure::refused) note_outcome(true);  // a refusal says nothing of its health
   if (connect_failed) report_connect_failure();
-  const bool retryable =
-      replayable && (nothing_sent || (why == Failure::reset && request_.idempotent));
+  const auto& policy = *request_.retry;
+  bool wanted = false;
+  auto reason = metrics::RetryReason::reset;
+  switch (why) {
+    case Failure::connect:
+    case Failure::connect_timeout:
+      wanted = policy.on_connect;
+      reason = metrics::RetryReason::connect;
+      break;
+    case Failure::refused:  // the origin did not process it: as safe as a connect failure
+      wanted = true;
+      break;
+    case Failure::reset:
+      wanted = policy.on_reset && request_.idempotent;
+      break;
+    case Failure::per_try_timeout:
+      wanted = request_.idempotent;
+      reason = metrics::RetryReason::per_try_timeout;
+      break;
+    case Failure::invalid:
+    case Failure::timeout:
+    case Failure::status:
+      break;
+  }
   if (in_flight_.get() != nullptr) tried_.add(in_flight_.get());
   last_failure_ = why;
   drop_connection();
-  if (retryable && retries_left_ > 0) {
-    --retries_left_;
-    retry_from_region_ = region_index_;  // counted in dispatch() if a retry goes out
-    dispatch();
+  // A connect failure, a refusal, or a reset of a pooled connection (an origin that died or
+  // closed it; nothing was processed) is the failover path and loads nobody that failed:
+  // its retry is not held to the budget (docs/configuration.md).
+  const bool budgeted =
+      !connect_failed && why != Failure::refused && !(why == Failure::reset && reused_);
+  if (wanted && replayable && retries_left_ > 0 && (!budgeted || take_retry_budget())) {
+    schedule_retry(reason);
     return;
   }
   report(why);
+}
+
+bool Exchange::retry_status(unsigned status) {
+  // routes[].retry.on lists the status: retried like a reset (idempotent requests whose
+  // body, if any, was not handed over: bodies are streamed, not kept), on another endpoint,
+  // and only when one is there -- otherwise this answer is the one the client gets.
+  const auto& policy = *request_.retry;
+  if (!policy.any_status || status >= policy.on_status.size() || !policy.on_status[status]) {
+    return false;
+  }
+  if (!request_.idempotent || body_sent_ || response_delivered_any_ || retries_left_ == 0) {
+    return false;
+  }
+  balancing::TriedEndpoints tried = tried_;
+  if (in_flight_.get() != nullptr) tried.add(in_flight_.get());
+  const auto* config = request_.backend->config;
+  bool another = false;
+  for (std::size_t pos = region_pos_; pos < order_.count && !another; ++pos) {
+    const auto& region = request_.backend->regions[order_.index[pos]];
+    std::uint64_t rotation = w_.rotation(region.ordinal);  // a look, not a turn
+    another =
+        balancing::pick_endpoint(region, config->balance, config->max_connections_per_endpoint,
+                                 tried, rotation, now_ns_) != nullptr;
+  }
+  if (!another || !take_retry_budget()) return false;
+  note_outcome(status >= 500);
+  tried_ = tried;
+  last_failure_ = Failure::status;
+  last_status_ = status;
+  drop_connection();  // the answer is not read: the connection goes with it
+  schedule_retry(metrics::RetryReason::status);
+  return true;
+}
+
+bool Exchange::take_retry_budget() {
+  // routes[].retry.budget: retries in flight at most `budget` of the backend's requests in
+  // flight, and always at least kMinRetriesInFlight. A request holds one unit from its first
+  // retry to its end, whatever number of retries it makes. Requests in flight are counted
+  // without a per-request shared write: the attempts in flight to the backend's endpoints,
+  // node-wide, plus the requests holding a unit (some of them waiting out a backoff, with
+  // no attempt in flight), plus this one.
+  if (holds_retry_budget_) return true;
+  auto& budget = *request_.backend->retry_budget;
+  const std::uint32_t retrying = budget.retries_in_flight.load(std::memory_order_relaxed);
+  std::uint64_t requests = 1 + std::uint64_t{retrying};
+  for (const auto& region : request_.backend->regions) {
+    for (const auto& e : region.endpoints) {
+      requests += e->in_flight.load(std::memory_order_relaxed);
+    }
+  }
+  const double allowed = std::max(static_cast<double>(config::RetryPolicy::kMinRetriesInFlight),
+                                  request_.retry->budget * static_cast<double>(requests));
+  if (static_cast<double>(retrying) >= allowed) {
+    budget.exhausted.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  budget.retries_in_flight.fetch_add(1, std::memory_order_relaxed);
+  holds_retry_budget_ = true;
+  return true;
+}
+
+void Exchange::release_retry_budget() {
+  if (!holds_retry_budget_) return;
+  holds_retry_budget_ = false;
+  request_.backend->retry_budget->retries_in_flight.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Exchange::schedule_retry(metrics::RetryReason reason) {
+  --retries_left_;
+  ++retries_made_;
+  retry_from_region_ = region_index_;  // counted in dispatch() if a retry goes out
+  retry_reason_ = reason;
+  // Jittered exponential backoff (Envoy's): retry n waits a uniform draw from
+  // [0, (2^n - 1) * backoff], at most 10 * backoff.
+  const auto base = request_.retry->backoff;
+  if (base.count() <= 0) {
+    dispatch();
+    return;
+  }
+  const std::uint64_t factor = retries_made_ >= 4 ? 10 : (1ULL << retries_made_) - 1;
+  const auto ceiling_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(base).count() * factor);
+  std::uint64_t draw =
+      attempt_ * 0x9e3779b97f4a7c15ULL ^ static_cast<std::uint64_t>(balancing::steady_now_ns());
+  draw ^= draw >> 29;
+  draw *= 0xbf58476d1ce4e5b9ULL;
+  draw ^= draw >> 32;
+  const auto wait = std::chrono::microseconds(draw % (ceiling_us + 1));
+  if (!backoff_timer_) backoff_timer_.emplace(w_.ioc);
+  backoff_timer_->expires_after(wait);
+  backing_off_ = true;
+  ++pending_ops_;
+  backoff_timer_->async_wait([keep = sink_->exchange_keepalive(), this,
+                              a = attempt_](boost::system::error_code) { on_backoff_done(a); });
+}
+
+void Exchange::on_backoff_done(std::uint64_t attempt) {
+  --pending_ops_;
+  if (attempt != attempt_ || !active_ || !backing_off_) return;
+  backing_off_ = false;
+  now_ns_ = balancing::steady_now_ns();  // ejections and slow start as they are now
+  dispatch();
 }
 
 void Exchange::report(Failure why) {
@@ -636,6 +804,16 @@ void Exchange::report(Failure why) {
       break;
     case Failure::refused:
       sink_->on_exchange_failed(502, "upstream refused the stream", false);
+      break;
+    case Failure::per_try_timeout:
+      sink_->on_exchange_failed(504, "upstream timed out (per-try timeout)", false);
+      break;
+    case Failure::status:
+      // A retried answer, and no endpoint was left for the retry when it was due.
+      sink_->on_exchange_failed(last_status_,
+                                "upstream answered " + std::to_string(last_status_) +
+                                    " and no endpoint was left to retry on",
+                                last_status_ == 503);
       break;
   }
 }

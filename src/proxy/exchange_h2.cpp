@@ -209,6 +209,8 @@ void Exchange::h2_head_done(bool end_stream) {
     fail(Failure::invalid);
     return;
   }
+  head_received();
+  if (retry_status(head.status)) return;
   note_outcome(head.status >= 500);
   h2_head_ready_ = true;
   if (end_stream) h2_ended_ = true;

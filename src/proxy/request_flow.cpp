@@ -36,6 +36,19 @@ void capture_log_fields(const http::RequestHead& head, const asio::ip::address& 
   rq.log_client = client == peer ? rq.peer_text : address_text(client);
 }
 
+// The client address as steering sheds by: an IPv4-mapped IPv6 address hashes as its IPv4
+// form, so a client is the same client on either kind of listener.
+std::uint64_t client_hash_of(const asio::ip::address& a) {
+  if (a.is_v4() || (a.is_v6() && a.to_v6().is_v4_mapped())) {
+    const auto v4 =
+        a.is_v4() ? a.to_v4() : asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    const auto bytes = v4.to_bytes();
+    return balancing::client_hash(bytes.data(), bytes.size());
+  }
+  const auto bytes = a.to_v6().to_bytes();
+  return balancing::client_hash(bytes.data(), bytes.size());
+}
+
 bool logging(const WorkerContext& w, const Snapshot& snapshot) {
   return w.access_log != nullptr && snapshot.access_log_on;
 }
@@ -95,6 +108,7 @@ Admission admit(const Downstream& d, const http::RequestHead& head, ActiveReques
   request.protocol = protocol;
   request.node_location = &snapshot.config->node.location;
   request.retries = route->retries;
+  request.retry = &route->retry;
   request.idempotent = http::is_idempotent(head.method);
   request.has_body = head.has_body();
   request.chunked_body = head.chunked;
@@ -104,6 +118,7 @@ Admission admit(const Downstream& d, const http::RequestHead& head, ActiveReques
   request.tls_config = backend.config->tls ? &*backend.config->tls : nullptr;
   request.region_series = &snapshot.region_series[route->backend_index];
   if (snapshot.geo && backend.uses_client_location) request.client = snapshot.geo->lookup(client);
+  if (backend.regions.size() > 1) request.client_hash = client_hash_of(client);
   if (rq.limit == nullptr) return Admission::forward;
   const auto key = ratelimit::client_key(rq.limit->config, head, client, rq.key_buffer);
   if (rq.limit->config.scope == config::RateLimitScope::global) {

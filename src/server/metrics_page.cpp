@@ -41,8 +41,6 @@ void add_gauge(MetricFamily& f, Labels labels, double value) {
   f.metric.push_back(std::move(m));
 }
 
-constexpr const char* kReasons[] = {"nearest", "failover", "fenced"};  // RegionOrder::Reason
-
 }  // namespace
 
 std::string metrics_text(const proxy::Snapshot& snapshot, const metrics::Registry& registry,
@@ -147,22 +145,40 @@ std::string metrics_text(const proxy::Snapshot& snapshot, const metrics::Registr
 
   auto selected = family("meridian_region_selected_total",
                          "Requests steered to a region first, by reason.", MetricType::Counter);
-  auto retries = family("meridian_upstream_retries_total",
-                        "Retries after a failed attempt in the region.", MetricType::Counter);
+  auto retries =
+      family("meridian_upstream_retries_total",
+             "Retries after a failed attempt in the region, by what failed.", MetricType::Counter);
   const auto& regions = registry.region_labels();
   for (std::size_t id = 0; id < regions.size(); ++id) {
     const auto sid = static_cast<metrics::SeriesId>(id);
     const auto& l = regions[id];
-    for (std::size_t reason = 0; reason < std::size(kReasons); ++reason) {
+    for (std::size_t reason = 0; reason < metrics::kSelectReasons; ++reason) {
       add_counter(selected,
-                  {{"backend", l.backend}, {"region", l.region}, {"reason", kReasons[reason]}},
+                  {{"backend", l.backend},
+                   {"region", l.region},
+                   {"reason", metrics::kSelectReasonNames[reason]}},
                   static_cast<double>(registry.selected(sid, reason)));
     }
-    add_counter(retries, {{"backend", l.backend}, {"region", l.region}},
-                static_cast<double>(registry.retries(sid)));
+    for (std::size_t reason = 0; reason < metrics::kRetryReasons; ++reason) {
+      add_counter(
+          retries,
+          {{"backend", l.backend},
+           {"region", l.region},
+           {"reason", metrics::kRetryReasonNames[reason]}},
+          static_cast<double>(registry.retries(sid, static_cast<metrics::RetryReason>(reason))));
+    }
   }
   out.push_back(std::move(selected));
   out.push_back(std::move(retries));
+
+  auto exhausted =
+      family("meridian_upstream_retry_budget_exhausted_total",
+             "Retries not made because the backend's retry budget was spent.", MetricType::Counter);
+  for (const auto& b : snapshot.backends) {
+    add_counter(exhausted, {{"backend", b.config->name}},
+                static_cast<double>(b.retry_budget->exhausted.load(std::memory_order_relaxed)));
+  }
+  out.push_back(std::move(exhausted));
 
   auto limited = family("meridian_rate_limited_total",
                         "Requests answered 429 by a route's rate limit.", MetricType::Counter);

@@ -78,6 +78,7 @@ struct Server::Impl {
   asio::signal_set signals{ioc};
   asio::steady_timer drain_timer{ioc};
   asio::steady_timer grace_timer{ioc};
+  asio::steady_timer region_health_timer{ioc};  // publish_region_health's period
   NodeState node;         // drain phase and maintenance; survives reloads, not restarts
   bool stopping = false;  // the signal wait is over for good
   int exit_code = 0;
@@ -105,6 +106,7 @@ struct Server::Impl {
   void drain();
   void poll_drained();
   void stop_signals();
+  void publish_region_health();
   admin::AdminAnswer maintenance(std::string_view state);
   admin::AdminAnswer set_state(const admin::StateRequest& request);
   void configure_shared_state();
@@ -426,6 +428,7 @@ void Server::Impl::drain() {
   if (node.drain_phase == DrainPhase::draining) return;
   node.drain_phase = DrainPhase::draining;
   if (health) health->stop();  // its timers would keep the main loop alive
+  region_health_timer.cancel();
   if (watcher) watcher->stop();
   for (auto& w : workers)
     w->drain();
@@ -441,6 +444,16 @@ void Server::Impl::drain() {
     stop_signals();
   });
   poll_drained();
+}
+
+void Server::Impl::publish_region_health() {
+  // Steering's per-region summary (healthy endpoints, slow start), recounted on a short
+  // period: health changes, ejections and their ends all show within it.
+  balancing::publish_region_health(snapshot->backends, balancing::steady_now_ns());
+  region_health_timer.expires_after(balancing::RegionState::kPublishPeriod);
+  region_health_timer.async_wait([this](boost::system::error_code ec) {
+    if (!ec && node.drain_phase != DrainPhase::draining) publish_region_health();
+  });
 }
 
 void Server::Impl::poll_drained() {
@@ -494,6 +507,7 @@ int Server::run() {
   // One prober per node, on the main thread: N workers must not multiply probes.
   s.health = std::make_unique<health::HealthChecker>(s.ioc);
   s.health->update(s.snapshot, s.snapshot->backends);
+  s.publish_region_health();
   s.watcher = std::make_unique<ConfigWatcher>(s.ioc, s.options.config_path,
                                               [&s] { s.reload("file changed"); });
   s.watcher->loaded(s.initial_content);

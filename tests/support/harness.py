@@ -1003,6 +1003,10 @@ class Origin:
             q += f"&delay_ms={int(delay_ms)}"
         return self._control("POST", f"/__control/health?{q}")
 
+    def set_answer(self, status, every=1):
+        """Answer `status` to every `every`-th request other than health probes (0: normal)."""
+        return self._control("POST", f"/__control/answer?status={int(status)}&every={int(every)}")
+
     def close_idle(self):
         """FIN-close every idle keep-alive connection to the origin; returns how many."""
         return self._control("POST", "/__control/close_idle")["closed"]
@@ -1558,7 +1562,7 @@ CONTRACT_METRICS = {
     "meridian_region_latency_seconds": ("gauge", {"backend", "region"}),
     "meridian_health_checks_total": ("counter", {"backend", "region", "endpoint", "result"}),
     "meridian_region_selected_total": ("counter", {"backend", "region", "reason"}),
-    "meridian_upstream_retries_total": ("counter", {"backend", "region"}),
+    "meridian_upstream_retries_total": ("counter", {"backend", "region", "reason"}),
     "meridian_rate_limited_total": ("counter", {"listener", "route"}),
     "meridian_config_reloads_total": ("counter", {"result"}),
     "meridian_config_generation": ("gauge", set()),
@@ -1568,6 +1572,7 @@ CONTRACT_METRICS = {
 EXTENSION_METRICS = {
     "meridian_access_log_dropped_total": ("counter", set()),
     "meridian_endpoint_admin_state": ("gauge", {"backend", "region", "endpoint", "state"}),
+    "meridian_upstream_retry_budget_exhausted_total": ("counter", {"backend"}),
 }
 
 

@@ -62,7 +62,9 @@ whose first request is a ``/__`` path is not counted as a connection):
                                 query parameters still apply (e.g. /health?delay_ms=50)
   GET  /__stats                 {"name", "connections_accepted", "connections_active",
                                  "requests", "requests_by_path", "bad_requests",
-                                 "health_status", "health_delay_ms", "tls_connections"}
+                                 "health_status", "health_delay_ms", "tls_connections",
+                                 "in_flight", "max_in_flight" (requests being served at
+                                 once, and the most since the last reset)}
   GET  /__log                   JSON list of the reports of received requests (no bodies),
                                 oldest first, bounded to the last 10000
   GET  /__bad                   JSON list of malformed requests that got a 400/431/505:
@@ -71,6 +73,9 @@ whose first request is a ``/__`` path is not counted as a connection):
   POST /__control/health?status=N[&delay_ms=M]   change the health answer at run time
   POST /__control/close_idle    FIN-close every idle (between requests) test connection;
                                 answers {"closed": N}
+  POST /__control/answer?status=N[&every=K]   requests other than health probes answer N
+                                (every K-th of them, counting from this call); status=0 back
+                                to normal. A request's own ?status= still wins.
   GET  /ws...                   with a WebSocket handshake (Upgrade: websocket): 101, then an
                                 echo server (see Connection.websocket); counted and
                                 logged like any request
@@ -485,6 +490,10 @@ class State:
         self.connections = {}  # id -> Connection, open test connections (for close_idle)
         self.tls_context = None  # --tls-cert
         self.tls_connections = 0  # connections served over TLS (never reset)
+        self.answer_status = None  # /__control/answer
+        self.answer_every = 1
+        self.answer_seen = 0
+        self.in_flight = 0  # requests being served now (never reset)
         self.reset_locked()
 
     def reset_locked(self):
@@ -494,6 +503,7 @@ class State:
         self.bad_requests = 0
         self.log = collections.deque(maxlen=10000)
         self.bad = collections.deque(maxlen=1000)
+        self.max_in_flight = self.in_flight
 
     def stats(self):
         with self.lock:
@@ -507,6 +517,8 @@ class State:
                 "health_status": self.health_status,
                 "health_delay_ms": self.health_delay_ms,
                 "tls_connections": self.tls_connections,
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
             }
 
 
@@ -595,6 +607,7 @@ class Connection:
         self.counted = True  # counted as a test connection (not a /__ control one)
         self.idle = False
         self.index = 0
+        self.in_request = False  # counted in state.in_flight
         with state.lock:
             state.next_connection_id += 1
             self.id = state.next_connection_id
@@ -659,7 +672,13 @@ class Connection:
     def serve(self):
         try:
             self.start_tls_if_asked()
-            while self.serve_one():
+            while True:
+                try:
+                    keep = self.serve_one()
+                finally:
+                    self.end_request()
+                if not keep:
+                    break
                 self.index += 1
         except (PeerClosed, ConnectionError, TimeoutError, OSError):  # ssl.SSLError is one
             pass
@@ -672,6 +691,12 @@ class Connection:
                 self.sock.close()
             except OSError:
                 pass
+
+    def end_request(self):
+        if self.in_request:
+            self.in_request = False
+            with self.state.lock:
+                self.state.in_flight -= 1
 
     def serve_one(self):
         """Serve one request; return True to keep the connection for the next one."""
@@ -708,6 +733,9 @@ class Connection:
         with state.lock:
             state.requests += 1
             state.requests_by_path[req.path] += 1
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        self.in_request = True
         if state.verbose:
             print(f"origin {state.name}: {self.peer} #{self.id}.{self.index} "
                   f"{req.method} {req.target}", file=sys.stderr, flush=True)
@@ -748,6 +776,11 @@ class Connection:
                 default_status, default_delay = state.health_status, state.health_delay_ms
         else:
             default_status, default_delay = 200, state.delay_ms
+            with state.lock:
+                if state.answer_status is not None:
+                    state.answer_seen += 1
+                    if state.answer_seen % state.answer_every == 0:
+                        default_status = state.answer_status
         status = params.get("status", default_status)
         delay_ms = params.get("delay_ms", default_delay)
         if delay_ms > 0:
@@ -1027,6 +1060,13 @@ class Connection:
                         state.health_delay_ms = int(q["delay_ms"])
                     result = {"health_status": state.health_status,
                               "health_delay_ms": state.health_delay_ms}
+            elif path == "/__control/answer":
+                with state.lock:
+                    status = int(q.get("status", "0"))
+                    state.answer_status = status if status else None
+                    state.answer_every = max(1, int(q.get("every", "1")))
+                    state.answer_seen = 0
+                    result = {"status": status, "every": state.answer_every}
             elif path == "/__control/close_idle":
                 with state.lock:
                     idle = [c for c in state.connections.values()

@@ -41,9 +41,14 @@ bool is_available(const EndpointState& e, std::uint32_t max_connections_per_endp
 // round_robin: weighted round robin over the available endpoints (each endpoint takes
 // `weight` consecutive turns of every cycle) driven by `rotation`.
 // random: weighted random from `rotation` mixed through a PRNG step.
+// Slow start (`slow_start_ns` > 0): an endpoint whose ramp (slow_start_ramp) is below 1
+// takes part in a pick with that probability, so with any balance it gets about that share
+// of what its weight would give it; when that leaves nothing, the pick is made again
+// without it (the region was chosen; a ramping endpoint is better than none).
 const std::shared_ptr<EndpointState>* pick_endpoint(
     const RegionRuntime& region, config::Balance balance,
     std::uint32_t max_connections_per_endpoint, const TriedEndpoints& tried,
-    std::uint64_t& rotation, std::int64_t now_ns = 0, bool allow_drain = true);
+    std::uint64_t& rotation, std::int64_t now_ns = 0, bool allow_drain = true,
+    std::int64_t slow_start_ns = 0);
 
 }  // namespace meridian::balancing

@@ -75,6 +75,11 @@ struct EndpointState {
   // endpoint is ejected; 0 = not ejected.
   std::atomic<std::uint32_t> consecutive_failures{0};
   std::atomic<std::int64_t> ejected_until_ns{0};
+  // Slow start (the backend's slow_start): the steady_clock time (ns) the endpoint last
+  // became usable again -- its checks turned healthy, or it was added by a reload or a DNS
+  // refresh while the node was serving; 0 = usable since the start. An ejection's end
+  // (ejected_until_ns in the past) counts as a recovery too. Written on the main thread.
+  std::atomic<std::int64_t> recovered_at_ns{0};
   // Active health check results (meridian_health_checks_total), written by the health
   // checker on the main thread; kept across reloads with the endpoint.
   std::atomic<std::uint64_t> checks_succeeded{0};

@@ -42,7 +42,12 @@ struct RegionOrder {
   //              a fenced client pushed from its best fenced region to another counts here.
   //   fenced   — a geo-fencing rule matched the client and index[0] is one of its regions.
   //   nearest  — otherwise: index[0] is simply the best-scoring region.
-  enum class Reason : std::uint8_t { nearest, failover, fenced };
+  //   overflow — the region that would have come first is at its `capacity`.
+  //   shed     — the region that would have come first keeps only a share of its catchment
+  //              (traffic_dial, too few healthy endpoints, slow start) and this client is
+  //              not in it.
+  enum class Reason : std::uint8_t { nearest, failover, fenced, overflow, shed };
+  static constexpr std::size_t kReasons = 5;
   Reason reason = Reason::nearest;
 
   bool empty() const { return count == 0; }
@@ -67,9 +72,36 @@ struct RegionOrder {
 //    0 so the configuration order stands. Ties keep configuration order.
 //
 // Preconditions: backend.config and every region's config are non-null (build_backends).
+//
+// 4. Spill-over and shedding (docs/http-behaviour.md): an eligible region at its `capacity`
+//    (in-flight requests, node-wide) comes after every region with room; a region keeps
+//    only region_keep_share() of its catchment, and a client outside that share (decided by
+//    `client_hash` and the region, so a client does not bounce) finds the region after the
+//    regions that keep it. Order of the tiers: normal, shed, full, drain-only; within a
+//    tier, fencing group, then score.
 RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocation& client,
-                          const std::optional<config::Location>& node_location,
-                          std::int64_t now_ns);
+                          const std::optional<config::Location>& node_location, std::int64_t now_ns,
+                          std::uint64_t client_hash = 0);
+
+// A client address folded into the 64-bit value order_regions() sheds by.
+std::uint64_t client_hash(const unsigned char* bytes, std::size_t n);
+
+// Slow start: the share of its weight an endpoint has `now_ns`, from 0.1 when it recovered
+// (EndpointState::recovered_at_ns, or the end of an ejection) rising linearly to 1 over
+// `slow_start_ns`; 1 when slow start is off or over.
+double slow_start_ramp(const EndpointState& e, std::int64_t slow_start_ns, std::int64_t now_ns);
+// The same ramp for a recovery at `since` (0 = none: 1).
+double ramp_at(std::int64_t since, std::int64_t slow_start_ns, std::int64_t now_ns);
+
+// One walk over a region's endpoints: what steering needs to know of it.
+struct RegionView;
+
+// The share of its own catchment a region keeps (docs/http-behaviour.md, shedding):
+//   traffic_dial × (1 − shed) × ramp,  shed = max(0, 0.5 − healthy / configured)
+// where healthy counts the endpoints that are healthy, not ejected and active, and ramp
+// is the largest slow-start ramp among them. A region with 2 of 8 endpoints healthy sheds
+// a quarter of its clients, 1 of 8 three eighths; at half or more it sheds nothing.
+double region_keep_share(const RegionRuntime& region, const RegionView& view);
 
 // Great-circle distance in km between two points in degrees (haversine, Earth radius 6371 km).
 double haversine_km(double lat1, double lon1, double lat2, double lon2);
@@ -87,6 +119,21 @@ double region_measured_ms(const RegionRuntime& region, std::int64_t now_ns);
 // draining) can, which order_regions puts after every active region; `none` otherwise.
 // O(endpoints), stops at the first active one.
 enum class RegionAvailability : std::uint8_t { none, drain_only, active };
+
+struct RegionView {
+  RegionAvailability availability = RegionAvailability::none;
+  // Healthy, not ejected, active endpoints (full ones count), as last published
+  // (RegionState::healthy_endpoints, at most kPublishPeriod old); kNotCounted sheds nothing.
+  std::uint32_t healthy = RegionState::kNotCounted;
+  std::uint64_t in_flight = 0;  // requests in flight to its endpoints (only with a capacity)
+  double ramp = 1.0;            // slow start: the largest ramp among the healthy endpoints
+  bool full = false;            // capacity set and in_flight at or above it
+};
+// region_availability (which stops at the first active endpoint), the in-flight sum when the
+// region has a capacity, and the published health. O(endpoints) at worst.
+RegionView region_view(const RegionRuntime& region, const config::Backend& backend,
+                       std::int64_t now_ns);
+
 RegionAvailability region_availability(const RegionRuntime& region,
                                        std::uint32_t max_connections_per_endpoint,
                                        std::int64_t now_ns);

@@ -6,6 +6,7 @@
 // each reload), so nothing downstream of the loader does DNS.
 #pragma once
 
+#include <bitset>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -132,6 +133,21 @@ struct RateLimit {
   RateLimitScope scope = RateLimitScope::local;
 };
 
+// routes[].retry (docs/http-behaviour.md, retries): what is retried, how soon, and how
+// much of a backend's traffic retries may be.
+struct RetryPolicy {
+  bool on_connect = true;  // connect failure or connect timeout
+  bool on_reset = true;    // the origin closed or reset before any response byte
+  // Origin status codes that are retried (index = code, 400-599 accepted); none by default.
+  std::bitset<600> on_status;
+  bool any_status = false;      // on_status has a bit set (the data path's fast check)
+  Duration per_try_timeout{0};  // 0 = only the route's timeout bounds an attempt
+  double budget = 0.2;          // [0, 1]: retries in flight / requests in flight, per backend
+  Duration backoff{25};         // base of the jittered exponential backoff; 0 = none
+  // The budget always allows this many retries in flight per backend (Envoy's minimum).
+  static constexpr std::uint32_t kMinRetriesInFlight = 3;
+};
+
 struct Route {
   std::string name;
   RouteMatch match;
@@ -143,6 +159,7 @@ struct Route {
 
   Duration timeout{30'000};
   std::uint32_t retries = 2;  // <= kMaxRetries
+  RetryPolicy retry;
   std::optional<RateLimit> rate_limit;
 };
 
@@ -197,12 +214,22 @@ struct OutlierDetection {
 struct Endpoint {
   SocketAddress address;
   std::uint32_t weight = 1;  // >= 1
+  // `resolve: {every}`: the host name is looked up again on this period (and no later than
+  // the records' TTL), every A/AAAA address becoming an endpoint. Absent: resolved once at
+  // load, first address only. Never set for a literal IP address.
+  std::optional<Duration> resolve_every;
 };
 
 struct Region {
   std::string name;
   std::optional<Location> location;  // required unless policy is latency or failover
   std::vector<Endpoint> endpoints;   // at least one
+  // In-flight requests (node-wide) the region takes before new ones spill to the next
+  // region; 0 = no cap.
+  std::uint32_t capacity = 0;
+  // Share of the region's own catchment it keeps, [0, 1]; the rest goes to the next region,
+  // chosen per client address.
+  double traffic_dial = 1.0;
 };
 
 // TLS to a backend's endpoints: `tls: true`, or a map of these.
@@ -222,6 +249,9 @@ struct Backend {
   Keepalive keepalive;
   std::optional<HealthCheck> health_check;
   std::optional<OutlierDetection> outlier_detection;
+  // A recovered endpoint's weight, and a recovered region's share of its catchment, ramp
+  // from 10% to 100% over this long; 0 = at once.
+  Duration slow_start{0};
   std::vector<Region> regions;     // at least one
   std::optional<UpstreamTls> tls;  // absent = plain HTTP to the endpoints
 };

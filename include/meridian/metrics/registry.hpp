@@ -54,11 +54,21 @@ struct RequestSeries {
   ~RequestSeries();
 };
 
+// Why a retry went out (meridian_upstream_retries_total{reason}).
+enum class RetryReason : std::uint8_t { connect, reset, per_try_timeout, status };
+inline constexpr std::size_t kRetryReasons = 4;
+inline constexpr const char* kRetryReasonNames[kRetryReasons] = {"connect", "reset",
+                                                                 "per_try_timeout", "status"};
+// meridian_region_selected_total{reason}, indexed by balancing::RegionOrder::Reason.
+inline constexpr std::size_t kSelectReasons = 5;
+inline constexpr const char* kSelectReasonNames[kSelectReasons] = {"nearest", "failover", "fenced",
+                                                                   "overflow", "shed"};
+
 // meridian_upstream_retries_total and meridian_region_selected_total for one (backend,
-// region), on one worker. selected[] is indexed by balancing::RegionOrder::Reason.
+// region), on one worker.
 struct RegionSeries {
-  std::atomic<std::uint64_t> retries{0};
-  std::array<std::atomic<std::uint64_t>, 3> selected{};
+  std::array<std::atomic<std::uint64_t>, kRetryReasons> retries{};
+  std::array<std::atomic<std::uint64_t>, kSelectReasons> selected{};
 };
 
 // meridian_downstream_connections_active for one listener, on one worker (opened minus
@@ -76,7 +86,9 @@ class WorkerCounters {
 
   // Worker thread. `status` is the code sent; `duration_ns` the request's duration.
   void record_request(SeriesId id, unsigned status, std::int64_t duration_ns);
-  void record_retry(SeriesId region) { bump(region_series(region).retries); }
+  void record_retry(SeriesId region, RetryReason reason) {
+    bump(region_series(region).retries[static_cast<std::size_t>(reason)]);
+  }
   void record_selected(SeriesId region, std::size_t reason) {
     bump(region_series(region).selected[reason]);
   }
@@ -147,7 +159,7 @@ class Registry {
   const std::vector<RegionLabels>& region_labels() const { return region_labels_; }
   const std::vector<std::string>& listener_labels() const { return listener_labels_; }
   RequestTotals request_totals(SeriesId id) const;
-  std::uint64_t retries(SeriesId id) const;
+  std::uint64_t retries(SeriesId id, RetryReason reason) const;
   std::uint64_t selected(SeriesId id, std::size_t reason) const;
   std::int64_t connections(SeriesId id) const;
 

@@ -24,11 +24,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "meridian/balancing/endpoint_picker.hpp"
 #include "meridian/balancing/steering.hpp"
@@ -75,8 +77,12 @@ struct ExchangeRequest {
   // HTTP/1.1 (request_head()) or HTTP/2 (request_fields()) to the endpoints.
   config::UpstreamProtocol protocol = config::UpstreamProtocol::http1;
   geo::ClientLocation client;  // what GeoIP knows of the client, for steering
+  // The client address folded (balancing::client_hash) for shedding; 0 for a backend with
+  // one region.
+  std::uint64_t client_hash = 0;
   const std::optional<config::Location>* node_location = nullptr;  // node.location
   std::uint32_t retries = 0;
+  const config::RetryPolicy* retry = nullptr;  // the route's retry policy (never null)
   bool idempotent = false;
   bool has_body = false;
   bool chunked_body = false;  // the upstream gets the body re-encoded as chunks
@@ -176,9 +182,35 @@ class Exchange final : private net::Deadline, private H2UpstreamStream {
  private:
   // refused: an HTTP/2 stream the origin did not process (REFUSED_STREAM, or above a
   // GOAWAY's last stream): safe to send again, whatever the method.
-  enum class Failure { connect, connect_timeout, reset, invalid, timeout, refused };
+  // per_try_timeout: the route's retry.per_try_timeout passed before the response head.
+  // status: the origin answered a status the policy retries, and no endpoint was left to
+  // retry on (last_status_ is the answer).
+  enum class Failure {
+    connect,
+    connect_timeout,
+    reset,
+    invalid,
+    timeout,
+    refused,
+    per_try_timeout,
+    status
+  };
 
   void dispatch();
+  // A retry is wanted after an attempt failed for `reason`: within the backend's budget it
+  // goes out after the policy's backoff (dispatch()); else the client gets `otherwise`.
+  void retry(metrics::RetryReason reason, Failure otherwise);
+  bool take_retry_budget();
+  void release_retry_budget();
+  // The origin answered `status`: whether the route's policy retries it (and can).
+  // Retries it (true), or leaves the answer to go to the client (false).
+  bool retry_status(unsigned status);
+  void schedule_retry(metrics::RetryReason reason);
+  void on_backoff_done(std::uint64_t attempt);
+  // The attempt's deadline: `connect_until` (or none) and the per-try deadline, whichever
+  // is first.
+  void arm_deadline(net::Clock::time_point connect_until);
+  void head_received();
   void note_outcome(bool failed);
   void use_endpoint(const std::shared_ptr<balancing::EndpointState>& endpoint, bool pooled_ok);
   void report_connect_failure();
@@ -230,6 +262,13 @@ class Exchange final : private net::Deadline, private H2UpstreamStream {
   std::size_t region_pos_ = 0;    // the region being tried
   int region_index_ = -1;         // see region_index()
   int retry_from_region_ = -1;    // a retry is wanted after an attempt in this region failed
+  metrics::RetryReason retry_reason_ = metrics::RetryReason::connect;  // ... and why
+  std::uint32_t retries_made_ = 0;   // retries (not free ones) of this request so far
+  unsigned last_status_ = 0;         // Failure::status: the answer retried
+  bool holds_retry_budget_ = false;  // counted in the backend's retries_in_flight
+  bool backing_off_ = false;         // backoff_timer_ is pending
+  std::optional<boost::asio::steady_timer> backoff_timer_;  // made on the first backoff
+  net::Clock::time_point per_try_deadline_ = net::Clock::time_point::max();
   const balancing::EndpointState* last_endpoint_ = nullptr;
   std::int64_t now_ns_ = 0;  // steady time at start(), for ejection checks
   balancing::TriedEndpoints tried_;

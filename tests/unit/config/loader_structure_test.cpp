@@ -210,7 +210,7 @@ backends:
   EXPECT_TRUE(has_error(result, "listeners[0].routes[0].rate_limit.brust", 17, 33,
                         "(did you mean \"burst\"?)"));
   EXPECT_TRUE(
-      has_error(result, "listeners[0].routes[0].retrys", 18, 9, "(did you mean \"retries\"?)"));
+      has_error(result, "listeners[0].routes[0].retrys", 18, 9, "(did you mean \"retry\"?)"));
   EXPECT_TRUE(has_error(result, "backends[0].steering.polcy", 22, 7, "(did you mean \"policy\"?)"));
   EXPECT_TRUE(has_error(result, "backends[0].steering.rules[0].match.contnent", 24, 20,
                         "(did you mean \"continent\"?)"));

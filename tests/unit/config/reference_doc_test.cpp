@@ -211,6 +211,7 @@ listeners:
         backend: api
         timeout: 5s
         retries: 1
+        retry: {on: [connect, 503], per_try_timeout: 1s, budget: 25%, backoff: 10ms}
         rate_limit: {rate: 10/s, burst: 20, key: client_ip, scope: global}
       - name: exact
         match: {path: /exact}
@@ -243,12 +244,16 @@ backends:
       unhealthy_threshold: 2
       expected_status: 200-299
     outlier_detection: {consecutive_failures: 3, ejection_time: 10s}
+    slow_start: 30s
     tls: {verify: false, ca: {CERT}, server_name: api.internal}
     regions:
       - name: eu
         location: {lat: 53.3, lon: -6.3}
+        capacity: 100
+        traffic_dial: 50%
         endpoints:
           - {address: 127.0.0.1:9000, weight: 2}
+          - {address: "localhost:9001", resolve: {every: 30s}}
 )";
 
 // Every key path in `node` and below, with "[]" for sequence entries, as accepted_key_paths()
