@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   g++ cmake make pkg-config python3 curl ca-certificates clang-format
   libboost1.81-dev libssl-dev libyaml-cpp-dev libmaxminddb-dev libnghttp2-dev
-  prometheus-cpp-dev libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev redis-server
+  prometheus-cpp-dev libhiredis-dev libc-ares-dev libgtest-dev libgmock-dev libbenchmark-dev redis-server
   prometheus haproxy nghttp2-client python3-h2 python3-grpcio ssl-cert
   "$@"
 )

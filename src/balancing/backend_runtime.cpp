@@ -1,6 +1,7 @@
 #include "meridian/balancing/backend_runtime.hpp"
 
 #include "meridian/balancing/steering.hpp"
+#include "meridian/core/units.hpp"
 
 namespace meridian::balancing {
 
@@ -33,7 +34,8 @@ AdminState stronger(AdminState a, AdminState b) {
 }  // namespace
 
 std::vector<BackendRuntime> build_backends(const config::Config& config,
-                                           std::span<const BackendRuntime> previous) {
+                                           std::span<const BackendRuntime> previous,
+                                           const dns::ResolvedAddresses* resolved) {
   std::vector<BackendRuntime> backends;
   backends.reserve(config.backends.size());
   std::size_t ordinal = 0;
@@ -59,20 +61,36 @@ std::vector<BackendRuntime> build_backends(const config::Config& config,
           client_hash(reinterpret_cast<const unsigned char*>(salt_text.data()), salt_text.size());
       region.state = before != nullptr ? before->state : std::make_shared<RegionState>();
       region.endpoints.reserve(r.endpoints.size());
-      for (const auto& e : r.endpoints) {
-        auto state = find_previous(before, e.address.text);
+      auto add = [&](const std::string& text, const boost::asio::ip::tcp::endpoint& target,
+                     std::uint32_t weight, const std::string& resolved_from) {
+        auto state = find_previous(before, text);
         // A kept endpoint whose address now resolves elsewhere or whose weight changed is a
         // new endpoint: its counts and health described the old target. An operator's
         // override names the endpoint, so it stays.
-        if (!state || state->target != e.address.resolved || state->weight != e.weight) {
-          auto fresh = std::make_shared<EndpointState>(b.name, r.name, e.address.text,
-                                                       e.address.resolved, e.weight);
+        if (!state || state->target != target || state->weight != weight) {
+          auto fresh = std::make_shared<EndpointState>(b.name, r.name, text, target, weight);
+          fresh->resolved_from = resolved_from;
           if (state) fresh->own_admin_state.store(state->own_admin_state.load());
           // Added while the node serves (not at start): slow start ramps it up.
           if (!previous.empty()) fresh->recovered_at_ns.store(steady_now_ns());
           state = std::move(fresh);
         }
         region.endpoints.push_back(std::move(state));
+      };
+      for (const auto& e : r.endpoints) {
+        if (!e.resolve_every) {
+          add(e.address.text, e.address.resolved, e.weight, "");
+          continue;
+        }
+        // Every address of the name, each an endpoint named by its address.
+        const auto found = resolved != nullptr ? resolved->find(e.address.host)
+                                               : dns::ResolvedAddresses::const_iterator{};
+        // No answer yet (the first lookup is under way): no endpoint for the name.
+        if (resolved == nullptr || found == resolved->end()) continue;
+        for (const auto& address : found->second) {
+          const boost::asio::ip::tcp::endpoint target(address, e.address.port);
+          add(format_host_port(address, e.address.port), target, e.weight, e.address.text);
+        }
       }
       apply_admin_state(region);
       runtime.regions.push_back(std::move(region));

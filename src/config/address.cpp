@@ -52,7 +52,7 @@ std::optional<ip::address> resolve_host(const std::string& host, bool bracketed,
 }  // namespace
 
 std::optional<SocketAddress> make_socket_address(std::string_view text, AllowZero port_zero,
-                                                 std::string& error) {
+                                                 std::string& error, Resolve resolve) {
   auto parsed = parse_host_port(text);
   if (!parsed) {
     // "host:99999" is the right shape with a wrong port; say which part is wrong.
@@ -71,22 +71,28 @@ std::optional<SocketAddress> make_socket_address(std::string_view text, AllowZer
     return std::nullopt;
   }
   bool bracketed = text.front() == '[';
-  auto address = resolve_host(parsed->host, bracketed, error);
-  if (!address) return std::nullopt;
   SocketAddress out;
   out.text = std::string(text);
-  out.host = std::move(parsed->host);
   out.port = parsed->port;
+  boost::system::error_code not_literal;
+  ip::make_address(parsed->host, not_literal);
+  if (resolve == Resolve::no && not_literal) {
+    out.host = std::move(parsed->host);
+    return out;  // a name DNS re-resolution will look up
+  }
+  auto address = resolve_host(parsed->host, bracketed, error);
+  if (!address) return std::nullopt;
+  out.host = std::move(parsed->host);
   out.resolved = ip::tcp::endpoint(*address, parsed->port);
   return out;
 }
 
 std::optional<SocketAddress> read_address(Diagnostics& diag, const Field& field,
-                                          AllowZero port_zero) {
+                                          AllowZero port_zero, Resolve resolve) {
   auto text = read_string(diag, field);
   if (!text) return std::nullopt;
   std::string error;
-  auto address = make_socket_address(*text, port_zero, error);
+  auto address = make_socket_address(*text, port_zero, error, resolve);
   if (!address) diag.error(field, std::move(error));
   return address;
 }

@@ -157,7 +157,9 @@ Endpoint read_endpoint(Diagnostics& diag, const Field& field) {
   MapReader map(diag, field, Section::endpoint);
   if (!map.valid()) return endpoint;
   if (auto f = map.require("address")) {
-    if (auto address = read_address(diag, *f, AllowZero::no)) endpoint.address = *address;
+    // A name with `resolve` is looked up by DNS re-resolution, not by the loader.
+    const auto resolve = map.has("resolve") ? Resolve::no : Resolve::yes;
+    if (auto address = read_address(diag, *f, AllowZero::no, resolve)) endpoint.address = *address;
   }
   map.read("weight", endpoint.weight, 1);
   if (auto f = map.get("resolve")) {

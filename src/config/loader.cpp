@@ -11,8 +11,11 @@
 #include <system_error>
 #include <unistd.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/parser.h>
+
+#include "meridian/core/units.hpp"
 
 #include "config/address.hpp"
 #include "config/cidr.hpp"
@@ -81,6 +84,31 @@ void read_geoip(Diagnostics& diag, const Field& field, GeoIp& geoip) {
   auto path = read_string(diag, *f);
   if (path && (path->empty() || check_readable_file(diag, *f, *path, "GeoIP database"))) {
     geoip.database = *path;
+  }
+}
+
+// dns.servers: "ip" or "ip:port" ("[v6]:port"), stored as "ip:port" for c-ares.
+void read_dns(Diagnostics& diag, const Field& field, Dns& dns) {
+  MapReader map(diag, field, Section::dns);
+  auto f = map.get("servers");
+  if (!f) return;
+  for (const auto& item : read_one_or_many(diag, *f)) {
+    auto text = read_string(diag, item);
+    if (!text) continue;
+    std::string host = *text;
+    std::uint16_t port = 53;
+    if (auto hp = parse_host_port(*text)) {
+      host = hp->host;
+      port = hp->port;
+    }
+    boost::system::error_code ec;
+    const auto address = boost::asio::ip::make_address(host, ec);
+    if (ec || port == 0) {
+      diag.error(
+          item, "expected a DNS server address like 10.0.0.2 or 10.0.0.2:53, got " + quoted(*text));
+      continue;
+    }
+    dns.servers.push_back(format_host_port(address, port));
   }
 }
 
@@ -217,6 +245,7 @@ void walk_root(Walk& walk, const YAML::Node& root) {
   map.read("debug_headers", config.debug_headers);
   if (auto f = map.get("admin")) read_admin(walk, *f);
   if (auto f = map.get("geoip")) read_geoip(diag, *f, config.geoip);
+  if (auto f = map.get("dns")) read_dns(diag, *f, config.dns);
   if (auto f = map.get("client_ip")) read_client_ip(diag, *f, config.client_ip);
   if (auto f = map.get("access_log")) read_access_log(diag, *f, config.access_log);
   if (auto f = map.get("limits")) read_limits(diag, *f, config.limits);

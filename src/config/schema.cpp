@@ -13,14 +13,25 @@ namespace meridian::config {
 namespace detail {
 namespace {
 
-constexpr std::string_view kTopKeys[] = {
-    "node",    "workers",   "drain_timeout", "drain_grace", "debug_headers", "admin",
-    "geoip",   "client_ip", "access_log",    "limits",      "listeners",     "rate_limit_store",
-    "backends"};
+constexpr std::string_view kTopKeys[] = {"node",
+                                         "workers",
+                                         "drain_timeout",
+                                         "drain_grace",
+                                         "debug_headers",
+                                         "admin",
+                                         "geoip",
+                                         "dns",
+                                         "client_ip",
+                                         "access_log",
+                                         "limits",
+                                         "listeners",
+                                         "rate_limit_store",
+                                         "backends"};
 constexpr std::string_view kNodeKeys[] = {"name", "location"};
 constexpr std::string_view kLocationKeys[] = {"lat", "lon"};
 constexpr std::string_view kAdminKeys[] = {"listen", "shared_state"};
 constexpr std::string_view kGeoIpKeys[] = {"database"};
+constexpr std::string_view kDnsKeys[] = {"servers"};
 constexpr std::string_view kClientIpKeys[] = {"trusted_proxies"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format"};
 constexpr std::string_view kLimitsKeys[] = {
@@ -63,6 +74,7 @@ constexpr SectionInfo kSections[] = {
     {Section::node_location, "node.location", kLocationKeys},
     {Section::admin, "admin", kAdminKeys},
     {Section::geoip, "geoip", kGeoIpKeys},
+    {Section::dns, "dns", kDnsKeys},
     {Section::client_ip, "client_ip", kClientIpKeys},
     {Section::access_log, "access_log", kAccessLogKeys},
     {Section::limits, "limits", kLimitsKeys},

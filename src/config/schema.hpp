@@ -19,6 +19,7 @@ enum class Section : std::uint8_t {
   node_location,
   admin,
   geoip,
+  dns,
   client_ip,
   access_log,
   limits,

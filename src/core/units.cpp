@@ -145,4 +145,15 @@ std::optional<HostPort> parse_host_port(std::string_view text) {
   return HostPort{std::string(host), static_cast<std::uint16_t>(*port)};
 }
 
+std::string format_host_port(const boost::asio::ip::address& address, std::uint16_t port) {
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on chained operator+.
+  std::string text;
+  if (address.is_v6()) text.push_back('[');
+  text.append(address.to_string());
+  if (address.is_v6()) text.push_back(']');
+  text.push_back(':');
+  text.append(std::to_string(port));
+  return text;
+}
+
 }  // namespace meridian

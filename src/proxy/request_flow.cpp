@@ -92,7 +92,7 @@ Admission admit(const Downstream& d, const http::RequestHead& head, ActiveReques
                                     d.https ? "https" : "http",
                                     snapshot.via,
                                     request_id,
-                                    backend.regions.front().endpoints.front()->address,
+                                    backend.config->regions.front().endpoints.front().address.text,
                                     rq.upgrade};
   const auto protocol = backend.config->protocol;
   if (protocol == config::UpstreamProtocol::http1) {

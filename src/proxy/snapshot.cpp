@@ -25,7 +25,8 @@ int Snapshot::listener_index(const std::string& name) const {
 
 std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Config> config,
                                                 const Snapshot* previous, std::uint64_t generation,
-                                                metrics::Registry& registry, std::string& error) {
+                                                metrics::Registry& registry, std::string& error,
+                                                const dns::ResolvedAddresses* resolved) {
   auto s = std::make_shared<Snapshot>();
   s->config = std::move(config);
   if (!s->config->geoip.database.empty()) {
@@ -98,9 +99,10 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
       ids.push_back(registry.region_series({b.name, r.name}));
   }
   s->backends = balancing::build_backends(
-      *s->config, previous != nullptr
-                      ? std::span<const balancing::BackendRuntime>(previous->backends)
-                      : std::span<const balancing::BackendRuntime>());
+      *s->config,
+      previous != nullptr ? std::span<const balancing::BackendRuntime>(previous->backends)
+                          : std::span<const balancing::BackendRuntime>(),
+      resolved);
   for (const auto& b : s->config->backends) {
     std::shared_ptr<boost::asio::ssl::context> context;
     if (b.tls) {
@@ -113,6 +115,13 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
     }
     s->upstream_tls.push_back(std::move(context));
   }
+  return s;
+}
+
+std::shared_ptr<const Snapshot> Snapshot::with_resolved(
+    const dns::ResolvedAddresses& resolved) const {
+  auto s = std::make_shared<Snapshot>(*this);
+  s->backends = balancing::build_backends(*config, backends, &resolved);
   return s;
 }
 

@@ -180,6 +180,12 @@ std::string metrics_text(const proxy::Snapshot& snapshot, const metrics::Registr
   }
   out.push_back(std::move(exhausted));
 
+  auto dns = family("meridian_dns_resolutions_total",
+                    "Lookups of endpoint names with `resolve`, by result.", MetricType::Counter);
+  add_counter(dns, {{"result", "success"}}, static_cast<double>(process.dns_succeeded));
+  add_counter(dns, {{"result", "failure"}}, static_cast<double>(process.dns_failed));
+  out.push_back(std::move(dns));
+
   auto limited = family("meridian_rate_limited_total",
                         "Requests answered 429 by a route's rate limit.", MetricType::Counter);
   for (const auto& l : snapshot.listeners) {

@@ -15,6 +15,8 @@
 #include "meridian/admin/admin_server.hpp"
 #include "meridian/config/loader.hpp"
 #include "meridian/core/log.hpp"
+#include "meridian/core/units.hpp"
+#include "meridian/dns/refresher.hpp"
 #include "meridian/health/health_checker.hpp"
 #include "meridian/metrics/registry.hpp"
 #include "meridian/server/config_watcher.hpp"
@@ -51,15 +53,7 @@ bool same_admin(const config::Config& a, const config::Config& b) {
 }
 
 std::string endpoint_text(const tcp::endpoint& e) {
-  // Built with append: GCC 12 warns falsely (-Wrestrict) on chained operator+ here.
-  const auto a = e.address();
-  std::string text;
-  if (a.is_v6()) text.push_back('[');
-  text.append(a.to_string());
-  if (a.is_v6()) text.push_back(']');
-  text.push_back(':');
-  text.append(std::to_string(e.port()));
-  return text;
+  return format_host_port(e.address(), e.port());
 }
 
 }  // namespace
@@ -87,8 +81,9 @@ struct Server::Impl {
   std::uint64_t reloads_failed = 0;
   std::unique_ptr<health::HealthChecker> health;
   std::unique_ptr<ConfigWatcher> watcher;
-  std::unique_ptr<SharedState> shared;  // admin.shared_state: redis
-  std::string initial_content;          // what load_initial() read, for the watcher
+  std::unique_ptr<SharedState> shared;       // admin.shared_state: redis
+  std::unique_ptr<dns::Refresher> resolver;  // endpoints[].resolve
+  std::string initial_content;               // what load_initial() read, for the watcher
 
   struct ReloadOutcome {
     bool ok = false;
@@ -107,6 +102,8 @@ struct Server::Impl {
   void poll_drained();
   void stop_signals();
   void publish_region_health();
+  void configure_dns();
+  void on_dns_change();
   admin::AdminAnswer maintenance(std::string_view state);
   admin::AdminAnswer set_state(const admin::StateRequest& request);
   void configure_shared_state();
@@ -174,13 +171,17 @@ bool Server::Impl::bind_listeners() {
           now.shared_state_redis = shared->address();
           now.shared_state_connected = shared->connected();
         }
-        return status_json(*snapshot, reload_status, now,
-                           StoreConnections{store_connections.load(), workers.size()});
+        return status_json(
+            *snapshot, reload_status, now,
+            StoreConnections{store_connections.load(), workers.size()},
+            resolver ? resolver->status() : std::vector<dns::Refresher::NameStatus>{});
       };
       hooks.metrics_text = [this] {
         return server::metrics_text(
             *snapshot, *registry,
-            ProcessCounters{reloads_succeeded, reloads_failed, generation, access_log->dropped()});
+            ProcessCounters{reloads_succeeded, reloads_failed, generation, access_log->dropped(),
+                            resolver ? resolver->succeeded() : 0,
+                            resolver ? resolver->failed() : 0});
       };
       hooks.reload = [this] {
         const auto outcome = reload("POST /reload");
@@ -332,7 +333,8 @@ Server::Impl::ReloadOutcome Server::Impl::reload(std::string_view trigger) {
     // The snapshot first (it may fail on the GeoIP file or a certificate), then the new
     // sockets: nothing is bound for a reload that cannot happen.
     std::string error;
-    next = proxy::Snapshot::build(result.config, snapshot.get(), generation + 1, *registry, error);
+    next = proxy::Snapshot::build(result.config, snapshot.get(), generation + 1, *registry, error,
+                                  resolver ? &resolver->addresses() : nullptr);
     if (!next) {
       errors.push_back(options.config_path + ": " + error);
     } else {
@@ -373,6 +375,7 @@ Server::Impl::ReloadOutcome Server::Impl::reload(std::string_view trigger) {
     workers[i]->publish(snapshot, std::move(changes[i]));
   if (health) health->update(snapshot, snapshot->backends);
   configure_shared_state();
+  configure_dns();
   log::info("reloaded ", options.config_path, " (", trigger, "): generation ", generation);
   outcome.ok = true;
   outcome.generation = generation;
@@ -429,6 +432,7 @@ void Server::Impl::drain() {
   node.drain_phase = DrainPhase::draining;
   if (health) health->stop();  // its timers would keep the main loop alive
   region_health_timer.cancel();
+  if (resolver) resolver->stop();
   if (watcher) watcher->stop();
   for (auto& w : workers)
     w->drain();
@@ -444,6 +448,28 @@ void Server::Impl::drain() {
     stop_signals();
   });
   poll_drained();
+}
+
+void Server::Impl::configure_dns() {
+  // Names whose `resolve` went away are dropped, new ones looked up at once. An answer that
+  // changes a name's addresses comes back through on_dns_change().
+  try {
+    if (!resolver) resolver = std::make_unique<dns::Refresher>(ioc, [this] { on_dns_change(); });
+    resolver->configure(*snapshot->config);
+  } catch (const std::exception& e) {
+    log::error(e.what(), "; endpoint names keep the address resolved at load");
+  }
+}
+
+void Server::Impl::on_dns_change() {
+  // The same configuration with the backends rebuilt from the new addresses: addresses that
+  // stay keep their endpoint state, removed ones finish their requests in flight (which pin
+  // the snapshot they started with) and take no new ones.
+  if (node.drain_phase == DrainPhase::draining) return;
+  snapshot = snapshot->with_resolved(resolver->addresses());
+  for (auto& w : workers)
+    w->publish(snapshot);
+  if (health) health->update(snapshot, snapshot->backends);
 }
 
 void Server::Impl::publish_region_health() {
@@ -508,6 +534,7 @@ int Server::run() {
   s.health = std::make_unique<health::HealthChecker>(s.ioc);
   s.health->update(s.snapshot, s.snapshot->backends);
   s.publish_region_health();
+  s.configure_dns();
   s.watcher = std::make_unique<ConfigWatcher>(s.ioc, s.options.config_path,
                                               [&s] { s.reload("file changed"); });
   s.watcher->loaded(s.initial_content);

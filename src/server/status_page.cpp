@@ -31,7 +31,8 @@ std::string_view drain_phase_name(DrainPhase phase) {
 }
 
 std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload,
-                        const NodeState& node, StoreConnections store) {
+                        const NodeState& node, StoreConnections store,
+                        const std::vector<dns::Refresher::NameStatus>& dns) {
   const auto now = balancing::steady_now_ns();
   std::string out;
   out.reserve(4096);
@@ -92,6 +93,10 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
         first_endpoint = false;
         out.append("{\"address\":");
         json::append_string(out, e->address);
+        if (!e->resolved_from.empty()) {
+          out.append(",\"resolved_from\":");
+          json::append_string(out, e->resolved_from);
+        }
         out.append(",\"healthy\":");
         out.append(e->healthy.load(std::memory_order_relaxed) ? "true" : "false");
         out.append(",\"ejected\":");
@@ -142,7 +147,28 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
       out.push_back('}');
     }
   }
-  out.append("]}}\n");
+  out.append("]},\"dns\":[");
+  for (std::size_t i = 0; i < dns.size(); ++i) {
+    const auto& name = dns[i];
+    if (i > 0) out.push_back(',');
+    out.append("{\"name\":");
+    json::append_string(out, name.host);
+    out.append(",\"every_ms\":");
+    out.append(std::to_string(name.every.count()));
+    out.append(",\"addresses\":[");
+    for (std::size_t k = 0; k < name.addresses.size(); ++k) {
+      if (k > 0) out.push_back(',');
+      json::append_string(out, name.addresses[k].to_string());
+    }
+    out.append("],\"ttl_s\":");
+    out.append(std::to_string(name.ttl.count()));
+    out.append(",\"last_result\":");
+    json::append_string(out, name.last_result);
+    out.append(",\"last_error\":");
+    json::append_string(out, name.last_error);
+    out.push_back('}');
+  }
+  out.append("]}\n");
   return out;
 }
 

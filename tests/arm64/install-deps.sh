@@ -14,7 +14,7 @@ set -euo pipefail
 # are not cross-built.
 native=(crossbuild-essential-arm64 qemu-user-static)
 foreign=(libboost1.81-dev libssl-dev libyaml-cpp0.7 libmaxminddb-dev libnghttp2-dev
-         libprometheus-cpp-core1.0 libhiredis-dev libgtest-dev libgmock-dev)
+         libprometheus-cpp-core1.0 libhiredis-dev libc-ares-dev libgtest-dev libgmock-dev)
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

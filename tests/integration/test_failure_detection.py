@@ -5,11 +5,10 @@ counts as a failed probe and the endpoint is probed again at once, then every 20
 is failing. No request fails meanwhile (connect failures are retried in the next region),
 and the region comes back only through its probes (healthy_threshold)."""
 
-import threading
 import time
 import unittest
 
-from harness import Meridian, Origin, ProtocolError, http_request, wait_until
+from harness import Meridian, Origin, SteadyLoad, wait_until
 
 CONFIG = """
 node: {name: edge-detect}
@@ -30,44 +29,6 @@ backends:
       - name: secondary
         endpoints: [{address: "{s1}"}]
 """
-
-
-class SteadyLoad:
-    """Requests on fresh connections from a few threads until stopped; counts outcomes."""
-
-    def __init__(self, address, threads=4):
-        self.address = address
-        self.stopped = threading.Event()
-        self.lock = threading.Lock()
-        self.ok = 0
-        self.failed = []
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
-
-    def run(self):
-        n = 0
-        while not self.stopped.is_set() and n < 20000:
-            n += 1
-            try:
-                r = http_request(self.address, "GET", "/load", timeout=5.0)
-                good = r.status == 200
-                detail = f"status {r.status}"
-            except (OSError, ProtocolError) as e:
-                good, detail = False, repr(e)
-            with self.lock:
-                if good:
-                    self.ok += 1
-                else:
-                    self.failed.append(detail)
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopped.set()
-        for t in self.threads:
-            t.join(10)
 
 
 def primary(status):

@@ -1549,6 +1549,54 @@ class Meridian:
         return self.admin("POST", "/reload")
 
 
+class SteadyLoad:
+    """Requests on fresh connections from a few threads until stopped (at most `limit` per
+    thread); counts the good ones (`ok`, and per X-Origin-Name in `by_origin`) and describes
+    the failed ones (`failed`). A context manager: the threads run inside the block."""
+
+    def __init__(self, address, threads=4, target="/load", limit=20000):
+        self.address = address
+        self.target = target
+        self.limit = limit
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.by_origin = {}
+        self.failed = []
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+
+    def run(self):
+        n = 0
+        while not self.stopped.is_set() and n < self.limit:
+            n += 1
+            try:
+                r = http_request(self.address, "GET", self.target, timeout=5.0)
+                good = r.status == 200
+                detail = r.header("x-origin-name") if good else f"status {r.status}"
+            except (OSError, ProtocolError) as e:
+                good, detail = False, repr(e)
+            with self.lock:
+                if good:
+                    self.ok += 1
+                    self.by_origin[detail] = self.by_origin.get(detail, 0) + 1
+                else:
+                    self.failed.append(detail)
+
+    def served_by(self, origin):
+        with self.lock:
+            return self.by_origin.get(origin, 0)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        for t in self.threads:
+            t.join(10)
+
+
 # Every metric of docs/metrics.md but the extensions, name -> (type, labels). The tests of
 # /metrics and of the Prometheus/Grafana files check against this one table.
 CONTRACT_METRICS = {
@@ -1573,6 +1621,7 @@ EXTENSION_METRICS = {
     "meridian_access_log_dropped_total": ("counter", set()),
     "meridian_endpoint_admin_state": ("gauge", {"backend", "region", "endpoint", "state"}),
     "meridian_upstream_retry_budget_exhausted_total": ("counter", {"backend"}),
+    "meridian_dns_resolutions_total": ("counter", {"result"}),
 }
 
 

@@ -13,6 +13,7 @@
 
 #include "meridian/balancing/endpoint_state.hpp"
 #include "meridian/config/config.hpp"
+#include "meridian/dns/resolved.hpp"
 
 namespace meridian::balancing {
 
@@ -71,8 +72,14 @@ struct BackendRuntime {
 // already has, by (backend, region, address), keep their EndpointState, and regions, by
 // (backend, region), their RegionState; an endpoint replaced because its target or weight
 // changed keeps its own override. Main thread.
+//
+// An endpoint with `resolve` becomes one endpoint per address of its name in `resolved`
+// (dns::Refresher's last good answers), each named by its address ("10.0.1.7:443") and kept
+// across rebuilds by it; before the name's first answer it has none (a region may so have
+// no endpoint for a moment: it is not eligible).
 std::vector<BackendRuntime> build_backends(const config::Config& config,
-                                           std::span<const BackendRuntime> previous);
+                                           std::span<const BackendRuntime> previous,
+                                           const dns::ResolvedAddresses* resolved = nullptr);
 
 // Sets every endpoint's admin_state to the stronger of its own override and the region's,
 // and publishes the region's health (below). Main thread, after either changed.

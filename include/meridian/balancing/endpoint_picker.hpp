@@ -41,10 +41,10 @@ bool is_available(const EndpointState& e, std::uint32_t max_connections_per_endp
 // round_robin: weighted round robin over the available endpoints (each endpoint takes
 // `weight` consecutive turns of every cycle) driven by `rotation`.
 // random: weighted random from `rotation` mixed through a PRNG step.
-// Slow start (`slow_start_ns` > 0): an endpoint whose ramp (slow_start_ramp) is below 1
-// takes part in a pick with that probability, so with any balance it gets about that share
-// of what its weight would give it; when that leaves nothing, the pick is made again
-// without it (the region was chosen; a ramping endpoint is better than none).
+// Slow start (`slow_start_ns` > 0): a picked endpoint whose ramp (slow_start_ramp) is below 1
+// keeps the pick with that probability, else the pick is made again without it, so with any
+// balance it gets about that share of what its weight would give it (and the pick when
+// nothing else is available: the region was chosen, a ramping endpoint beats none).
 const std::shared_ptr<EndpointState>* pick_endpoint(
     const RegionRuntime& region, config::Balance balance,
     std::uint32_t max_connections_per_endpoint, const TriedEndpoints& tried,

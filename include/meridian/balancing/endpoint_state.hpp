@@ -49,6 +49,9 @@ struct EndpointState {
   const std::string address;  // as configured, e.g. "10.0.1.10:8080"; names it in logs and metrics
   const boost::asio::ip::tcp::endpoint target;
   const std::uint32_t weight;  // >= 1
+  // For an address found by re-resolving a name (endpoints[].resolve): the name as written,
+  // "host:port"; "" otherwise. Set when the endpoint is built, read-only afterwards.
+  std::string resolved_from;
 
   // Requests in flight to this endpoint across all workers (for least_conn). Written by
   // every request on every worker, so it has a cache line of its own: the fields below are

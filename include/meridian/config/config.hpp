@@ -78,6 +78,11 @@ struct Admin {
   bool shared_state_redis = false;
 };
 
+// `dns`: where endpoint names with `resolve` are looked up.
+struct Dns {
+  std::vector<std::string> servers;  // "ip:port" each; empty = the system's (/etc/resolv.conf)
+};
+
 struct GeoIp {
   std::string database;  // "" = no GeoIP; otherwise the file exists and is readable
 };
@@ -268,6 +273,7 @@ struct Config {
   bool debug_headers = false;
   Admin admin;
   GeoIp geoip;
+  Dns dns;
   ClientIp client_ip;
   AccessLog access_log;
   Limits limits;

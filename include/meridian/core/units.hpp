@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include <boost/asio/ip/address.hpp>
+
 namespace meridian {
 
 // A non-negative decimal integer: ASCII digits only (no sign, no spaces). nullopt on anything
@@ -35,5 +37,8 @@ struct HostPort {
 };
 // "host:port" or "[v6]:port"; port 0..65535. nullopt when the shape is wrong.
 std::optional<HostPort> parse_host_port(std::string_view text);
+
+// The other way: "10.0.0.1:53", "[2001:db8::1]:53" (the form parse_host_port reads).
+std::string format_host_port(const boost::asio::ip::address& address, std::uint16_t port);
 
 }  // namespace meridian

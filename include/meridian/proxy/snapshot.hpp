@@ -71,9 +71,14 @@ struct Snapshot {
   // rate limit state to routes (by listener and name) whose limit is unchanged. `registry`
   // numbers the metric series (and allocates their counters on every worker).
   // Returns null with `error` set when a resource cannot be opened (the GeoIP database).
+  // `resolved`: the endpoint names DNS re-resolution knows (build_backends), or null.
   static std::shared_ptr<const Snapshot> build(std::shared_ptr<const config::Config> config,
                                                const Snapshot* previous, std::uint64_t generation,
-                                               metrics::Registry& registry, std::string& error);
+                                               metrics::Registry& registry, std::string& error,
+                                               const dns::ResolvedAddresses* resolved = nullptr);
+  // The same snapshot with its backends rebuilt from `resolved` (a DNS answer changed):
+  // everything else is shared with this one. Main thread.
+  std::shared_ptr<const Snapshot> with_resolved(const dns::ResolvedAddresses& resolved) const;
 };
 
 }  // namespace meridian::proxy

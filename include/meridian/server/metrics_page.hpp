@@ -18,6 +18,8 @@ struct ProcessCounters {
   std::uint64_t reloads_failed = 0;
   std::uint64_t generation = 0;
   std::uint64_t access_log_dropped = 0;
+  std::uint64_t dns_succeeded = 0;  // meridian_dns_resolutions_total{result}
+  std::uint64_t dns_failed = 0;
 };
 
 std::string metrics_text(const proxy::Snapshot& snapshot, const metrics::Registry& registry,

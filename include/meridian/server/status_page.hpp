@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "meridian/dns/refresher.hpp"
 #include "meridian/proxy/snapshot.hpp"
 
 namespace meridian::server {
@@ -40,8 +41,10 @@ struct NodeState {
 
 std::string_view drain_phase_name(DrainPhase phase);
 
+// `dns`: the names DNS re-resolution follows (dns::Refresher::status()), shown under "dns".
 std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& reload,
-                        const NodeState& node, StoreConnections store = {});
+                        const NodeState& node, StoreConnections store = {},
+                        const std::vector<dns::Refresher::NameStatus>& dns = {});
 
 // The answer to POST /reload: {"result":"success"|"failure","generation":N,"errors":[...]}.
 std::string reload_json(bool ok, std::uint64_t generation, const std::vector<std::string>& errors);

@@ -3,6 +3,7 @@
 // unless what it points at changed.
 #include "meridian/balancing/backend_runtime.hpp"
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -275,6 +276,48 @@ TEST(BuildBackends, UsesClientLocationOnlyWhenSteeringNeedsIt) {
   EXPECT_FALSE(b[1].uses_client_location);  // one region: nothing to choose
   EXPECT_FALSE(b[2].uses_client_location);  // latency policy: no geo term
   EXPECT_TRUE(b[3].uses_client_location);   // a fencing rule reads the client's continent
+}
+
+// An endpoint with `resolve`: one endpoint per address of the name, named by the address;
+// none before the first answer; an address that stays keeps its state, a new one ramps.
+TEST(BuildBackends, AResolvedNameIsOneEndpointPerAddress) {
+  config::Config c;
+  config::Endpoint named;
+  named.address.text = "origin.example.test:8443";
+  named.address.host = "origin.example.test";
+  named.address.port = 8443;
+  named.weight = 3;
+  named.resolve_every = std::chrono::seconds(30);
+  c.backends.push_back(backend("api", {reg("eu", {named, ep("10.0.9.9", 80)})}));
+
+  const auto before_answer = build_backends(c, {});
+  ASSERT_EQ(before_answer[0].regions[0].endpoints.size(), 1u) << "only the literal address";
+
+  dns::ResolvedAddresses resolved;
+  resolved["origin.example.test"] = {boost::asio::ip::make_address("10.1.0.1"),
+                                     boost::asio::ip::make_address("2001:db8::7")};
+  const auto first = build_backends(c, before_answer, &resolved);
+  const auto& endpoints = first[0].regions[0].endpoints;
+  ASSERT_EQ(endpoints.size(), 3u);
+  EXPECT_EQ(endpoints[0]->address, "10.1.0.1:8443");
+  EXPECT_EQ(endpoints[1]->address, "[2001:db8::7]:8443");
+  EXPECT_EQ(endpoints[0]->resolved_from, "origin.example.test:8443");
+  EXPECT_EQ(endpoints[0]->weight, 3u);
+  EXPECT_EQ(endpoints[0]->target.port(), 8443);
+  EXPECT_EQ(endpoints[2]->address, "10.0.9.9:80");
+  EXPECT_NE(endpoints[0]->recovered_at_ns.load(), 0) << "added while serving: slow start";
+  endpoints[1]->in_flight.store(4);
+
+  resolved["origin.example.test"] = {boost::asio::ip::make_address("2001:db8::7"),
+                                     boost::asio::ip::make_address("10.1.0.2")};
+  const auto second = build_backends(c, first, &resolved);
+  const auto& now = second[0].regions[0].endpoints;
+  ASSERT_EQ(now.size(), 3u);
+  EXPECT_EQ(now[0]->address, "[2001:db8::7]:8443");
+  EXPECT_EQ(now[0], endpoints[1]) << "the address that stayed keeps its state";
+  EXPECT_EQ(now[0]->in_flight.load(), 4u);
+  EXPECT_EQ(now[1]->address, "10.1.0.2:8443");
+  EXPECT_EQ(now[2], endpoints[2]);
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // The origin traffic policy keys (docs/configuration.md): routes[].retry, regions[].capacity
 // and traffic_dial, backends[].slow_start and endpoints[].resolve -- values, defaults and the
 // errors with their positions.
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "config_test_support.hpp"
@@ -107,6 +110,34 @@ backends:
   EXPECT_TRUE(has_error(result, "backends[0].regions[0].endpoints[2].resolve.every", 22, 22,
                         "required key is missing"));
   EXPECT_EQ(result.errors.size(), 10u) << all_errors(result);
+}
+
+TEST(TrafficPolicy, DnsServersAndANameOnlyTheyKnow) {
+  auto result = load(R"(
+dns: {servers: [10.0.0.2, "10.0.0.3:5353", "[2001:db8::53]:53"]}
+listeners:
+  - name: public
+    listen: 127.0.0.1:0
+    routes: [{name: all, backend: api}]
+backends:
+  - name: api
+    regions:
+      - name: eu
+        location: {lat: 50.1, lon: 8.7}
+        endpoints:
+          - {address: "origin.does-not-exist.invalid:8443", resolve: {every: 5s}}
+)");
+  ASSERT_TRUE(result.ok()) << all_errors(result) << "\n(a name with resolve is not looked up)";
+  EXPECT_EQ(result.config->dns.servers,
+            (std::vector<std::string>{"10.0.0.2:53", "10.0.0.3:5353", "[2001:db8::53]:53"}));
+  const auto& e = result.config->backends.at(0).regions.at(0).endpoints.at(0);
+  EXPECT_EQ(e.address.host, "origin.does-not-exist.invalid");
+  EXPECT_EQ(e.address.port, 8443);
+
+  auto bad = load_with_both("dns: {servers: [ns1.example.com]}\n");
+  EXPECT_TRUE(has_error(bad, "dns.servers[0]", 1, 17,
+                        "expected a DNS server address like 10.0.0.2 or 10.0.0.2:53, got "
+                        "\"ns1.example.com\""));
 }
 
 }  // namespace

@@ -181,6 +181,8 @@ debug_headers: true
 admin:
   listen: 127.0.0.1:0
   shared_state: redis
+dns:
+  servers: ["127.0.0.1:5353"]
 geoip:
   database: ""
 client_ip:
