@@ -162,12 +162,6 @@ RegionView region_view(const RegionRuntime& region, const config::Backend& backe
                        std::int64_t now_ns) {
   RegionView view;
   view.availability = region_availability(region, backend.max_connections_per_endpoint, now_ns);
-  if (const std::uint32_t capacity = region.config->capacity; capacity != 0) {
-    for (const auto& e : region.endpoints) {
-      view.in_flight += e->in_flight.load(std::memory_order_relaxed);
-    }
-    view.full = view.in_flight >= capacity;
-  }
   view.healthy = region.state->healthy_endpoints.load(std::memory_order_relaxed);
   if (backend.slow_start.count() > 0 && view.healthy == 0 &&
       view.availability != RegionAvailability::none) {
@@ -180,6 +174,16 @@ RegionView region_view(const RegionRuntime& region, const config::Backend& backe
         std::chrono::duration_cast<std::chrono::nanoseconds>(backend.slow_start).count(), now_ns);
   }
   return view;
+}
+
+bool region_full(const RegionRuntime& region) {
+  const std::uint32_t capacity = region.config->capacity;
+  if (capacity == 0) return false;
+  std::uint64_t in_flight = 0;
+  for (const auto& e : region.endpoints) {
+    in_flight += e->in_flight.load(std::memory_order_relaxed);
+  }
+  return in_flight >= capacity;
 }
 
 double region_keep_share(const RegionRuntime& region, const RegionView& view) {
@@ -299,8 +303,6 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
     // failover, off a full one as overflow, off a shedding one as shed.
     if (view.availability == RegionAvailability::drain_only) {
       c.tier = Tier::draining;
-    } else if (view.full) {
-      c.tier = Tier::full;
     } else if (region.config->traffic_dial < 1.0 || view.ramp < 1.0 ||
                (view.healthy != 0 && 2 * std::uint64_t{view.healthy} < region.endpoints.size())) {
       const double keep = region_keep_share(region, view);
@@ -317,12 +319,30 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
     sorted[slot] = c;
   }
 
+  // Capacity, looked at lazily: only the head of the order takes this request, so only it is
+  // summed. A full head region moves behind every region with room (before the draining
+  // ones) and the next one is looked at; when all are full, the best of them serves.
+  std::size_t full = 0;
+  while (full < count && sorted[full].tier != Tier::draining &&
+         region_full(backend.regions[sorted[full].index])) {
+    tiers[sorted[full].index] = Tier::full;
+    ++full;
+  }
   RegionOrder order;
   order.count = count;
-  for (std::size_t k = 0; k < count; ++k)
-    order.index[k] = sorted[k].index;
+  std::size_t k = 0;
+  std::size_t first_draining = full;
+  while (first_draining < count && sorted[first_draining].tier != Tier::draining) {
+    ++first_draining;
+  }
+  for (std::size_t i = full; i < first_draining; ++i)
+    order.index[k++] = sorted[i].index;
+  for (std::size_t i = 0; i < full; ++i)
+    order.index[k++] = sorted[i].index;
+  for (std::size_t i = first_draining; i < count; ++i)
+    order.index[k++] = sorted[i].index;
   if (count == 0) return order;
-  if (sorted[0].index != ideal.index) {
+  if (order.index[0] != ideal.index) {
     switch (tiers[ideal.index]) {
       case Tier::full:
         order.reason = RegionOrder::Reason::overflow;
@@ -333,7 +353,7 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
       default:  // not eligible, or draining
         order.reason = RegionOrder::Reason::failover;
     }
-  } else if (any_fenced && fenced[sorted[0].index]) {
+  } else if (any_fenced && fenced[order.index[0]]) {
     order.reason = RegionOrder::Reason::fenced;
   } else {
     order.reason = RegionOrder::Reason::nearest;

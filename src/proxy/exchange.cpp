@@ -86,9 +86,14 @@ void Exchange::dispatch() {
   const auto* config = request_.backend->config;
   const auto slow_start_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(config->slow_start).count();
-  for (const bool allow_drain : {false, true}) {
+  // A retry is steered like a new request: a region at its capacity is passed over while
+  // another can take it (the first pass). Then any region; then draining endpoints.
+  const bool retrying = retry_from_region_ >= 0;
+  for (int pass = retrying ? 0 : 1; pass < 3; ++pass) {
+    const bool allow_drain = pass == 2;
     for (std::size_t pos = region_pos_; pos < order_.count; ++pos) {
       const auto& region = request_.backend->regions[order_.index[pos]];
+      if (pass == 0 && balancing::region_full(region)) continue;
       const auto* picked = balancing::pick_endpoint(
           region, config->balance, config->max_connections_per_endpoint, tried_,
           w_.rotation(region.ordinal), now_ns_, allow_drain, slow_start_ns);

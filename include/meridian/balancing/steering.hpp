@@ -125,14 +125,16 @@ struct RegionView {
   // Healthy, not ejected, active endpoints (full ones count), as last published
   // (RegionState::healthy_endpoints, at most kPublishPeriod old); kNotCounted sheds nothing.
   std::uint32_t healthy = RegionState::kNotCounted;
-  std::uint64_t in_flight = 0;  // requests in flight to its endpoints (only with a capacity)
-  double ramp = 1.0;            // slow start: the largest ramp among the healthy endpoints
-  bool full = false;            // capacity set and in_flight at or above it
+  double ramp = 1.0;  // slow start: the largest ramp among the healthy endpoints
 };
-// region_availability (which stops at the first active endpoint), the in-flight sum when the
-// region has a capacity, and the published health. O(endpoints) at worst.
+// region_availability (which stops at the first active endpoint) and the published health.
 RegionView region_view(const RegionRuntime& region, const config::Backend& backend,
                        std::int64_t now_ns);
+
+// The region has a `capacity` and as many requests in flight (summed over its endpoints,
+// node-wide). O(endpoints); order_regions asks only for the regions at the head of its
+// order, and Exchange::dispatch for the regions a retry would go to.
+bool region_full(const RegionRuntime& region);
 
 RegionAvailability region_availability(const RegionRuntime& region,
                                        std::uint32_t max_connections_per_endpoint,
