@@ -1,8 +1,8 @@
 """TLS termination (a listener's `tls`), with real clients: curl and `openssl s_client`
 (Debian's), and Python's ssl module. Certificates are made per run with the openssl command
 line. SNI picks the certificate (exact names, then wildcards; the first certificate for unknown
-names and for clients without SNI), `min_version` refuses older clients, TLS 1.2 sessions
-resume, ALPN answers http/1.1 to HTTP/1.1 clients, requests carry `X-Forwarded-Proto: https`,
+names and for clients without SNI), `min_version` refuses older clients, sessions resume
+(TLS 1.2 session IDs whichever side closes first, TLS 1.2 and 1.3 tickets), ALPN answers http/1.1 to HTTP/1.1 clients, requests carry `X-Forwarded-Proto: https`,
 the PROXY protocol header comes before the handshake, a reload reads the certificate files
 again, and a broken certificate stops a start."""
 
@@ -160,11 +160,53 @@ class TlsTest(unittest.TestCase):
         self.assertIn("Cipher is (NONE)", out, "TLS 1.1 is never accepted")
 
     def test_tls12_session_resumption(self):
+        # s_client offers a ticket by default: this is TLS 1.2 ticket resumption (RFC 5077).
         session = os.path.join(self.certs, "session.pem")
         _, out = s_client(self.port, "-tls1_2", "-servername", "a.test", "-sess_out", session)
         self.assertIn("New, TLSv1.2", out)
+        self.assertIn("TLS session ticket lifetime hint", out)
         _, out = s_client(self.port, "-tls1_2", "-servername", "a.test", "-sess_in", session)
         self.assertIn("Reused, TLSv1.2", out)
+
+    def test_tls12_session_id_resumption_when_the_client_closes_first(self):
+        # -no_ticket: the server's session cache (session IDs). s_client with nothing to send
+        # sends close_notify and closes first; the session must stay in the cache then, and
+        # whichever of the two workers takes the next connection must find it.
+        for attempt in range(6):
+            session = os.path.join(self.certs, f"session-id-{attempt}.pem")
+            _, out = s_client(self.port, "-tls1_2", "-no_ticket", "-servername", "a.test",
+                              "-sess_out", session)
+            self.assertIn("New, TLSv1.2", out)
+            for _ in range(2):
+                _, out = s_client(self.port, "-tls1_2", "-no_ticket", "-servername", "a.test",
+                                  "-sess_in", session)
+                self.assertIn("Reused, TLSv1.2", out, f"attempt {attempt}")
+
+    def test_tls12_session_id_resumption_when_the_server_closes_first(self):
+        # The request asks meridian to close: it ends the connection after its answer.
+        session = os.path.join(self.certs, "session-server-closes.pem")
+        request = b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        _, out = s_client(self.port, "-tls1_2", "-no_ticket", "-servername", "a.test",
+                          "-ign_eof", "-sess_out", session, data=request)
+        self.assertIn("New, TLSv1.2", out)
+        self.assertIn("HTTP/1.1 200", out)
+        _, out = s_client(self.port, "-tls1_2", "-no_ticket", "-servername", "a.test",
+                          "-ign_eof", "-sess_in", session, data=request)
+        self.assertIn("Reused, TLSv1.2", out)
+
+    def test_tls13_ticket_resumption(self):
+        # TLS 1.3 tickets come after the handshake: the first client stays for an answer
+        # (-ign_eof) so that it has them when it saves the session.
+        session = os.path.join(self.certs, "session13.pem")
+        request = b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        _, out = s_client(self.port, "-tls1_3", "-servername", "a.test", "-ign_eof",
+                          "-sess_out", session, data=request)
+        self.assertIn("New, TLSv1.3", out)
+        for _ in range(3):
+            _, out = s_client(self.port, "-tls1_3", "-servername", "a.test", "-ign_eof",
+                              "-sess_in", session, data=request)
+            self.assertIn("Reused, TLSv1.3", out)
+            self.assertIn("HTTP/1.1 200", out)
 
     def client_context(self):
         context = ssl.create_default_context(cafile=os.path.join(self.certs, "a.pem"))

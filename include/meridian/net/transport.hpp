@@ -79,6 +79,17 @@ class Transport {
   // Pending operations complete with operation_aborted (a TLS stream's touch the stream
   // then: keep the Transport alive until they have run).
   void close() {
+    if (tls_) {
+      // A connection closed after its handshake finished counts as cleanly shut down for
+      // its TLS session: without SSL_SENT_SHUTDOWN, SSL_free drops the session from the
+      // server's cache (OpenSSL's ssl_clear_bad_session), and a TLS 1.2 client that closed
+      // first, or that met an idle timeout, cannot resume by session ID. nginx does the same
+      // (ngx_ssl_shutdown). A fatal alert has already evicted its session.
+      SSL* ssl = tls_->native_handle();
+      if (SSL_is_init_finished(ssl) == 1) {
+        SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+      }
+    }
     boost::system::error_code ignored;
     socket().close(ignored);
   }
