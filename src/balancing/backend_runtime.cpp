@@ -107,9 +107,7 @@ void publish_region_health(const RegionRuntime& region, std::int64_t now_ns) {
     if (!e->healthy.load(std::memory_order_relaxed) || e->is_ejected(now_ns)) continue;
     if (e->admin_state.load(std::memory_order_relaxed) != AdminState::active) continue;
     ++healthy;
-    std::int64_t recovered = e->recovered_at_ns.load(std::memory_order_relaxed);
-    const std::int64_t ejection_end = e->ejected_until_ns.load(std::memory_order_relaxed);
-    if (ejection_end > recovered) recovered = ejection_end;  // in the past: not ejected
+    const std::int64_t recovered = e->recovered_since(now_ns);
     if (since < 0 || recovered < since) since = recovered;
   }
   region.state->healthy_endpoints.store(healthy, std::memory_order_relaxed);

@@ -1,8 +1,7 @@
 #include "meridian/balancing/endpoint_picker.hpp"
 
-#include <algorithm>
-
 #include "meridian/balancing/steering.hpp"
+#include "meridian/core/splitmix.hpp"
 
 namespace meridian::balancing {
 
@@ -21,14 +20,6 @@ bool usable(const EndpointState& e, const Filter& f) {
     return false;
   }
   return is_available(e, f.cap) && !e.is_ejected(f.now_ns);
-}
-
-// splitmix64: a cheap, well-mixed step for weighted random choices.
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
 }
 
 const std::shared_ptr<EndpointState>* pick_least_conn(const RegionRuntime& region, const Filter& f,
@@ -114,12 +105,12 @@ const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region,
   // pick is made again without it (and stays with it when nothing else is there). Only the
   // picked endpoint is looked at: two loads when it is not ramping.
   const EndpointState& e = **picked;
-  const std::int64_t since = std::max(e.recovered_at_ns.load(std::memory_order_relaxed),
-                                      e.ejected_until_ns.load(std::memory_order_relaxed));
+  const std::int64_t since = e.recovered_since(now_ns);
   if (since == 0 || now_ns - since >= slow_start_ns) return picked;
-  const double ramp = slow_start_ramp(e, slow_start_ns, now_ns);
-  const auto draw = mix(rotation ^ reinterpret_cast<std::uintptr_t>(&e));
-  if (static_cast<double>(draw >> 11) * 0x1.0p-53 < ramp) return picked;
+  const double ramp = ramp_at(since, slow_start_ns, now_ns);
+  if (unit_interval(splitmix64(rotation ^ reinterpret_cast<std::uintptr_t>(&e))) < ramp) {
+    return picked;
+  }
   TriedEndpoints without = tried;
   without.add(&e);
   // On a copy of the rotation: the turn the ramping endpoint passed up is not a turn of the
@@ -153,7 +144,7 @@ const std::shared_ptr<EndpointState>* pick_any(const RegionRuntime& region, conf
         picked = pick_weighted(region, f, tried, rotation++);
         break;
       case config::Balance::random:
-        picked = pick_weighted(region, f, tried, mix(rotation++));
+        picked = pick_weighted(region, f, tried, splitmix64(rotation++));
         break;
     }
     if (picked != nullptr) return picked;

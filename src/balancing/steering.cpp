@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "meridian/balancing/endpoint_picker.hpp"
+#include "meridian/core/splitmix.hpp"
 
 namespace meridian::balancing {
 
@@ -20,19 +21,6 @@ constexpr double kKmPerMs = 100.0;
 // Slow start begins at this share of the full weight (HAProxy's slowstart begins near 0,
 // Envoy's at its min_weight_percent, 10% by default).
 constexpr double kSlowStartFloor = 0.1;
-
-// splitmix64's finaliser: spreads a hash over all 64 bits.
-std::uint64_t mix64(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// The top 53 bits of `x` as a double in [0, 1).
-double unit_interval(std::uint64_t x) {
-  return static_cast<double>(x >> 11) * 0x1.0p-53;
-}
 
 // Whether `code` (a client's country or continent, "" when unknown) is in `codes`.
 bool listed(std::string_view code, const std::vector<std::string>& codes) {
@@ -138,15 +126,11 @@ std::uint64_t client_hash(const unsigned char* bytes, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     h = (h ^ bytes[i]) * 0x100000001b3ULL;
   }
-  return mix64(h);
+  return splitmix64(h);
 }
 
 double slow_start_ramp(const EndpointState& e, std::int64_t slow_start_ns, std::int64_t now_ns) {
-  if (slow_start_ns <= 0) return 1.0;
-  std::int64_t since = e.recovered_at_ns.load(std::memory_order_relaxed);
-  const std::int64_t ejection_end = e.ejected_until_ns.load(std::memory_order_relaxed);
-  if (ejection_end <= now_ns && ejection_end > since) since = ejection_end;
-  return ramp_at(since, slow_start_ns, now_ns);
+  return ramp_at(e.recovered_since(now_ns), slow_start_ns, now_ns);
 }
 
 double ramp_at(std::int64_t since, std::int64_t slow_start_ns, std::int64_t now_ns) {
@@ -308,7 +292,7 @@ RegionOrder order_regions(const BackendRuntime& backend, const geo::ClientLocati
       const double keep = region_keep_share(region, view);
       // The client's place in [0, 1) for this region: below `keep` it stays. Salted with the
       // region so that two shedding regions do not shed the same clients.
-      if (unit_interval(mix64(client_hash ^ region.salt)) >= keep) c.tier = Tier::shed;
+      if (unit_interval(splitmix64(client_hash ^ region.salt)) >= keep) c.tier = Tier::shed;
     }
     tiers[i] = c.tier;
     std::size_t slot = count++;

@@ -175,7 +175,6 @@ RetryPolicy read_retry(Diagnostics& diag, const Field& field) {
         retry.on_reset = true;
       } else if (auto code = parse_uint(*text); code && *code >= 400 && *code <= 599) {
         retry.on_status.set(static_cast<std::size_t>(*code));
-        retry.any_status = true;
       } else {
         diag.error(
             item, "expected connect, reset or a status code from 400 to 599, got " + quoted(*text));

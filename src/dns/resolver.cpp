@@ -138,10 +138,7 @@ void Resolver::watch(int fd, bool readable, bool writable) {
     return;
   }
   auto& w = watches_[fd];
-  if (!w) {
-    static std::uint64_t next_id = 0;
-    w = std::make_unique<Watch>(ioc_, fd, ++next_id);
-  }
+  if (!w) w = std::make_unique<Watch>(ioc_, fd, ++next_watch_id_);
   w->readable = readable;
   w->writable = writable;
   arm(*w);

@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 
 #include "meridian/core/log.hpp"
+#include "meridian/core/splitmix.hpp"
 #include "meridian/http/forwarding.hpp"
 #include "meridian/http/h1/chunked.hpp"
 #include "meridian/tls/client_context.hpp"
@@ -50,7 +51,6 @@ void Exchange::start(const ExchangeRequest& request) {
   response_started_ = response_delivering_ = response_delivered_any_ = false;
   response_finished_ = false;
   stale_retry_used_ = false;
-  retries_made_ = 0;
   pending_body_ = nullptr;
   request_trailers_ = nullptr;
   trailers_.clear();
@@ -692,7 +692,7 @@ bool Exchange::retry_status(unsigned status) {
   // body, if any, was not handed over: bodies are streamed, not kept), on another endpoint,
   // and only when one is there -- otherwise this answer is the one the client gets.
   const auto& policy = *request_.retry;
-  if (!policy.any_status || status >= policy.on_status.size() || !policy.on_status[status]) {
+  if (status >= policy.on_status.size() || !policy.on_status[status]) {
     return false;
   }
   if (!request_.idempotent || body_sent_ || response_delivered_any_ || retries_left_ == 0) {
@@ -754,7 +754,6 @@ void Exchange::release_retry_budget() {
 
 void Exchange::schedule_retry(metrics::RetryReason reason) {
   --retries_left_;
-  ++retries_made_;
   retry_from_region_ = region_index_;  // counted in dispatch() if a retry goes out
   retry_reason_ = reason;
   // Jittered exponential backoff (Envoy's): retry n waits a uniform draw from
@@ -764,14 +763,12 @@ void Exchange::schedule_retry(metrics::RetryReason reason) {
     dispatch();
     return;
   }
-  const std::uint64_t factor = retries_made_ >= 4 ? 10 : (1ULL << retries_made_) - 1;
+  const std::uint32_t n = request_.retries - retries_left_;  // this retry's number, from 1
+  const std::uint64_t factor = n >= 4 ? 10 : (1ULL << n) - 1;
   const auto ceiling_us = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(base).count() * factor);
-  std::uint64_t draw =
-      attempt_ * 0x9e3779b97f4a7c15ULL ^ static_cast<std::uint64_t>(balancing::steady_now_ns());
-  draw ^= draw >> 29;
-  draw *= 0xbf58476d1ce4e5b9ULL;
-  draw ^= draw >> 32;
+  const std::uint64_t draw =
+      splitmix64(attempt_ ^ static_cast<std::uint64_t>(balancing::steady_now_ns()));
   const auto wait = std::chrono::microseconds(draw % (ceiling_us + 1));
   if (!backoff_timer_) backoff_timer_.emplace(w_.ioc);
   backoff_timer_->expires_after(wait);

@@ -7,6 +7,8 @@
 #include <random>
 #include <sys/mman.h>
 
+#include "meridian/core/splitmix.hpp"
+
 namespace meridian::ratelimit {
 
 namespace {
@@ -24,13 +26,6 @@ struct Entry {
 };
 static_assert(sizeof(Entry) == 24);
 
-std::uint64_t splitmix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 }  // namespace
 
 std::uint64_t hash64(std::string_view bytes, std::uint64_t seed) {
@@ -39,7 +34,7 @@ std::uint64_t hash64(std::string_view bytes, std::uint64_t seed) {
     h ^= c;
     h *= 0x100000001b3ULL;
   }
-  return splitmix(h ^ bytes.size());
+  return splitmix64(h ^ bytes.size());
 }
 
 // One shard: `capacity` entries on an LRU list (head = most recent) and an open-addressing
@@ -132,8 +127,8 @@ struct LocalBuckets::Shard {
 
 LocalBuckets::LocalBuckets(std::size_t max_keys)
     : max_keys_(std::max<std::size_t>(max_keys, 1)),
-      seed_(splitmix((static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
-                     std::random_device{}())),
+      seed_(splitmix64((static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
+                       std::random_device{}())),
       shards_(std::make_unique<Shard[]>(kShards)) {
   const std::size_t per_shard = std::max(kMinPerShard, (max_keys_ + kShards - 1) / kShards);
   const std::size_t index_slots = std::bit_ceil(per_shard * 2);
@@ -162,7 +157,7 @@ LocalBuckets::~LocalBuckets() {
 }
 
 std::uint64_t LocalBuckets::hash_key(std::uint64_t route_seed, std::string_view bytes) const {
-  return hash64(bytes, seed_ ^ splitmix(route_seed));
+  return hash64(bytes, seed_ ^ splitmix64(route_seed));
 }
 
 Decision LocalBuckets::take(std::uint64_t key, std::int64_t now_ns, const Quota& quota) {

@@ -457,7 +457,7 @@ void Server::Impl::configure_dns() {
     if (!resolver) resolver = std::make_unique<dns::Refresher>(ioc, [this] { on_dns_change(); });
     resolver->configure(*snapshot->config);
   } catch (const std::exception& e) {
-    log::error(e.what(), "; endpoint names keep the address resolved at load");
+    log::error(e.what(), "; names with resolve get no address until a reload fixes dns");
   }
 }
 

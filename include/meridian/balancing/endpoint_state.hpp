@@ -91,6 +91,13 @@ struct EndpointState {
   bool is_ejected(std::int64_t now_ns) const {
     return ejected_until_ns.load(std::memory_order_relaxed) > now_ns;
   }
+  // Slow start: when the endpoint last became usable again as of `now_ns` -- the later of
+  // recovered_at_ns and the end of an ejection that has ended; 0 = usable since the start.
+  std::int64_t recovered_since(std::int64_t now_ns) const {
+    const std::int64_t recovered = recovered_at_ns.load(std::memory_order_relaxed);
+    const std::int64_t ejection_end = ejected_until_ns.load(std::memory_order_relaxed);
+    return ejection_end <= now_ns && ejection_end > recovered ? ejection_end : recovered;
+  }
 };
 
 // Counts one request in flight for as long as it lives (RAII over in_flight).

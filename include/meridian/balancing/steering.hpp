@@ -93,7 +93,7 @@ double slow_start_ramp(const EndpointState& e, std::int64_t slow_start_ns, std::
 // The same ramp for a recovery at `since` (0 = none: 1).
 double ramp_at(std::int64_t since, std::int64_t slow_start_ns, std::int64_t now_ns);
 
-// One walk over a region's endpoints: what steering needs to know of it.
+// What steering knows of a region for one request (region_view(), below).
 struct RegionView;
 
 // The share of its own catchment a region keeps (docs/http-behaviour.md, shedding):

@@ -145,7 +145,6 @@ struct RetryPolicy {
   bool on_reset = true;    // the origin closed or reset before any response byte
   // Origin status codes that are retried (index = code, 400-599 accepted); none by default.
   std::bitset<600> on_status;
-  bool any_status = false;      // on_status has a bit set (the data path's fast check)
   Duration per_try_timeout{0};  // 0 = only the route's timeout bounds an attempt
   double budget = 0.2;          // [0, 1]: retries in flight / requests in flight, per backend
   Duration backoff{25};         // base of the jittered exponential backoff; 0 = none

@@ -55,6 +55,7 @@ class Resolver {
   boost::asio::io_context& ioc_;
   ares_channeldata* channel_ = nullptr;
   std::map<int, std::unique_ptr<Watch>> watches_;
+  std::uint64_t next_watch_id_ = 0;  // tells a handler of a replaced watch on one fd apart
   boost::asio::steady_timer timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

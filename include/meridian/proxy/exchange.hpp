@@ -263,7 +263,6 @@ class Exchange final : private net::Deadline, private H2UpstreamStream {
   int region_index_ = -1;         // see region_index()
   int retry_from_region_ = -1;    // a retry is wanted after an attempt in this region failed
   metrics::RetryReason retry_reason_ = metrics::RetryReason::connect;  // ... and why
-  std::uint32_t retries_made_ = 0;   // retries (not free ones) of this request so far
   unsigned last_status_ = 0;         // Failure::status: the answer retried
   bool holds_retry_budget_ = false;  // counted in the backend's retries_in_flight
   bool backing_off_ = false;         // backoff_timer_ is pending

@@ -19,7 +19,7 @@ TEST(TrafficPolicy, Defaults) {
   const auto& retry = result.config->listeners.at(0).routes.at(0).retry;
   EXPECT_TRUE(retry.on_connect);
   EXPECT_TRUE(retry.on_reset);
-  EXPECT_FALSE(retry.any_status);
+  EXPECT_FALSE(retry.on_status.any());
   EXPECT_EQ(retry.per_try_timeout, milliseconds(0));
   EXPECT_DOUBLE_EQ(retry.budget, 0.2);
   EXPECT_EQ(retry.backoff, milliseconds(25));
@@ -55,7 +55,7 @@ backends:
   const auto& retry = result.config->listeners.at(0).routes.at(0).retry;
   EXPECT_FALSE(retry.on_connect) << "`on` replaces the default list";
   EXPECT_TRUE(retry.on_reset);
-  EXPECT_TRUE(retry.any_status);
+  EXPECT_TRUE(retry.on_status.any());
   EXPECT_TRUE(retry.on_status[502]);
   EXPECT_TRUE(retry.on_status[503]);
   EXPECT_FALSE(retry.on_status[504]);
