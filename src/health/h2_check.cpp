@@ -70,10 +70,9 @@ class H2Check final : public ActiveCheck, private http::h2::Events {
   static long long check_timeout_ms(const H2Check& c) { return c.check().timeout.count(); }
 
   void handshake() {
-    auto& stream = transport_->start_tls(*tls_context_);
+    auto& stream = transport_->start_tls(*tls_context_, net::TlsRole::client);
     tls::prepare_client(stream.native_handle(), tls_settings_, endpoint().address);
     stream.async_handshake(
-        asio::ssl::stream_base::client,
         [self = self(), t = transport_, probe = probe_](const boost::system::error_code& ec) {
           if (probe != self->probe_ || self->done_ || self->stopped()) return;
           if (ec) return self->fail("TLS handshake: " + ec.message());

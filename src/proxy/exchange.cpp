@@ -220,13 +220,12 @@ void Exchange::on_connected(std::uint64_t attempt, boost::system::error_code ec)
   }
   // Backend `tls`: the handshake, under connect_timeout again (a failure counts as a
   // connect failure: nothing of the request was sent, so it is retried elsewhere).
-  auto& stream = up_->transport.start_tls(*request_.tls);
+  auto& stream = up_->transport.start_tls(*request_.tls, net::TlsRole::client);
   tls::prepare_client(stream.native_handle(), *request_.tls_config, in_flight_.get()->address);
   connecting_ = true;
   arm_deadline(net::Clock::now() + request_.backend->config->connect_timeout);
   ++pending_ops_;
-  stream.async_handshake(asio::ssl::stream_base::client,
-                         [keep = sink_->exchange_keepalive(), conn = up_, this,
+  stream.async_handshake([keep = sink_->exchange_keepalive(), conn = up_, this,
                           a = attempt_](boost::system::error_code e) { on_tls_handshake(a, e); });
 }
 

@@ -96,12 +96,6 @@ void H1Session::give_back_buffer() {
   // completes in on_client_read with operation_aborted) so that the request state and the
   // buffer can go back to the worker, and the connection waits for readability instead.
   if (rq_ == nullptr || !client_read_pending_ || !rq_->in.empty()) return;
-  if (client_.is_tls()) {
-    // A TLS connection keeps its request state (see next_request) but not the exchange's
-    // 16 KiB response buffer.
-    rq_->exchange.release_response_buffer();
-    return;
-  }
   shrinking_ = true;
   client_.cancel();
 }
@@ -172,30 +166,28 @@ void H1Session::read_head() {
 void H1Session::start_tls() {
   // After the PROXY header (if any), the TLS handshake. What was read so far is the start of
   // the ClientHello; the stream takes it as already received.
-  auto& tls = client_.start_tls(listener().tls->initial());
+  auto& tls = client_.start_tls(listener().tls->initial(), net::TlsRole::server);
   tls_handshaking_ = true;
-  const auto received = rq_->in.data();
-  tls.async_handshake(
-      asio::ssl::stream_base::server, asio::buffer(received.data(), received.size()),
-      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-        self->tls_handshaking_ = false;
-        if (self->state_ == State::closed) return;
-        if (ec) {
-          log::debug("listener ", *self->listener_name_, ": TLS handshake with ",
-                     self->peer_address_.get().to_string(), " failed: ", ec.message());
-          self->close();
-          return;
-        }
-        self->rq_->in.consume(self->rq_->in.size());  // the stream has it
-        const unsigned char* protocol = nullptr;
-        unsigned int length = 0;
-        SSL_get0_alpn_selected(self->client_.tls().native_handle(), &protocol, &length);
-        if (length == 2 && std::memcmp(protocol, "h2", 2) == 0) {
-          self->hand_over_to_h2();
-          return;
-        }
-        self->read_client();
-      });
+  tls.received(rq_->in.data());
+  rq_->in.consume(rq_->in.size());  // the stream has it
+  tls.async_handshake([self = shared_from_this()](boost::system::error_code ec) {
+    self->tls_handshaking_ = false;
+    if (self->state_ == State::closed) return;
+    if (ec) {
+      log::debug("listener ", *self->listener_name_, ": TLS handshake with ",
+                 self->peer_address_.get().to_string(), " failed: ", ec.message());
+      self->close();
+      return;
+    }
+    const unsigned char* protocol = nullptr;
+    unsigned int length = 0;
+    SSL_get0_alpn_selected(self->client_.tls().native_handle(), &protocol, &length);
+    if (length == 2 && std::memcmp(protocol, "h2", 2) == 0) {
+      self->hand_over_to_h2();
+      return;
+    }
+    self->read_client();
+  });
 }
 
 void H1Session::hand_over_to_h2() {
@@ -264,10 +256,14 @@ bool H1Session::try_parse_head() {
 }
 
 void H1Session::read_client() {
-  // A connection between requests holds no buffer: it waits until the client sends.
+  // A connection between requests holds no buffer: it waits until the client sends --
+  // unless TLS has the next request's records already, which the socket will not announce.
   if (rq_ == nullptr) {
-    wait_readable();
-    return;
+    if (!client_.has_buffered_input()) {
+      wait_readable();
+      return;
+    }
+    borrow_request();
   }
   // Lingering (closing) reads are discarded: they go to the same buffer, never committed.
   if (state_ == State::closing) rq_->in.consume(rq_->in.size());
@@ -586,16 +582,7 @@ void H1Session::next_request() {
   // directly, which saves the wait's epoll_ctl on every request; so does a connection whose
   // exchange still has a completion due (an attempt abandoned just now).
   if (rq_->in.capacity() > kHeadBufferInitial) rq_->in.release_if_empty();  // a body grew it
-  // A TLS connection always reads directly: its stream may hold the next request's records
-  // already decrypted, which a wait for socket readability would never see. An idle one
-  // still lets the exchange's response buffer go.
-  if (!busy_ && rq_->exchange.quiescent()) {
-    if (client_.is_tls()) {
-      rq_->exchange.release_response_buffer();
-    } else {
-      give_back_request();
-    }
-  }
+  if (!busy_ && rq_->exchange.quiescent()) give_back_request();
   wait_for_request(now + limits.idle_timeout);
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include "meridian/core/log.hpp"
@@ -96,6 +97,10 @@ void H2Session::read() {
   // A client that does not read what it is sent is not read either: nghttp2 would queue
   // the answers (SETTINGS and PING ACKs, RST_STREAMs) to what it keeps sending.
   if (writing_ && codec_->want_write()) return;  // resumed when the write ends
+  if (in_ == nullptr) {
+    wait_readable();
+    return;
+  }
   reading_ = true;
   t_.transport.async_read_some(
       asio::buffer(in_.get(), kReadBuffer),
@@ -104,9 +109,52 @@ void H2Session::read() {
       });
 }
 
+void H2Session::shed_buffers() {
+  // No stream is open and nothing is being written: the connection is idle until the client
+  // sends again, which may be never (a browser keeps its connection for minutes).
+  if (closed_ || lingering_ || going_away_ || writing_ || !open_.empty()) return;
+  if (out_.capacity() != 0) std::string().swap(out_);
+  if (reading_ && in_ != nullptr && !shedding_) {
+    shedding_ = true;
+    t_.transport.cancel();  // on_read sees operation_aborted and waits without a buffer
+  }
+}
+
+void H2Session::wait_readable() {
+  reading_ = true;
+  auto on_readable = [self = shared_from_this()](boost::system::error_code ec) {
+    self->reading_ = false;
+    if (self->closed_) return;
+    if (self->lingering_) {
+      self->linger_read();
+      return;
+    }
+    if (ec) {
+      self->close();
+      return;
+    }
+    self->in_ = std::make_unique<std::uint8_t[]>(kReadBuffer);
+    self->read();  // completes at once: the bytes are there
+  };
+  // TLS may hold records already that the socket will not announce again.
+  if (t_.transport.has_buffered_input()) {
+    asio::post(t_.transport.socket().get_executor(),
+               [f = std::move(on_readable)]() mutable { f(boost::system::error_code{}); });
+    return;
+  }
+  t_.transport.socket().async_wait(net::TcpSocket::wait_read, std::move(on_readable));
+}
+
 void H2Session::on_read(boost::system::error_code ec, std::size_t n) {
   reading_ = false;
+  const bool shedding = shedding_;
+  shedding_ = false;
   if (closed_) return;
+  if (shedding && ec == asio::error::operation_aborted && !lingering_) {
+    in_.reset();
+    read();  // waits for readability without a buffer
+    return;
+  }
   if (lingering_) {
     if (ec) {
       close();
@@ -123,6 +171,7 @@ void H2Session::on_read(boost::system::error_code ec, std::size_t n) {
   if (!feed(in_.get(), n)) return;
   flush();
   read();
+  shed_buffers();
 }
 
 bool H2Session::feed(const std::uint8_t* data, std::size_t n) {
@@ -181,6 +230,7 @@ void H2Session::flush() {
           self->reap_retired();
           self->flush();
           self->read();
+          self->shed_buffers();
         });
     return;
   }

@@ -70,10 +70,9 @@ void H2Upstream::on_connected(boost::system::error_code ec) {
     connected();
     return;
   }
-  auto& stream = transport_.start_tls(*options_.tls);
+  auto& stream = transport_.start_tls(*options_.tls, net::TlsRole::client);
   tls::prepare_client(stream.native_handle(), *options_.tls_config, endpoint_->address);
   stream.async_handshake(
-      asio::ssl::stream_base::client,
       [self = shared_from_this()](boost::system::error_code e) { self->on_handshake(e); });
 }
 

@@ -8,6 +8,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "meridian/tls/ticket_keys.hpp"
+
 #include "tls/openssl_error.hpp"
 
 namespace meridian::tls {
@@ -24,6 +26,7 @@ constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 constexpr unsigned char kSessionIdContext[] = "meridian";
+constexpr long kSessionCacheSize = 20000;
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -122,10 +125,15 @@ std::shared_ptr<ServerContext> ServerContext::build(const config::ListenerTls& c
     if (SSL_CTX_check_private_key(ctx) != 1) {
       fail("key " + certificate.key + " does not match certificate " + certificate.cert);
     }
-    // Resumption: a server-side session cache (TLS 1.2 session ids) and tickets (OpenSSL's
-    // default, keys per context: a reload starts new ones).
+    // Resumption: a server-side session cache (TLS 1.2 session ids; per context, so a
+    // reload starts an empty one) and tickets under the process's rotating keys (which a
+    // reload keeps). Sessions live kSessionLifetime either way; the cache holds at most
+    // kSessionCacheSize of them (HAProxy's default; OpenSSL evicts the oldest).
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext - 1);
+    SSL_CTX_set_timeout(ctx, TicketKeys::kSessionLifetime);
+    SSL_CTX_sess_set_cache_size(ctx, kSessionCacheSize);
+    TicketKeys::global().install(ctx);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, self.get());
     Certificate c;
     c.names = certificate_names(ctx);

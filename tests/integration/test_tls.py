@@ -208,6 +208,25 @@ class TlsTest(unittest.TestCase):
             self.assertIn("Reused, TLSv1.3", out)
             self.assertIn("HTTP/1.1 200", out)
 
+    def test_tickets_resume_after_a_reload(self):
+        # Ticket keys belong to the process, not to the contexts a reload builds again: a
+        # client's ticket from before the reload still resumes (TLS 1.2 and 1.3), and its
+        # lifetime is the documented hour.
+        request = b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        sessions = {}
+        for version in ("-tls1_2", "-tls1_3"):
+            sessions[version] = os.path.join(self.certs, f"session-reload{version}.pem")
+            _, out = s_client(self.port, version, "-servername", "a.test", "-ign_eof",
+                              "-sess_out", sessions[version], data=request)
+            self.assertIn("New, TLSv1", out)
+            self.assertIn("TLS session ticket lifetime hint: 3600 (seconds)", out)
+        self.assertEqual(self.meridian.admin("POST", "/reload").status, 200)
+        for version, session in sessions.items():
+            _, out = s_client(self.port, version, "-servername", "a.test", "-ign_eof",
+                              "-sess_in", session, data=request)
+            self.assertIn("Reused, TLSv1", out, version)
+            self.assertIn("HTTP/1.1 200", out)
+
     def client_context(self):
         context = ssl.create_default_context(cafile=os.path.join(self.certs, "a.pem"))
         return context

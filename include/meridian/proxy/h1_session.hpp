@@ -23,7 +23,7 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
+#include <openssl/ssl.h>
 
 #include "meridian/core/byte_buffer.hpp"
 #include "meridian/http/h1/parser.hpp"

@@ -1,0 +1,104 @@
+#include "meridian/tls/ticket_keys.hpp"
+
+#include <cstring>
+#include <stdexcept>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+namespace meridian::tls {
+
+namespace {
+
+// OpenSSL's ticket callback (SSL_CTX_set_tlsext_ticket_key_evp_cb): 1 = use this key,
+// 2 = this key, and renew the ticket; 0 = no such key (a full handshake); -1 = failure.
+int on_ticket(SSL* /*ssl*/, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
+              EVP_MAC_CTX* mac, int encrypt) {
+  auto& keys = TicketKeys::global();
+  TicketKeys::Key key;
+  int result = 1;
+  if (encrypt == 1) {
+    key = keys.current();
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
+    std::memcpy(key_name, key.name.data(), key.name.size());
+  } else {
+    switch (keys.find(key_name, key)) {
+      case TicketKeys::Lookup::unknown:
+        return 0;
+      case TicketKeys::Lookup::previous:
+        result = 2;
+        break;
+      case TicketKeys::Lookup::current:
+        break;
+    }
+  }
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key.mac_key.data(), key.mac_key.size()),
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_end()};
+  if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
+  const int ok =
+      encrypt == 1
+          ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.cipher_key.data(), iv)
+          : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.cipher_key.data(), iv);
+  return ok == 1 ? result : -1;
+}
+
+}  // namespace
+
+TicketKeys& TicketKeys::global() {
+  static TicketKeys keys;
+  return keys;
+}
+
+void TicketKeys::install(SSL_CTX* ctx) {
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket);
+}
+
+TicketKeys::Key TicketKeys::make_key(Clock::time_point now) {
+  Key key;
+  if (RAND_bytes(key.name.data(), static_cast<int>(key.name.size())) != 1 ||
+      RAND_bytes(key.cipher_key.data(), static_cast<int>(key.cipher_key.size())) != 1 ||
+      RAND_bytes(key.mac_key.data(), static_cast<int>(key.mac_key.size())) != 1) {
+    throw std::runtime_error("RAND_bytes failed for a session ticket key");
+  }
+  key.created = now;
+  return key;
+}
+
+void TicketKeys::rotate_if_due(Clock::time_point now) {
+  if (!keys_.empty() && now - keys_.front().created < kRotation) return;
+  keys_.push_front(make_key(now));
+  // Keys older than kPrevious rotations go, also after a long quiet time with no rotation.
+  while (keys_.size() > kPrevious + 1 ||
+         (keys_.size() > 1 && now - keys_.back().created >= kRotation * (kPrevious + 1))) {
+    keys_.pop_back();
+  }
+}
+
+TicketKeys::Key TicketKeys::current() {
+  std::lock_guard lock(mutex_);
+  rotate_if_due(now_());
+  return keys_.front();
+}
+
+TicketKeys::Lookup TicketKeys::find(const unsigned char* name, Key& out) {
+  std::lock_guard lock(mutex_);
+  rotate_if_due(now_());
+  for (std::size_t i = 0; i < keys_.size(); ++i) {
+    if (std::memcmp(keys_[i].name.data(), name, keys_[i].name.size()) == 0) {
+      out = keys_[i];
+      return i == 0 ? Lookup::current : Lookup::previous;
+    }
+  }
+  return Lookup::unknown;
+}
+
+std::size_t TicketKeys::size() {
+  std::lock_guard lock(mutex_);
+  return keys_.size();
+}
+
+}  // namespace meridian::tls
