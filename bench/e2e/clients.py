@@ -5,9 +5,17 @@
                                                    keep-alive connection (callgrind runs)
   clients.py conc --port P --requests N --conns C  exactly N requests in total over C keep-alive
                                                    connections, one outstanding on each (strace)
-  clients.py idle --port P --conns N --ready-file F
+  clients.py idle --port P --conns N --ready-file F [--tls h1|h2]
                                                    N connections, one GET answered on each, then
-                                                   all held open (idle memory test) until killed
+                                                   all held open (idle memory test) until killed;
+                                                   --tls: over TLS, HTTP/1.1 or HTTP/2 by ALPN
+  clients.py resume --port P --mode ticket|id --duration S [--procs K]
+                                                   a new TLS connection per request (Connection:
+                                                   close), each resuming the session of the one
+                                                   before: TLS 1.3 tickets, or TLS 1.2 session IDs
+                                                   (tickets refused); prints an h2load-style
+                                                   summary in which a handshake that did not
+                                                   resume counts as failed
 
 Every client retries its connects for --wait seconds, so it doubles as the readiness probe for
 a proxy starting under valgrind or strace (a refused connect never reaches the proxy, so the
@@ -16,9 +24,12 @@ Content-Length, or a connection the proxy closes, is an error (exit status 1): t
 only meaningful if every request was proxied.
 """
 import argparse
+import multiprocessing
 import resource
 import selectors
 import socket
+import ssl
+import struct
 import sys
 import time
 
@@ -124,6 +135,117 @@ def conc(a):
           f"{time.monotonic() - start:.1f}s", file=sys.stderr)
 
 
+def tls_context(alpn, mode="ticket"):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols([alpn])
+    if mode == "id":  # TLS 1.2 without tickets: the server's session cache
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.options |= ssl.OP_NO_TICKET
+    return context
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(kind, flags, stream, payload=b""):
+    return struct.pack("!I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(
+        "!I", stream) + payload
+
+
+def h2_get():
+    """HEADERS for GET / on stream 1: HPACK static indexes and literals without indexing."""
+    def literal(name, value):
+        return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+    block = b"\x82\x87\x84" + literal(b":authority", b"bench")  # GET, https, /
+    return h2_frame(1, 0x5, 1, block)  # END_STREAM | END_HEADERS
+
+
+def h2_exchange(sock):
+    """Preface, SETTINGS, one GET; reads until stream 1 ends (answering the server's
+    SETTINGS), and fails on anything but a 200."""
+    sock.sendall(H2_PREFACE + h2_frame(4, 0, 0) + h2_get())
+    buf, status = b"", None
+    while True:
+        while len(buf) >= 9:
+            length = struct.unpack("!I", b"\x00" + buf[:3])[0]
+            if len(buf) < 9 + length:
+                break
+            kind, flags = buf[3], buf[4]
+            stream = struct.unpack("!I", buf[5:9])[0] & 0x7FFFFFFF
+            payload, buf = buf[9:9 + length], buf[9 + length:]
+            if kind == 4 and not flags & 1:
+                sock.sendall(h2_frame(4, 1, 0))
+            if kind == 1 and stream == 1:
+                status = payload[:1]
+            if stream == 1 and kind in (0, 1) and flags & 1:
+                if status != b"\x88":
+                    raise SystemExit(f"clients.py: HTTP/2 answer is not a 200 (first byte {status!r})")
+                return
+            if kind == 7:
+                raise SystemExit("clients.py: GOAWAY from the server")
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise SystemExit("clients.py: connection closed before the HTTP/2 answer")
+        buf += chunk
+
+
+def resume_worker(port, mode, duration, results):
+    context = tls_context("http/1.1", mode)
+    request = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    session, done, ok, resumed, nbytes = None, 0, 0, 0, 0
+    end = time.monotonic() + duration
+    while time.monotonic() < end:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        # Without it the request waits behind the unacknowledged Finished of a resumed TLS
+        # 1.3 handshake until the server's delayed ACK (40 ms).
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = context.wrap_socket(raw, session=session)
+        sock.sendall(request)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        done += 1
+        nbytes += len(data)
+        if data.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
+            ok += 1
+        if sock.session_reused:
+            resumed += 1
+        session = sock.session
+        sock.close()
+    results.put((done, ok, resumed, nbytes))
+
+
+def resume(a):
+    results = multiprocessing.Queue()
+    start = time.monotonic()
+    procs = [multiprocessing.Process(target=resume_worker,
+                                     args=(a.port, a.mode, a.duration, results))
+             for _ in range(a.procs)]
+    for p in procs:
+        p.start()
+    totals = [0, 0, 0, 0]
+    for _ in procs:
+        for i, v in enumerate(results.get()):
+            totals[i] += v
+    for p in procs:
+        p.join()
+    elapsed = time.monotonic() - start
+    done, ok, resumed, nbytes = totals
+    # Each process's first handshake is a full one by necessity.
+    not_resumed = done - resumed - a.procs
+    print("h2load-style summary from clients.py resume "
+          f"(mode {a.mode}, {a.procs} processes): {resumed} of {done} handshakes resumed")
+    print(f"finished in {elapsed:.2f}s, {done / elapsed:.2f} req/s, {nbytes / elapsed / 1024:.2f}KB/s")
+    print(f"requests: {done} total, {done} started, {done} done, {done - max(0, not_resumed)} "
+          f"succeeded, {max(0, not_resumed)} failed, 0 errored, 0 timeout")
+    print(f"status codes: {ok} 2xx, 0 3xx, 0 4xx, {done - ok} 5xx")
+
+
 def idle(a):
     # One fd per connection: take the whole hard limit (run.sh raised it as far as it could).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -136,10 +258,17 @@ def idle(a):
     # few upstream connections, whose memory is not what this test measures.
     while len(held) < a.conns:
         batch = [connect(a.port, deadline) for _ in range(min(50, a.conns - len(held)))]
+        if a.tls:
+            context = tls_context("h2" if a.tls == "h2" else "http/1.1")
+            batch = [context.wrap_socket(s) for s in batch]
         for s in batch:
-            s.sendall(REQUEST)
-        for s in batch:
-            read_one(s, ResponseReader())
+            if a.tls == "h2":
+                h2_exchange(s)
+            else:
+                s.sendall(REQUEST)
+        if a.tls != "h2":
+            for s in batch:
+                read_one(s, ResponseReader())
         held += batch
     print(f"idle: {len(held)} connections open and answered in {time.monotonic() - start:.1f}s",
           file=sys.stderr)
@@ -151,6 +280,11 @@ def idle(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("resume")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--mode", choices=("ticket", "id"), required=True)
+    p.add_argument("--duration", type=float, default=5)
+    p.add_argument("--procs", type=int, default=2)
     for name in ("seq", "conc", "idle"):
         p = sub.add_parser(name)
         p.add_argument("--port", type=int, required=True)
@@ -162,8 +296,9 @@ def main():
         if name == "idle":
             p.add_argument("--ready-file", required=True)
             p.add_argument("--hold", type=float, default=600)
+            p.add_argument("--tls", choices=("h1", "h2"), default=None)
     a = ap.parse_args()
-    {"seq": seq, "conc": conc, "idle": idle}[a.cmd](a)
+    {"seq": seq, "conc": conc, "idle": idle, "resume": resume}[a.cmd](a)
 
 
 if __name__ == "__main__":

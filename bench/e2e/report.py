@@ -3,7 +3,7 @@
 
 run.sh appends one tab-separated record per measurement to a runs file:
   wrk        SCENARIO ROUND TARGET WRK_OR_H2LOAD_OUTPUT_FILE CPU_TICKS|- PEAK_RSS_KIB|-
-  idle       TARGET CONNS RSS_BEFORE_KIB RSS_AFTER_KIB
+  idle       TARGET CONNS RSS_BEFORE_KIB RSS_AFTER_KIB   (also tls-idle-h1, tls-idle-h2)
   callgrind  TARGET REQUESTS CALLGRIND_OUT_FILE
   strace     TARGET REQUESTS STRACE_SUMMARY_FILE
 and calls
@@ -187,9 +187,9 @@ def wrk_table(records, scenario, title, clk_tck):
     return "\n".join(out)
 
 
-def idle_table(records, title):
+def idle_table(records, kind, title):
     rows = []
-    for _, target, conns, before, after in (r for r in records if r[0] == "idle"):
+    for _, target, conns, before, after in (r for r in records if r[0] == kind):
         conns, before, after = int(conns), int(before), int(after)
         rows.append([target, f"{conns:,}", f"{before:,}", f"{after:,}",
                      f"{(after - before) / conns:.2f}"])
@@ -250,8 +250,8 @@ def main():
         print(s)
         return
     records = read_runs(a.runs)
-    if a.scenario == "idle":
-        print(idle_table(records, a.title))
+    if a.scenario in ("idle", "tls-idle-h1", "tls-idle-h2"):
+        print(idle_table(records, a.scenario, a.title))
     elif a.scenario == "callgrind":
         print(diff_table(records, "callgrind", a.title, "Ir"))
     elif a.scenario == "strace":

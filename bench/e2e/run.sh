@@ -7,7 +7,8 @@
 #   --rounds N      interleaved rounds per wrk scenario (default 3)
 #   --duration D    wrk duration per run (default 5s)
 #   --quick         1 round of 2s, and no idle/callgrind/strace (smoke test, ~1 minute)
-#   --only LIST     comma-separated scenarios: keepalive,close,64k,1m,h2,h1load,idle,callgrind,strace
+#   --only LIST     comma-separated scenarios: keepalive,close,64k,1m,h2,h1load,idle,callgrind,strace,
+#                   tls-keepalive,tls-close,tls-resume-ticket,tls-resume-id,tls-h2,tls-idle
 #   --targets LIST  comma-separated proxies: meridian,nginx,haproxy (default all three), and
 #                   meridian-h2c: meridian speaking h2c to the origin (backends[].protocol:
 #                   h2c, nginx `listen ... http2` on 18210) instead of HTTP/1.1, and
@@ -16,7 +17,8 @@
 # Environment: MERIDIAN_BUILD_DIR (default build), MERIDIAN_SKIP_BUILD=1 (use the existing
 # binary), MERIDIAN_BASE_DIR (the build directory of meridian-base),
 # N1/N2 (requests of the two callgrind/strace runs, default 2000/6000),
-# IDLE_CONNS (default 10000), H2_REQUESTS (requests of each h2load run, default 100000).
+# IDLE_CONNS (default 10000), H2_REQUESTS (requests of each h2load run, default 100000),
+# TLS_IDLE_CONNS (default 2000).
 #
 # Scenarios (all against 127.0.0.1, ports 18200-18212):
 #   keepalive  small GET, wrk -t1 -c50 --latency            } each in rounds of direct,
@@ -31,6 +33,16 @@
 #   idle       VmRSS of the proxy process around IDLE_CONNS idle keep-alive connections
 #   callgrind  user-space instructions per request: (Ir(N2) - Ir(N1)) / (N2 - N1)
 #   strace     syscalls per request under 50 concurrent keep-alive connections, same differencing
+#   tls-*      the same proxies terminating TLS (ECDSA P-256 certificate made per run, ALPN h2 and
+#              http/1.1, session cache and tickets on, sessions living 1 h everywhere) on ports
+#              18213-18215, HTTP/1.1 to the origin:
+#     tls-keepalive      wrk -t1 -c50 over TLS, keep-alive
+#     tls-close          wrk -t1 -c50 with Connection: close: a full TLS 1.3 handshake per request
+#     tls-resume-ticket  clients.py resume --mode ticket: a new connection per request, each
+#                        resuming the last one's TLS 1.3 session by ticket (2 client processes)
+#     tls-resume-id      the same with TLS 1.2 session IDs (tickets refused by the client)
+#     tls-h2             h2load -n H2_REQUESTS -c 10 -m 10 over TLS (ALPN h2)
+#     tls-idle           VmRSS per idle TLS connection, HTTP/1.1 and HTTP/2, TLS_IDLE_CONNS (2,000)
 # For every proxy run: req/s, p50/p99, CPU µs per request of the proxy process alone
 # (utime+stime from /proc/PID/stat) and its peak RSS over the run (VmHWM, reset before the run).
 # Tables go to stdout and are appended to bench/e2e/results/DATE-GITHASH.txt (not committed).
@@ -59,7 +71,8 @@ usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
 
 # idle last: its 10,000 connections leave the machine busy for a while (a valgrind start
 # right after it once timed out).
-all_scenarios=(keepalive close 64k 1m h2 h1load callgrind strace idle)
+all_scenarios=(keepalive close 64k 1m h2 h1load callgrind strace idle
+  tls-keepalive tls-close tls-resume-ticket tls-resume-id tls-h2 tls-idle)
 rounds="" duration="" quick=0 only="" targets_arg=meridian,nginx,haproxy
 while [ $# -gt 0 ]; do
   case $1 in
@@ -108,6 +121,7 @@ N1=${N1:-2000}
 N2=${N2:-6000}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 H2_REQUESTS=${H2_REQUESTS:-100000}
+TLS_IDLE_CONNS=${TLS_IDLE_CONNS:-2000}
 [ "$N2" -gt "$N1" ] || die "N2 ($N2) must be larger than N1 ($N1)"
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -253,8 +267,10 @@ declare -A tool_port=([meridian]=18205 [nginx]=18206 [haproxy]=18207 [meridian-b
 # from HTTP/1.1 by the preface on its usual port.
 declare -A h2_port=([meridian]=18201 [nginx]=18208 [haproxy]=18209 [meridian-h2c]=18211
   [meridian-base]=18212)
-for p in $(seq 18200 18212); do
-  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18212 free"
+# TLS (ALPN h2 and http/1.1 on one port each).
+declare -A tls_port=([meridian]=18213 [nginx]=18214 [haproxy]=18215)
+for p in $(seq 18200 18215); do
+  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18215 free"
 done
 
 mkdir -p "$here/results"
@@ -315,7 +331,14 @@ http {
 }
 NGINX
 
-nginx_proxy_conf() {  # file port foreground(0|1) [h2 port]
+# One ECDSA P-256 certificate for every proxy's TLS port.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=bench.test -keyout "$work/tls.key" -out "$work/tls.pem" > "$work/openssl.log" 2>&1 ||
+  die_log "$work/openssl.log" "cannot make the TLS certificate"
+cat "$work/tls.pem" "$work/tls.key" > "$work/tls-both.pem"
+chmod 644 "$work/tls.key" "$work/tls-both.pem"
+
+nginx_proxy_conf() {  # file port foreground(0|1) [h2 port [tls port]]
   {
     echo "worker_processes 1;"
     if [ "$3" = 1 ]; then
@@ -336,6 +359,11 @@ http {
   server {
     listen 127.0.0.1:$2;
 ${4:+    listen 127.0.0.1:$4 http2;}
+${5:+    listen 127.0.0.1:$5 ssl http2;}
+    ssl_certificate $work/tls.pem;
+    ssl_certificate_key $work/tls.key;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_timeout 1h;
     http2_max_concurrent_streams 100;
     location / {
       proxy_pass http://origin;
@@ -350,14 +378,15 @@ ${4:+    listen 127.0.0.1:$4 http2;}
 NGINX
   } > "$1"
 }
-nginx_proxy_conf "$work/nginx.conf" "${port[nginx]}" 0 "${h2_port[nginx]}"
+nginx_proxy_conf "$work/nginx.conf" "${port[nginx]}" 0 "${h2_port[nginx]}" "${tls_port[nginx]}"
 nginx_proxy_conf "$work/nginx-tool.conf" "${tool_port[nginx]}" 1
 
-haproxy_conf() {  # file port [h2 port]
+haproxy_conf() {  # file port [h2 port [tls port]]
   cat > "$1" <<HAPROXY
 global
   nbthread 1
   maxconn $haproxy_maxconn
+  tune.ssl.lifetime 3600
 defaults
   mode http
   option http-keep-alive
@@ -371,19 +400,25 @@ defaults
 frontend bench
   bind 127.0.0.1:$2
 ${3:+  bind 127.0.0.1:$3 proto h2}
+${4:+  bind 127.0.0.1:$4 ssl crt $work/tls-both.pem alpn h2,http/1.1}
   default_backend origin
 backend origin
   server origin 127.0.0.1:$port_origin
 HAPROXY
   haproxy -c -q -f "$1" > "$1.check" 2>&1 || die_log "$1.check" "HAProxy rejects $1"
 }
-haproxy_conf "$work/haproxy.cfg" "${port[haproxy]}" "${h2_port[haproxy]}"
+haproxy_conf "$work/haproxy.cfg" "${port[haproxy]}" "${h2_port[haproxy]}" "${tls_port[haproxy]}"
 haproxy_conf "$work/haproxy-tool.cfg" "${tool_port[haproxy]}"
 
-meridian_conf() {  # file port [protocol [origin port]]
+meridian_conf() {  # file port [protocol [origin port [tls port]]]
   # No protocol line by default, so that the file also suits a binary from before the key.
-  local protocol_line=""
+  local protocol_line="" tls_listener=""
   [ -n "${3:-}" ] && protocol_line="protocol: $3"
+  [ -n "${5:-}" ] && tls_listener="
+  - name: bench-tls
+    listen: 127.0.0.1:$5
+    tls: {certificates: [{cert: $work/tls.pem, key: $work/tls.key}], alpn: [h2, http/1.1]}
+    routes: [{name: all, backend: origin}]"
   cat > "$1" <<YAML
 workers: 1
 admin: {listen: ""}
@@ -391,7 +426,7 @@ access_log: {path: off}
 listeners:
   - name: bench
     listen: 127.0.0.1:$2
-    routes: [{name: all, backend: origin}]
+    routes: [{name: all, backend: origin}]$tls_listener
 backends:
   - name: origin
     $protocol_line
@@ -401,13 +436,14 @@ backends:
         endpoints: [{address: 127.0.0.1:${4:-$port_origin}}]
 YAML
 }
-meridian_conf "$work/meridian.yaml" "${port[meridian]}"
+meridian_conf "$work/meridian.yaml" "${port[meridian]}" "" "" "${tls_port[meridian]}"
 meridian_conf "$work/meridian-h2c.yaml" "${port[meridian-h2c]}" h2c "$port_origin_h2c"
 meridian_conf "$work/meridian-base.yaml" "${port[meridian-base]}"
 meridian_conf "$work/meridian-tool.yaml" "${tool_port[meridian]}"
 
 # --- starting the targets ---------------------------------------------------------------------
 declare -A proc_pid  # target -> the process whose CPU and memory are measured
+declare -A top_pid   # target -> the process to stop it by (nginx's master)
 declare -A log_of=([direct]="$work/origin-error.log" [meridian]="$work/meridian.log"
   [meridian-h2c]="$work/meridian-h2c.log" [meridian-base]="$work/meridian-base.log"
   [nginx]="$work/nginx-error.log" [haproxy]="$work/haproxy.log")
@@ -457,13 +493,20 @@ start_target() {
       [ "$1" = meridian-base ] && bin="$work/meridian-base-bin"
       "$bin" --config "$work/$1.yaml" > "${log_of[$1]}" 2>&1 &
       proc_pid[$1]=$!
+      top_pid[$1]=$!
       started+=("$!")
       ;;
     nginx)
       nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log" ||
         die_log "$work/nginx-error.log" "the nginx proxy did not start"
-      master=$(read_pidfile "$work/nginx.conf.pid") || die_log "$work/nginx-error.log" "no nginx pid file"
+      rm -f "$work/nginx.conf.pid.oldbin"
+      for ((i = 0; i < 50; i++)); do
+        master=$(read_pidfile "$work/nginx.conf.pid") || die_log "$work/nginx-error.log" "no nginx pid file"
+        alive "$master" && break
+        sleep 0.1
+      done
       started+=("$master")
+      top_pid[nginx]=$master
       # The worker (the master's one child) does the proxying; the master only supervises.
       for ((i = 0; i < 50; i++)); do
         proc_pid[nginx]=$(children_of "$master" | head -n 1)
@@ -477,11 +520,21 @@ start_target() {
       haproxy -D -f "$work/haproxy.cfg" -p "$work/haproxy.pid" > "$work/haproxy.log" 2>&1 ||
         die_log "$work/haproxy.log" "HAProxy did not start"
       proc_pid[haproxy]=$(read_pidfile "$work/haproxy.pid") || die_log "$work/haproxy.log" "no HAProxy pid file"
+      top_pid[haproxy]=${proc_pid[haproxy]}
       started+=("${proc_pid[haproxy]}")
       ;;
   esac
   check_answers "$1" "${port[$1]}"
   progress "$1 started on 127.0.0.1:${port[$1]} (measured pid ${proc_pid[$1]})"
+}
+# A fresh process, so that memory freed by an earlier scenario (and reused) does not hide
+# what a scenario's connections cost.
+restart_target() {
+  local i
+  stop_tree "${top_pid[$1]}"
+  rm -f "$work/nginx.conf.pid" "$work/haproxy.pid"
+  for ((i = 0; i < 100; i++)); do listening "${port[$1]}" || break; sleep 0.1; done
+  start_target "$1"
 }
 
 # --- wrk scenarios ----------------------------------------------------------------------------
@@ -514,17 +567,31 @@ measured_run() {  # scenario round target output-file command...
     die_log "$outf" "cannot parse the $1 output of $target"
   progress "$(printf '[%s %d/%d] %-8s' "$scen" "$round" "$rounds" "$target") $line"
 }
+# The targets of a scenario: the TLS ones have no direct run (the origin speaks no TLS) and
+# only the proxies with a TLS port.
+scenario_targets() {  # scenario [with-direct]
+  local t
+  if [[ $1 == tls-* ]]; then
+    for t in "${targets[@]}"; do [ -n "${tls_port[$t]:-}" ] && echo "$t"; done
+  else
+    [ "${2:-}" = with-direct ] && echo direct
+    for t in "${targets[@]}"; do echo "$t"; done
+  fi
+}
+base_url() {  # scenario target
+  if [[ $1 == tls-* ]]; then echo "https://127.0.0.1:${tls_port[$2]}"; else echo "http://127.0.0.1:${port[$2]}"; fi
+}
 run_wrk() {  # scenario round target conns path [extra wrk args...]
   local scen=$1 round=$2 target=$3 conns=$4 path=$5
   shift 5
   measured_run "$scen" "$round" "$target" "$work/wrk-$scen-$round-$target.txt" \
-    wrk -t1 -c"$conns" -d"$duration" --latency "$@" "http://127.0.0.1:${port[$target]}$path"
+    wrk -t1 -c"$conns" -d"$duration" --latency "$@" "$(base_url "$scen" "$target")$path"
 }
 wrk_scenario() {  # scenario conns path title [extra wrk args...]
   local scen=$1 conns=$2 path=$3 title=$4 round t
   shift 4
   for ((round = 1; round <= rounds; round++)); do
-    for t in direct "${targets[@]}"; do
+    for t in $(scenario_targets "$scen" with-direct); do
       run_wrk "$scen" "$round" "$t" "$conns" "$path" "$@"
       sleep 1  # let the previous run's connections close before the next target's run
     done
@@ -536,14 +603,24 @@ wrk_scenario() {  # scenario conns path title [extra wrk args...]
 # --- h2load scenarios -------------------------------------------------------------------------
 # Recorded like wrk runs (report.py reads either output); h2load reports no percentiles.
 run_h2load() {  # scenario round target proto(h2|h1)
-  local p=${port[$3]} args=(-m 10)
-  if [ "$4" = h1 ]; then args=(--h1 -m 1); else p=${h2_port[$3]}; fi
+  local url="http://127.0.0.1:${port[$3]}/" args=(-m 10)
+  if [ "$4" = h1 ]; then
+    args=(--h1 -m 1)
+  elif [[ $1 == tls-* ]]; then
+    url="https://127.0.0.1:${tls_port[$3]}/"  # h2load offers h2 by ALPN
+  else
+    url="http://127.0.0.1:${h2_port[$3]}/"
+  fi
   measured_run "$1" "$2" "$3" "$work/h2load-$1-$2-$3.txt" \
-    h2load -n "$H2_REQUESTS" -c 10 "${args[@]}" "http://127.0.0.1:$p/"
+    h2load -n "$H2_REQUESTS" -c 10 "${args[@]}" "$url"
 }
 h2load_scenario() {  # scenario proto title
-  local round t list=("${targets[@]}")
-  [ "$2" = h1 ] && list=(direct "${targets[@]}")
+  local round t list
+  if [ "$2" = h1 ]; then
+    mapfile -t list < <(scenario_targets "$1" with-direct)
+  else
+    mapfile -t list < <(scenario_targets "$1")
+  fi
   for ((round = 1; round <= rounds; round++)); do
     for t in "${list[@]}"; do
       run_h2load "$1" "$round" "$t" "$2"
@@ -554,37 +631,67 @@ h2load_scenario() {  # scenario proto title
   echo | out
 }
 
+# --- resumed TLS handshakes -------------------------------------------------------------------
+resume_scenario() {  # scenario mode title
+  local round t
+  for ((round = 1; round <= rounds; round++)); do
+    for t in $(scenario_targets "$1"); do
+      measured_run "$1" "$round" "$t" "$work/resume-$1-$round-$t.txt" \
+        "$python" "$here/clients.py" resume --port "${tls_port[$t]}" --mode "$2" \
+        --duration "${duration%s}"
+      sleep 1
+    done
+  done
+  "$python" "$here/report.py" table "$runs" "$1" --title "$3" --clk-tck "$clk_tck" | out
+  echo | out
+}
+
 # --- idle connections -------------------------------------------------------------------------
-idle_scenario() {
-  [ "$idle_conns" -gt 0 ] || die "the open files limit $nofile is too low for the idle test"
-  local t pid before after cpid ready i
-  for t in "${targets[@]}"; do
+idle_scenario() {  # [kind (idle, tls-idle-h1, tls-idle-h2)]
+  local kind=${1:-idle} conns=$idle_conns tls_args=() t pid before after cpid ready i p
+  if [ "$kind" != idle ]; then
+    conns=$((TLS_IDLE_CONNS < idle_conns ? TLS_IDLE_CONNS : idle_conns))
+    tls_args=(--tls "${kind#tls-idle-}")
+  fi
+  [ "$conns" -gt 0 ] || die "the open files limit $nofile is too low for the idle test"
+  for t in $(scenario_targets "$kind"); do
+    [ "$kind" != idle ] && restart_target "$t"
     pid=${proc_pid[$t]}
-    ready="$work/idle-$t.ready"
+    p=${port[$t]}
+    [ "$kind" != idle ] && p=${tls_port[$t]}
+    ready="$work/$kind-$t.ready"
     # Warm up first, so that "before" already holds what serving 50 requests at a time costs
     # (buffers, pools, upstream connections) and the difference is the idle connections' own.
     "$python" "$here/clients.py" conc --port "${port[$t]}" --conns 50 --requests 2000 --wait 5 \
       > /dev/null 2>&1 || die "the warm-up client against $t failed"
+    if [ "$kind" != idle ]; then
+      "$python" "$here/clients.py" idle --port "$p" --conns 200 --wait 5 --hold 0 \
+        --ready-file "$ready.warm" "${tls_args[@]}" > /dev/null 2>&1 ||
+        die "the TLS warm-up client against $t failed"
+    fi
     sleep 2  # let connections of earlier runs finish closing
     before=$(status_kib "$pid" VmRSS)
-    "$python" "$here/clients.py" idle --port "${port[$t]}" --conns "$idle_conns" --wait 5 \
-      --ready-file "$ready" 2> "$work/idle-$t.log" &
+    "$python" "$here/clients.py" idle --port "$p" --conns "$conns" --wait 5 \
+      --ready-file "$ready" "${tls_args[@]}" 2> "$work/$kind-$t.log" &
     cpid=$!
     started+=("$cpid")
     for ((i = 0; i < 3000; i++)); do
       [ -s "$ready" ] && break
-      alive "$cpid" || die_log "$work/idle-$t.log" "the idle client against $t failed"
+      alive "$cpid" || die_log "$work/$kind-$t.log" "the idle client against $t failed"
       sleep 0.1
     done
-    [ -s "$ready" ] || die_log "$work/idle-$t.log" "the idle client against $t is not done after 300 s"
+    [ -s "$ready" ] || die_log "$work/$kind-$t.log" "the idle client against $t is not done after 300 s"
     sleep 1  # settle
-    alive "$pid" || die_log "${log_of[$t]}" "$t died holding $idle_conns connections"
+    alive "$pid" || die_log "${log_of[$t]}" "$t died holding $conns connections"
     after=$(status_kib "$pid" VmRSS)
     stop_tree "$cpid"
-    printf 'idle\t%s\t%s\t%s\t%s\n' "$t" "$idle_conns" "$before" "$after" >> "$runs"
-    progress "[idle] $t: VmRSS $before KiB -> $after KiB with $idle_conns connections"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$kind" "$t" "$conns" "$before" "$after" >> "$runs"
+    progress "[$kind] $t: VmRSS $before KiB -> $after KiB with $conns connections"
   done
-  "$python" "$here/report.py" table "$runs" idle --title "idle: VmRSS of the proxy process before and while holding $idle_conns idle keep-alive connections (one GET answered on each)" | out
+  local what="idle keep-alive connections"
+  [ "$kind" = tls-idle-h1 ] && what="idle TLS connections speaking HTTP/1.1"
+  [ "$kind" = tls-idle-h2 ] && what="idle TLS connections speaking HTTP/2"
+  "$python" "$here/report.py" table "$runs" "$kind" --title "$kind: VmRSS of the proxy process before and while holding $conns $what (one GET answered on each)" | out
   echo | out
 }
 
@@ -655,7 +762,8 @@ tool_scenario() {  # callgrind|strace
 start_origin
 progress "nginx origin started on 127.0.0.1:$port_origin"
 needs_running=0
-for s in keepalive close 64k 1m h2 h1load idle; do selected "$s" && needs_running=1; done
+for s in keepalive close 64k 1m h2 h1load idle tls-keepalive tls-close tls-resume-ticket \
+  tls-resume-id tls-h2 tls-idle; do selected "$s" && needs_running=1; done
 if [ "$needs_running" = 1 ]; then
   for t in "${targets[@]}"; do start_target "$t"; done
 fi
@@ -674,6 +782,18 @@ for s in "${scenarios[@]}"; do
     h1load) h2load_scenario h1load h1 \
       "h1load: HTTP/1.1 keep-alive, small GET, h2load --h1 -n $H2_REQUESTS -c 10 -m 1" ;;
     idle) idle_scenario ;;
+    tls-keepalive) wrk_scenario tls-keepalive 50 / \
+      "tls-keepalive: small GET over TLS, keep-alive, wrk -t1 -c50 -d$duration --latency" ;;
+    tls-close) wrk_scenario tls-close 50 / \
+      "tls-close: a full TLS handshake per request, wrk -t1 -c50 -d$duration --latency -H 'Connection: close'" \
+      -H 'Connection: close' ;;
+    tls-resume-ticket) resume_scenario tls-resume-ticket ticket \
+      "tls-resume-ticket: a TLS 1.3 handshake resumed by ticket per request, clients.py resume (2 processes, $duration); failed = not resumed" ;;
+    tls-resume-id) resume_scenario tls-resume-id id \
+      "tls-resume-id: a TLS 1.2 handshake resumed by session ID per request, clients.py resume (2 processes, $duration); failed = not resumed" ;;
+    tls-h2) h2load_scenario tls-h2 h2 \
+      "tls-h2: HTTP/2 over TLS, small GET, h2load -n $H2_REQUESTS -c 10 -m 10 (HTTP/1.1 keep-alive to the origin)" ;;
+    tls-idle) idle_scenario tls-idle-h1; idle_scenario tls-idle-h2 ;;
     callgrind | strace) tool_scenario "$s" ;;
   esac
 done
