@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <new>
+#include <optional>
 #include <sys/socket.h>
 
 #include <boost/asio/error.hpp>
@@ -189,6 +190,21 @@ TlsStream::Fill TlsStream::fill(boost::system::error_code& ec) {
   }
 }
 
+std::optional<TlsStream::Step> TlsStream::refill() {
+  boost::system::error_code ec;
+  switch (fill(ec)) {
+    case Fill::data:
+      return std::nullopt;  // go on: OpenSSL has more to read
+    case Fill::would_block:
+      return Step{Want::read};
+    case Fill::end:
+      return Step{Want::nothing, 0, end_of_stream()};
+    case Fill::error:
+      return Step{Want::nothing, 0, ec};
+  }
+  return Step{Want::nothing, 0, boost::asio::error::invalid_argument};
+}
+
 TlsStream::Step TlsStream::handshake() {
   for (;;) {
     if (feed_.empty()) feed_ = pending_;
@@ -200,17 +216,7 @@ TlsStream::Step TlsStream::handshake() {
     if (r == 1) return {};
     if (e == SSL_ERROR_WANT_WRITE) return {Want::write};
     if (e != SSL_ERROR_WANT_READ) return {Want::nothing, 0, error_of(e)};
-    boost::system::error_code ec;
-    switch (fill(ec)) {
-      case Fill::data:
-        continue;
-      case Fill::would_block:
-        return {Want::read};
-      case Fill::end:
-        return {Want::nothing, 0, end_of_stream()};
-      case Fill::error:
-        return {Want::nothing, 0, ec};
-    }
+    if (auto stop = refill()) return *stop;
   }
 }
 
@@ -267,17 +273,7 @@ TlsStream::Step TlsStream::read_now(std::span<char> out) {
   for (;;) {
     const Step step = decrypt(out);
     if (step.want != Want::read) return step;
-    boost::system::error_code ec;
-    switch (fill(ec)) {
-      case Fill::data:
-        continue;
-      case Fill::would_block:
-        return {Want::read};
-      case Fill::end:
-        return {Want::nothing, 0, end_of_stream()};
-      case Fill::error:
-        return {Want::nothing, 0, ec};
-    }
+    if (auto stop = refill()) return *stop;
   }
 }
 

@@ -13,7 +13,6 @@ import os
 import resource
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import shutil
@@ -22,6 +21,8 @@ import unittest
 
 from harness import Meridian, Origin, split_address, wait_until
 from h2client import ACK, DATA, END_STREAM, HEADERS, PREFACE, SETTINGS, frame, get_block
+from test_idle_memory import read_response
+from test_tls import make_certificate
 
 CONFIG = """
 node: {name: edge-idle-tls}
@@ -59,27 +60,6 @@ def client_context(alpn):
     return context
 
 
-def read_http1_response(sock):
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError("connection closed before a response head")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError("connection closed mid-body")
-        body += chunk
-    return head.split(b"\r\n")[0]
-
-
 class Http1Client:
     def __init__(self, address, context):
         self.sock = context.wrap_socket(socket.create_connection(address, timeout=10))
@@ -88,7 +68,7 @@ class Http1Client:
         self.sock.sendall(REQUEST)
 
     def answered(self):
-        return read_http1_response(self.sock).startswith(b"HTTP/1.1 200")
+        return read_response(self.sock).startswith(b"HTTP/1.1 200")
 
     def close(self):
         self.sock.close()
@@ -161,12 +141,7 @@ class IdleTlsMemoryTest(unittest.TestCase):
         if hard < CONNECTIONS + 300:
             raise unittest.SkipTest(f"open files hard limit {hard} is too low")
         cls.certs = tempfile.mkdtemp(prefix="meridian-idle-tls-")
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-             "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=edge.test",
-             "-keyout", os.path.join(cls.certs, "edge.key"),
-             "-out", os.path.join(cls.certs, "edge.pem")],
-            check=True, capture_output=True)
+        make_certificate(cls.certs, "edge", "edge.test", ["edge.test"])
 
     @classmethod
     def tearDownClass(cls):

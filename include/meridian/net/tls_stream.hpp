@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -332,7 +333,8 @@ class TlsStream {
 
   enum class Fill { data, would_block, end, error };
   Fill fill(boost::system::error_code& ec);  // recv(2) into the scratch buffer, fed next
-  Step decrypt(std::span<char> out);         // SSL_read_ex until `out` is full or input runs out
+  std::optional<Step> refill();       // fill(); nullopt when there is more to feed, else the answer
+  Step decrypt(std::span<char> out);  // SSL_read_ex until `out` is full or input runs out
   boost::system::error_code error_of(int ssl_error);
   void settle();  // keeps the ciphertext OpenSSL has not consumed in pending_
 
