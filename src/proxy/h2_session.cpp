@@ -327,6 +327,7 @@ bool H2Session::on_stream_open(std::int32_t id) {
     return false;  // REFUSED_STREAM
   }
   refresh_snapshot();
+  frame_memory_released_ = false;
   auto s = std::make_unique<H2Stream>(*this, id);
   codec_->set_user(id, s.get());
   open_.push_back(std::move(s));
@@ -429,6 +430,12 @@ void H2Session::on_deadline() {
                " read nothing for idle_timeout; closing");
     close();
     return;
+  }
+  if (open_.empty() && !writing_ && !frame_memory_released_ && now - idle_since_ >= kTick) {
+    // Idle for a tick: nghttp2's frame buffer gives its pages back (not at once, which would
+    // cost a madvise and page faults per request of a client that sends one at a time).
+    codec_->release_idle_memory();
+    frame_memory_released_ = true;
   }
   const bool first = codec_->last_peer_stream() == 0;
   if (open_.empty() && now - idle_since_ >= (first ? limits.header_timeout : limits.idle_timeout)) {

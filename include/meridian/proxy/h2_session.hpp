@@ -10,9 +10,10 @@
 // output batch of at most kWriteBatch (the client is read again only after the last batch
 // was written when nghttp2 has more to send). Both buffers go as soon as no stream is open and
 // nothing is being written: an idle connection waits for readability without a read buffer,
-// as an idle HTTP/1.1 connection does, and allocates one again when the client sends. Responses are
-// pulled from the exchange frame by frame, so an exchange reads its upstream again only when the
-// client's window let the last piece go.
+// as an idle HTTP/1.1 connection does, and allocates one again when the client sends. After a
+// quiet tick nghttp2's own 16 KiB frame buffer gives its pages back too (SessionMemory). Responses
+// are pulled from the exchange frame by frame, so an exchange reads its upstream again only when
+// the client's window let the last piece go.
 //
 // Abuse (CVE-2023-44487 rapid reset, CONTINUATION floods, PING/SETTINGS floods): nghttp2's
 // own limits (reset rate, 8 CONTINUATION frames, 1,000 queued ACKs), plus a per-connection
@@ -156,7 +157,8 @@ class H2Session final : public std::enable_shared_from_this<H2Session>,
   net::Clock::time_point write_since_{};  // the write in progress started then
 
   bool reading_ = false;
-  bool shedding_ = false;  // the pending read was cancelled to let the read buffer go
+  bool shedding_ = false;               // the pending read was cancelled to let the read buffer go
+  bool frame_memory_released_ = false;  // nghttp2's frame buffer pages, since the last stream
   bool writing_ = false;
   bool flushing_ = false;
   bool flush_again_ = false;

@@ -225,9 +225,10 @@ struct CodecCallbacks {
 Codec::Codec(Role role, Events& events, const Settings& settings) : role_(role), events_(events) {
   static nghttp2_session_callbacks* const callbacks = CodecCallbacks::make();
   static nghttp2_option* const options = CodecCallbacks::options();
-  const int rv = role == Role::server
-                     ? nghttp2_session_server_new2(&session_, callbacks, this, options)
-                     : nghttp2_session_client_new2(&session_, callbacks, this, options);
+  const int rv =
+      role == Role::server
+          ? nghttp2_session_server_new3(&session_, callbacks, this, options, memory_.mem())
+          : nghttp2_session_client_new3(&session_, callbacks, this, options, memory_.mem());
   if (rv != 0) {
     session_ = nullptr;
     return;
@@ -403,6 +404,10 @@ bool Codec::want_read() const {
 
 bool Codec::want_write() const {
   return nghttp2_session_want_write(session_) != 0;
+}
+
+void Codec::release_idle_memory() {
+  if (session_ != nullptr && !want_write()) memory_.release_idle();
 }
 
 // ---------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@
 #include <string_view>
 #include <vector>
 
+#include "meridian/http/h2/session_memory.hpp"
+
 struct nghttp2_session;
 
 namespace meridian::http::h2 {
@@ -147,6 +149,9 @@ class Codec {
   bool produce(std::string& out, std::size_t limit);
   bool want_read() const;
   bool want_write() const;
+  // Between frames (nothing to send): the pages of nghttp2's frame buffer go back to the
+  // kernel (SessionMemory). For a connection that turns idle.
+  void release_idle_memory();
   // What ended the connection, for the log.
   std::string_view error() const { return error_; }
 
@@ -193,6 +198,7 @@ class Codec {
 
   Role role_;
   Events& events_;
+  SessionMemory memory_;  // outlives session_: ~Codec deletes the session first
   nghttp2_session* session_ = nullptr;
   std::string error_;
   Block block_ = Block::request;  // the header block being received

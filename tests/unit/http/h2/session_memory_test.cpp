@@ -1,0 +1,71 @@
+#include "meridian/http/h2/session_memory.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+namespace meridian::http::h2 {
+namespace {
+
+class SessionMemoryTest : public ::testing::Test {
+ protected:
+  void* alloc(std::size_t n) { return mem_->malloc(n, mem_->mem_user_data); }
+  void* grow(void* p, std::size_t n) { return mem_->realloc(p, n, mem_->mem_user_data); }
+  void release(void* p) { mem_->free(p, mem_->mem_user_data); }
+
+  SessionMemory memory_;
+  nghttp2_mem* mem_ = memory_.mem();
+};
+
+// nghttp2's outbound frame buffer: 9-byte header, 1 pad byte, 16 KiB payload.
+constexpr std::size_t kFrameBuffer = 9 + 1 + 16384;
+
+TEST_F(SessionMemoryTest, LargeBlocksArePageAlignedAndTheirPagesCanBeGivenBack) {
+  if (sysconf(_SC_PAGESIZE) != 4096) GTEST_SKIP() << "large blocks are plain malloc here";
+  auto* p = static_cast<unsigned char*>(alloc(kFrameBuffer));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % 4096, 0u);
+  EXPECT_EQ(memory_.large_blocks(), 1u);
+  std::memset(p, 0xab, kFrameBuffer);
+  memory_.release_idle();
+  // The whole pages read as zeros now; the bytes past the last whole page are kept.
+  EXPECT_EQ(p[0], 0);
+  EXPECT_EQ(p[16383], 0);
+  EXPECT_EQ(p[16384], 0xab);
+  p[0] = 7;  // and the block is still ours to write
+  EXPECT_EQ(p[0], 7);
+  release(p);
+  EXPECT_EQ(memory_.large_blocks(), 0u);
+}
+
+TEST_F(SessionMemoryTest, SmallBlocksAreLeftToMalloc) {
+  void* p = alloc(100);
+  void* q = mem_->calloc(10, 10, mem_->mem_user_data);
+  ASSERT_NE(p, nullptr);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(memory_.large_blocks(), 0u);
+  EXPECT_EQ(static_cast<unsigned char*>(q)[99], 0);
+  release(p);
+  release(q);
+}
+
+TEST_F(SessionMemoryTest, ReallocKeepsTheContentsAcrossBothKinds) {
+  auto* p = static_cast<char*>(alloc(64));
+  std::memcpy(p, "frame", 6);
+  p = static_cast<char*>(grow(p, kFrameBuffer));  // small to large
+  ASSERT_NE(p, nullptr);
+  EXPECT_STREQ(p, "frame");
+  p = static_cast<char*>(grow(p, 2 * kFrameBuffer));  // large to larger
+  ASSERT_NE(p, nullptr);
+  EXPECT_STREQ(p, "frame");
+  p = static_cast<char*>(grow(p, 32));  // back to small
+  ASSERT_NE(p, nullptr);
+  EXPECT_STREQ(p, "frame");
+  EXPECT_EQ(memory_.large_blocks(), 0u);
+  release(p);
+}
+
+}  // namespace
+}  // namespace meridian::http::h2
