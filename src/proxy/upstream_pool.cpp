@@ -6,10 +6,11 @@ namespace meridian::proxy {
 
 std::shared_ptr<UpstreamConnection> UpstreamPool::acquire(
     const balancing::EndpointState* endpoint) {
-  auto it = idle_.find(endpoint);
-  if (it == idle_.end() || it->second.empty()) return nullptr;
-  auto conn = std::move(it->second.back().conn);
-  it->second.pop_back();
+  auto it = pools_.find(endpoint);
+  if (it == pools_.end() || it->second.idle.empty()) return nullptr;
+  auto& idle = it->second.idle;
+  auto conn = std::move(idle.back().conn);
+  idle.pop_back();
   --idle_total_;
   conn->idle_token = next_token_++;  // the pending idle read now belongs to nobody
   if (conn->watched) {
@@ -21,14 +22,21 @@ std::shared_ptr<UpstreamConnection> UpstreamPool::acquire(
 
 void UpstreamPool::release(std::shared_ptr<UpstreamConnection> conn, std::uint32_t max_idle,
                            std::chrono::milliseconds idle_timeout) {
-  auto& list = idle_[conn->endpoint.get()];
-  if (list.size() >= max_idle || idle_timeout.count() <= 0) {
+  if (max_idle == 0 || idle_timeout.count() <= 0) {
+    conn->transport.close();
+    return;
+  }
+  auto& pool = pools_[conn->endpoint.get()];
+  pool.max_idle = max_idle;
+  // The releasing request still counts: at least 1.
+  pool.demand = std::max(pool.demand, conn->endpoint->in_flight.load(std::memory_order_relaxed));
+  if (pool.idle.size() >= pool.keep()) {
     conn->transport.close();
     return;
   }
   conn->idle_token = next_token_++;
   conn->watched = false;
-  list.push_back(Idle{std::move(conn), net::Clock::now() + idle_timeout});
+  pool.idle.push_back(Idle{std::move(conn), net::Clock::now() + idle_timeout});
   ++idle_total_;
 }
 
@@ -54,49 +62,62 @@ void UpstreamPool::watch(const std::shared_ptr<UpstreamConnection>& conn) {
 }
 
 void UpstreamPool::remove(const UpstreamConnection* conn) {
-  auto it = idle_.find(conn->endpoint.get());
-  if (it == idle_.end()) return;
-  auto& list = it->second;
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    if (list[i].conn.get() == conn) {
-      list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
+  auto it = pools_.find(conn->endpoint.get());
+  if (it == pools_.end()) return;
+  auto& idle = it->second.idle;
+  for (std::size_t i = 0; i < idle.size(); ++i) {
+    if (idle[i].conn.get() == conn) {
+      idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(i));
       --idle_total_;
       break;
     }
   }
-  if (list.empty()) idle_.erase(it);
+  // The entry stays (with its demand) until the next sweep finds nothing in it.
+}
+
+void UpstreamPool::close_front(EndpointPool& pool, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& c = pool.idle[i].conn;
+    c->idle_token = next_token_++;
+    c->transport.close();
+  }
+  pool.idle.erase(pool.idle.begin(), pool.idle.begin() + static_cast<std::ptrdiff_t>(n));
+  idle_total_ -= n;
 }
 
 void UpstreamPool::sweep(net::Clock::time_point now) {
-  for (auto it = idle_.begin(); it != idle_.end();) {
-    auto& list = it->second;
-    // Entries are in release order, so the expired ones are at the front.
+  const bool new_window = now >= window_end_;
+  if (new_window) window_end_ = now + kDemandWindow;
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    auto& pool = it->second;
+    auto& idle = pool.idle;
+    if (new_window) {
+      pool.demand_prev = pool.demand;
+      pool.demand = 0;
+    }
+    // Entries are in release order, so the expired ones are at the front, and so are the
+    // least recently used, which go first when demand has fallen.
     std::size_t expired = 0;
-    while (expired < list.size() && list[expired].expires <= now) {
-      auto& c = list[expired].conn;
-      c->idle_token = next_token_++;
-      c->transport.close();
+    while (expired < idle.size() && idle[expired].expires <= now)
       ++expired;
+    close_front(pool, std::max<std::size_t>(
+                          expired, idle.size() - std::min<std::size_t>(idle.size(), pool.keep())));
+    for (auto& entry : idle) {
+      if (!entry.conn->watched) watch(entry.conn);
     }
-    if (expired > 0) {
-      list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(expired));
-      idle_total_ -= expired;
-    }
-    for (auto& idle : list) {
-      if (!idle.conn->watched) watch(idle.conn);
-    }
-    it = list.empty() ? idle_.erase(it) : std::next(it);
+    const bool forgotten = idle.empty() && pool.demand == 0 && pool.demand_prev == 0;
+    it = forgotten ? pools_.erase(it) : std::next(it);
   }
 }
 
 void UpstreamPool::clear() {
-  for (auto& [endpoint, list] : idle_) {
-    for (auto& idle : list) {
-      idle.conn->idle_token = next_token_++;
-      idle.conn->transport.close();
+  for (auto& [endpoint, pool] : pools_) {
+    for (auto& entry : pool.idle) {
+      entry.conn->idle_token = next_token_++;
+      entry.conn->transport.close();
     }
   }
-  idle_.clear();
+  pools_.clear();
   idle_total_ = 0;
 }
 

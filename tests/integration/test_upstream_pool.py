@@ -1,6 +1,8 @@
 """Upstream connection handling (backends.connect_timeout, keepalive.*): the connect timeout
-answers 504, pooled idle connections are closed after keepalive.idle_timeout, and no more than
-keepalive.max_idle_per_endpoint stay pooled."""
+answers 504, pooled idle connections are closed after keepalive.idle_timeout, and the pool
+follows demand: a burst of concurrent requests reuses its connections round after round
+whatever keepalive.max_idle_per_endpoint says, and once the burst is over the surplus is closed
+down to max_idle_per_endpoint, which stay."""
 
 import socket
 import threading
@@ -18,8 +20,15 @@ listeners:
     listen: "{listen}"
     routes:
       - {name: blackhole, match: {path_prefix: /blackhole}, backend: blackhole, retries: 1}
+      - {name: steady, match: {path_prefix: /steady}, backend: steady}
       - {name: all, backend: b}
 backends:
+  - name: steady
+    keepalive: {max_idle_per_endpoint: 2, idle_timeout: 60s}
+    regions:
+      - name: r1
+        location: {lat: 50.0, lon: 8.0}
+        endpoints: [{address: "{o2}"}]
   - name: b
     keepalive: {max_idle_per_endpoint: 2, idle_timeout: 1s}
     regions:
@@ -61,12 +70,15 @@ class UpstreamPoolTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.origin = Origin("o1").start()
+        cls.steady = Origin("o2").start()
         cls.hole = Blackhole()
         try:
             cls.meridian = Meridian(CONFIG, {"o1": cls.origin.address,
+                                             "o2": cls.steady.address,
                                              "hole": cls.hole.address}).__enter__()
         except BaseException:
             cls.origin.stop()
+            cls.steady.stop()
             cls.hole.close()
             raise
 
@@ -76,6 +88,7 @@ class UpstreamPoolTest(unittest.TestCase):
             cls.meridian.__exit__(None, None, None)
         finally:
             cls.origin.stop()
+            cls.steady.stop()
             cls.hole.close()
 
     def test_connect_timeout_answers_504(self):
@@ -91,25 +104,41 @@ class UpstreamPoolTest(unittest.TestCase):
         wait_until(lambda: self.origin.stats()["connections_active"] == 0, timeout=5,
                    message="pooled upstream connection still open after its idle timeout")
 
-    def test_at_most_max_idle_connections_stay_pooled(self):
-        self.origin.reset_stats()
-        # Five concurrent slow requests need five upstream connections ...
+    def burst(self, n, delay_ms=300):
+        """n concurrent slow requests to the `steady` backend: n upstream connections in use."""
         results = []
 
         def slow(i):
-            results.append(http_get(self.meridian.listen_address, f"/slow/{i}?delay_ms=500",
-                                    timeout=10).status)
+            results.append(http_get(self.meridian.listen_address,
+                                    f"/steady/{i}?delay_ms={delay_ms}", timeout=10).status)
 
-        threads = [threading.Thread(target=slow, args=(i,)) for i in range(5)]
+        threads = [threading.Thread(target=slow, args=(i,)) for i in range(n)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        self.assertEqual(results, [200] * 5)
-        self.assertGreaterEqual(self.origin.stats()["connections_accepted"], 5)
-        # ... but only max_idle_per_endpoint (2) of them are kept once they are idle.
-        wait_until(lambda: self.origin.stats()["connections_active"] <= 2, timeout=3,
-                   message="more idle upstream connections kept than max_idle_per_endpoint")
+        self.assertEqual(results, [200] * n)
+
+    def test_pool_follows_demand_then_shrinks_to_max_idle(self):
+        self.steady.reset_stats()
+        # Three rounds of 20 concurrent requests against max_idle_per_endpoint 2: a fixed cap
+        # would close 18 connections after each round and dial them again (56 in all).
+        for _ in range(3):
+            self.burst(20)
+        stats = self.steady.stats()
+        self.assertGreaterEqual(stats["connections_accepted"], 20)
+        self.assertLessEqual(stats["connections_accepted"], 24,
+                             "upstream connections were closed and dialled again between rounds")
+        # Kept while the demand is recent (one to two 5 s windows) ...
+        self.assertGreater(stats["connections_active"], 2)
+        # ... then closed down to max_idle_per_endpoint, which stay pooled (idle_timeout 60 s).
+        wait_until(lambda: self.steady.stats()["connections_active"] <= 2, timeout=20,
+                   message="the surplus of idle upstream connections was not closed")
+        self.assertEqual(self.steady.stats()["connections_active"], 2)
+        before = self.steady.stats()["connections_accepted"]
+        self.burst(2, delay_ms=0)
+        self.assertEqual(self.steady.stats()["connections_accepted"], before,
+                         "the two pooled connections were not reused")
 
 
 if __name__ == "__main__":

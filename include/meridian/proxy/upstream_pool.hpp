@@ -1,7 +1,17 @@
 // Idle keep-alive connections to upstream endpoints, per worker (never shared across workers,
-// so lending and returning take no lock). Bounded per endpoint by
-// keepalive.max_idle_per_endpoint; an idle connection is closed after keepalive.idle_timeout
-// or when the origin closes it or sends anything unexpected.
+// so lending and returning take no lock). An idle connection is closed after
+// keepalive.idle_timeout or when the origin closes it or sends anything unexpected.
+//
+// How many stay pooled follows demand, as HAProxy's idle pools do: an endpoint keeps up to
+// keepalive.max_idle_per_endpoint idle connections whatever the traffic, and beyond that as
+// many as it had requests in flight at once lately (the most seen at a release, over the
+// current and the previous kDemandWindow). Each HTTP/1.1 request in flight holds a connection
+// of its own, so a fixed cap below the concurrency -- 100 streams of HTTP/2 clients against the
+// default 64 -- would close connections at every release and dial them again at the next
+// request; following demand, the pool settles at the concurrency and the surplus is closed,
+// least recently used first, once demand has stayed lower for a whole window. `0` still
+// pools nothing. The count is the endpoint's requests in flight from every worker, so a
+// worker may keep more than its own share: it never dials more than it uses at once, though.
 //
 // Watching for that close is a read on the idle socket, which with Asio costs a system call
 // when it is started (a speculative recv that finds nothing) and another when it is
@@ -12,6 +22,7 @@
 // Thread: the owning worker only.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -49,18 +60,22 @@ class UpstreamPool {
   // A pooled connection to `endpoint`, most recently used first, or null.
   std::shared_ptr<UpstreamConnection> acquire(const balancing::EndpointState* endpoint);
 
-  // Returns a connection whose last exchange ended cleanly. Closed instead when the endpoint
-  // already has `max_idle` idle connections.
+  // Returns a connection whose last exchange ended cleanly (its request still counted in
+  // flight). Closed instead when `max_idle` is 0, or when the endpoint already has as many
+  // idle connections as the larger of `max_idle` and its recent demand (see above).
   void release(std::shared_ptr<UpstreamConnection> conn, std::uint32_t max_idle,
                std::chrono::milliseconds idle_timeout);
 
-  // Closes idle connections whose idle timeout passed, and starts watching those that have
-  // been idle since the previous sweep. O(idle connections).
+  // Closes idle connections whose idle timeout passed and those beyond the recent demand,
+  // and starts watching those that have been idle since the previous sweep. O(idle
+  // connections).
   void sweep(net::Clock::time_point now);
   // Closes every idle connection (drain).
   void clear();
 
   std::size_t idle_count() const { return idle_total_; }
+  // How long a burst of demand keeps its connections pooled: one to two windows.
+  static constexpr std::chrono::seconds kDemandWindow{5};
   // Connections dialled by this pool's owner. Only counted so far: neither /status nor a test
   // reads it yet.
   std::uint64_t connects = 0;
@@ -70,12 +85,21 @@ class UpstreamPool {
     std::shared_ptr<UpstreamConnection> conn;
     net::Clock::time_point expires;
   };
+  struct EndpointPool {
+    std::vector<Idle> idle;         // release order: least recently used first
+    std::uint32_t max_idle = 0;     // keepalive.max_idle_per_endpoint at the last release
+    std::uint32_t demand = 0;       // most requests in flight seen at a release, this window
+    std::uint32_t demand_prev = 0;  // the same, the previous window
+    std::uint32_t keep() const { return std::max({max_idle, demand, demand_prev}); }
+  };
   void watch(const std::shared_ptr<UpstreamConnection>& conn);
   void remove(const UpstreamConnection* conn);
+  void close_front(EndpointPool& pool, std::size_t n);
 
-  std::unordered_map<const balancing::EndpointState*, std::vector<Idle>> idle_;
+  std::unordered_map<const balancing::EndpointState*, EndpointPool> pools_;
   std::size_t idle_total_ = 0;
   std::uint64_t next_token_ = 1;
+  net::Clock::time_point window_end_{};
 };
 
 }  // namespace meridian::proxy
