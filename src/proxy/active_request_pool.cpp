@@ -84,6 +84,8 @@ void ActiveRequestPool::give(std::unique_ptr<ActiveRequest> r) {
   trim(r->log_user_agent, kKeepCapacity);
   trim(r->log_referer, kKeepCapacity);
   r->exchange.trim(kKeepCapacity);
+  r->h2_request.trim(kKeepCapacity);
+  r->h2_fields.trim(kKeepCapacity);
   if (r->write_list.capacity() > 64) std::vector<boost::asio::const_buffer>().swap(r->write_list);
   if (r->body_slices.capacity() > 64) http::BodySlices().swap(r->body_slices);
   free_.push_back(std::move(r));

@@ -25,11 +25,14 @@ H2Stream::H2Stream(H2Session& session, std::int32_t id)
     : s_(session),
       id_(id),
       snapshot_(session.snapshot()),
-      listener_index_(session.listener_index()) {
+      listener_index_(session.listener_index()),
+      rq_(session.worker().requests->take(*this)),
+      request_(rq_->h2_request),
+      response_(rq_->h2_fields) {
   auto& w = s_.worker();
   const auto& limits = snapshot_->config->limits;
   const auto now = net::Clock::now();
-  rq_ = w.requests->take(*this);
+  response_.clear();
   rq_->set_snapshot(snapshot_.get(), listener_index_);
   rq_->peer_text = s_.transport().peer_text;
   rq_->reset(

@@ -97,8 +97,8 @@ class H2Stream final : private RequestEncoder, private net::Deadline {
   int listener_index_;
   State state_ = State::headers;
   std::unique_ptr<ActiveRequest> rq_;
-  http::H2RequestBuilder request_;
-  http::h2::FieldBlock response_;
+  http::H2RequestBuilder& request_;  // rq_'s, reused from stream to stream
+  http::h2::FieldBlock& response_;   // the answer's header blocks, the same
 
   // Request body: bytes in rq_->in not yet acknowledged to the client's window.
   bool end_stream_ = false;          // the client sent END_STREAM

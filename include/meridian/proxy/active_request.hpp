@@ -27,6 +27,7 @@
 #include "meridian/core/byte_buffer.hpp"
 #include "meridian/http/forwarding.hpp"
 #include "meridian/http/h1/parser.hpp"
+#include "meridian/http/h2/message.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/proxy/exchange.hpp"
 #include "meridian/proxy/worker_context.hpp"
@@ -141,6 +142,11 @@ class ActiveRequest final : private ExchangeSink, private ratelimit::StoreWaiter
   // pipelined request may be in it); empty whenever the request goes back to the pool.
   ByteBuffer in;
   http::RequestParser parser;
+  // An HTTP/2 stream's request header block, and its answer's header blocks on their way to
+  // nghttp2 (which copies them): kept here so that their storage is reused from stream to
+  // stream instead of growing anew for each.
+  http::H2RequestBuilder h2_request;
+  http::h2::FieldBlock h2_fields;
   // The connection's client address as text (for X-Forwarded-For and the log), set by the
   // session that takes this state and kept across reset().
   std::string peer_text;

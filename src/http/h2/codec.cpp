@@ -46,6 +46,12 @@ void FieldBlock::add(std::string_view name, std::string_view value) {
                            static_cast<std::uint32_t>(value.size())});
 }
 
+void FieldBlock::trim(std::size_t keep) {
+  clear();
+  if (store_.capacity() > keep) std::string().swap(store_);
+  if (entries_.capacity() * sizeof(Entry) > keep) std::vector<Entry>().swap(entries_);
+}
+
 void FieldBlock::add(std::string_view name, std::string_view value, std::string_view more) {
   add(name, value);
   store_.append(", ");

@@ -35,6 +35,12 @@ void H2RequestBuilder::reset(const ParserLimits& limits) {
   trailers_dropped_ = false;
 }
 
+void H2RequestBuilder::trim(std::size_t keep) {
+  if (store_.capacity() > keep) std::string().swap(store_);
+  if (cookie_.capacity() > keep) std::string().swap(cookie_);
+  if (fields_.capacity() * sizeof(fields_[0]) > keep) decltype(fields_)().swap(fields_);
+}
+
 void H2RequestBuilder::add_trailer(std::string_view name, std::string_view value) {
   if (trailers_dropped_) return;
   if (!trailers_.add(name, value, limits_.max_head_bytes, limits_.max_fields)) {

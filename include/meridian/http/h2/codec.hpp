@@ -57,6 +57,8 @@ class FieldBlock {
   void add_number(std::string_view name, std::uint64_t value);
   void add_status(unsigned status) { add_number(":status", status); }
   std::size_t size() const { return entries_.size(); }
+  // Frees the storage of a block larger than `keep` bytes (a reused block keeps the rest).
+  void trim(std::size_t keep);
   std::string_view name(std::size_t i) const {
     return std::string_view(store_).substr(entries_[i].name, entries_[i].name_length);
   }
