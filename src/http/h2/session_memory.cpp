@@ -31,7 +31,7 @@ SessionMemory::Block* SessionMemory::find(void* ptr) {
 }
 
 void* SessionMemory::allocate(std::size_t size) {
-  if (size < kLargeBlock || !page_blocks()) return std::malloc(size);
+  if (size < kPageBlock || !page_blocks()) return std::malloc(size);
   Block* slot = find(nullptr);
   if (slot == nullptr) return std::malloc(size);
   void* ptr = nullptr;
@@ -61,7 +61,7 @@ void* SessionMemory::on_realloc(void* ptr, std::size_t size, void* self) {
   auto* m = static_cast<SessionMemory*>(self);
   if (ptr == nullptr) return m->allocate(size);
   Block* old = m->find(ptr);
-  if (old == nullptr && size < kLargeBlock) return std::realloc(ptr, size);
+  if (old == nullptr && size < kPageBlock) return std::realloc(ptr, size);
   // Into or out of a page-aligned block: a new block, the contents copied.
   const std::size_t old_size = old != nullptr ? old->size : malloc_usable_size(ptr);
   void* fresh = m->allocate(size);
@@ -72,10 +72,27 @@ void* SessionMemory::on_realloc(void* ptr, std::size_t size, void* self) {
   return fresh;
 }
 
+namespace {
+
+bool all_zero(const unsigned char* p, std::size_t n) {
+  return p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0;
+}
+
+}  // namespace
+
 void SessionMemory::release_idle() {
   for (const auto& b : large_) {
-    const std::size_t pages = b.size / kPage;  // the block starts on a page
-    if (b.ptr != nullptr && pages != 0) madvise(b.ptr, pages * kPage, MADV_DONTNEED);
+    if (b.ptr == nullptr) continue;
+    auto* const base = static_cast<unsigned char*>(b.ptr);  // the block starts on a page
+    const std::size_t pages = b.size / kPage;
+    if (b.size >= kScratchBlock) {
+      madvise(base, pages * kPage, MADV_DONTNEED);
+      continue;
+    }
+    for (std::size_t i = 0; i < pages; ++i) {
+      auto* const page = base + i * kPage;
+      if (all_zero(page, kPage)) madvise(page, kPage, MADV_DONTNEED);
+    }
   }
 }
 

@@ -1,11 +1,16 @@
 // The memory of one nghttp2 session (nghttp2_mem), so that an idle HTTP/2 connection does not
-// keep nghttp2's 16 KiB outbound frame buffer resident. nghttp2 allocates that buffer with the
-// session and keeps it for the session's life, although what it holds is dead whenever the
-// session has nothing to send (it is reset after every frame). Blocks of kLargeBlock bytes and
-// more (that buffer; a header block that outgrows it) are page-aligned here, and
-// release_idle() gives their whole pages back to the kernel (madvise MADV_DONTNEED): they
-// stay allocated, and read as zeros when nghttp2 next writes a frame into them. Everything
-// else goes to malloc as before.
+// keep nghttp2's two largest blocks resident:
+// - its 16 KiB outbound frame buffer, allocated with the session and kept for its life,
+//   although what it holds is dead whenever the session has nothing to send (it is reset
+//   after every frame). Blocks of kScratchBlock bytes and more (that buffer; a header block
+//   that outgrows it) are scratch: release_idle() gives all their pages back.
+// - its stream map, a 4 KiB table of buckets that reads as all zeros whenever no stream is
+//   open (a removed stream's bucket is cleared). Blocks from kPageBlock bytes up to
+//   kScratchBlock give back only the pages that are all zeros, which is what the kernel
+//   hands back on the next touch: their contents cannot change, whatever nghttp2 keeps there.
+// Both kinds are page-aligned here, and release_idle() returns their pages to the kernel
+// (madvise MADV_DONTNEED): they stay allocated, and read as zeros when next touched.
+// Everything else goes to malloc as before.
 //
 // With pages larger than 4 KiB (some ARM64 kernels use 16 or 64 KiB) a 16 KiB block has no
 // page of its own to give back: large blocks are plain malloc blocks then, and release_idle()
@@ -21,7 +26,8 @@ namespace meridian::http::h2 {
 
 class SessionMemory {
  public:
-  static constexpr std::size_t kLargeBlock = 8192;
+  static constexpr std::size_t kPageBlock = 4096;
+  static constexpr std::size_t kScratchBlock = 8192;
 
   SessionMemory();
   SessionMemory(const SessionMemory&) = delete;
@@ -48,8 +54,8 @@ class SessionMemory {
   };
   Block* find(void* ptr);
 
-  // nghttp2 has one or two large blocks per session; more fall back to malloc.
-  std::array<Block, 4> large_{};
+  // nghttp2 has two or three such blocks per session; more fall back to malloc.
+  std::array<Block, 6> large_{};
   nghttp2_mem mem_;
 };
 

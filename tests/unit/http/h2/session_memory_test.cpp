@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -21,6 +22,15 @@ class SessionMemoryTest : public ::testing::Test {
 
 // nghttp2's outbound frame buffer: 9-byte header, 1 pad byte, 16 KiB payload.
 constexpr std::size_t kFrameBuffer = 9 + 1 + 16384;
+// nghttp2's stream map: 256 buckets of 16 bytes.
+constexpr std::size_t kStreamMap = 256 * 16;
+
+// Whether the page at `p` is resident (mincore).
+bool resident(const void* p) {
+  unsigned char v = 0;
+  if (mincore(const_cast<void*>(p), 4096, &v) != 0) return true;
+  return (v & 1) != 0;
+}
 
 TEST_F(SessionMemoryTest, LargeBlocksArePageAlignedAndTheirPagesCanBeGivenBack) {
   if (sysconf(_SC_PAGESIZE) != 4096) GTEST_SKIP() << "large blocks are plain malloc here";
@@ -30,7 +40,9 @@ TEST_F(SessionMemoryTest, LargeBlocksArePageAlignedAndTheirPagesCanBeGivenBack) 
   EXPECT_EQ(memory_.large_blocks(), 1u);
   std::memset(p, 0xab, kFrameBuffer);
   memory_.release_idle();
-  // The whole pages read as zeros now; the bytes past the last whole page are kept.
+  // The whole pages are gone and read as zeros; the bytes past the last whole page are kept.
+  EXPECT_FALSE(resident(p));
+  EXPECT_FALSE(resident(p + 3 * 4096));
   EXPECT_EQ(p[0], 0);
   EXPECT_EQ(p[16383], 0);
   EXPECT_EQ(p[16384], 0xab);
@@ -38,6 +50,27 @@ TEST_F(SessionMemoryTest, LargeBlocksArePageAlignedAndTheirPagesCanBeGivenBack) 
   EXPECT_EQ(p[0], 7);
   release(p);
   EXPECT_EQ(memory_.large_blocks(), 0u);
+}
+
+TEST_F(SessionMemoryTest, PageSizedBlocksGiveBackOnlyTheirAllZeroPages) {
+  if (sysconf(_SC_PAGESIZE) != 4096) GTEST_SKIP() << "large blocks are plain malloc here";
+  auto* map = static_cast<unsigned char*>(mem_->calloc(256, 16, mem_->mem_user_data));
+  ASSERT_NE(map, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(map) % 4096, 0u);
+  // A stream in the map: its contents must survive.
+  map[100] = 0x5a;
+  memory_.release_idle();
+  EXPECT_TRUE(resident(map));
+  EXPECT_EQ(map[100], 0x5a);
+  // No stream: all zeros, which the kernel gives back on the next touch anyway.
+  map[100] = 0;
+  memory_.release_idle();
+  EXPECT_FALSE(resident(map));
+  for (std::size_t i = 0; i < kStreamMap; ++i)
+    ASSERT_EQ(map[i], 0) << i;
+  map[7] = 1;
+  EXPECT_EQ(map[7], 1);
+  release(map);
 }
 
 TEST_F(SessionMemoryTest, SmallBlocksAreLeftToMalloc) {
