@@ -28,15 +28,10 @@ void UpstreamPool::release(std::shared_ptr<UpstreamConnection> conn, std::uint32
   }
   auto& pool = pools_[conn->endpoint.get()];
   pool.max_idle = max_idle;
-  // The releasing request still counts: at least 1.
-  pool.demand = std::max(pool.demand, conn->endpoint->in_flight.load(std::memory_order_relaxed));
-  if (pool.idle.size() >= pool.keep()) {
-    conn->transport.close();
-    return;
-  }
   conn->idle_token = next_token_++;
   conn->watched = false;
-  pool.idle.push_back(Idle{std::move(conn), net::Clock::now() + idle_timeout});
+  const auto now = net::Clock::now();
+  pool.idle.push_back(Idle{std::move(conn), now, now + idle_timeout});
   ++idle_total_;
 }
 
@@ -72,7 +67,7 @@ void UpstreamPool::remove(const UpstreamConnection* conn) {
       break;
     }
   }
-  // The entry stays (with its demand) until the next sweep finds nothing in it.
+  if (idle.empty()) pools_.erase(it);
 }
 
 void UpstreamPool::close_front(EndpointPool& pool, std::size_t n) {
@@ -86,27 +81,21 @@ void UpstreamPool::close_front(EndpointPool& pool, std::size_t n) {
 }
 
 void UpstreamPool::sweep(net::Clock::time_point now) {
-  const bool new_window = now >= window_end_;
-  if (new_window) window_end_ = now + kDemandWindow;
   for (auto it = pools_.begin(); it != pools_.end();) {
     auto& pool = it->second;
     auto& idle = pool.idle;
-    if (new_window) {
-      pool.demand_prev = pool.demand;
-      pool.demand = 0;
+    // Entries are in release order: the least recently used, which expire first and which a
+    // fallen demand no longer reaches, are at the front.
+    std::size_t n = 0;
+    while (n < idle.size() && (idle[n].expires <= now || (idle.size() - n > pool.max_idle &&
+                                                          now - idle[n].since >= kSurplusIdle))) {
+      ++n;
     }
-    // Entries are in release order, so the expired ones are at the front, and so are the
-    // least recently used, which go first when demand has fallen.
-    std::size_t expired = 0;
-    while (expired < idle.size() && idle[expired].expires <= now)
-      ++expired;
-    close_front(pool, std::max<std::size_t>(
-                          expired, idle.size() - std::min<std::size_t>(idle.size(), pool.keep())));
+    close_front(pool, n);
     for (auto& entry : idle) {
       if (!entry.conn->watched) watch(entry.conn);
     }
-    const bool forgotten = idle.empty() && pool.demand == 0 && pool.demand_prev == 0;
-    it = forgotten ? pools_.erase(it) : std::next(it);
+    it = idle.empty() ? pools_.erase(it) : std::next(it);
   }
 }
 

@@ -19,6 +19,14 @@ class TrailerFields {
     lengths_.clear();
     fields_.clear();
   }
+  // Clears, and frees the storage of a section larger than `keep` bytes.
+  void trim(std::size_t keep) {
+    clear();
+    if (store_.capacity() > keep) std::string().swap(store_);
+    if (lengths_.capacity() * sizeof(std::uint32_t) > keep)
+      std::vector<std::uint32_t>().swap(lengths_);
+    if (fields_.capacity() * sizeof(Field) > keep) std::vector<Field>().swap(fields_);
+  }
   // False when the field would take the section past `max_bytes` or `max_fields` (it is not
   // kept then).
   bool add(std::string_view name, std::string_view value, std::uint64_t max_bytes,

@@ -3,15 +3,16 @@
 // keepalive.idle_timeout or when the origin closes it or sends anything unexpected.
 //
 // How many stay pooled follows demand, as HAProxy's idle pools do: an endpoint keeps up to
-// keepalive.max_idle_per_endpoint idle connections whatever the traffic, and beyond that as
-// many as it had requests in flight at once lately (the most seen at a release, over the
-// current and the previous kDemandWindow). Each HTTP/1.1 request in flight holds a connection
-// of its own, so a fixed cap below the concurrency -- 100 streams of HTTP/2 clients against the
-// default 64 -- would close connections at every release and dial them again at the next
-// request; following demand, the pool settles at the concurrency and the surplus is closed,
-// least recently used first, once demand has stayed lower for a whole window. `0` still
-// pools nothing. The count is the endpoint's requests in flight from every worker, so a
-// worker may keep more than its own share: it never dials more than it uses at once, though.
+// keepalive.max_idle_per_endpoint idle connections for keepalive.idle_timeout whatever the
+// traffic, and beyond that every connection a request gives back, for as long as it is used
+// again within kSurplusIdle. Each HTTP/1.1 request in flight holds a connection of its own, so
+// a fixed cap below the concurrency -- 100 streams of HTTP/2 clients against the default 64 --
+// would close connections at every release and dial them again at the next request. Lent
+// most recently used first, the connections a burst needs keep circulating; once demand falls,
+// the ones it no longer needs sit idle at the front and the sweep closes them beyond
+// max_idle_per_endpoint after kSurplusIdle. No count of requests is kept for this: a worker
+// never has more connections to an endpoint than it had requests to it at once, and never
+// keeps more than that. `0` still pools nothing.
 //
 // Watching for that close is a read on the idle socket, which with Asio costs a system call
 // when it is started (a speculative recv that finds nothing) and another when it is
@@ -22,7 +23,6 @@
 // Thread: the owning worker only.
 #pragma once
 
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -60,22 +60,21 @@ class UpstreamPool {
   // A pooled connection to `endpoint`, most recently used first, or null.
   std::shared_ptr<UpstreamConnection> acquire(const balancing::EndpointState* endpoint);
 
-  // Returns a connection whose last exchange ended cleanly (its request still counted in
-  // flight). Closed instead when `max_idle` is 0, or when the endpoint already has as many
-  // idle connections as the larger of `max_idle` and its recent demand (see above).
+  // Returns a connection whose last exchange ended cleanly. Closed instead when `max_idle` is
+  // 0 or `idle_timeout` not positive.
   void release(std::shared_ptr<UpstreamConnection> conn, std::uint32_t max_idle,
                std::chrono::milliseconds idle_timeout);
 
-  // Closes idle connections whose idle timeout passed and those beyond the recent demand,
-  // and starts watching those that have been idle since the previous sweep. O(idle
-  // connections).
+  // Closes idle connections whose idle timeout passed and those beyond max_idle idle for
+  // kSurplusIdle, and starts watching those that have been idle since the previous sweep.
+  // O(idle connections).
   void sweep(net::Clock::time_point now);
   // Closes every idle connection (drain).
   void clear();
 
   std::size_t idle_count() const { return idle_total_; }
-  // How long a burst of demand keeps its connections pooled: one to two windows.
-  static constexpr std::chrono::seconds kDemandWindow{5};
+  // How long a connection beyond max_idle_per_endpoint stays idle before it is closed.
+  static constexpr std::chrono::seconds kSurplusIdle{5};
   // Connections dialled by this pool's owner. Only counted so far: neither /status nor a test
   // reads it yet.
   std::uint64_t connects = 0;
@@ -83,14 +82,12 @@ class UpstreamPool {
  private:
   struct Idle {
     std::shared_ptr<UpstreamConnection> conn;
-    net::Clock::time_point expires;
+    net::Clock::time_point since;    // given back then
+    net::Clock::time_point expires;  // since + keepalive.idle_timeout
   };
   struct EndpointPool {
-    std::vector<Idle> idle;         // release order: least recently used first
-    std::uint32_t max_idle = 0;     // keepalive.max_idle_per_endpoint at the last release
-    std::uint32_t demand = 0;       // most requests in flight seen at a release, this window
-    std::uint32_t demand_prev = 0;  // the same, the previous window
-    std::uint32_t keep() const { return std::max({max_idle, demand, demand_prev}); }
+    std::vector<Idle> idle;      // release order: least recently used first
+    std::uint32_t max_idle = 0;  // keepalive.max_idle_per_endpoint at the last release
   };
   void watch(const std::shared_ptr<UpstreamConnection>& conn);
   void remove(const UpstreamConnection* conn);
@@ -99,7 +96,6 @@ class UpstreamPool {
   std::unordered_map<const balancing::EndpointState*, EndpointPool> pools_;
   std::size_t idle_total_ = 0;
   std::uint64_t next_token_ = 1;
-  net::Clock::time_point window_end_{};
 };
 
 }  // namespace meridian::proxy

@@ -36,9 +36,11 @@ void H2RequestBuilder::reset(const ParserLimits& limits) {
 }
 
 void H2RequestBuilder::trim(std::size_t keep) {
+  reset(limits_);  // nothing may point into what goes
   if (store_.capacity() > keep) std::string().swap(store_);
   if (cookie_.capacity() > keep) std::string().swap(cookie_);
   if (fields_.capacity() * sizeof(fields_[0]) > keep) decltype(fields_)().swap(fields_);
+  trailers_.trim(keep);
 }
 
 void H2RequestBuilder::add_trailer(std::string_view name, std::string_view value) {

@@ -85,7 +85,7 @@ void SessionMemory::release_idle() {
     if (b.ptr == nullptr) continue;
     auto* const base = static_cast<unsigned char*>(b.ptr);  // the block starts on a page
     const std::size_t pages = b.size / kPage;
-    if (b.size >= kScratchBlock) {
+    if (b.size == kFrameBufferChunk) {
       madvise(base, pages * kPage, MADV_DONTNEED);
       continue;
     }

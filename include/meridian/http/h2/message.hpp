@@ -43,7 +43,8 @@ class H2RequestBuilder {
   // A trailer field, after the body (copies). A section larger than the head limits is
   // dropped whole: the request is under way, so nothing can be refused any more.
   void add_trailer(std::string_view name, std::string_view value);
-  // Frees the storage of a header block larger than `keep` bytes (the rest is reused).
+  // Clears, and frees the storage of a header block larger than `keep` bytes (the rest is
+  // reused).
   void trim(std::size_t keep);
   // The trailer section is complete: trailers() holds it (valid until reset()).
   void finish_trailers();

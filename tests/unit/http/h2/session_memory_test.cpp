@@ -73,6 +73,21 @@ TEST_F(SessionMemoryTest, PageSizedBlocksGiveBackOnlyTheirAllZeroPages) {
   release(map);
 }
 
+TEST_F(SessionMemoryTest, OtherLargeBlocksKeepWhatTheyHold) {
+  if (sysconf(_SC_PAGESIZE) != 4096) GTEST_SKIP() << "large blocks are plain malloc here";
+  // A large header value being received, say: not scratch, whatever its size.
+  constexpr std::size_t kValue = 3 * 4096;
+  auto* v = static_cast<unsigned char*>(alloc(kValue));
+  ASSERT_NE(v, nullptr);
+  std::memset(v, 0, kValue);
+  v[5000] = 0x42;  // the second page holds data; the first and third are zeros
+  memory_.release_idle();
+  EXPECT_FALSE(resident(v));
+  EXPECT_TRUE(resident(v + 4096));
+  EXPECT_EQ(v[5000], 0x42);
+  release(v);
+}
+
 TEST_F(SessionMemoryTest, SmallBlocksAreLeftToMalloc) {
   void* p = alloc(100);
   void* q = mem_->calloc(10, 10, mem_->mem_user_data);
