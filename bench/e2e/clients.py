@@ -9,7 +9,7 @@
                                                    N connections, one GET answered on each, then
                                                    all held open (idle memory test) until killed;
                                                    --tls: over TLS, HTTP/1.1 or HTTP/2 by ALPN
-  clients.py resume --port P --mode ticket|id --duration S [--procs K]
+  clients.py resume --port P --mode ticket|id|full --duration S [--procs K]
                                                    a new TLS connection per request (Connection:
                                                    close), each resuming the session of the one
                                                    before: TLS 1.3 tickets, or TLS 1.2 session IDs
@@ -215,7 +215,8 @@ def resume_worker(port, mode, duration, results):
             ok += 1
         if sock.session_reused:
             resumed += 1
-        session = sock.session
+        if mode != "full":  # full: every handshake a new session, none offered
+            session = sock.session
         sock.close()
     results.put((done, ok, resumed, nbytes))
 
@@ -236,8 +237,9 @@ def resume(a):
         p.join()
     elapsed = time.monotonic() - start
     done, ok, resumed, nbytes = totals
-    # Each process's first handshake is a full one by necessity.
-    not_resumed = done - resumed - a.procs
+    # Each process's first handshake is a full one by necessity; in mode full, every
+    # handshake must be one (a resumed one counts as failed then).
+    not_resumed = resumed if a.mode == "full" else done - resumed - a.procs
     print("h2load-style summary from clients.py resume "
           f"(mode {a.mode}, {a.procs} processes): {resumed} of {done} handshakes resumed")
     print(f"finished in {elapsed:.2f}s, {done / elapsed:.2f} req/s, {nbytes / elapsed / 1024:.2f}KB/s")
@@ -282,7 +284,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("resume")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--mode", choices=("ticket", "id"), required=True)
+    p.add_argument("--mode", choices=("ticket", "id", "full"), required=True)
     p.add_argument("--duration", type=float, default=5)
     p.add_argument("--procs", type=int, default=2)
     for name in ("seq", "conc", "idle"):

@@ -8,7 +8,8 @@
 #   --duration D    wrk duration per run (default 5s)
 #   --quick         1 round of 2s, and no idle/callgrind/strace (smoke test, ~1 minute)
 #   --only LIST     comma-separated scenarios: keepalive,close,64k,1m,h2,h1load,idle,callgrind,strace,
-#                   tls-keepalive,tls-close,tls-resume-ticket,tls-resume-id,tls-h2,tls-idle
+#                   tls-keepalive,tls-close,tls-full,tls-resume-ticket,tls-resume-id,tls-h2,
+#                   tls-idle
 #   --targets LIST  comma-separated proxies: meridian,nginx,haproxy (default all three), and
 #                   meridian-h2c: meridian speaking h2c to the origin (backends[].protocol:
 #                   h2c, nginx `listen ... http2` on 18210) instead of HTTP/1.1, and
@@ -37,7 +38,11 @@
 #              http/1.1, session cache and tickets on, sessions living 1 h everywhere) on ports
 #              18213-18215, HTTP/1.1 to the origin:
 #     tls-keepalive      wrk -t1 -c50 over TLS, keep-alive
-#     tls-close          wrk -t1 -c50 with Connection: close: a full TLS 1.3 handshake per request
+#     tls-close          wrk -t1 -c50 with Connection: close: a TLS 1.3 handshake per request,
+#                        resumed by ticket where the server hands out a fresh one each time
+#                        (wrk keeps its SSL session across reconnects)
+#     tls-full           clients.py resume --mode full: a full TLS 1.3 handshake per request
+#                        (no session offered; 2 client processes)
 #     tls-resume-ticket  clients.py resume --mode ticket: a new connection per request, each
 #                        resuming the last one's TLS 1.3 session by ticket (2 client processes)
 #     tls-resume-id      the same with TLS 1.2 session IDs (tickets refused by the client)
@@ -72,7 +77,7 @@ usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
 # idle last: its 10,000 connections leave the machine busy for a while (a valgrind start
 # right after it once timed out).
 all_scenarios=(keepalive close 64k 1m h2 h1load callgrind strace idle
-  tls-keepalive tls-close tls-resume-ticket tls-resume-id tls-h2 tls-idle)
+  tls-keepalive tls-close tls-full tls-resume-ticket tls-resume-id tls-h2 tls-idle)
 rounds="" duration="" quick=0 only="" targets_arg=meridian,nginx,haproxy
 while [ $# -gt 0 ]; do
   case $1 in
@@ -364,6 +369,8 @@ ${5:+    listen 127.0.0.1:$5 ssl http2;}
     ssl_certificate_key $work/tls.key;
     ssl_session_cache shared:SSL:10m;
     ssl_session_timeout 1h;
+    # nginx 1.22's default is TLSv1 to TLSv1.2: TLS 1.3 as the other proxies offer it.
+    ssl_protocols TLSv1.2 TLSv1.3;
     http2_max_concurrent_streams 100;
     location / {
       proxy_pass http://origin;
@@ -762,8 +769,8 @@ tool_scenario() {  # callgrind|strace
 start_origin
 progress "nginx origin started on 127.0.0.1:$port_origin"
 needs_running=0
-for s in keepalive close 64k 1m h2 h1load idle tls-keepalive tls-close tls-resume-ticket \
-  tls-resume-id tls-h2 tls-idle; do selected "$s" && needs_running=1; done
+for s in keepalive close 64k 1m h2 h1load idle tls-keepalive tls-close tls-full \
+  tls-resume-ticket tls-resume-id tls-h2 tls-idle; do selected "$s" && needs_running=1; done
 if [ "$needs_running" = 1 ]; then
   for t in "${targets[@]}"; do start_target "$t"; done
 fi
@@ -785,8 +792,10 @@ for s in "${scenarios[@]}"; do
     tls-keepalive) wrk_scenario tls-keepalive 50 / \
       "tls-keepalive: small GET over TLS, keep-alive, wrk -t1 -c50 -d$duration --latency" ;;
     tls-close) wrk_scenario tls-close 50 / \
-      "tls-close: a full TLS handshake per request, wrk -t1 -c50 -d$duration --latency -H 'Connection: close'" \
+      "tls-close: a TLS handshake per request (wrk resumes its last session where it can), wrk -t1 -c50 -d$duration --latency -H 'Connection: close'" \
       -H 'Connection: close' ;;
+    tls-full) resume_scenario tls-full full \
+      "tls-full: a full TLS 1.3 handshake per request, clients.py resume --mode full (2 processes, $duration); failed = resumed" ;;
     tls-resume-ticket) resume_scenario tls-resume-ticket ticket \
       "tls-resume-ticket: a TLS 1.3 handshake resumed by ticket per request, clients.py resume (2 processes, $duration); failed = not resumed" ;;
     tls-resume-id) resume_scenario tls-resume-id id \

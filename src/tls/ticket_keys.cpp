@@ -13,7 +13,14 @@ namespace {
 
 // OpenSSL's ticket callback (SSL_CTX_set_tlsext_ticket_key_evp_cb): 1 = use this key,
 // 2 = this key, and renew the ticket; 0 = no such key (a full handshake); -1 = failure.
-int on_ticket(SSL* /*ssl*/, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
+//
+// TLS 1.3 tickets are always renewed: a TLS 1.3 client uses a ticket once (RFC 8446 C.4;
+// OpenSSL's client keeps only the session it resumed), so a resumption that brings no fresh
+// ticket leaves it nothing to resume the next connection with, and every other connection
+// was a full handshake (measured with a wrk-like client: 10 of 20 resumed, HAProxy 19 of 20).
+// OpenSSL sends TLS 1.3 tickets after a resumption only when the callback asks for renewal.
+// TLS 1.2 tickets are renewed only when made under a previous key (RFC 5077 reuse is normal).
+int on_ticket(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
               EVP_MAC_CTX* mac, int encrypt) {
   auto& keys = TicketKeys::global();
   TicketKeys::Key key;
@@ -30,6 +37,7 @@ int on_ticket(SSL* /*ssl*/, unsigned char key_name[16], unsigned char* iv, EVP_C
         result = 2;
         break;
       case TicketKeys::Lookup::current:
+        if (SSL_version(ssl) == TLS1_3_VERSION) result = 2;
         break;
     }
   }

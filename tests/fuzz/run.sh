@@ -28,7 +28,10 @@ done
 [ ${#targets[@]} -gt 0 ] || targets=(h1_request chunked config proxy_protocol h2_session h2_codec)
 
 bash tests/install-deps.sh clang libclang-rt-14-dev
+# -O1 with line tables (-g1), as libFuzzer recommends: file and line in reports, and a
+# faster build than -O2 -g.
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" \
   -DMERIDIAN_FUZZ=ON -DMERIDIAN_TESTS=OFF -DMERIDIAN_BENCH=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/meridian_fuzz_}"
 

@@ -208,6 +208,22 @@ class TlsTest(unittest.TestCase):
             self.assertIn("Reused, TLSv1.3", out)
             self.assertIn("HTTP/1.1 200", out)
 
+    def test_tls13_resumed_connection_brings_a_fresh_ticket(self):
+        # A TLS 1.3 client uses each ticket once: every connection resumes with the session
+        # the one before it saved, itself a resumed one (wrk and browsers do this).
+        request = b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        previous = os.path.join(self.certs, "chain-0.pem")
+        _, out = s_client(self.port, "-tls1_3", "-servername", "a.test", "-ign_eof",
+                          "-sess_out", previous, data=request)
+        self.assertIn("New, TLSv1.3", out)
+        for i in range(1, 5):
+            session = os.path.join(self.certs, f"chain-{i}.pem")
+            _, out = s_client(self.port, "-tls1_3", "-servername", "a.test", "-ign_eof",
+                              "-sess_in", previous, "-sess_out", session, data=request)
+            self.assertIn("Reused, TLSv1.3", out, f"resumption {i} in the chain")
+            self.assertIn("HTTP/1.1 200", out)
+            previous = session
+
     def test_tickets_resume_after_a_reload(self):
         # Ticket keys belong to the process, not to the contexts a reload builds again: a
         # client's ticket from before the reload still resumes (TLS 1.2 and 1.3), and its
