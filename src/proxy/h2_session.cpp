@@ -432,8 +432,9 @@ void H2Session::on_deadline() {
     return;
   }
   if (open_.empty() && !writing_ && !frame_memory_released_ && now - idle_since_ >= kTick) {
-    // Idle for a tick: nghttp2's frame buffer gives its pages back (not at once, which would
-    // cost a madvise and page faults per request of a client that sends one at a time).
+    // Idle for a tick: nghttp2's frame buffer and empty stream map give their pages back (not
+    // at once, which would cost a madvise and page faults per request of a client that sends
+    // one at a time).
     codec_->release_idle_memory();
     frame_memory_released_ = true;
   }

@@ -11,9 +11,9 @@
 // was written when nghttp2 has more to send). Both buffers go as soon as no stream is open and
 // nothing is being written: an idle connection waits for readability without a read buffer,
 // as an idle HTTP/1.1 connection does, and allocates one again when the client sends. After a
-// quiet tick nghttp2's own 16 KiB frame buffer gives its pages back too (SessionMemory). Responses
-// are pulled from the exchange frame by frame, so an exchange reads its upstream again only when
-// the client's window let the last piece go.
+// quiet tick nghttp2's own 16 KiB frame buffer and its empty stream map give their pages back
+// too (SessionMemory). Responses are pulled from the exchange frame by frame, so an exchange
+// reads its upstream again only when the client's window let the last piece go.
 //
 // Abuse (CVE-2023-44487 rapid reset, CONTINUATION floods, PING/SETTINGS floods): nghttp2's
 // own limits (reset rate, 8 CONTINUATION frames, 1,000 queued ACKs), plus a per-connection

@@ -151,8 +151,9 @@ class Codec {
   bool produce(std::string& out, std::size_t limit);
   bool want_read() const;
   bool want_write() const;
-  // Between frames (nothing to send): the pages of nghttp2's frame buffer go back to the
-  // kernel (SessionMemory). For a connection that turns idle.
+  // Between frames (nothing to send): the pages of nghttp2's frame buffer, and its all-zero
+  // pages such as an empty stream map, go back to the kernel (SessionMemory). For a
+  // connection that turns idle.
   void release_idle_memory();
   // What ended the connection, for the log.
   std::string_view error() const { return error_; }
