@@ -37,10 +37,15 @@ const std::vector<nghttp2_nv>& to_nv(const FieldBlock& fields) {
 void FieldBlock::add(std::string_view name, std::string_view value) {
   const auto at = static_cast<std::uint32_t>(store_.size());
   store_.append(name);
-  for (std::size_t i = at; i < store_.size(); ++i) {
-    if (store_[i] >= 'A' && store_[i] <= 'Z') store_[i] = static_cast<char>(store_[i] + 32);
-  }
   store_.append(value);
+  // Lower-cased through a local pointer and length: stores through a char pointer may alias
+  // the string's own size and pointer, which a loop over store_[i] would then reload each
+  // time round.
+  char* const p = store_.data() + at;
+  const std::size_t n = name.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (p[i] >= 'A' && p[i] <= 'Z') p[i] = static_cast<char>(p[i] + 32);
+  }
   entries_.push_back(Entry{at, static_cast<std::uint32_t>(name.size()),
                            static_cast<std::uint32_t>(at + name.size()),
                            static_cast<std::uint32_t>(value.size())});
