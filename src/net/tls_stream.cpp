@@ -14,6 +14,15 @@ namespace meridian::net {
 
 namespace {
 
+// SSL_get_error needs the thread's error queue empty before each SSL call (a stale entry
+// would turn a WANT_READ into a failure). ERR_clear_error walks all 16 slots of the queue even
+// when it is empty, as it nearly always is here: about 840 instructions in OpenSSL 3.0, three
+// times per proxied request (2,500 of the 19,000 a TLS request cost). ERR_peek_error answers
+// the same question for a small part of that, and is what SSL_get_error itself looks at.
+void clear_error_queue() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 // Room for one record as it comes off the wire: its payload, header and AEAD overhead.
 constexpr std::size_t kRecvScratch = TlsStream::kRecordPayload + 512;
 static_assert(TlsStream::kReadCarried <= kRecvScratch);
@@ -208,7 +217,7 @@ std::optional<TlsStream::Step> TlsStream::refill() {
 TlsStream::Step TlsStream::handshake() {
   for (;;) {
     if (feed_.empty()) feed_ = pending_;
-    ERR_clear_error();
+    clear_error_queue();
     write_errno_ = 0;
     const int r = SSL_do_handshake(ssl_);
     const int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
@@ -226,13 +235,16 @@ TlsStream::Step TlsStream::decrypt(std::span<char> out) {
   // only at the end: until then feed_ alone says what is left).
   if (feed_.empty()) feed_ = pending_;
   for (;;) {
-    ERR_clear_error();
+    clear_error_queue();
     write_errno_ = 0;
     std::size_t n = 0;
     const int r = SSL_read_ex(ssl_, out.data() + produced, out.size() - produced, &n);
     if (r == 1) {
       produced += n;
-      if (produced < out.size()) continue;
+      // Another SSL_read could only say WANT_READ when no ciphertext is left to feed and
+      // OpenSSL buffers none: a call saved per request (HTTP/1.1 requests are one record).
+      const bool more = !feed_.empty() || SSL_has_pending(ssl_) == 1;
+      if (produced < out.size() && more) continue;
       settle();
       return {Want::nothing, produced};
     }
@@ -278,7 +290,7 @@ TlsStream::Step TlsStream::read_now(std::span<char> out) {
 }
 
 TlsStream::Step TlsStream::write(const char* data, std::size_t size) {
-  ERR_clear_error();
+  clear_error_queue();
   write_errno_ = 0;
   std::size_t n = 0;
   const int r = SSL_write_ex(ssl_, data, size, &n);
@@ -290,7 +302,7 @@ TlsStream::Step TlsStream::write(const char* data, std::size_t size) {
 }
 
 TlsStream::Step TlsStream::shutdown() {
-  ERR_clear_error();
+  clear_error_queue();
   write_errno_ = 0;
   const int r = SSL_shutdown(ssl_);
   if (r >= 0) return {Want::nothing, static_cast<std::size_t>(r)};  // 1: both sides done
