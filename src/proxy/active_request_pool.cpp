@@ -1,14 +1,7 @@
+#include "meridian/core/release_storage.hpp"
 #include "meridian/proxy/active_request.hpp"
 
 namespace meridian::proxy {
-
-namespace {
-
-void trim(std::string& s, std::size_t keep) {
-  if (s.capacity() > keep) std::string().swap(s);
-}
-
-}  // namespace
 
 void ActiveRequest::end_tunnel() {
   if (tunnel) {
@@ -78,11 +71,11 @@ void ActiveRequestPool::give(std::unique_ptr<ActiveRequest> r) {
   if (!r->exchange.quiescent() || (free_.size() >= kKeep && !r->store_pending)) return;
   r->in.consume(r->in.size());  // a closed connection's unread bytes
   if (r->in.capacity() > kKeepCapacity) r->in.release_if_empty();
-  trim(r->down_head, kKeepCapacity);
-  trim(r->limit_headers, kKeepCapacity);
-  trim(r->log_target, kKeepCapacity);
-  trim(r->log_user_agent, kKeepCapacity);
-  trim(r->log_referer, kKeepCapacity);
+  release_storage_over(r->down_head, kKeepCapacity);
+  release_storage_over(r->limit_headers, kKeepCapacity);
+  release_storage_over(r->log_target, kKeepCapacity);
+  release_storage_over(r->log_user_agent, kKeepCapacity);
+  release_storage_over(r->log_referer, kKeepCapacity);
   r->exchange.trim(kKeepCapacity);
   r->h2_request.trim(kKeepCapacity);
   r->h2_fields.trim(kKeepCapacity);

@@ -28,10 +28,10 @@ void UpstreamPool::release(std::shared_ptr<UpstreamConnection> conn, std::uint32
   }
   auto& pool = pools_[conn->endpoint.get()];
   pool.max_idle = max_idle;
+  pool.idle_timeout = idle_timeout;
   conn->idle_token = next_token_++;
   conn->watched = false;
-  const auto now = net::Clock::now();
-  pool.idle.push_back(Idle{std::move(conn), now, now + idle_timeout});
+  pool.idle.push_back(Idle{std::move(conn), net::Clock::now()});
   ++idle_total_;
 }
 
@@ -87,8 +87,10 @@ void UpstreamPool::sweep(net::Clock::time_point now) {
     // Entries are in release order: the least recently used, which expire first and which a
     // fallen demand no longer reaches, are at the front.
     std::size_t n = 0;
-    while (n < idle.size() && (idle[n].expires <= now || (idle.size() - n > pool.max_idle &&
-                                                          now - idle[n].since >= kSurplusIdle))) {
+    while (n < idle.size()) {
+      const auto idle_for = now - idle[n].since;
+      const bool surplus = idle.size() - n > pool.max_idle;
+      if (idle_for < pool.idle_timeout && !(surplus && idle_for >= kSurplusIdle)) break;
       ++n;
     }
     close_front(pool, n);

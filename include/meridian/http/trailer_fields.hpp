@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "meridian/core/release_storage.hpp"
 #include "meridian/http/message_head.hpp"
 
 namespace meridian::http {
@@ -22,10 +23,9 @@ class TrailerFields {
   // Clears, and frees the storage of a section larger than `keep` bytes.
   void trim(std::size_t keep) {
     clear();
-    if (store_.capacity() > keep) std::string().swap(store_);
-    if (lengths_.capacity() * sizeof(std::uint32_t) > keep)
-      std::vector<std::uint32_t>().swap(lengths_);
-    if (fields_.capacity() * sizeof(Field) > keep) std::vector<Field>().swap(fields_);
+    release_storage_over(store_, keep);
+    release_storage_over(lengths_, keep);
+    release_storage_over(fields_, keep);
   }
   // False when the field would take the section past `max_bytes` or `max_fields` (it is not
   // kept then).

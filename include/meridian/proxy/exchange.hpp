@@ -35,6 +35,7 @@
 #include "meridian/balancing/endpoint_picker.hpp"
 #include "meridian/balancing/steering.hpp"
 #include "meridian/core/byte_buffer.hpp"
+#include "meridian/core/release_storage.hpp"
 #include "meridian/geo/client_location.hpp"
 #include "meridian/http/h1/parser.hpp"
 #include "meridian/http/h2/codec.hpp"
@@ -165,10 +166,8 @@ class Exchange final : private net::Deadline, private H2UpstreamStream {
   void trim(std::size_t keep) {
     if (active_) return;
     if (uin_.capacity() > kResponseBufferInitial) release_response_buffer();
-    if (head_.capacity() > keep) std::string().swap(head_);
-    if (req_bufs_.capacity() > keep / sizeof(boost::asio::const_buffer)) {
-      std::vector<boost::asio::const_buffer>().swap(req_bufs_);
-    }
+    release_storage_over(head_, keep);
+    release_storage_over(req_bufs_, keep);
   }
   // A new request begins (before start(), or instead of it for a local answer): region and
   // endpoint of the previous one no longer apply.

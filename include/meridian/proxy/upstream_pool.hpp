@@ -82,12 +82,13 @@ class UpstreamPool {
  private:
   struct Idle {
     std::shared_ptr<UpstreamConnection> conn;
-    net::Clock::time_point since;    // given back then
-    net::Clock::time_point expires;  // since + keepalive.idle_timeout
+    net::Clock::time_point since;  // given back then
   };
+  // The backend's keepalive settings as of the last release (a reload applies from then).
   struct EndpointPool {
-    std::vector<Idle> idle;      // release order: least recently used first
-    std::uint32_t max_idle = 0;  // keepalive.max_idle_per_endpoint at the last release
+    std::vector<Idle> idle;  // release order: least recently used first
+    std::uint32_t max_idle = 0;
+    std::chrono::milliseconds idle_timeout{0};
   };
   void watch(const std::shared_ptr<UpstreamConnection>& conn);
   void remove(const UpstreamConnection* conn);

@@ -6,6 +6,8 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "meridian/core/release_storage.hpp"
+
 namespace meridian::http::h2 {
 
 namespace {
@@ -53,8 +55,8 @@ void FieldBlock::add(std::string_view name, std::string_view value) {
 
 void FieldBlock::trim(std::size_t keep) {
   clear();
-  if (store_.capacity() > keep) std::string().swap(store_);
-  if (entries_.capacity() * sizeof(Entry) > keep) std::vector<Entry>().swap(entries_);
+  release_storage_over(store_, keep);
+  release_storage_over(entries_, keep);
 }
 
 void FieldBlock::add(std::string_view name, std::string_view value, std::string_view more) {

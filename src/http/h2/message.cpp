@@ -37,9 +37,9 @@ void H2RequestBuilder::reset(const ParserLimits& limits) {
 
 void H2RequestBuilder::trim(std::size_t keep) {
   reset(limits_);  // nothing may point into what goes
-  if (store_.capacity() > keep) std::string().swap(store_);
-  if (cookie_.capacity() > keep) std::string().swap(cookie_);
-  if (fields_.capacity() * sizeof(fields_[0]) > keep) decltype(fields_)().swap(fields_);
+  release_storage_over(store_, keep);
+  release_storage_over(cookie_, keep);
+  release_storage_over(fields_, keep);
   trailers_.trim(keep);
 }
 
