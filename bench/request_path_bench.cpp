@@ -68,12 +68,39 @@ void BM_ParseRouteRewrite(benchmark::State& state) {
     parser.reset(limits);
     parser.parse_head(kRequest);
     const auto& head = parser.head();
-    benchmark::DoNotOptimize(router.match(head.host, head.path, head.method));
+    benchmark::DoNotOptimize(router.match(head));
     meridian::http::write_upstream_request(head, fwd, out);
     benchmark::DoNotOptimize(out.data());
   }
   allocs.done();
 }
 BENCHMARK(BM_ParseRouteRewrite);
+
+// Route matching when routes look at header fields and query parameters: a header-matched
+// canary and a query-matched debug route ahead of the general one, which the request reaches
+// after both fail on their last condition (the worst case for the first two).
+void BM_RouteMatchHeadersQuery(benchmark::State& state) {
+  meridian::http::RequestParser parser;
+  const meridian::http::ParserLimits limits{64 * 1024, 100, 0};
+  std::vector<meridian::config::Route> routes(3);
+  routes[0].name = "canary";
+  routes[0].match.host_suffix = ".example.com";
+  routes[0].match.headers = {{"accept", "application/json"}, {"x-canary", "1"}};
+  routes[1].name = "debug";
+  routes[1].match.path_prefix = "/api/";
+  routes[1].match.query = {{"expand", "profile"}, {"debug", "1"}};
+  routes[2].name = "api";
+  routes[2].match.path_prefix = "/api/";
+  const meridian::http::Router router(routes);
+  parser.reset(limits);
+  parser.parse_head(kRequest);
+  const auto& head = parser.head();
+  meridian::bench::AllocationCounter allocs(state);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(router.match(head));
+  }
+  allocs.done();
+}
+BENCHMARK(BM_RouteMatchHeadersQuery);
 
 }  // namespace

@@ -104,6 +104,10 @@ void format(config::AccessLogFormat format, const Entry& e, TimeCache& cache, st
   field(out, "region", e.region);
   field(out, "endpoint", e.endpoint);
   field(out, "request_id", e.request_id);
+  if (!e.trace_id.empty()) {
+    field(out, "trace_id", e.trace_id);
+    field(out, "span_id", e.span_id);
+  }
   field(out, "user_agent", e.user_agent);
   out.append("}\n");
 }

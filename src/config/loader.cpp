@@ -163,6 +163,20 @@ void read_limits(Diagnostics& diag, const Field& field, Limits& limits) {
   }
 }
 
+constexpr Choice<TracePropagation> kPropagation[] = {{"off", TracePropagation::off},
+                                                     {"w3c", TracePropagation::w3c}};
+
+void read_tracing(Diagnostics& diag, const Field& field, Tracing& tracing) {
+  MapReader map(diag, field, Section::tracing);
+  if (auto f = map.get("propagate")) {
+    if (is_plain_false(f->node)) {
+      tracing.propagate = TracePropagation::off;
+    } else if (auto v = read_choice(diag, *f, kPropagation)) {
+      tracing.propagate = *v;
+    }
+  }
+}
+
 RateLimitStore read_rate_limit_store(Diagnostics& diag, const Field& field) {
   RateLimitStore store;
   store.redis = default_address(kDefaultRedis);
@@ -182,13 +196,13 @@ void check_backend_refs(Walk& walk) {
   for (const auto& backend : walk.config.backends)
     names.push_back(backend.name);
   for (const auto& ref : walk.backend_refs) {
-    auto& route = walk.config.listeners[ref.listener].routes[ref.route];
-    auto it = std::find(names.begin(), names.end(), route.backend);
+    auto& entry = walk.config.listeners[ref.listener].routes[ref.route].backends[ref.entry];
+    auto it = std::find(names.begin(), names.end(), entry.name);
     if (it != names.end()) {
-      route.backend_index = static_cast<std::size_t>(it - names.begin());
+      entry.index = static_cast<std::size_t>(it - names.begin());
     } else {
-      walk.diag.error(ref.field, "backend " + quoted(route.backend) + " does not exist" +
-                                     did_you_mean(route.backend, names));
+      walk.diag.error(ref.field, "backend " + quoted(entry.name) + " does not exist" +
+                                     did_you_mean(entry.name, names));
     }
   }
 }
@@ -254,6 +268,7 @@ void walk_root(Walk& walk, const YAML::Node& root) {
     config.rate_limit_store = read_rate_limit_store(diag, *f);
   }
   if (auto f = map.require("backends")) read_backends(walk, *f);
+  if (auto f = map.get("tracing")) read_tracing(diag, *f, config.tracing);
 
   check_backend_refs(walk);
   check_global_scope(walk);

@@ -26,7 +26,8 @@ constexpr std::string_view kTopKeys[] = {"node",
                                          "limits",
                                          "listeners",
                                          "rate_limit_store",
-                                         "backends"};
+                                         "backends",
+                                         "tracing"};
 constexpr std::string_view kNodeKeys[] = {"name", "location"};
 constexpr std::string_view kLocationKeys[] = {"lat", "lon"};
 constexpr std::string_view kAdminKeys[] = {"listen", "shared_state"};
@@ -42,10 +43,17 @@ constexpr std::string_view kLimitsKeys[] = {
 constexpr std::string_view kListenerKeys[] = {"name", "listen", "proxy_protocol", "tls", "routes"};
 constexpr std::string_view kTlsKeys[] = {"certificates", "min_version", "alpn"};
 constexpr std::string_view kCertificateKeys[] = {"cert", "key"};
-constexpr std::string_view kRouteKeys[] = {"name",    "match", "backend",   "timeout",
-                                           "retries", "retry", "rate_limit"};
+constexpr std::string_view kRouteKeys[] = {"name",     "match",     "backend", "backends",
+                                           "redirect", "headers",   "timeout", "retries",
+                                           "retry",    "rate_limit"};
+constexpr std::string_view kRouteBackendKeys[] = {"name", "weight"};
+constexpr std::string_view kRedirectKeys[] = {"scheme", "host", "path", "code"};
+constexpr std::string_view kRouteHeadersKeys[] = {"request", "response"};
+constexpr std::string_view kHeaderRuleKeys[] = {"set", "remove"};
+constexpr std::string_view kTracingKeys[] = {"propagate"};
 constexpr std::string_view kRetryKeys[] = {"on", "per_try_timeout", "budget", "backoff"};
-constexpr std::string_view kMatchKeys[] = {"host", "path_prefix", "path", "methods"};
+constexpr std::string_view kMatchKeys[] = {"host",    "path_prefix", "path",
+                                           "methods", "headers",     "query"};
 constexpr std::string_view kRateLimitKeys[] = {"rate", "burst", "key", "scope"};
 constexpr std::string_view kStoreKeys[] = {"redis", "timeout", "on_error"};
 
@@ -85,6 +93,11 @@ constexpr SectionInfo kSections[] = {
     {Section::route_match, "listeners[].routes[].match", kMatchKeys},
     {Section::rate_limit, "listeners[].routes[].rate_limit", kRateLimitKeys},
     {Section::route_retry, "listeners[].routes[].retry", kRetryKeys},
+    {Section::route_backend, "listeners[].routes[].backends[]", kRouteBackendKeys},
+    {Section::redirect, "listeners[].routes[].redirect", kRedirectKeys},
+    {Section::route_headers, "listeners[].routes[].headers", kRouteHeadersKeys},
+    {Section::request_header_rules, "listeners[].routes[].headers.request", kHeaderRuleKeys},
+    {Section::response_header_rules, "listeners[].routes[].headers.response", kHeaderRuleKeys},
     {Section::rate_limit_store, "rate_limit_store", kStoreKeys},
     {Section::backend, "backends[]", kBackendKeys},
     {Section::steering, "backends[].steering", kSteeringKeys},
@@ -98,6 +111,7 @@ constexpr SectionInfo kSections[] = {
     {Section::region_location, "backends[].regions[].location", kLocationKeys},
     {Section::endpoint, "backends[].regions[].endpoints[]", kEndpointKeys},
     {Section::endpoint_resolve, "backends[].regions[].endpoints[].resolve", kResolveKeys},
+    {Section::tracing, "tracing", kTracingKeys},
 };
 
 // Compile-time checks of the table, so that a mistake in it fails the build rather than

@@ -30,6 +30,11 @@ enum class Section : std::uint8_t {
   route_match,
   rate_limit,
   route_retry,
+  route_backend,
+  redirect,
+  route_headers,
+  request_header_rules,
+  response_header_rules,
   rate_limit_store,
   backend,
   steering,
@@ -43,6 +48,7 @@ enum class Section : std::uint8_t {
   region_location,
   endpoint,
   endpoint_resolve,
+  tracing,
   count  // not a section: the number of them
 };
 

@@ -21,7 +21,8 @@ struct Walk {
   struct BackendRef {
     std::size_t listener;
     std::size_t route;
-    Field field;  // the route's `backend` value
+    std::size_t entry;  // index into the route's backends
+    Field field;        // the `backend` or `backends[].name` value
   };
   std::vector<BackendRef> backend_refs;
   std::vector<Field> global_scope_uses;  // rate_limit.scope: global, needs rate_limit_store
@@ -47,6 +48,9 @@ class UniqueNames {
 };
 
 void read_listeners(Walk& walk, const Field& field);
+// One entry of a listener's `routes` (routes.cpp).
+Route read_route(Walk& walk, const Field& field, std::size_t listener_index,
+                 std::size_t route_index, UniqueNames& names);
 void read_backends(Walk& walk, const Field& field);
 
 // Shared value readers (values.cpp).
@@ -64,6 +68,8 @@ bool check_readable_file(Diagnostics& diag, const Field& field, const std::strin
 // ASCII case mapping for host names, codes and header names (locale-independent).
 std::string ascii_lower(std::string text);
 std::string ascii_upper(std::string text);
+// RFC 9110 token: method names and header field names.
+bool is_token(std::string_view text);
 // A string that must not be empty: lower-level than read_name (no character rules).
 std::optional<std::string> read_non_empty_string(Diagnostics& diag, const Field& field);
 // "20%", "12.5%": a share in [0, 100] percent, returned as a fraction in [0, 1].

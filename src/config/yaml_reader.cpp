@@ -189,6 +189,27 @@ std::vector<Field> read_sequence(Diagnostics& diag, const Field& field) {
   return items;
 }
 
+std::vector<MapEntry> read_free_map(Diagnostics& diag, const Field& field) {
+  std::vector<MapEntry> entries;
+  if (field.node.IsNull()) return entries;
+  if (!field.node.IsMap()) {
+    diag.error(field, "expected a mapping, got " + describe(field.node));
+    return entries;
+  }
+  for (auto it = field.node.begin(); it != field.node.end(); ++it) {
+    YAML::Node key = it->first;  // copies: the iterator hands out a temporary pair
+    YAML::Node value = it->second;
+    if (!key.IsScalar()) {
+      diag.error(key.Mark(), field.path, "expected a string key, got " + describe(key));
+      continue;
+    }
+    std::string path = child_path(field.path, key.Scalar());
+    YAML::Mark value_mark = value.IsNull() ? key.Mark() : value.Mark();
+    entries.push_back({Field{key, path, key.Mark()}, Field{value, std::move(path), value_mark}});
+  }
+  return entries;
+}
+
 std::vector<Field> read_one_or_many(Diagnostics& diag, const Field& field) {
   if (field.node.IsScalar()) return {field};
   return read_sequence(diag, field);

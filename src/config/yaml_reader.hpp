@@ -46,6 +46,15 @@ std::vector<Field> read_sequence(Diagnostics& diag, const Field& field);
 // A single scalar or a sequence of them, e.g. `continent: EU` or `continent: [EU, NA]`.
 std::vector<Field> read_one_or_many(Diagnostics& diag, const Field& field);
 
+// The entries of a mapping whose keys are the operator's own (header names, query
+// parameters), in file order: each key as a Field (its text, its position) with its value.
+// Null reads as empty; anything but a mapping, and a key that is not a scalar, is reported.
+struct MapEntry {
+  Field key;
+  Field value;
+};
+std::vector<MapEntry> read_free_map(Diagnostics& diag, const Field& field);
+
 template <class E>
 struct Choice {
   std::string_view name;

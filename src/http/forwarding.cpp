@@ -92,7 +92,8 @@ void write_upstream_request(const RequestHead& head, const RequestForwarding& fw
   HeadWriter w(
       out, bound_for(head.fields, head.method.size() + head.target.size() + head.host.size() +
                                       fwd.default_host.size() + fwd.peer_address.size() +
-                                      fwd.proto.size() + fwd.request_id.size() + fwd.via.size()));
+                                      fwd.proto.size() + fwd.request_id.size() + fwd.via.size() +
+                                      fwd.traceparent.size() + detail::added_bytes(fwd.rules)));
   w.put(head.method);
   w.put(' ');
   w.put(head.target);
@@ -117,7 +118,8 @@ void write_downstream_response(const ResponseHead& head, const ResponseForwardin
   const std::string_view reason = head.reason.empty() ? reason_phrase(head.status) : head.reason;
   HeadWriter w(
       out, bound_for(head.fields, reason.size() + fwd.via.size() + fwd.rate_limit_headers.size() +
-                                      fwd.region.size() + fwd.endpoint.size()));
+                                      fwd.region.size() + fwd.endpoint.size() +
+                                      detail::added_bytes(fwd.rules)));
   w.put("HTTP/1.1 ");
   w.number(head.status);
   w.put(' ');

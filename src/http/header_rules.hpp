@@ -69,6 +69,64 @@ class ConnectionTokens {
   bool overflow_ = false;
 };
 
+// Calls f(name, value) for each "Name: value\r\n" line of `lines`.
+template <typename F>
+void for_each_line(std::string_view lines, F&& f) {
+  while (!lines.empty()) {
+    const auto eol = lines.find("\r\n");
+    const auto line = lines.substr(0, eol);
+    lines = eol == std::string_view::npos ? std::string_view{} : lines.substr(eol + 2);
+    const auto colon = line.find(':');
+    if (colon != std::string_view::npos) f(line.substr(0, colon), trim_ows(line.substr(colon + 1)));
+  }
+}
+
+// The operator's header rules (routes[].headers) over another field writer: a field they set
+// or remove is dropped on its way through -- whether the message brought it or meridian's own
+// rules added it -- and finish() adds the fields they set. Used only when a route has rules.
+template <typename Out>
+class RuledFields {
+ public:
+  RuledFields(Out& out, const config::HeaderRules& rules) : out_(out), rules_(rules) {}
+
+  void field(std::string_view name, std::string_view value) {
+    if (!ruled(name)) out_.field(name, value);
+  }
+  void field(std::string_view name, std::string_view value, std::string_view more) {
+    if (!ruled(name)) out_.field(name, value, more);
+  }
+  void lines(std::string_view text) {
+    for_each_line(text, [this](std::string_view n, std::string_view v) { field(n, v); });
+  }
+  void finish() {
+    for (const auto& [name, value] : rules_.set)
+      out_.field(name, value);
+  }
+
+ private:
+  bool ruled(std::string_view name) const {
+    for (const auto& n : rules_.remove) {
+      if (iequals(n, name)) return true;
+    }
+    for (const auto& s : rules_.set) {
+      if (iequals(s.first, name)) return true;
+    }
+    return false;
+  }
+  Out& out_;
+  const config::HeaderRules& rules_;
+};
+
+// The bytes RuledFields::finish() may add to a head (for a writer's size bound).
+inline std::size_t added_bytes(const config::HeaderRules* rules) {
+  std::size_t n = 0;
+  if (rules != nullptr) {
+    for (const auto& [name, value] : rules->set)
+      n += name.size() + value.size() + 4;
+  }
+  return n;
+}
+
 // The fields the rewrite treats specially, told apart by one switch on the name's length
 // and at most two comparisons, instead of a dozen comparisons per field.
 enum class Kind : std::uint8_t {
@@ -82,6 +140,8 @@ enum class Kind : std::uint8_t {
   x_forwarded_proto,
   x_request_id,
   rate_limit,  // RateLimit-Limit, -Remaining, -Reset
+  traceparent,
+  tracestate,
 };
 
 inline Kind classify(std::string_view n) noexcept {
@@ -95,7 +155,10 @@ inline Kind classify(std::string_view n) noexcept {
     case 7:
       return iequals(n, "trailer") || iequals(n, "upgrade") ? Kind::hop_by_hop : Kind::other;
     case 10:
-      return iequals(n, "connection") || iequals(n, "keep-alive") ? Kind::hop_by_hop : Kind::other;
+      if (iequals(n, "connection") || iequals(n, "keep-alive")) return Kind::hop_by_hop;
+      return iequals(n, "tracestate") ? Kind::tracestate : Kind::other;
+    case 11:
+      return iequals(n, "traceparent") ? Kind::traceparent : Kind::other;
     case 12:
       return iequals(n, "x-request-id") ? Kind::x_request_id : Kind::other;
     case 14:
@@ -121,7 +184,7 @@ inline Kind classify(std::string_view n) noexcept {
 // (the caller frames the body), then Via, meridian's RateLimit-* fields (out.lines() with
 // their "Name: value\r\n" text) and the debug headers -- in that order.
 template <typename Out>
-void for_each_response_field(const ResponseHead& head, const ResponseForwarding& fwd, Out& out) {
+void response_fields(const ResponseHead& head, const ResponseForwarding& fwd, Out& out) {
   const ConnectionTokens<std::vector<Field>> named(head.fields);
   for (const auto& f : head.fields) {
     const Kind kind = classify(f.name);
@@ -154,6 +217,18 @@ void for_each_response_field(const ResponseHead& head, const ResponseForwarding&
   if (!fwd.endpoint.empty()) out.field("x-meridian-endpoint", fwd.endpoint);
 }
 
+// The same, through the route's response header rules when it has some.
+template <typename Out>
+void for_each_response_field(const ResponseHead& head, const ResponseForwarding& fwd, Out& out) {
+  if (fwd.rules == nullptr) {
+    response_fields(head, fwd, out);
+    return;
+  }
+  RuledFields<Out> ruled(out, *fwd.rules);
+  response_fields(head, fwd, ruled);
+  ruled.finish();
+}
+
 // Calls out.field(name, value) for each trailer field that passes on: not the framing,
 // routing and connection fields a trailer must not carry (RFC 9110 6.5.1), nor fields the
 // codec should never have let in (pseudo-fields).
@@ -182,8 +257,7 @@ void for_each_trailer_field(const std::vector<Field>& trailers, Out& out) {
 // for a WebSocket handshake. Framing is the caller's. Returns the client's first
 // Transfer-Encoding field (as the codec checked it), or null.
 template <typename Out>
-const Field* for_each_request_field(const RequestHead& head, const RequestForwarding& fwd,
-                                    Out& out) {
+const Field* request_fields(const RequestHead& head, const RequestForwarding& fwd, Out& out) {
   const ConnectionTokens<std::vector<Field>> named(head.fields);
   const Field* last_xff = nullptr;
   for (const auto& f : head.fields) {
@@ -203,6 +277,12 @@ const Field* for_each_request_field(const RequestHead& head, const RequestForwar
     if (kind == Kind::hop_by_hop || kind == Kind::content_length ||
         kind == Kind::transfer_encoding || kind == Kind::expect ||  // 100-continue is ours
         kind == Kind::x_forwarded_proto || named.contains(f.name)) {
+      continue;
+    }
+    // With tracing on, meridian writes the traceparent; the client's tracestate goes on only
+    // with the client's trace.
+    if (!fwd.traceparent.empty() &&
+        (kind == Kind::traceparent || (kind == Kind::tracestate && !fwd.keep_tracestate))) {
       continue;
     }
     if (kind == Kind::host) {
@@ -225,6 +305,18 @@ const Field* for_each_request_field(const RequestHead& head, const RequestForwar
   out.field("X-Forwarded-Proto", fwd.proto);
   if (!request_id_seen) out.field("X-Request-Id", fwd.request_id);
   out.field("Via", fwd.via);
+  if (!fwd.traceparent.empty()) out.field("traceparent", fwd.traceparent);
+  return transfer_encoding;
+}
+
+// The same, through the route's request header rules when it has some.
+template <typename Out>
+const Field* for_each_request_field(const RequestHead& head, const RequestForwarding& fwd,
+                                    Out& out) {
+  if (fwd.rules == nullptr) return request_fields(head, fwd, out);
+  RuledFields<Out> ruled(out, *fwd.rules);
+  const Field* transfer_encoding = request_fields(head, fwd, ruled);
+  ruled.finish();
   return transfer_encoding;
 }
 
@@ -237,18 +329,6 @@ inline bool list_has_token(std::string_view value, std::string_view token) {
     value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
   }
   return false;
-}
-
-// Calls f(name, value) for each "Name: value\r\n" line of `lines`.
-template <typename F>
-void for_each_line(std::string_view lines, F&& f) {
-  while (!lines.empty()) {
-    const auto eol = lines.find("\r\n");
-    const auto line = lines.substr(0, eol);
-    lines = eol == std::string_view::npos ? std::string_view{} : lines.substr(eol + 2);
-    const auto colon = line.find(':');
-    if (colon != std::string_view::npos) f(line.substr(0, colon), trim_ows(line.substr(colon + 1)));
-  }
 }
 
 }  // namespace meridian::http::detail

@@ -20,6 +20,12 @@ void ActiveRequest::begin(const Downstream& d, const http::RequestHead& head,
       // A body nobody reads makes an HTTP/1.1 connection unusable for a next request.
       reply(404, "no route matches this request", {}, has_body);
       return;
+    case Admission::redirect:
+      reply(route->redirect->code, "redirected", limit_headers, has_body);
+      return;
+    case Admission::bad_redirect:
+      reply(400, "a redirect needs the request's Host", {}, has_body);
+      return;
     case Admission::forward:
       encoder_->arm(deadline);
       start_exchange();
@@ -104,6 +110,7 @@ void ActiveRequest::on_response_data(const http::ResponseHead* head, const http:
     fwd.region = named ? std::string_view(endpoint->region) : std::string_view{};
     fwd.endpoint = named ? std::string_view(endpoint->address) : std::string_view{};
     fwd.rate_limit_headers = limit_headers;
+    if (route != nullptr && !route->response_headers.empty()) fwd.rules = &route->response_headers;
     encoder_->encode_head(*head, fwd, ends_with_head);
     if (ends_with_head) return;
   }

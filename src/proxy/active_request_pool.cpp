@@ -34,6 +34,8 @@ void ActiveRequest::reset(const http::ParserLimits& limits, net::Clock::time_poi
   routed = false;
   route = nullptr;
   route_series = nullptr;
+  route_backend = nullptr;
+  trace.clear();
   response_status = 0;
   bytes_out = 0;
   log_client.clear();

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "meridian/core/log.hpp"
+#include "meridian/core/splitmix.hpp"
 #include "meridian/http/client_address.hpp"
 #include "meridian/http/forwarding.hpp"
 #include "meridian/http/grpc.hpp"
@@ -49,6 +50,32 @@ std::uint64_t client_hash_of(const asio::ip::address& a) {
   return balancing::client_hash(bytes.data(), bytes.size());
 }
 
+constexpr std::uint64_t kSplitSalt = 0x5be2a6c3e4f1d097;
+
+// The Location line of a redirect route's answer ("Location: URL\r\n"), into `out`: each part
+// the redirect leaves "" is the request's own, the query always is. A scheme change drops the
+// request's port (it belonged to the other scheme). False when the request has no Host to
+// keep.
+bool write_location(const config::Redirect& r, const http::RequestHead& head, bool https,
+                    std::string& out) {
+  const std::string_view own_scheme = https ? "https" : "http";
+  const std::string_view scheme = r.scheme.empty() ? own_scheme : std::string_view(r.scheme);
+  std::string_view host = r.host;
+  if (host.empty()) {
+    host = scheme == own_scheme ? head.host : http::host_without_port(head.host);
+    if (host.empty()) return false;
+  }
+  const auto q = head.target.find('?');
+  out.assign("Location: ");
+  out.append(scheme);
+  out.append("://");
+  out.append(host);
+  out.append(r.path.empty() ? head.path : std::string_view(r.path));
+  if (q != std::string_view::npos) out.append(head.target.substr(q));
+  out.append("\r\n");
+  return true;
+}
+
 bool logging(const WorkerContext& w, const Snapshot& snapshot) {
   return w.access_log != nullptr && snapshot.access_log_on;
 }
@@ -68,9 +95,28 @@ Admission admit(const Downstream& d, const http::RequestHead& head, ActiveReques
   const bool log = logging(d.w, snapshot);
   if (log) capture_log_fields(head, client, d.peer, rq);
   rq.grpc = head.version == 20 && http::grpc::is_grpc(head);
-  const auto* route = d.listener.router.match(head.host, head.path, head.method);
+  const auto* route = d.listener.router.match(head);
   if (route == nullptr) return Admission::no_route;
-  const auto& backend = snapshot.backends[route->backend_index];
+  rq.route = route;
+  const auto route_index = static_cast<std::size_t>(route - d.listener.config->routes.data());
+  const auto& route_series = d.listener.series[route_index];
+  if (route->redirect) {
+    rq.route_series = &route_series.front();
+    return write_location(*route->redirect, head, d.https, rq.limit_headers)
+               ? Admission::redirect
+               : Admission::bad_redirect;
+  }
+  // A split sends each client address to the same backend (so a client does not flip between
+  // versions); the hash is mixed apart from the one steering sheds by, so the clients of a
+  // 5% split are not also the ones a region's traffic_dial moves.
+  const std::size_t choice =
+      route->backends.size() == 1
+          ? 0
+          : http::split_choice(*route, splitmix64(client_hash_of(client) ^ kSplitSalt));
+  rq.route_backend = &route->backends[choice];
+  rq.route_series = &route_series[choice];
+  const std::size_t backend_index = rq.route_backend->index;
+  const auto& backend = snapshot.backends[backend_index];
   rq.deadline = rq.start + route->timeout;
   if (rq.grpc) {
     // The client's own deadline, when it is the nearer one (as Envoy's
@@ -83,17 +129,20 @@ Admission admit(const Downstream& d, const http::RequestHead& head, ActiveReques
 
   std::string_view request_id = http::request_id_of(head);
   if (request_id.empty()) request_id = d.w.request_ids.next();
-  rq.route = route;
-  const auto route_index = static_cast<std::size_t>(route - d.listener.config->routes.data());
-  rq.route_series = &d.listener.series[route_index];
   if (log) rq.log_request_id.assign(request_id);
   rq.upgrade = http::is_websocket_upgrade(head);
-  const http::RequestForwarding fwd{rq.peer_text,
-                                    d.https ? "https" : "http",
-                                    snapshot.via,
-                                    request_id,
-                                    backend.config->regions.front().endpoints.front().address.text,
-                                    rq.upgrade};
+  http::RequestForwarding fwd{rq.peer_text,
+                              d.https ? "https" : "http",
+                              snapshot.via,
+                              request_id,
+                              backend.config->regions.front().endpoints.front().address.text,
+                              rq.upgrade};
+  if (snapshot.config->tracing.propagate == config::TracePropagation::w3c) {
+    rq.trace.begin(head, d.w.request_ids);
+    fwd.traceparent = rq.trace.traceparent();
+    fwd.keep_tracestate = rq.trace.continued();
+  }
+  if (!route->request_headers.empty()) fwd.rules = &route->request_headers;
   const auto protocol = backend.config->protocol;
   if (protocol == config::UpstreamProtocol::http1) {
     http::write_upstream_request(head, fwd, rq.exchange.request_head());
@@ -114,9 +163,9 @@ Admission admit(const Downstream& d, const http::RequestHead& head, ActiveReques
   request.chunked_body = head.chunked;
   request.head_request = head.method == "HEAD";
   request.upgrade = rq.upgrade;
-  request.tls = snapshot.upstream_tls[route->backend_index].get();
+  request.tls = snapshot.upstream_tls[backend_index].get();
   request.tls_config = backend.config->tls ? &*backend.config->tls : nullptr;
-  request.region_series = &snapshot.region_series[route->backend_index];
+  request.region_series = &snapshot.region_series[backend_index];
   if (snapshot.geo && backend.uses_client_location) request.client = snapshot.geo->lookup(client);
   if (backend.regions.size() > 1) request.client_hash = client_hash_of(client);
   if (rq.limit == nullptr) return Admission::forward;
@@ -210,14 +259,20 @@ void record_request(WorkerContext& w, const Snapshot& snapshot, const ListenerRu
   e.listener = listener.config->name;
   if (rq.route != nullptr) {
     e.route = rq.route->name;
-    e.backend = rq.route->backend;
+  }
+  if (rq.route_backend != nullptr) {
+    e.backend = rq.route_backend->name;
     if (region >= 0) {
-      const auto& backend = snapshot.backends[rq.route->backend_index];
+      const auto& backend = snapshot.backends[rq.route_backend->index];
       e.region = backend.regions[static_cast<std::size_t>(region)].config->name;
     }
     if (const auto* endpoint = rq.exchange.last_endpoint()) e.endpoint = endpoint->address;
   }
   e.request_id = rq.log_request_id;
+  if (rq.trace.active()) {
+    e.trace_id = rq.trace.trace_id();
+    e.span_id = rq.trace.span_id();
+  }
   e.user_agent = rq.log_user_agent;
   e.referer = rq.log_referer;
   accesslog::format(snapshot.config->access_log.format, e, w.log_time, w.log_line);

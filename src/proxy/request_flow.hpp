@@ -23,10 +23,12 @@ namespace meridian::proxy {
 
 // What admit() decided.
 enum class Admission {
-  no_route,   // answer 404
-  forward,    // start the exchange (rq.exchange_request is ready)
-  decided,    // the local rate limit decided: see apply_limit_decision()
-  ask_store,  // scope: global: ask the store for rq.store_key
+  no_route,      // answer 404
+  redirect,      // a redirect route: answer its code with rq.limit_headers (the Location line)
+  bad_redirect,  // a redirect route that needs the request's Host, and there is none: 400
+  forward,       // start the exchange (rq.exchange_request is ready)
+  decided,       // the local rate limit decided: see apply_limit_decision()
+  ask_store,     // scope: global: ask the store for rq.store_key
 };
 
 // Admission of a complete request head: the client address, the route, the upstream head

@@ -74,14 +74,19 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
                                       route.rate_limit->key != config::RateLimitKey::route);
       }
       runtime.limits.push_back(std::move(limit));
-      const auto& backend = s->config->backends[route.backend_index];
-      RouteSeries series;
-      series.local = registry.request_series({l.name, route.name, backend.name, ""});
-      for (const auto& region : backend.regions) {
-        series.regions.push_back(
-            registry.request_series({l.name, route.name, backend.name, region.name}));
+      auto& per_backend = runtime.series.emplace_back();
+      if (route.redirect) {
+        per_backend.push_back({registry.request_series({l.name, route.name, "", ""}), {}});
       }
-      runtime.series.push_back(std::move(series));
+      for (const auto& entry : route.backends) {
+        const auto& backend = s->config->backends[entry.index];
+        RouteSeries& series = per_backend.emplace_back();
+        series.local = registry.request_series({l.name, route.name, backend.name, ""});
+        for (const auto& region : backend.regions) {
+          series.regions.push_back(
+              registry.request_series({l.name, route.name, backend.name, region.name}));
+        }
+      }
     }
     s->listeners.push_back(std::move(runtime));
   }

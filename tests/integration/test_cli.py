@@ -133,6 +133,29 @@ class CliTest(unittest.TestCase):
         self.assertIn(int(e["col"]), (key_col, key_col + len("backend: ")), e)
         self.assertIn("nope", e["msg"])
 
+    def test_check_rejects_route_actions_it_cannot_honour(self):
+        # A route with both a backend and a redirect, a split weight of zero, and a split
+        # naming a backend that does not exist: each reported at its own line and column.
+        text = VALID.replace(
+            "        backend: api\n",
+            "        backend: api\n"
+            "        redirect: {scheme: https}\n"
+            "      - name: split\n"
+            "        backends: [{name: api, weight: 0}, {name: ghost, weight: 5}]\n", 1)
+        code, out, err = run_meridian_check(text)
+        self.assertEqual(code, 1, out + err)
+        errors = {(int(e["line"]), int(e["col"])): e["msg"] for e in self.errors(out, err)}
+        redirect_line, redirect_col = line_col(text, "redirect: {scheme")
+        weight_line, weight_col = line_col(text, "weight: 0")
+        ghost_line, ghost_col = line_col(text, "name: ghost")
+        self.assertIn("cannot be combined", errors.get(
+            (redirect_line, redirect_col + len("redirect: ")), ""), errors)
+        self.assertIn("at least 1", errors.get((weight_line, weight_col + len("weight: ")), ""),
+                      errors)
+        self.assertIn('backend "ghost" does not exist',
+                      errors.get((ghost_line, ghost_col + len("name: ")), ""), errors)
+        self.assertEqual(len(errors), 3, out + err)
+
     def test_check_reports_every_error(self):
         text = (VALID.replace("backend: api", "backend: nope")
                 .replace("lat: 50.0", "lat: 95.0")

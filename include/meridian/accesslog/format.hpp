@@ -32,6 +32,8 @@ struct Entry {
   std::string_view region;
   std::string_view endpoint;
   std::string_view request_id;
+  std::string_view trace_id;  // tracing.propagate: w3c; empty otherwise
+  std::string_view span_id;
   std::string_view user_agent;
   std::string_view referer;
 };

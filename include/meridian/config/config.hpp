@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/ip/address.hpp>
@@ -121,6 +122,13 @@ struct ListenerTls {
   std::vector<std::string> alpn{"h2", "http/1.1"};  // each "h2" or "http/1.1"
 };
 
+// match.headers / match.query: a header field or query parameter that must be present with
+// exactly this value.
+struct ExactMatch {
+  std::string name;   // header names lower-cased; query names as written
+  std::string value;  // compared byte for byte (a query value after percent-decoding)
+};
+
 struct RouteMatch {
   // Lower-cased. "" = any host; "*.example.com" is stored as host_suffix = ".example.com".
   std::string host;
@@ -128,6 +136,32 @@ struct RouteMatch {
   std::optional<std::string> path_prefix;  // at most one of path_prefix / path
   std::optional<std::string> path;
   std::vector<std::string> methods;  // upper-case tokens; empty = any
+  std::vector<ExactMatch> headers;   // all must match
+  std::vector<ExactMatch> query;     // all must match
+};
+
+// routes[].redirect: meridian answers with a redirect instead of forwarding. Each part left
+// "" keeps the request's own; the query is always kept.
+struct Redirect {
+  std::string scheme;   // "http" | "https" | ""
+  std::string host;     // a host, with or without ":port", or ""
+  std::string path;     // starts with '/', or ""
+  unsigned code = 301;  // 301 | 302 | 307 | 308
+};
+
+// routes[].headers.request / .response: applied after meridian's own header rules, so they
+// can replace or remove what meridian adds too (Via, X-Forwarded-*).
+struct HeaderRules {
+  std::vector<std::pair<std::string, std::string>> set;  // names lower-cased, each once
+  std::vector<std::string> remove;                       // lower-cased
+  bool empty() const { return set.empty() && remove.empty(); }
+};
+
+// One backend a route sends to, with its share of the route's clients.
+struct RouteBackend {
+  std::string name;          // names an existing backend
+  std::uint32_t weight = 1;  // >= 1
+  std::size_t index = 0;     // into Config::backends, set by the loader
 };
 
 struct RateLimit {
@@ -155,8 +189,13 @@ struct RetryPolicy {
 struct Route {
   std::string name;
   RouteMatch match;
-  std::string backend;            // names an existing backend
-  std::size_t backend_index = 0;  // index into Config::backends, set by the loader
+  // `backend: NAME` is one entry of weight 1; `backends` a weighted split, each client address
+  // sent to the same one; empty exactly when the route redirects.
+  std::vector<RouteBackend> backends;
+  std::uint64_t total_weight = 0;  // sum of backends[].weight
+  std::optional<Redirect> redirect;
+  HeaderRules request_headers;
+  HeaderRules response_headers;
   // Bounds `retries` so that the endpoints one request has tried fit a fixed set on the
   // exchange (balancing::TriedEndpoints); no deployment retries a request 16 times.
   static constexpr std::uint32_t kMaxRetries = 16;
@@ -260,6 +299,14 @@ struct Backend {
   std::optional<UpstreamTls> tls;  // absent = plain HTTP to the endpoints
 };
 
+enum class TracePropagation { off, w3c };
+
+// `tracing`: W3C Trace Context (traceparent, tracestate) propagation. No spans are exported;
+// the trace and span ids are in the access log.
+struct Tracing {
+  TracePropagation propagate = TracePropagation::off;
+};
+
 struct Config {
   std::string source_path;  // the file it was loaded from ("" for an in-memory string)
   Node node;
@@ -279,6 +326,7 @@ struct Config {
   std::vector<Listener> listeners;                 // at least one
   std::optional<RateLimitStore> rate_limit_store;  // required if any route uses scope: global
   std::vector<Backend> backends;                   // at least one
+  Tracing tracing;
 };
 
 }  // namespace meridian::config

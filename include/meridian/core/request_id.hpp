@@ -17,6 +17,9 @@ class RequestIdGenerator {
       word = (std::uint64_t{rd()} << 32) | rd();
   }
 
+  // 64 random bits (trace and span ids).
+  std::uint64_t next_u64() { return step(); }
+
   // Returns a view of an internal buffer, valid until the next call.
   std::string_view next() {
     static constexpr char kHex[] = "0123456789abcdef";

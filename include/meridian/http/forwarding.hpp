@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "meridian/config/config.hpp"
 #include "meridian/http/message_head.hpp"
 
 namespace meridian::http {
@@ -23,6 +24,12 @@ struct RequestForwarding {
   // A WebSocket handshake (is_websocket_upgrade): its Upgrade field passes, with
   // "Connection: Upgrade" (the one exception to the hop-by-hop rule).
   bool upgrade = false;
+  // tracing.propagate: w3c: the traceparent to send (replacing the client's), and whether
+  // the client's tracestate goes with it (it does when its trace is continued). Empty: off.
+  std::string_view traceparent = {};
+  bool keep_tracestate = false;
+  // The route's headers.request rules, applied after meridian's own; null when none.
+  const config::HeaderRules* rules = nullptr;
 };
 
 // An HTTP/1.1 GET without a body asking to switch to WebSocket (RFC 6455 4.1): "Upgrade:
@@ -52,6 +59,8 @@ struct ResponseForwarding {
   // A 101 answering a WebSocket handshake: the Upgrade field passes, with "Connection:
   // Upgrade" and no framing; the connection becomes a tunnel after it.
   bool upgrade = false;
+  // The route's headers.response rules, applied after meridian's own; null when none.
+  const config::HeaderRules* rules = nullptr;
 };
 
 // Writes the client response head into `out` (replacing its contents).

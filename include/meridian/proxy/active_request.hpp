@@ -28,6 +28,7 @@
 #include "meridian/http/forwarding.hpp"
 #include "meridian/http/h1/parser.hpp"
 #include "meridian/http/h2/message.hpp"
+#include "meridian/http/trace_context.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/proxy/exchange.hpp"
 #include "meridian/proxy/worker_context.hpp"
@@ -179,7 +180,9 @@ class ActiveRequest final : private ExchangeSink, private ratelimit::StoreWaiter
   bool active = false;  // begun and not recorded yet
   bool routed = false;  // its head was complete (a vanished client is then a 499)
   const config::Route* route = nullptr;
+  const config::RouteBackend* route_backend = nullptr;  // the route's backend it went to
   const RouteSeries* route_series = nullptr;
+  http::TraceContext trace;  // tracing.propagate: w3c
   unsigned response_status = 0;
   std::uint64_t bytes_out = 0;
   std::string log_client, log_method, log_target, log_host, log_user_agent, log_referer,

@@ -22,9 +22,10 @@
 
 namespace meridian::proxy {
 
-// The metric series a route's requests count in (labels resolved once per snapshot):
-// `local` for answers given before a region was chosen (backend set, region ""), and one per
-// region of the route's backend, parallel to BackendRuntime::regions.
+// The metric series a route's requests to one of its backends count in (labels resolved once
+// per snapshot): `local` for answers given before a region was chosen (backend set, region
+// ""), and one per region of the backend, parallel to BackendRuntime::regions. A redirect
+// route has one, with backend "" and no regions.
 struct RouteSeries {
   metrics::SeriesId local = 0;
   std::vector<metrics::SeriesId> regions;
@@ -35,8 +36,8 @@ struct ListenerRuntime {
   http::Router router;
   // Parallel to config->routes: each route's rate limit state, null without one.
   std::vector<std::shared_ptr<ratelimit::RouteLimit>> limits;
-  // Parallel to config->routes.
-  std::vector<RouteSeries> series;
+  // Parallel to config->routes, then to each route's backends (one for a redirect).
+  std::vector<std::vector<RouteSeries>> series;
   metrics::SeriesId no_route_series = 0;  // route "", backend "", region ""
   metrics::SeriesId connections_series = 0;
   // The listener's certificates and TLS settings (its `tls`), null for plain HTTP.

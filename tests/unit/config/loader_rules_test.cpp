@@ -264,9 +264,9 @@ backends:
 )");
   ASSERT_TRUE(is_ok(result));
   const auto& routes = result.config->listeners[0].routes;
-  EXPECT_EQ(routes[0].backend_index, 2u);
-  EXPECT_EQ(routes[1].backend_index, 0u);
-  EXPECT_EQ(routes[2].backend_index, 1u);
+  EXPECT_EQ(routes[0].backends[0].index, 2u);
+  EXPECT_EQ(routes[1].backends[0].index, 0u);
+  EXPECT_EQ(routes[2].backends[0].index, 1u);
 }
 
 TEST(References, GlobalScopeNeedsAStore) {

@@ -212,8 +212,8 @@ TEST_F(FullConfig, PlainListenerAndRoutes) {
   EXPECT_EQ(api.match.path_prefix, "/v1/");
   EXPECT_FALSE(api.match.path.has_value());
   EXPECT_EQ(api.match.methods, (std::vector<std::string>{"GET", "POST"}));
-  EXPECT_EQ(api.backend, "api");
-  EXPECT_EQ(api.backend_index, 1u);  // "api" is the second backend in the file
+  EXPECT_EQ(api.backends[0].name, "api");
+  EXPECT_EQ(api.backends[0].index, 1u);  // "api" is the second backend in the file
   EXPECT_EQ(api.timeout, milliseconds(15'000));
   EXPECT_EQ(api.retries, 3u);
   ASSERT_TRUE(api.rate_limit.has_value());
@@ -231,7 +231,7 @@ TEST_F(FullConfig, PlainListenerAndRoutes) {
   EXPECT_FALSE(stat.match.path_prefix.has_value());
   EXPECT_EQ(stat.match.path, "/index.html");
   EXPECT_TRUE(stat.match.methods.empty());
-  EXPECT_EQ(stat.backend_index, 0u);
+  EXPECT_EQ(stat.backends[0].index, 0u);
   EXPECT_EQ(stat.timeout, milliseconds(30'000));
   EXPECT_EQ(stat.retries, 2u);
   EXPECT_FALSE(stat.rate_limit.has_value());
@@ -409,7 +409,7 @@ TEST(Defaults, ListenerRouteBackend) {
   EXPECT_FALSE(r.match.path_prefix.has_value());
   EXPECT_FALSE(r.match.path.has_value());
   EXPECT_TRUE(r.match.methods.empty());
-  EXPECT_EQ(r.backend_index, 0u);
+  EXPECT_EQ(r.backends[0].index, 0u);
   EXPECT_EQ(r.timeout, milliseconds(30'000));
   EXPECT_EQ(r.retries, 2u);
   EXPECT_FALSE(r.rate_limit.has_value());

@@ -216,8 +216,13 @@ listeners:
         retry: {on: [connect, 503], per_try_timeout: 1s, budget: 25%, backoff: 10ms}
         rate_limit: {rate: 10/s, burst: 20, key: client_ip, scope: global}
       - name: exact
-        match: {path: /exact}
-        backend: api
+        match: {path: /exact, headers: {x-canary: "1"}, query: {debug: "1"}}
+        backends: [{name: api, weight: 95}]
+        headers:
+          request: {set: {x-env: prod}, remove: [x-debug]}
+          response: {set: {strict-transport-security: max-age=60}, remove: [server]}
+      - name: to-https
+        redirect: {scheme: https, host: "", path: /new, code: 308}
 rate_limit_store:
   redis: 127.0.0.1:6379
   timeout: 50ms
@@ -256,7 +261,14 @@ backends:
         endpoints:
           - {address: 127.0.0.1:9000, weight: 2}
           - {address: "localhost:9001", resolve: {every: 30s}}
+tracing:
+  propagate: w3c
 )";
+
+// Mappings whose keys are the operator's own (header names, query parameters), not schema keys.
+constexpr std::string_view kFreeMaps[] = {
+    "listeners[].routes[].match.headers", "listeners[].routes[].match.query",
+    "listeners[].routes[].headers.request.set", "listeners[].routes[].headers.response.set"};
 
 // Every key path in `node` and below, with "[]" for sequence entries, as accepted_key_paths()
 // writes them.
@@ -265,6 +277,9 @@ void collect_paths(const YAML::Node& node, const std::string& path, std::set<std
     for (const auto& entry : node) {
       const std::string child = (path.empty() ? "" : path + ".") + entry.first.Scalar();
       out.insert(child);
+      if (std::find(std::begin(kFreeMaps), std::end(kFreeMaps), child) != std::end(kFreeMaps)) {
+        continue;
+      }
       collect_paths(entry.second, child, out);
     }
   } else if (node.IsSequence()) {

@@ -412,6 +412,74 @@ WrittenHead downstream(const ResponseHead& head, const ResponseForwarding& f = r
   return split(out);
 }
 
+// ---------------------------------------------------------------------------------------
+// A route's header rules (routes[].headers) and the trace context, on both heads.
+
+TEST(HeaderRules, RequestSetAndRemoveApplyAfterMeridiansOwnFields) {
+  config::HeaderRules rules;
+  rules.set = {{"x-env", "prod"}, {"x-forwarded-proto", "edge"}};
+  rules.remove = {"x-debug", "via", "x-forwarded-for"};
+  RequestForwarding f = fwd();
+  f.rules = &rules;
+  const auto h = upstream(request({{"Host", "a"},
+                                   {"X-Debug", "1"},
+                                   {"X-ENV", "dev"},
+                                   {"x-env", "qa"},
+                                   {"X-Forwarded-For", "198.51.100.1"},
+                                   {"X-Kept", "k"}}),
+                          f);
+  EXPECT_EQ(h.one("x-env"), "prod");
+  EXPECT_FALSE(h.has("X-Debug"));
+  EXPECT_FALSE(h.has("Via"));                     // meridian's own field, removed by the rule
+  EXPECT_FALSE(h.has("X-Forwarded-For"));         // the client's and meridian's addition
+  EXPECT_EQ(h.one("X-Forwarded-Proto"), "edge");  // replaces meridian's "http"
+  EXPECT_EQ(h.one("X-Kept"), "k");
+  EXPECT_EQ(h.one("Host"), "a");
+  EXPECT_EQ(h.one("X-Request-Id"), "generated-id-1");
+}
+
+TEST(HeaderRules, ResponseSetAndRemoveIncludingMeridiansOwn) {
+  config::HeaderRules rules;
+  rules.set = {{"strict-transport-security", "max-age=1"}};
+  rules.remove = {"server", "via", "ratelimit-remaining"};
+  ResponseForwarding f = rfwd();
+  f.rules = &rules;
+  f.rate_limit_headers = "RateLimit-Limit: 10\r\nRateLimit-Remaining: 9\r\n";
+  const auto h = downstream(response({{"Server", "origin"},
+                                      {"Strict-Transport-Security", "max-age=9"},
+                                      {"Content-Length", "0"},
+                                      {"X-Kept", "k"}}),
+                            f);
+  EXPECT_FALSE(h.has("Server"));
+  EXPECT_FALSE(h.has("Via"));
+  EXPECT_FALSE(h.has("RateLimit-Remaining"));
+  EXPECT_EQ(h.one("RateLimit-Limit"), "10");
+  EXPECT_EQ(h.one("Strict-Transport-Security"), "max-age=1");
+  EXPECT_EQ(h.one("X-Kept"), "k");
+  EXPECT_EQ(h.one("Content-Length"), "0");
+}
+
+TEST(TraceContext, TraceparentReplacedAndTracestateKeptOnlyWithTheClientsTrace) {
+  RequestForwarding f = fwd();
+  f.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01";
+  f.keep_tracestate = true;
+  const auto head =
+      request({{"Host", "a"},
+               {"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+               {"tracestate", "congo=t61rcWkgMzE"}});
+  auto h = upstream(head, f);
+  EXPECT_EQ(h.one("traceparent"), f.traceparent);
+  EXPECT_EQ(h.one("tracestate"), "congo=t61rcWkgMzE");
+  f.keep_tracestate = false;
+  h = upstream(head, f);
+  EXPECT_EQ(h.one("traceparent"), f.traceparent);
+  EXPECT_FALSE(h.has("tracestate"));
+  // Tracing off: both pass through like any field.
+  h = upstream(head);
+  EXPECT_EQ(h.one("traceparent"), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_EQ(h.one("tracestate"), "congo=t61rcWkgMzE");
+}
+
 TEST(DownstreamResponse, StatusLine) {
   EXPECT_EQ(downstream(response({}, 200, "OK")).start_line, "HTTP/1.1 200 OK");
   EXPECT_EQ(downstream(response({}, 404, "Nope")).start_line, "HTTP/1.1 404 Nope");
