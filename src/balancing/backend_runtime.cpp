@@ -1,5 +1,7 @@
 #include "meridian/balancing/backend_runtime.hpp"
 
+#include <algorithm>
+
 #include "meridian/balancing/steering.hpp"
 #include "meridian/core/units.hpp"
 
@@ -32,6 +34,20 @@ AdminState stronger(AdminState a, AdminState b) {
 }
 
 }  // namespace
+
+std::uint64_t affinity_id(const EndpointState& e) {
+  std::string text = e.backend;
+  text.push_back('/');
+  text.append(e.address);
+  return hash_bytes(text);
+}
+
+const AffinityEntry* BackendRuntime::find_affinity(std::uint64_t id) const {
+  const auto it = std::lower_bound(
+      affinity_index.begin(), affinity_index.end(), id,
+      [](const AffinityEntry& entry, std::uint64_t wanted) { return entry.id < wanted; });
+  return it != affinity_index.end() && it->id == id ? &*it : nullptr;
+}
 
 std::vector<BackendRuntime> build_backends(const config::Config& config,
                                            std::span<const BackendRuntime> previous,
@@ -92,8 +108,29 @@ std::vector<BackendRuntime> build_backends(const config::Config& config,
           add(format_host_port(address, e.address.port), target, e.weight, e.address.text);
         }
       }
+      if (b.balance == config::Balance::ring_hash || b.balance == config::Balance::maglev) {
+        std::vector<HashedEndpoint> placed;
+        placed.reserve(region.endpoints.size());
+        for (const auto& e : region.endpoints)
+          placed.push_back({e->address, e->weight});
+        if (b.balance == config::Balance::ring_hash) {
+          region.ring = std::make_shared<const HashRing>(placed);
+        } else {
+          region.maglev = std::make_shared<const MaglevTable>(placed);
+        }
+      }
       apply_admin_state(region);
       runtime.regions.push_back(std::move(region));
+    }
+    if (b.affinity) {
+      for (std::size_t r = 0; r < runtime.regions.size(); ++r) {
+        for (const auto& e : runtime.regions[r].endpoints) {
+          runtime.affinity_index.push_back(
+              {affinity_id(*e), static_cast<std::uint32_t>(r), e.get()});
+        }
+      }
+      std::sort(runtime.affinity_index.begin(), runtime.affinity_index.end(),
+                [](const AffinityEntry& x, const AffinityEntry& y) { return x.id < y.id; });
     }
     backends.push_back(std::move(runtime));
   }

@@ -77,13 +77,46 @@ const std::shared_ptr<EndpointState>* pick_weighted(const RegionRuntime& region,
   return nullptr;
 }
 
+// The Maglev table probed again this many times for a key whose endpoint is not usable,
+// each at a rehash of the key, before a weighted pick by the key takes over.
+constexpr int kMaglevProbes = 16;
+
+const std::shared_ptr<EndpointState>* pick_hashed(const RegionRuntime& region, const Filter& f,
+                                                  const TriedEndpoints& tried, std::uint64_t key) {
+  auto take = [&](std::uint32_t i) -> const std::shared_ptr<EndpointState>* {
+    const auto& e = region.endpoints[i];
+    return !tried.contains(e.get()) && usable(*e, f) ? &e : nullptr;
+  };
+  if (region.maglev && !region.maglev->empty()) {
+    std::uint64_t h = key;
+    for (int probe = 0; probe <= kMaglevProbes; ++probe) {
+      if (const auto* e = take(region.maglev->lookup(h))) return e;
+      h = splitmix64(key + static_cast<std::uint64_t>(probe + 1) * 0x9e3779b97f4a7c15ULL);
+    }
+  } else if (region.ring && !region.ring->empty()) {
+    // Walk on from the key's point: the next endpoints in ring order, at most once around.
+    const std::size_t start = region.ring->find(key);
+    for (std::size_t step = 0; step < region.ring->points(); ++step) {
+      if (const auto* e = take(region.ring->endpoint_at(start + step))) return e;
+    }
+    return nullptr;
+  }
+  return pick_weighted(region, f, tried, key);
+}
+
 // Picks among the usable, untried endpoints (pick_endpoint without slow start).
 const std::shared_ptr<EndpointState>* pick_any(const RegionRuntime& region, config::Balance balance,
                                                std::uint32_t max_connections_per_endpoint,
                                                const TriedEndpoints& tried, std::uint64_t& rotation,
-                                               std::int64_t now_ns, bool allow_drain);
+                                               std::int64_t now_ns, bool allow_drain,
+                                               std::uint64_t key_hash);
 
 }  // namespace
+
+bool usable_for_affinity(const EndpointState& e, std::uint32_t max_connections_per_endpoint,
+                         std::int64_t now_ns) {
+  return usable(e, Filter{max_connections_per_endpoint, now_ns, false});
+}
 
 bool is_available(const EndpointState& e, std::uint32_t max_connections_per_endpoint) {
   if (!e.healthy.load(std::memory_order_relaxed)) return false;
@@ -97,9 +130,10 @@ const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region,
                                                     std::uint32_t max_connections_per_endpoint,
                                                     const TriedEndpoints& tried,
                                                     std::uint64_t& rotation, std::int64_t now_ns,
-                                                    bool allow_drain, std::int64_t slow_start_ns) {
-  const auto* picked =
-      pick_any(region, balance, max_connections_per_endpoint, tried, rotation, now_ns, allow_drain);
+                                                    bool allow_drain, std::int64_t slow_start_ns,
+                                                    std::uint64_t key_hash) {
+  const auto* picked = pick_any(region, balance, max_connections_per_endpoint, tried, rotation,
+                                now_ns, allow_drain, key_hash);
   if (slow_start_ns <= 0 || picked == nullptr) return picked;
   // Slow start: a ramping endpoint keeps the pick with the probability of its ramp, else the
   // pick is made again without it (and stays with it when nothing else is there). Only the
@@ -116,8 +150,8 @@ const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region,
   // On a copy of the rotation: the turn the ramping endpoint passed up is not a turn of the
   // cycle, or round robin would offer it the next turn again.
   std::uint64_t again = rotation - 1;
-  const auto* other =
-      pick_any(region, balance, max_connections_per_endpoint, without, again, now_ns, allow_drain);
+  const auto* other = pick_any(region, balance, max_connections_per_endpoint, without, again,
+                               now_ns, allow_drain, key_hash);
   return other != nullptr ? other : picked;
 }
 
@@ -126,7 +160,8 @@ namespace {
 const std::shared_ptr<EndpointState>* pick_any(const RegionRuntime& region, config::Balance balance,
                                                std::uint32_t max_connections_per_endpoint,
                                                const TriedEndpoints& tried, std::uint64_t& rotation,
-                                               std::int64_t now_ns, bool allow_drain) {
+                                               std::int64_t now_ns, bool allow_drain,
+                                               std::uint64_t key_hash) {
   if (region.endpoints.empty()) return nullptr;
   // Draining endpoints are the last resort: a second pass admits them only when no active
   // one is left (rare, so the common pick walks the endpoints once or twice as before).
@@ -145,6 +180,10 @@ const std::shared_ptr<EndpointState>* pick_any(const RegionRuntime& region, conf
         break;
       case config::Balance::random:
         picked = pick_weighted(region, f, tried, splitmix64(rotation++));
+        break;
+      case config::Balance::ring_hash:
+      case config::Balance::maglev:
+        picked = pick_hashed(region, f, tried, key_hash);
         break;
     }
     if (picked != nullptr) return picked;

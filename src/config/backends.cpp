@@ -15,7 +15,9 @@ constexpr Choice<UpstreamProtocol> kProtocols[] = {{"http1", UpstreamProtocol::h
                                                    {"h2c", UpstreamProtocol::h2c}};
 constexpr Choice<Balance> kBalances[] = {{"least_conn", Balance::least_conn},
                                          {"round_robin", Balance::round_robin},
-                                         {"random", Balance::random}};
+                                         {"random", Balance::random},
+                                         {"ring_hash", Balance::ring_hash},
+                                         {"maglev", Balance::maglev}};
 constexpr Choice<SteeringPolicy> kPolicies[] = {{"nearest", SteeringPolicy::nearest},
                                                 {"latency", SteeringPolicy::latency},
                                                 {"geo", SteeringPolicy::geo},
@@ -227,6 +229,40 @@ std::optional<UpstreamTls> read_upstream_tls(Diagnostics& diag, const Field& fie
   return tls;
 }
 
+// hash_key: client_ip | header:NAME | cookie:NAME.
+void read_hash_key(Diagnostics& diag, const Field& field, HashKey& key) {
+  auto text = read_string(diag, field);
+  if (!text) return;
+  const std::string_view v = *text;
+  if (v == "client_ip") {
+    key = {HashKeyKind::client_ip, ""};
+  } else if (v.starts_with("header:") && is_token(v.substr(7))) {
+    key = {HashKeyKind::header, ascii_lower(std::string(v.substr(7)))};
+  } else if (v.starts_with("cookie:") && is_token(v.substr(7))) {
+    key = {HashKeyKind::cookie, std::string(v.substr(7))};
+  } else {
+    diag.error(field, "expected client_ip, header:NAME or cookie:NAME, got " + quoted(*text));
+  }
+}
+
+// affinity: {cookie: NAME, ttl: DURATION}; an empty cookie name turns it off.
+std::optional<Affinity> read_affinity(Diagnostics& diag, const Field& field) {
+  MapReader map(diag, field, Section::affinity);
+  if (!map.valid()) return std::nullopt;
+  Affinity affinity;
+  if (auto f = map.get("cookie")) {
+    if (auto name = read_string(diag, *f)) {
+      if (!name->empty() && !is_token(*name)) {
+        diag.error(*f, "expected a cookie name (an RFC 6265 token), got " + quoted(*name));
+      }
+      affinity.cookie = *name;
+    }
+  }
+  map.read("ttl", affinity.ttl, AllowZero::yes);
+  if (affinity.cookie.empty()) return std::nullopt;
+  return affinity;
+}
+
 Backend read_backend(Diagnostics& diag, const Field& field, UniqueNames& backend_names) {
   Backend backend;
   MapReader map(diag, field, Section::backend);
@@ -234,6 +270,16 @@ Backend read_backend(Diagnostics& diag, const Field& field, UniqueNames& backend
   if (auto f = map.require("name")) backend.name = backend_names.read(diag, *f);
   map.read("protocol", backend.protocol, kProtocols);
   map.read("balance", backend.balance, kBalances);
+  if (auto f = map.get("hash_key")) {
+    read_hash_key(diag, *f, backend.hash_key);
+    if (backend.balance != Balance::ring_hash && backend.balance != Balance::maglev &&
+        map.has("balance")) {
+      diag.error(*f, "hash_key applies to balance ring_hash or maglev only");
+    } else if (!map.has("balance")) {
+      diag.error(*f, "hash_key needs balance: ring_hash or maglev (the default is least_conn)");
+    }
+  }
+  if (auto f = map.get("affinity")) backend.affinity = read_affinity(diag, *f);
   std::vector<RuleRegionRef> rule_regions;
   bool policy_ok = true;
   if (auto f = map.get("steering")) {

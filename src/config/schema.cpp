@@ -61,7 +61,9 @@ constexpr std::string_view kBackendKeys[] = {
     "name",       "protocol",        "balance",
     "steering",   "connect_timeout", "max_connections_per_endpoint",
     "keepalive",  "health_check",    "outlier_detection",
-    "slow_start", "regions",         "tls"};
+    "slow_start", "regions",         "tls",
+    "hash_key",   "affinity"};
+constexpr std::string_view kAffinityKeys[] = {"cookie", "ttl"};
 constexpr std::string_view kSteeringKeys[] = {"policy", "geo_weight", "latency_weight", "rules"};
 constexpr std::string_view kRuleKeys[] = {"match", "regions", "strict"};
 constexpr std::string_view kRuleMatchKeys[] = {"continent", "country"};
@@ -107,6 +109,7 @@ constexpr SectionInfo kSections[] = {
     {Section::health_check, "backends[].health_check", kHealthCheckKeys},
     {Section::outlier_detection, "backends[].outlier_detection", kOutlierKeys},
     {Section::upstream_tls, "backends[].tls", kUpstreamTlsKeys},
+    {Section::affinity, "backends[].affinity", kAffinityKeys},
     {Section::region, "backends[].regions[]", kRegionKeys},
     {Section::region_location, "backends[].regions[].location", kLocationKeys},
     {Section::endpoint, "backends[].regions[].endpoints[]", kEndpointKeys},

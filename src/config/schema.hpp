@@ -44,6 +44,7 @@ enum class Section : std::uint8_t {
   health_check,
   outlier_detection,
   upstream_tls,
+  affinity,
   region,
   region_location,
   endpoint,

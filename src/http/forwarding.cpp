@@ -119,7 +119,7 @@ void write_downstream_response(const ResponseHead& head, const ResponseForwardin
   HeadWriter w(
       out, bound_for(head.fields, reason.size() + fwd.via.size() + fwd.rate_limit_headers.size() +
                                       fwd.region.size() + fwd.endpoint.size() +
-                                      detail::added_bytes(fwd.rules)));
+                                      fwd.set_cookie.size() + detail::added_bytes(fwd.rules)));
   w.put("HTTP/1.1 ");
   w.number(head.status);
   w.put(' ');

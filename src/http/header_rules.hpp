@@ -213,6 +213,7 @@ void response_fields(const ResponseHead& head, const ResponseForwarding& fwd, Ou
   }
   out.field("Via", fwd.via);
   out.lines(fwd.rate_limit_headers);
+  out.lines(fwd.set_cookie);
   if (!fwd.region.empty()) out.field("x-meridian-region", fwd.region);
   if (!fwd.endpoint.empty()) out.field("x-meridian-endpoint", fwd.endpoint);
 }

@@ -3,6 +3,8 @@
 // answers, and the record of it. The protocol only encodes (RequestEncoder).
 #include "meridian/proxy/active_request.hpp"
 
+#include <cstdio>
+#include <string>
 #include <string_view>
 
 #include "proxy/request_flow.hpp"
@@ -91,6 +93,29 @@ void ActiveRequest::continue_sent() {
 // ---------------------------------------------------------------------------------------
 // The exchange's answer
 
+namespace {
+
+// "Set-Cookie: NAME=<16 hex>; Path=/; Max-Age=TTL; HttpOnly[; Secure]\r\n".
+void write_affinity_cookie(const config::Affinity& a, std::uint64_t id, bool secure,
+                           std::string& out) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(id));
+  out.assign("Set-Cookie: ");
+  out.append(a.cookie);
+  out.push_back('=');
+  out.append(hex, 16);
+  out.append("; Path=/");
+  if (a.ttl.count() > 0) {
+    out.append("; Max-Age=");
+    out.append(std::to_string(std::chrono::duration_cast<std::chrono::seconds>(a.ttl).count()));
+  }
+  out.append("; HttpOnly");
+  if (secure) out.append("; Secure");
+  out.append("\r\n");
+}
+
+}  // namespace
+
 void ActiveRequest::on_response_data(const http::ResponseHead* head, const http::BodySlices& body,
                                      bool done) {
   if (phase_ != Phase::exchange) return;
@@ -111,6 +136,15 @@ void ActiveRequest::on_response_data(const http::ResponseHead* head, const http:
     fwd.endpoint = named ? std::string_view(endpoint->address) : std::string_view{};
     fwd.rate_limit_headers = limit_headers;
     if (route != nullptr && !route->response_headers.empty()) fwd.rules = &route->response_headers;
+    if (affinity != nullptr && endpoint != nullptr) {
+      // The client sticks to the endpoint that answered: a cookie naming it, unless the
+      // client's cookie already does.
+      const std::uint64_t id = balancing::affinity_id(*endpoint);
+      if (id != affinity_id) {
+        write_affinity_cookie(*affinity, id, affinity_secure, affinity_line);
+        fwd.set_cookie = affinity_line;
+      }
+    }
     encoder_->encode_head(*head, fwd, ends_with_head);
     if (ends_with_head) return;
   }

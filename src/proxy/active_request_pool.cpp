@@ -36,6 +36,8 @@ void ActiveRequest::reset(const http::ParserLimits& limits, net::Clock::time_poi
   route_series = nullptr;
   route_backend = nullptr;
   trace.clear();
+  affinity = nullptr;
+  affinity_id = 0;
   response_status = 0;
   bytes_out = 0;
   log_client.clear();

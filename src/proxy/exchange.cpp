@@ -57,12 +57,14 @@ void Exchange::start(const ExchangeRequest& request) {
   now_ns_ = balancing::steady_now_ns();
   region_index_ = -1;
   retry_from_region_ = -1;
+  sticky_ = nullptr;
   last_endpoint_ = nullptr;
   static const std::optional<config::Location> kNoLocation;
   order_ = balancing::order_regions(*request.backend, request.client,
                                     request.node_location ? *request.node_location : kNoLocation,
                                     now_ns_, request.client_hash);
   region_pos_ = 0;
+  if (request.sticky != nullptr) prefer_sticky_region();
   if (order_.count != 0 && request_.region_series != nullptr && w_.counters != nullptr) {
     w_.counters->record_selected((*request_.region_series)[order_.index[0]],
                                  static_cast<std::size_t>(order_.reason));
@@ -79,6 +81,20 @@ void Exchange::start(const ExchangeRequest& request) {
 // ---------------------------------------------------------------------------------------
 // Connection
 
+void Exchange::prefer_sticky_region() {
+  // Affinity: the cookie's region goes first when steering found it eligible at all (fencing
+  // and eligibility still rule); the other regions keep their order behind it. A client
+  // moves to another region only when its own cannot serve.
+  const auto wanted = request_.sticky->region;
+  for (std::size_t pos = 0; pos < order_.count; ++pos) {
+    if (order_.index[pos] != wanted) continue;
+    std::rotate(order_.index.begin(), order_.index.begin() + static_cast<std::ptrdiff_t>(pos),
+                order_.index.begin() + static_cast<std::ptrdiff_t>(pos) + 1);
+    sticky_ = request_.sticky->endpoint;
+    return;
+  }
+}
+
 void Exchange::dispatch() {
   // Another endpoint of the same region first, then the next region by score; an endpoint an
   // operator drains only when no active one is left in any of them (a retry must not land
@@ -89,6 +105,23 @@ void Exchange::dispatch() {
   // A retry is steered like a new request: a region at its capacity is passed over while
   // another can take it (the first pass). Then any region; then draining endpoints.
   const bool retrying = retry_from_region_ >= 0;
+  if (sticky_ != nullptr) {
+    // The first attempt goes to the endpoint the client's affinity cookie names while it is
+    // usable (healthy, active, not full, not ejected); after that, normal picks.
+    const balancing::EndpointState* sticky = sticky_;
+    sticky_ = nullptr;
+    if (!retrying && tried_.count == 0 &&
+        balancing::usable_for_affinity(*sticky, config->max_connections_per_endpoint, now_ns_)) {
+      const auto& region = request_.backend->regions[order_.index[0]];
+      for (const auto& e : region.endpoints) {
+        if (e.get() != sticky) continue;
+        region_pos_ = 0;
+        region_index_ = order_.index[0];
+        use_endpoint(e, true);
+        return;
+      }
+    }
+  }
   for (int pass = retrying ? 0 : 1; pass < 3; ++pass) {
     const bool allow_drain = pass == 2;
     for (std::size_t pos = region_pos_; pos < order_.count; ++pos) {
@@ -96,7 +129,7 @@ void Exchange::dispatch() {
       if (pass == 0 && balancing::region_full(region)) continue;
       const auto* picked = balancing::pick_endpoint(
           region, config->balance, config->max_connections_per_endpoint, tried_,
-          w_.rotation(region.ordinal), now_ns_, allow_drain, slow_start_ns);
+          w_.rotation(region.ordinal), now_ns_, allow_drain, slow_start_ns, request_.key_hash);
       if (picked == nullptr) continue;
       region_pos_ = pos;
       if (retry_from_region_ >= 0 && request_.region_series != nullptr && w_.counters != nullptr) {
@@ -706,7 +739,7 @@ bool Exchange::retry_status(unsigned status) {
     std::uint64_t rotation = w_.rotation(region.ordinal);  // a look, not a turn
     another =
         balancing::pick_endpoint(region, config->balance, config->max_connections_per_endpoint,
-                                 tried, rotation, now_ns_) != nullptr;
+                                 tried, rotation, now_ns_, true, 0, request_.key_hash) != nullptr;
   }
   if (!another || !take_retry_budget()) return false;
   note_outcome(status >= 500);

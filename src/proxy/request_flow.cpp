@@ -5,6 +5,7 @@
 #include "meridian/core/log.hpp"
 #include "meridian/core/splitmix.hpp"
 #include "meridian/http/client_address.hpp"
+#include "meridian/http/cookie.hpp"
 #include "meridian/http/forwarding.hpp"
 #include "meridian/http/grpc.hpp"
 #include "meridian/http/h2/message.hpp"
@@ -74,6 +75,26 @@ bool write_location(const config::Redirect& r, const http::RequestHead& head, bo
   if (q != std::string_view::npos) out.append(head.target.substr(q));
   out.append("\r\n");
   return true;
+}
+
+// What ring_hash and maglev hash for this request: the hash_key's header or cookie value, or
+// the client address (also when the request lacks the header or cookie, so that leaving it
+// out still spreads clients instead of piling them on one endpoint).
+std::uint64_t balance_key_hash(const config::HashKey& key, const http::RequestHead& head,
+                               const asio::ip::address& client) {
+  switch (key.kind) {
+    case config::HashKeyKind::header:
+      if (const auto* f = head.find(key.name)) return balancing::hash_bytes(f->value);
+      break;
+    case config::HashKeyKind::cookie:
+      if (const auto value = http::find_cookie(head, key.name)) {
+        return balancing::hash_bytes(*value);
+      }
+      break;
+    case config::HashKeyKind::client_ip:
+      break;
+  }
+  return client_hash_of(client);
 }
 
 bool logging(const WorkerContext& w, const Snapshot& snapshot) {
@@ -168,6 +189,26 @@ Admission admit(const Downstream& d, const http::RequestHead& head, ActiveReques
   request.region_series = &snapshot.region_series[backend_index];
   if (snapshot.geo && backend.uses_client_location) request.client = snapshot.geo->lookup(client);
   if (backend.regions.size() > 1) request.client_hash = client_hash_of(client);
+  const auto balance = backend.config->balance;
+  if (balance == config::Balance::ring_hash || balance == config::Balance::maglev) {
+    request.key_hash = balance_key_hash(backend.config->hash_key, head, client);
+  }
+  rq.affinity = backend.config->affinity ? &*backend.config->affinity : nullptr;
+  rq.affinity_secure = d.https;
+  rq.affinity_id = 0;
+  if (rq.affinity != nullptr) {
+    // The cookie's value is the endpoint's affinity id in 16 hex digits; anything else is no
+    // cookie at all (the answer then sets one).
+    if (const auto value = http::find_cookie(head, rq.affinity->cookie);
+        value && value->size() == 16) {
+      std::uint64_t id = 0;
+      const auto [end, ec] = std::from_chars(value->data(), value->data() + 16, id, 16);
+      if (ec == std::errc() && end == value->data() + 16) {
+        rq.affinity_id = id;
+        request.sticky = backend.find_affinity(id);
+      }
+    }
+  }
   if (rq.limit == nullptr) return Admission::forward;
   const auto key = ratelimit::client_key(rq.limit->config, head, client, rq.key_buffer);
   if (rq.limit->config.scope == config::RateLimitScope::global) {

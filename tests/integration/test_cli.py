@@ -156,6 +156,16 @@ class CliTest(unittest.TestCase):
                       errors.get((ghost_line, ghost_col + len("name: ")), ""), errors)
         self.assertEqual(len(errors), 3, out + err)
 
+    def test_check_rejects_an_unknown_hash_key_kind(self):
+        text = VALID.replace("  - name: api\n", "  - name: api\n    balance: maglev\n"
+                             "    hash_key: query:user\n", 1)
+        code, out, err = run_meridian_check(text)
+        self.assertEqual(code, 1, out + err)
+        [e] = self.errors(out, err)
+        line, col = line_col(text, "hash_key: query:user")
+        self.assertEqual((int(e["line"]), int(e["col"])), (line, col + len("hash_key: ")), e)
+        self.assertIn("expected client_ip, header:NAME or cookie:NAME", e["msg"])
+
     def test_check_reports_every_error(self):
         text = (VALID.replace("backend: api", "backend: nope")
                 .replace("lat: 50.0", "lat: 95.0")

@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "meridian/balancing/consistent_hash.hpp"
 #include "meridian/balancing/endpoint_state.hpp"
 #include "meridian/config/config.hpp"
 #include "meridian/dns/resolved.hpp"
@@ -47,7 +48,20 @@ struct RegionRuntime {
   // (traffic_dial, shedding, slow start): a hash of the backend and region names, so a
   // client's place survives reloads and differs between regions.
   std::uint64_t salt = 0;
+  // balance ring_hash / maglev: the region's endpoints placed by address (consistent_hash.hpp),
+  // indexes into `endpoints`; null for the other balances.
+  std::shared_ptr<const HashRing> ring;
+  std::shared_ptr<const MaglevTable> maglev;
 };
+
+// affinity: the endpoint a cookie value names. The id is a hash of the backend name and the
+// endpoint's address (affinity_id()), the same on every node and across reloads.
+struct AffinityEntry {
+  std::uint64_t id = 0;
+  std::uint32_t region = 0;  // index into BackendRuntime::regions
+  const EndpointState* endpoint = nullptr;
+};
+std::uint64_t affinity_id(const EndpointState& e);
 
 // Node-wide retry accounting of one backend (routes[].retry.budget), shared by the
 // snapshots that have the backend and kept across reloads with its name. Touched only when
@@ -66,6 +80,9 @@ struct BackendRuntime {
   // Whether steering looks at where the client is: it has fencing rules, or several regions
   // and a policy with a geo term. When false the data path skips the GeoIP lookup.
   bool uses_client_location = false;
+  // With `affinity`: every endpoint by its affinity id, sorted by id (find_affinity()).
+  std::vector<AffinityEntry> affinity_index;
+  const AffinityEntry* find_affinity(std::uint64_t id) const;
 };
 
 // Builds the run-time view of `config`'s backends. Endpoints that `previous` (may be null)

@@ -41,6 +41,10 @@ bool is_available(const EndpointState& e, std::uint32_t max_connections_per_endp
 // round_robin: weighted round robin over the available endpoints (each endpoint takes
 // `weight` consecutive turns of every cycle) driven by `rotation`.
 // random: weighted random from `rotation` mixed through a PRNG step.
+// ring_hash / maglev: the endpoint that owns `key_hash` in the region's ring or table; when
+// it is not usable (or tried), the ring is walked on to the next endpoint, or the Maglev
+// table probed again at rehashes of the key, so only that endpoint's keys move, spread over
+// the others by weight.
 // Slow start (`slow_start_ns` > 0): a picked endpoint whose ramp (slow_start_ramp) is below 1
 // keeps the pick with that probability, else the pick is made again without it, so with any
 // balance it gets about that share of what its weight would give it (and the pick when
@@ -49,6 +53,11 @@ const std::shared_ptr<EndpointState>* pick_endpoint(
     const RegionRuntime& region, config::Balance balance,
     std::uint32_t max_connections_per_endpoint, const TriedEndpoints& tried,
     std::uint64_t& rotation, std::int64_t now_ns = 0, bool allow_drain = true,
-    std::int64_t slow_start_ns = 0);
+    std::int64_t slow_start_ns = 0, std::uint64_t key_hash = 0);
+
+// Whether `e` may take a new request now from a client that asks for it by name (affinity):
+// healthy, active (not draining, not disabled), not full and not ejected.
+bool usable_for_affinity(const EndpointState& e, std::uint32_t max_connections_per_endpoint,
+                         std::int64_t now_ns);
 
 }  // namespace meridian::balancing

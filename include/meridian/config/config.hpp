@@ -58,7 +58,9 @@ struct StatusRange {
 
 enum class ProxyProtocol { off, v1, v2, any };
 enum class AccessLogFormat { json, combined };
-enum class Balance { least_conn, round_robin, random };
+enum class Balance { least_conn, round_robin, random, ring_hash, maglev };
+// What ring_hash and maglev hash: the client address, a header field's value, or a cookie's.
+enum class HashKeyKind { client_ip, header, cookie };
 // What meridian speaks to a backend's endpoints: HTTP/1.1, HTTP/2 over TLS (ALPN h2), or
 // HTTP/2 in cleartext with prior knowledge (h2c).
 enum class UpstreamProtocol { http1, h2, h2c };
@@ -282,10 +284,26 @@ struct UpstreamTls {
   std::string server_name;  // SNI and the name verified; "" = each endpoint's host
 };
 
+// backends[].hash_key: client_ip | header:NAME | cookie:NAME. A request without the header
+// or cookie is hashed by its client address.
+struct HashKey {
+  HashKeyKind kind = HashKeyKind::client_ip;
+  std::string name;  // header names lower-cased; cookie names as written
+};
+
+// backends[].affinity: a cookie naming the endpoint that served the client, honoured while
+// that endpoint is usable.
+struct Affinity {
+  std::string cookie;       // the cookie's name; never empty (an empty name is no affinity)
+  Duration ttl{3'600'000};  // Max-Age; 0 = a session cookie
+};
+
 struct Backend {
   std::string name;
   UpstreamProtocol protocol = UpstreamProtocol::http1;
   Balance balance = Balance::least_conn;
+  HashKey hash_key;  // for ring_hash and maglev
+  std::optional<Affinity> affinity;
   Steering steering;
   Duration connect_timeout{2000};
   std::uint32_t max_connections_per_endpoint = 0;  // 0 = unlimited

@@ -59,6 +59,8 @@ struct ResponseForwarding {
   // A 101 answering a WebSocket handshake: the Upgrade field passes, with "Connection:
   // Upgrade" and no framing; the connection becomes a tunnel after it.
   bool upgrade = false;
+  // The affinity cookie for the client, a complete "Set-Cookie: ...\r\n" line, or empty.
+  std::string_view set_cookie = {};
   // The route's headers.response rules, applied after meridian's own; null when none.
   const config::HeaderRules* rules = nullptr;
 };

@@ -183,6 +183,13 @@ class ActiveRequest final : private ExchangeSink, private ratelimit::StoreWaiter
   const config::RouteBackend* route_backend = nullptr;  // the route's backend it went to
   const RouteSeries* route_series = nullptr;
   http::TraceContext trace;  // tracing.propagate: w3c
+  // The backend's affinity (null without), the endpoint id the client's cookie named (0:
+  // none), whether the cookie gets `Secure` (a TLS listener), and the Set-Cookie line of the
+  // answer when it goes to another endpoint.
+  const config::Affinity* affinity = nullptr;
+  std::uint64_t affinity_id = 0;
+  bool affinity_secure = false;
+  std::string affinity_line;
   unsigned response_status = 0;
   std::uint64_t bytes_out = 0;
   std::string log_client, log_method, log_target, log_host, log_user_agent, log_referer,

@@ -94,6 +94,11 @@ struct ExchangeRequest {
   const config::UpstreamTls* tls_config = nullptr;
   // The backend's (backend, region) metric series, parallel to backend->regions.
   const std::vector<metrics::SeriesId>* region_series = nullptr;
+  // balance ring_hash / maglev: the hash of the backend's hash_key for this request.
+  std::uint64_t key_hash = 0;
+  // affinity: the endpoint the client's cookie names (and its region), or null. Used for the
+  // first attempt while usable; otherwise its region is tried first if eligible.
+  const balancing::AffinityEntry* sticky = nullptr;
 };
 
 class Exchange final : private net::Deadline, private H2UpstreamStream {
@@ -196,6 +201,7 @@ class Exchange final : private net::Deadline, private H2UpstreamStream {
   };
 
   void dispatch();
+  void prefer_sticky_region();
   // A retry is wanted after an attempt failed for `reason`: within the backend's budget it
   // goes out after the policy's backoff (dispatch()); else the client gets `otherwise`.
   void retry(metrics::RetryReason reason, Failure otherwise);
@@ -260,7 +266,9 @@ class Exchange final : private net::Deadline, private H2UpstreamStream {
   balancing::RegionOrder order_;  // the backend's eligible regions, best first
   std::size_t region_pos_ = 0;    // the region being tried
   int region_index_ = -1;         // see region_index()
-  int retry_from_region_ = -1;    // a retry is wanted after an attempt in this region failed
+  // The affinity cookie's endpoint while the first attempt has not gone out, else null.
+  const balancing::EndpointState* sticky_ = nullptr;
+  int retry_from_region_ = -1;  // a retry is wanted after an attempt in this region failed
   metrics::RetryReason retry_reason_ = metrics::RetryReason::connect;  // ... and why
   unsigned last_status_ = 0;         // Failure::status: the answer retried
   bool holds_retry_budget_ = false;  // counted in the backend's retries_in_flight

@@ -284,6 +284,10 @@ INSTANTIATE_TEST_SUITE_P(Balance, EveryPolicy,
                                return std::string("round_robin");
                              case Balance::random:
                                return std::string("random");
+                             case Balance::ring_hash:
+                               return std::string("ring_hash");
+                             case Balance::maglev:
+                               return std::string("maglev");
                            }
                            return std::string("unknown");
                          });

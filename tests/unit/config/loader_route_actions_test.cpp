@@ -1,6 +1,7 @@
 // Route keys beyond "one backend": match.headers and match.query, redirect, weighted backends,
-// header rules, and the top-level tracing section -- what they load to, and the errors (with
-// file, line and column) for what they must refuse.
+// header rules, and the top-level tracing section; and the backend keys that pick an endpoint
+// for a client (balance ring_hash / maglev with hash_key, affinity) -- what they load to, and
+// the errors (with file, line and column) for what they must refuse.
 #include "config_test_support.hpp"
 
 namespace meridian::config::test {
@@ -224,6 +225,72 @@ tracing: {propagate: zipkin}
 )");
   EXPECT_TRUE(has_error(result, "tracing.propagate", 3, 22, "expected off or w3c, got \"zipkin\""));
   EXPECT_EQ(result.errors.size(), 1u) << all_errors(result);
+}
+
+constexpr std::string_view kOneRoute = R"(
+listeners:
+  - {name: public, listen: 127.0.0.1:0, routes: [{name: a, backend: api}]}
+)";
+
+TEST(BackendKeys, HashKeyAndAffinity) {
+  auto result = load_config_string(yaml(R"(
+backends:
+  - name: api
+    balance: maglev
+    hash_key: header:X-User
+    affinity: {cookie: aff, ttl: 0s}
+    regions: [{name: r, location: {lat: 1, lon: 1}, endpoints: [{address: "127.0.0.1:1"}]}]
+  - name: ring
+    balance: ring_hash
+    hash_key: cookie:Session
+    regions: [{name: r, location: {lat: 1, lon: 1}, endpoints: [{address: "127.0.0.1:1"}]}]
+  - name: plain
+    balance: ring_hash
+    affinity: {cookie: ""}
+    regions: [{name: r, location: {lat: 1, lon: 1}, endpoints: [{address: "127.0.0.1:1"}]}]
+)") + std::string(kOneRoute),
+                                   kFile);
+  ASSERT_TRUE(is_ok(result)) << all_errors(result);
+  const auto& b = result.config->backends;
+  EXPECT_EQ(b[0].balance, Balance::maglev);
+  EXPECT_EQ(b[0].hash_key.kind, HashKeyKind::header);
+  EXPECT_EQ(b[0].hash_key.name, "x-user");  // header names lower-cased
+  ASSERT_TRUE(b[0].affinity);
+  EXPECT_EQ(b[0].affinity->cookie, "aff");
+  EXPECT_EQ(b[0].affinity->ttl.count(), 0);
+  EXPECT_EQ(b[1].hash_key.kind, HashKeyKind::cookie);
+  EXPECT_EQ(b[1].hash_key.name, "Session");  // cookie names as written
+  EXPECT_FALSE(b[1].affinity);
+  EXPECT_EQ(b[2].hash_key.kind, HashKeyKind::client_ip);  // the default
+  EXPECT_FALSE(b[2].affinity);                            // an empty name is off
+}
+
+TEST(BackendKeys, HashKeyErrors) {
+  auto result = load_config_string(yaml(R"(
+backends:
+  - name: api
+    balance: maglev
+    hash_key: query:user
+    affinity: {cookie: "a b", ttl: -1s}
+    regions: [{name: r, location: {lat: 1, lon: 1}, endpoints: [{address: "127.0.0.1:1"}]}]
+  - name: rr
+    balance: round_robin
+    hash_key: client_ip
+    regions: [{name: r, location: {lat: 1, lon: 1}, endpoints: [{address: "127.0.0.1:1"}]}]
+  - name: default
+    hash_key: client_ip
+    regions: [{name: r, location: {lat: 1, lon: 1}, endpoints: [{address: "127.0.0.1:1"}]}]
+)") + std::string(kOneRoute),
+                                   kFile);
+  EXPECT_TRUE(has_error(result, "backends[0].hash_key", 4, 15,
+                        "expected client_ip, header:NAME or cookie:NAME, got \"query:user\""));
+  EXPECT_TRUE(has_error(result, "backends[0].affinity.cookie", 5, 24, "expected a cookie name"));
+  EXPECT_TRUE(has_error(result, "backends[0].affinity.ttl", 5, 36, "expected a duration"));
+  EXPECT_TRUE(has_error(result, "backends[1].hash_key", 9, 15,
+                        "hash_key applies to balance ring_hash or maglev only"));
+  EXPECT_TRUE(has_error(result, "backends[2].hash_key", 12, 15,
+                        "hash_key needs balance: ring_hash or maglev"));
+  EXPECT_EQ(result.errors.size(), 5u) << all_errors(result);
 }
 
 }  // namespace

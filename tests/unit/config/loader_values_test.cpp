@@ -292,8 +292,8 @@ backends:
   EXPECT_TRUE(has_error(result, "listeners[0].routes[0].rate_limit.scope", 11, 53,
                         "expected local or global, got \"region\""));
   EXPECT_TRUE(has_error(result, "backends[0].balance", 14, 14,
-                        "expected least_conn, round_robin or random, got \"leastconn\" (did you "
-                        "mean \"least_conn\"?)"));
+                        "expected least_conn, round_robin, random, ring_hash or maglev, got "
+                        "\"leastconn\" (did you mean \"least_conn\"?)"));
   EXPECT_TRUE(has_error(result, "backends[0].steering.policy", 15, 24,
                         "expected nearest, latency, geo or failover, got \"closest\""));
 }

@@ -261,6 +261,14 @@ backends:
         endpoints:
           - {address: 127.0.0.1:9000, weight: 2}
           - {address: "localhost:9001", resolve: {every: 30s}}
+  - name: cache
+    balance: maglev
+    hash_key: header:x-user
+    affinity: {cookie: aff, ttl: 30m}
+    regions:
+      - name: eu
+        location: {lat: 53.3, lon: -6.3}
+        endpoints: [{address: 127.0.0.1:9002}]
 tracing:
   propagate: w3c
 )";
