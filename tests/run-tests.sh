@@ -42,7 +42,7 @@ if [ "${1:-}" = "--tsan" ]; then
   # Only what those tests need is built.
   targets=(meridian meridian_unit_geo meridian_unit_metrics meridian_unit_ratelimit
            meridian_unit_accesslog meridian_unit_health)
-  concurrency='^(GeoLocatorConcurrency|Registry|Gcra|LocalBuckets|Writer|HealthCheckerTest)\.|^integration\.test_(reload|sighup|traffic_policy|dns|health_checks|steering|steering_acceptance|rate_limit|rate_limit_global|metrics|lifecycle|access_log|http2|websocket|drain_and_control|failure_detection|shared_state|tls|h2_upstream)$'
+  concurrency='^(GeoLocatorConcurrency|Registry|Gcra|LocalBuckets|Writer|HealthCheckerTest)\.|^integration\.test_(reload|sighup|traffic_policy|dns|health_checks|steering|steering_acceptance|rate_limit|rate_limit_global|metrics|lifecycle|access_log|http2|websocket|drain_and_control|failure_detection|shared_state|tls|h2_upstream|mirror|hashing_affinity)$'
 fi
 
 labels=""

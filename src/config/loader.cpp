@@ -196,14 +196,16 @@ void check_backend_refs(Walk& walk) {
   for (const auto& backend : walk.config.backends)
     names.push_back(backend.name);
   for (const auto& ref : walk.backend_refs) {
-    auto& entry = walk.config.listeners[ref.listener].routes[ref.route].backends[ref.entry];
-    auto it = std::find(names.begin(), names.end(), entry.name);
-    if (it != names.end()) {
-      entry.index = static_cast<std::size_t>(it - names.begin());
-    } else {
-      walk.diag.error(ref.field, "backend " + quoted(entry.name) + " does not exist" +
-                                     did_you_mean(entry.name, names));
+    auto& route = walk.config.listeners[ref.listener].routes[ref.route];
+    const std::string& name = ref.mirror ? route.mirror->backend : route.backends[ref.entry].name;
+    auto it = std::find(names.begin(), names.end(), name);
+    if (it == names.end()) {
+      walk.diag.error(ref.field,
+                      "backend " + quoted(name) + " does not exist" + did_you_mean(name, names));
+      continue;
     }
+    const auto index = static_cast<std::size_t>(it - names.begin());
+    (ref.mirror ? route.mirror->index : route.backends[ref.entry].index) = index;
   }
 }
 

@@ -376,6 +376,29 @@ void read_route_backends(Walk& walk, const Field& field, std::size_t listener_in
   }
 }
 
+// routes[].mirror: {backend, percent}.
+void read_mirror(Walk& walk, const Field& field, std::size_t listener_index,
+                 std::size_t route_index, Route& route) {
+  auto& diag = walk.diag;
+  MapReader map(diag, field, Section::mirror);
+  if (!map.valid()) return;
+  Mirror mirror;
+  auto name_field = map.require("backend");
+  if (!name_field) return;
+  auto name = read_non_empty_string(diag, *name_field);
+  if (!name) return;
+  mirror.backend = *name;
+  if (auto f = map.get("percent")) {
+    // `5` (as SPEC.md writes it) or `5%`: a number of percent either way.
+    const bool sign = f->node.IsScalar() && f->node.Scalar().ends_with('%');
+    if (auto share = sign ? read_percent(diag, *f) : read_double(diag, *f, 0, 100)) {
+      mirror.percent = sign ? *share : *share / 100.0;
+    }
+  }
+  route.mirror = std::move(mirror);
+  walk.backend_refs.push_back({listener_index, route_index, 0, *name_field, true});
+}
+
 }  // namespace
 
 Route read_route(Walk& walk, const Field& field, std::size_t listener_index,
@@ -421,7 +444,8 @@ Route read_route(Walk& walk, const Field& field, std::size_t listener_index,
   if (route.redirect) {
     // A redirect is answered before anything else happens to the request: keys about the
     // forwarded request would silently do nothing.
-    for (std::string_view key : {"timeout", "retries", "retry", "rate_limit", "headers"}) {
+    for (std::string_view key :
+         {"timeout", "retries", "retry", "rate_limit", "headers", "mirror"}) {
       if (auto f = map.get(key)) {
         diag.error(*f, std::string(key) +
                            " has no effect on a route with redirect (meridian "
@@ -439,6 +463,7 @@ Route read_route(Walk& walk, const Field& field, std::size_t listener_index,
       route.response_headers = read_header_rules(diag, *r, Section::response_header_rules);
     }
   }
+  if (auto f = map.get("mirror")) read_mirror(walk, *f, listener_index, route_index, route);
   map.read("timeout", route.timeout, AllowZero::no);
   if (map.read("retries", route.retries) && route.retries > Route::kMaxRetries) {
     diag.error(*map.get("retries"), "at most " + std::to_string(Route::kMaxRetries) +

@@ -43,9 +43,10 @@ constexpr std::string_view kLimitsKeys[] = {
 constexpr std::string_view kListenerKeys[] = {"name", "listen", "proxy_protocol", "tls", "routes"};
 constexpr std::string_view kTlsKeys[] = {"certificates", "min_version", "alpn"};
 constexpr std::string_view kCertificateKeys[] = {"cert", "key"};
-constexpr std::string_view kRouteKeys[] = {"name",     "match",     "backend", "backends",
-                                           "redirect", "headers",   "timeout", "retries",
-                                           "retry",    "rate_limit"};
+constexpr std::string_view kRouteKeys[] = {"name",     "match",  "backend",   "backends",
+                                           "redirect", "mirror", "headers",   "timeout",
+                                           "retries",  "retry",  "rate_limit"};
+constexpr std::string_view kMirrorKeys[] = {"backend", "percent"};
 constexpr std::string_view kRouteBackendKeys[] = {"name", "weight"};
 constexpr std::string_view kRedirectKeys[] = {"scheme", "host", "path", "code"};
 constexpr std::string_view kRouteHeadersKeys[] = {"request", "response"};
@@ -97,6 +98,7 @@ constexpr SectionInfo kSections[] = {
     {Section::route_retry, "listeners[].routes[].retry", kRetryKeys},
     {Section::route_backend, "listeners[].routes[].backends[]", kRouteBackendKeys},
     {Section::redirect, "listeners[].routes[].redirect", kRedirectKeys},
+    {Section::mirror, "listeners[].routes[].mirror", kMirrorKeys},
     {Section::route_headers, "listeners[].routes[].headers", kRouteHeadersKeys},
     {Section::request_header_rules, "listeners[].routes[].headers.request", kHeaderRuleKeys},
     {Section::response_header_rules, "listeners[].routes[].headers.response", kHeaderRuleKeys},

@@ -32,6 +32,7 @@ enum class Section : std::uint8_t {
   route_retry,
   route_backend,
   redirect,
+  mirror,
   route_headers,
   request_header_rules,
   response_header_rules,

@@ -21,8 +21,9 @@ struct Walk {
   struct BackendRef {
     std::size_t listener;
     std::size_t route;
-    std::size_t entry;  // index into the route's backends
-    Field field;        // the `backend` or `backends[].name` value
+    std::size_t entry;  // index into the route's backends (unused for the mirror)
+    Field field;        // the `backend`, `backends[].name` or `mirror.backend` value
+    bool mirror = false;
   };
   std::vector<BackendRef> backend_refs;
   std::vector<Field> global_scope_uses;  // rate_limit.scope: global, needs rate_limit_store

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "meridian/proxy/mirror.hpp"
+
 #include "proxy/request_flow.hpp"
 
 namespace meridian::proxy {
@@ -75,8 +77,25 @@ void ActiveRequest::on_rate_limit_decision(const ratelimit::Decision& decision) 
   reply(429, "rate limit exceeded", limit_headers, has_body);
 }
 
+void ActiveRequest::copy_to_mirror(const http::BodySlices& body, bool last) {
+  for (const auto piece : body) {
+    if (!mirror->append_body(piece)) {
+      mirror.reset();  // over MirrorRequest::kMaxBody: not mirrored (counted)
+      return;
+    }
+  }
+  if (last) {
+    mirror->start(mirror_timeout);
+    mirror.reset();
+  }
+}
+
 void ActiveRequest::start_exchange() {
   phase_ = Phase::exchange;
+  if (mirror && !exchange_request.has_body) {
+    mirror->start(mirror_timeout);
+    mirror.reset();
+  }
   if (expect_continue) {
     // The body is welcome: say so at once (RFC 9110 10.1.1) rather than making the client
     // wait out its expect timeout; the exchange starts once that is on its way.

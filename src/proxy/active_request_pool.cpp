@@ -38,6 +38,7 @@ void ActiveRequest::reset(const http::ParserLimits& limits, net::Clock::time_poi
   trace.clear();
   affinity = nullptr;
   affinity_id = 0;
+  mirror.reset();
   response_status = 0;
   bytes_out = 0;
   log_client.clear();

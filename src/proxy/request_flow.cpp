@@ -1,6 +1,7 @@
 #include "proxy/request_flow.hpp"
 
 #include <charconv>
+#include <optional>
 
 #include "meridian/core/log.hpp"
 #include "meridian/core/splitmix.hpp"
@@ -10,6 +11,7 @@
 #include "meridian/http/grpc.hpp"
 #include "meridian/http/h2/message.hpp"
 #include "meridian/proxy/active_request.hpp"
+#include "meridian/proxy/mirror.hpp"
 
 namespace meridian::proxy {
 
@@ -77,6 +79,34 @@ bool write_location(const config::Redirect& r, const http::RequestHead& head, bo
   return true;
 }
 
+// The endpoint id an affinity cookie carries (16 hex digits); nullopt for no cookie or any
+// other value (a client's garbage is no cookie: the answer sets a real one).
+std::optional<std::uint64_t> affinity_cookie_id(const http::RequestHead& head,
+                                                std::string_view cookie) {
+  const auto value = http::find_cookie(head, cookie);
+  if (!value || value->size() != 16) return std::nullopt;
+  std::uint64_t id = 0;
+  const auto [end, ec] = std::from_chars(value->data(), value->data() + 16, id, 16);
+  if (ec != std::errc() || end != value->data() + 16) return std::nullopt;
+  return id;
+}
+
+constexpr std::size_t kNoChoice = static_cast<std::size_t>(-1);
+
+// A split whose backends have `affinity`: the backend whose affinity cookie the request
+// carries (naming one of its endpoints) keeps the client, whatever its address hashes to --
+// a client that moved address stays with the version it was on. kNoChoice otherwise.
+std::size_t split_by_affinity(const config::Route& route, const Snapshot& snapshot,
+                              const http::RequestHead& head) {
+  for (std::size_t k = 0; k < route.backends.size(); ++k) {
+    const auto& backend = snapshot.backends[route.backends[k].index];
+    if (!backend.config->affinity) continue;
+    const auto id = affinity_cookie_id(head, backend.config->affinity->cookie);
+    if (id && backend.find_affinity(*id) != nullptr) return k;
+  }
+  return kNoChoice;
+}
+
 // What ring_hash and maglev hash for this request: the hash_key's header or cookie value, or
 // the client address (also when the request lacks the header or cookie, so that leaving it
 // out still spreads clients instead of piling them on one endpoint).
@@ -95,6 +125,68 @@ std::uint64_t balance_key_hash(const config::HashKey& key, const http::RequestHe
       break;
   }
   return client_hash_of(client);
+}
+
+// routes[].mirror: a copy of the request for the mirror backend, written now (the request's
+// head dies with admission) and sent only if the original is forwarded (not refused by its
+// rate limit): at once for a request without a body, else once its body has passed
+// (ActiveRequest::start_exchange and send_body). `fwd` is the original's forwarding, so the copy
+// gets the same header rules and trace context.
+void start_mirror(const Downstream& d, const http::RequestHead& head, http::RequestForwarding fwd,
+                  const config::Route& route, const asio::ip::address& client, ActiveRequest& rq) {
+  const config::Mirror& m = *route.mirror;
+  if (m.percent < 1.0 && unit_interval(splitmix64(d.w.request_ids.next_u64())) >= m.percent) {
+    return;
+  }
+  auto& counters = mirror_counters();
+  if (head.content_length && *head.content_length > MirrorRequest::kMaxBody) {
+    counters.too_large.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (d.w.mirrors_in_flight >= MirrorRequest::kMaxInFlight) {
+    counters.overflow.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  auto snapshot = d.snapshot.weak_from_this().lock();
+  if (!snapshot) return;  // not a shared snapshot (a unit test's): nothing to pin
+  const Snapshot& s = *snapshot;
+  const auto& backend = s.backends[m.index];
+  auto mirror = std::make_shared<MirrorRequest>(d.w, std::move(snapshot));
+  fwd.default_host = backend.config->regions.front().endpoints.front().address.text;
+  fwd.upgrade = false;
+  const auto protocol = backend.config->protocol;
+  if (protocol == config::UpstreamProtocol::http1) {
+    http::write_upstream_request(head, fwd, mirror->exchange().request_head());
+  } else {
+    http::encode_request(head, fwd, protocol == config::UpstreamProtocol::h2 ? "https" : "http",
+                         mirror->exchange().request_fields());
+  }
+  ExchangeRequest& request = mirror->request;
+  request.backend = &backend;
+  request.protocol = protocol;
+  request.node_location = &s.config->node.location;
+  request.retries = 0;  // a copy is sent once: a retry would only add load to the shadow
+  static const config::RetryPolicy kNoRetry = [] {
+    config::RetryPolicy p;
+    p.on_connect = p.on_reset = false;
+    return p;
+  }();
+  request.retry = &kNoRetry;
+  request.idempotent = http::is_idempotent(head.method);
+  request.has_body = head.has_body();
+  request.chunked_body = head.chunked;
+  request.head_request = head.method == "HEAD";
+  request.tls = s.upstream_tls[m.index].get();
+  request.tls_config = backend.config->tls ? &*backend.config->tls : nullptr;
+  request.region_series = &s.region_series[m.index];
+  if (s.geo && backend.uses_client_location) request.client = s.geo->lookup(client);
+  if (backend.regions.size() > 1) request.client_hash = client_hash_of(client);
+  const auto balance = backend.config->balance;
+  if (balance == config::Balance::ring_hash || balance == config::Balance::maglev) {
+    request.key_hash = balance_key_hash(backend.config->hash_key, head, client);
+  }
+  rq.mirror = std::move(mirror);
+  rq.mirror_timeout = route.timeout;
 }
 
 bool logging(const WorkerContext& w, const Snapshot& snapshot) {
@@ -130,10 +222,13 @@ Admission admit(const Downstream& d, const http::RequestHead& head, ActiveReques
   // A split sends each client address to the same backend (so a client does not flip between
   // versions); the hash is mixed apart from the one steering sheds by, so the clients of a
   // 5% split are not also the ones a region's traffic_dial moves.
-  const std::size_t choice =
-      route->backends.size() == 1
-          ? 0
-          : http::split_choice(*route, splitmix64(client_hash_of(client) ^ kSplitSalt));
+  std::size_t choice = 0;
+  if (route->backends.size() > 1) {
+    choice = split_by_affinity(*route, snapshot, head);
+    if (choice == kNoChoice) {
+      choice = http::split_choice(*route, splitmix64(client_hash_of(client) ^ kSplitSalt));
+    }
+  }
   rq.route_backend = &route->backends[choice];
   rq.route_series = &route_series[choice];
   const std::size_t backend_index = rq.route_backend->index;
@@ -197,18 +292,12 @@ Admission admit(const Downstream& d, const http::RequestHead& head, ActiveReques
   rq.affinity_secure = d.https;
   rq.affinity_id = 0;
   if (rq.affinity != nullptr) {
-    // The cookie's value is the endpoint's affinity id in 16 hex digits; anything else is no
-    // cookie at all (the answer then sets one).
-    if (const auto value = http::find_cookie(head, rq.affinity->cookie);
-        value && value->size() == 16) {
-      std::uint64_t id = 0;
-      const auto [end, ec] = std::from_chars(value->data(), value->data() + 16, id, 16);
-      if (ec == std::errc() && end == value->data() + 16) {
-        rq.affinity_id = id;
-        request.sticky = backend.find_affinity(id);
-      }
+    if (const auto id = affinity_cookie_id(head, rq.affinity->cookie)) {
+      rq.affinity_id = *id;
+      request.sticky = backend.find_affinity(*id);
     }
   }
+  if (route->mirror) start_mirror(d, head, fwd, *route, client, rq);
   if (rq.limit == nullptr) return Admission::forward;
   const auto key = ratelimit::client_key(rq.limit->config, head, client, rq.key_buffer);
   if (rq.limit->config.scope == config::RateLimitScope::global) {

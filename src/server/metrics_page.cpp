@@ -8,6 +8,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "meridian/balancing/steering.hpp"
+#include "meridian/proxy/mirror.hpp"
 
 namespace meridian::server {
 
@@ -196,6 +197,18 @@ std::string metrics_text(const proxy::Snapshot& snapshot, const metrics::Registr
     }
   }
   out.push_back(std::move(limited));
+
+  auto mirrors =
+      family("meridian_mirror_requests_total",
+             "Copies of requests for routes' mirror backends, by result.", MetricType::Counter);
+  const auto& mirrored = proxy::mirror_counters();
+  for (const auto& [result, counter] :
+       {std::pair{"answered", &mirrored.answered}, std::pair{"failed", &mirrored.failed},
+        std::pair{"too_large", &mirrored.too_large}, std::pair{"overflow", &mirrored.overflow}}) {
+    add_counter(mirrors, {{"result", result}},
+                static_cast<double>(counter->load(std::memory_order_relaxed)));
+  }
+  out.push_back(std::move(mirrors));
 
   auto reloads = family("meridian_config_reloads_total", "Configuration reloads, by result.",
                         MetricType::Counter);

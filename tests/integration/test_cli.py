@@ -156,6 +156,16 @@ class CliTest(unittest.TestCase):
                       errors.get((ghost_line, ghost_col + len("name: ")), ""), errors)
         self.assertEqual(len(errors), 3, out + err)
 
+    def test_check_rejects_a_mirror_to_an_unknown_backend(self):
+        text = VALID.replace("        backend: api\n",
+                             "        backend: api\n        mirror: {backend: shadw}\n", 1)
+        code, out, err = run_meridian_check(text)
+        self.assertEqual(code, 1, out + err)
+        [e] = self.errors(out, err)
+        line, col = line_col(text, "backend: shadw")
+        self.assertEqual((int(e["line"]), int(e["col"])), (line, col + len("backend: ")), e)
+        self.assertIn('backend "shadw" does not exist', e["msg"])
+
     def test_check_rejects_an_unknown_hash_key_kind(self):
         text = VALID.replace("  - name: api\n", "  - name: api\n    balance: maglev\n"
                              "    hash_key: query:user\n", 1)

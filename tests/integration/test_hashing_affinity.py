@@ -33,6 +33,9 @@ listeners:
       - {name: maglev, match: {path_prefix: /m/}, backend: maglev}
       - {name: ring, match: {path_prefix: /r/}, backend: ring}
       - {name: sticky, match: {path_prefix: /s/}, backend: sticky}
+      - name: versions
+        match: {path_prefix: /v/}
+        backends: [{name: v1, weight: 50}, {name: v2, weight: 50}]
 backends:
   - name: maglev
     balance: maglev
@@ -56,6 +59,12 @@ backends:
         endpoints: [%(near)s]
       - name: far
         endpoints: [%(far)s]
+  - name: v1
+    affinity: {cookie: ver}
+    regions: [{name: r1, location: {lat: 50.0, lon: 8.0}, endpoints: [{address: "{o5}"}]}]
+  - name: v2
+    affinity: {cookie: ver}
+    regions: [{name: r1, location: {lat: 50.0, lon: 8.0}, endpoints: [{address: "{o6}"}]}]
 """ % {"hashed": endpoints(hashed_names), "near": endpoints(["o0", "o1", "o2"]),
        "far": endpoints(["o9"])}
 
@@ -223,6 +232,30 @@ class HashingAffinityTest(unittest.TestCase):
                 r = self.sticky_get(bad, conn=c)
                 self.assertIn(r.json()["name"], {"o0", "o1", "o2"})
                 self.assertIsNotNone(self.cookie_of(r))
+
+    def test_a_split_keeps_the_client_its_affinity_cookie_names(self):
+        # A weighted split is by client address, unless the request carries the affinity
+        # cookie of one of the split's backends: then that backend keeps the client (a
+        # client whose address changed stays on the version it was on).
+        with HttpConn(self.meridian.listen_address) as c:
+            placed = {}
+            for i in range(1, 200):
+                ip = f"10.9.0.{i}"
+                r = c.request("GET", "/v/x", [("X-Forwarded-For", ip)])
+                placed.setdefault(r.json()["name"], (ip, r))
+                if len(placed) == 2:
+                    break
+            self.assertEqual(set(placed), {"o5", "o6"})
+            _, on_v2 = placed["o6"]
+            cookie = [v for v in on_v2.header_all("Set-Cookie") if v.startswith("ver=")][0]
+            cookie = cookie.split(";")[0]
+            v1_ip, _ = placed["o5"]
+            for _ in range(10):
+                r = c.request("GET", "/v/x", [("X-Forwarded-For", v1_ip), ("Cookie", cookie)])
+                self.assertEqual(r.json()["name"], "o6")
+            # Without the cookie that address is v1's again.
+            r = c.request("GET", "/v/x", [("X-Forwarded-For", v1_ip)])
+            self.assertEqual(r.json()["name"], "o5")
 
     def test_affinity_over_http2(self):
         with H2Client(self.meridian.listen_address) as c:

@@ -1622,6 +1622,7 @@ EXTENSION_METRICS = {
     "meridian_endpoint_admin_state": ("gauge", {"backend", "region", "endpoint", "state"}),
     "meridian_upstream_retry_budget_exhausted_total": ("counter", {"backend"}),
     "meridian_dns_resolutions_total": ("counter", {"result"}),
+    "meridian_mirror_requests_total": ("counter", {"result"}),
 }
 
 

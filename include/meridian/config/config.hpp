@@ -188,6 +188,14 @@ struct RetryPolicy {
   static constexpr std::uint32_t kMinRetriesInFlight = 3;
 };
 
+// routes[].mirror: a copy of (a share of) the route's requests goes to another backend; its
+// answers are discarded, and it never delays, fails or changes the original.
+struct Mirror {
+  std::string backend;    // names an existing backend
+  std::size_t index = 0;  // into Config::backends, set by the loader
+  double percent = 1.0;   // share of the requests mirrored, [0, 1]
+};
+
 struct Route {
   std::string name;
   RouteMatch match;
@@ -196,6 +204,7 @@ struct Route {
   std::vector<RouteBackend> backends;
   std::uint64_t total_weight = 0;  // sum of backends[].weight
   std::optional<Redirect> redirect;
+  std::optional<Mirror> mirror;
   HeaderRules request_headers;
   HeaderRules response_headers;
   // Bounds `retries` so that the endpoints one request has tried fit a fixed set on the

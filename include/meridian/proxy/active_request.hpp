@@ -37,6 +37,8 @@
 
 namespace meridian::proxy {
 
+class MirrorRequest;
+
 // What a request's connection contributes to its handling.
 struct Downstream {
   WorkerContext& w;
@@ -116,6 +118,7 @@ class ActiveRequest final : private ExchangeSink, private ratelimit::StoreWaiter
   // or release_body()), and with the last one the client's trailer fields, if any.
   void send_body(const http::BodySlices& body, bool last,
                  const std::vector<http::Field>* trailers = nullptr) {
+    if (mirror) copy_to_mirror(body, last);
     exchange.send_request_body(body, last, trailers);
   }
   // The pieces of the last encode_data() (or head) are written.
@@ -190,6 +193,10 @@ class ActiveRequest final : private ExchangeSink, private ratelimit::StoreWaiter
   std::uint64_t affinity_id = 0;
   bool affinity_secure = false;
   std::string affinity_line;
+  // routes[].mirror: the copy of this request, while its body is being copied (null
+  // otherwise), and the route's timeout it gets when it goes.
+  std::shared_ptr<MirrorRequest> mirror;
+  net::Clock::duration mirror_timeout{};
   unsigned response_status = 0;
   std::uint64_t bytes_out = 0;
   std::string log_client, log_method, log_target, log_host, log_user_agent, log_referer,
@@ -224,6 +231,7 @@ class ActiveRequest final : private ExchangeSink, private ratelimit::StoreWaiter
   void on_store_outcome(std::uint64_t tag, const ratelimit::StoreOutcome& outcome) override;
 
   void on_rate_limit_decision(const ratelimit::Decision& decision);
+  void copy_to_mirror(const http::BodySlices& body, bool last);
   void start_exchange();
   const ListenerRuntime& listener() const {
     return snapshot_->listeners[static_cast<std::size_t>(listener_index_)];

@@ -44,7 +44,7 @@ struct ListenerRuntime {
   std::shared_ptr<tls::ServerContext> tls;
 };
 
-struct Snapshot {
+struct Snapshot : std::enable_shared_from_this<Snapshot> {
   std::shared_ptr<const config::Config> config;
   std::vector<ListenerRuntime> listeners;           // parallel to config->listeners
   std::vector<balancing::BackendRuntime> backends;  // parallel to config->backends

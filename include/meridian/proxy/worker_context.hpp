@@ -83,6 +83,9 @@ struct WorkerContext {
   // timed out; see EndpointState::probe_requested. Empty in tests without a server.
   std::function<void(const balancing::EndpointState* endpoint)> report_connect_failure;
 
+  // Requests mirrored (routes[].mirror) whose copy is still out (MirrorRequest::kMaxInFlight).
+  std::size_t mirrors_in_flight = 0;
+
   bool draining = false;
   std::size_t sessions = 0;
   // Called when draining and the last session of this worker ended.

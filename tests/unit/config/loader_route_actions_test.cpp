@@ -217,6 +217,44 @@ listeners:
   EXPECT_EQ(result.errors.size(), 7u) << all_errors(result);
 }
 
+TEST(RouteActions, Mirror) {
+  auto result = load_routes(R"(
+listeners:
+  - name: public
+    listen: 127.0.0.1:0
+    routes:
+      - {name: a, backend: api, mirror: {backend: api-v2, percent: 5}}
+      - {name: b, backend: api, mirror: {backend: api, percent: 12.5%}}
+      - {name: c, backend: api, mirror: {backend: api-2}}
+      - {name: d, backend: api, mirror: {backend: api, percent: 101}}
+      - {name: e, backend: api, mirror: {percent: 1}}
+      - {name: f, redirect: {scheme: https}, mirror: {backend: api}}
+)");
+  EXPECT_TRUE(has_error(result, "listeners[0].routes[2].mirror.backend", 7, 51,
+                        "backend \"api-2\" does not exist (did you mean \"api-v2\"?)"));
+  EXPECT_TRUE(has_error(result, "listeners[0].routes[3].mirror.percent", 8, 65, "100"));
+  EXPECT_TRUE(
+      has_error(result, "listeners[0].routes[4].mirror.backend", 9, 41, "required key is missing"));
+  EXPECT_TRUE(has_error(result, "listeners[0].routes[5].mirror", 10, 54,
+                        "mirror has no effect on a route with redirect"));
+  EXPECT_EQ(result.errors.size(), 4u) << all_errors(result);
+  auto ok = load_routes(R"(
+listeners:
+  - name: public
+    listen: 127.0.0.1:0
+    routes:
+      - {name: a, backend: api, mirror: {backend: api-v2, percent: 5}}
+      - {name: b, backend: api, mirror: {backend: api, percent: 12.5%}}
+      - {name: c, backend: api, mirror: {backend: api}}
+)");
+  ASSERT_TRUE(is_ok(ok)) << all_errors(ok);
+  const auto& routes = ok.config->listeners[0].routes;
+  EXPECT_EQ(routes[0].mirror->index, 1u);
+  EXPECT_DOUBLE_EQ(routes[0].mirror->percent, 0.05);
+  EXPECT_DOUBLE_EQ(routes[1].mirror->percent, 0.125);
+  EXPECT_DOUBLE_EQ(routes[2].mirror->percent, 1.0);
+}
+
 TEST(RouteActions, TracingValues) {
   auto result = load_routes(R"(
 listeners:

@@ -218,6 +218,7 @@ listeners:
       - name: exact
         match: {path: /exact, headers: {x-canary: "1"}, query: {debug: "1"}}
         backends: [{name: api, weight: 95}]
+        mirror: {backend: cache, percent: 5%}
         headers:
           request: {set: {x-env: prod}, remove: [x-debug]}
           response: {set: {strict-transport-security: max-age=60}, remove: [server]}
