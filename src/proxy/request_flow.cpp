@@ -373,6 +373,23 @@ void record_request(WorkerContext& w, const Snapshot& snapshot, const ListenerRu
                                      : rq.route_series->local;
     w.counters->record_request(id, status, duration_ns);
   }
+  if (w.spans != nullptr && rq.trace.active()) {
+    http::SpanRecord span;
+    span.trace_id = rq.trace.trace_id();
+    span.span_id = rq.trace.span_id();
+    span.parent_id = rq.trace.parent_id();
+    span.end = std::chrono::system_clock::now();
+    span.start =
+        span.end - std::chrono::duration_cast<std::chrono::system_clock::duration>(duration);
+    if (rq.route != nullptr) span.route = rq.route->name;
+    if (rq.route_backend != nullptr) span.backend = rq.route_backend->name;
+    if (const auto* endpoint = rq.exchange.last_endpoint()) {
+      span.region = endpoint->region;
+      span.endpoint = endpoint->address;
+    }
+    span.status = status;
+    w.spans->record(span);
+  }
   if (!logging(w, snapshot)) return;
   accesslog::Entry e;
   e.time = std::chrono::system_clock::now();

@@ -16,6 +16,7 @@
 #include "meridian/accesslog/access_log.hpp"
 #include "meridian/accesslog/format.hpp"
 #include "meridian/core/request_id.hpp"
+#include "meridian/http/trace_context.hpp"
 #include "meridian/metrics/registry.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/proxy/h2_upstream.hpp"
@@ -82,6 +83,10 @@ struct WorkerContext {
   // Tells the health checker (on the main thread) that a connect to `endpoint` failed or
   // timed out; see EndpointState::probe_requested. Empty in tests without a server.
   std::function<void(const balancing::EndpointState* endpoint)> report_connect_failure;
+
+  // Where finished spans go (tracing.propagate: w3c), or null: the seam for a span exporter
+  // (OTLP); none is built in yet, the access log carries the ids.
+  http::SpanSink* spans = nullptr;
 
   // Requests mirrored (routes[].mirror) whose copy is still out (MirrorRequest::kMaxInFlight).
   std::size_t mirrors_in_flight = 0;
