@@ -71,7 +71,8 @@ HashRing::HashRing(std::span<const HashedEndpoint> endpoints) {
   std::string label;
   for (std::size_t i = 0; i < endpoints.size(); ++i) {
     const auto count = std::max<std::uint64_t>(
-        1, static_cast<std::uint64_t>(endpoints[i].weight * kPointsPerWeight * scale));
+        1, static_cast<std::uint64_t>(
+               static_cast<double>(std::uint64_t{endpoints[i].weight} * kPointsPerWeight) * scale));
     for (std::uint64_t k = 0; k < count; ++k) {
       label.assign(endpoints[i].name);
       label.push_back('#');

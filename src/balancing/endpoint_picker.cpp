@@ -1,5 +1,7 @@
 #include "meridian/balancing/endpoint_picker.hpp"
 
+#include <bitset>
+
 #include "meridian/balancing/steering.hpp"
 #include "meridian/core/splitmix.hpp"
 
@@ -94,10 +96,21 @@ const std::shared_ptr<EndpointState>* pick_hashed(const RegionRuntime& region, c
       h = splitmix64(key + static_cast<std::uint64_t>(probe + 1) * 0x9e3779b97f4a7c15ULL);
     }
   } else if (region.ring && !region.ring->empty()) {
-    // Walk on from the key's point: the next endpoints in ring order, at most once around.
+    // Walk on from the key's point: the next endpoints in ring order, at most once around,
+    // and no further than the point where every endpoint was seen (a region where nothing
+    // can serve would otherwise cost a walk over all its points, under overload).
     const std::size_t start = region.ring->find(key);
+    constexpr std::size_t kTracked = 1024;  // endpoints remembered without allocating
+    std::bitset<kTracked> seen;
+    std::size_t distinct = 0;
+    const bool tracked = region.endpoints.size() <= kTracked;
     for (std::size_t step = 0; step < region.ring->points(); ++step) {
-      if (const auto* e = take(region.ring->endpoint_at(start + step))) return e;
+      const std::uint32_t i = region.ring->endpoint_at(start + step);
+      if (const auto* e = take(i)) return e;
+      if (tracked && !seen[i]) {
+        seen[i] = true;
+        if (++distinct == region.endpoints.size()) break;
+      }
     }
     return nullptr;
   }
@@ -142,7 +155,11 @@ const std::shared_ptr<EndpointState>* pick_endpoint(const RegionRuntime& region,
   const std::int64_t since = e.recovered_since(now_ns);
   if (since == 0 || now_ns - since >= slow_start_ns) return picked;
   const double ramp = ramp_at(since, slow_start_ns, now_ns);
-  if (unit_interval(splitmix64(rotation ^ reinterpret_cast<std::uintptr_t>(&e))) < ramp) {
+  // The draw: from the rotation, or under consistent hashing from the key (which does not
+  // rotate), so each key comes back to the recovering endpoint at its own point of the ramp.
+  const bool hashed = balance == config::Balance::ring_hash || balance == config::Balance::maglev;
+  const std::uint64_t draw = hashed ? key_hash : rotation;
+  if (unit_interval(splitmix64(draw ^ reinterpret_cast<std::uintptr_t>(&e))) < ramp) {
     return picked;
   }
   TriedEndpoints without = tried;

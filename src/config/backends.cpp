@@ -258,7 +258,11 @@ std::optional<Affinity> read_affinity(Diagnostics& diag, const Field& field) {
       affinity.cookie = *name;
     }
   }
-  map.read("ttl", affinity.ttl, AllowZero::yes);
+  if (map.read("ttl", affinity.ttl, AllowZero::yes) && affinity.ttl.count() > 0 &&
+      affinity.ttl < std::chrono::seconds(1)) {
+    // Max-Age counts whole seconds: 500ms would be Max-Age=0, "delete it now".
+    diag.error(*map.get("ttl"), "must be 0s (a session cookie) or at least 1s");
+  }
   if (affinity.cookie.empty()) return std::nullopt;
   return affinity;
 }

@@ -67,10 +67,19 @@ std::optional<std::string> read_path(Diagnostics& diag, const Field& field) {
   return text;
 }
 
-// A header value or a value meridian writes into a head: no CR, LF or NUL (they would
-// split or end the line), nothing else refused (obs-text passes, as it does on the wire).
+// A header value meridian writes into a head or compares with one (RFC 9110 5.5): visible
+// characters (obs-text included), with spaces and tabs only inside -- HTTP/2 peers reset a
+// stream whose field value has control characters or whitespace at either end (RFC 9113
+// 8.2.1), and a received value never has them at its ends, so a match on one could not hold.
 bool is_field_value(std::string_view text) {
-  return text.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+  if (!text.empty() &&
+      (text.front() == ' ' || text.front() == '\t' || text.back() == ' ' || text.back() == '\t')) {
+    return false;
+  }
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u == '\t' || (u >= 0x20 && u != 0x7f);
+  });
 }
 
 // match.headers: {name: value, ...}; names are tokens, compared case-insensitively.
@@ -84,7 +93,10 @@ void read_header_matches(Diagnostics& diag, const Field& field, std::vector<Exac
     auto text = read_string(diag, value);
     if (!text) continue;
     if (!is_field_value(*text)) {
-      diag.error(value, "a header value must not contain CR, LF or NUL");
+      diag.error(
+          value,
+          "a header value must be visible characters, with spaces or tabs only inside, got " +
+              quoted(*text));
       continue;
     }
     std::string lower = ascii_lower(name);
@@ -247,7 +259,7 @@ Redirect read_redirect(Diagnostics& diag, const Field& field) {
       const bool valid =
           text->find(':') == std::string::npos
               ? std::all_of(text->begin(), text->end(), is_host_char)
-              : parse_host_port(*text).has_value() &&
+              : parse_host_port(*text).has_value() && parse_host_port(*text)->port != 0 &&
                     (text->front() == '[' ||
                      std::all_of(text->begin(),
                                  text->begin() + static_cast<std::ptrdiff_t>(text->rfind(':')),
@@ -273,6 +285,11 @@ Redirect read_redirect(Diagnostics& diag, const Field& field) {
   }
   if (auto f = map.get("code")) {
     if (auto v = read_choice(diag, *f, kRedirectCodes)) redirect.code = *v;
+  }
+  if (map.valid() && !map.has("scheme") && !map.has("host") && !map.has("path")) {
+    diag.error(field,
+               "a redirect needs a scheme, host or path to change: one keeping all three "
+               "sends the client back to the URL it asked for, in a loop");
   }
   return redirect;
 }
@@ -319,7 +336,10 @@ HeaderRules read_header_rules(Diagnostics& diag, const Field& field, Section sec
       auto text = read_string(diag, value);
       if (!text) continue;
       if (!is_field_value(*text)) {
-        diag.error(value, "a header value must not contain CR, LF or NUL");
+        diag.error(
+            value,
+            "a header value must be visible characters, with spaces or tabs only inside, got " +
+                quoted(*text));
         continue;
       }
       if (named(*name)) {

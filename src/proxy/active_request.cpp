@@ -156,10 +156,11 @@ void ActiveRequest::on_response_data(const http::ResponseHead* head, const http:
     fwd.rate_limit_headers = limit_headers;
     if (route != nullptr && !route->response_headers.empty()) fwd.rules = &route->response_headers;
     if (affinity != nullptr && endpoint != nullptr) {
-      // The client sticks to the endpoint that answered: a cookie naming it, unless the
-      // client's cookie already does.
+      // The client sticks to the endpoint that answered: a cookie naming it. A cookie with a
+      // Max-Age is sent with every answer, so its life slides with the client's activity
+      // (ttl is an idle time, as HAProxy's maxidle); a session cookie only when it changes.
       const std::uint64_t id = balancing::affinity_id(*endpoint);
-      if (id != affinity_id) {
+      if (id != affinity_id || affinity->ttl.count() > 0) {
         write_affinity_cookie(*affinity, id, affinity_secure, affinity_line);
         fwd.set_cookie = affinity_line;
       }
@@ -228,6 +229,7 @@ bool ActiveRequest::on_deadline(net::Clock::time_point now) {
 void ActiveRequest::reply(unsigned status, std::string_view cause, std::string_view extra_headers,
                           bool close) {
   exchange.abort();
+  mirror.reset();  // the request is not forwarded (or not in full): no copy either
   phase_ = Phase::replying;
   response_status = status;
   encoder_->encode_local_reply(status, cause, extra_headers, close);

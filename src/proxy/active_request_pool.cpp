@@ -69,6 +69,9 @@ void ActiveRequestPool::give(std::unique_ptr<ActiveRequest> r) {
   r->exchange.abort();
   r->exchange.detach();
   r->end_tunnel();
+  // A mirror copy still waiting for the body (the request ended without it: a reset, an
+  // early answer) is not sent; it must not stay pinned to this pooled object.
+  r->mirror.reset();
   // Destroyed here instead: beyond kKeep, or with a completion still due (possible only
   // when a session is destroyed with its io_context at shutdown, its handlers never run).
   // One the rate limit store still owes an answer stays (the store holds it by pointer; a

@@ -64,11 +64,12 @@ void Exchange::start(const ExchangeRequest& request) {
                                     request.node_location ? *request.node_location : kNoLocation,
                                     now_ns_, request.client_hash);
   region_pos_ = 0;
-  if (request.sticky != nullptr) prefer_sticky_region();
   if (order_.count != 0 && request_.region_series != nullptr && w_.counters != nullptr) {
     w_.counters->record_selected((*request_.region_series)[order_.index[0]],
                                  static_cast<std::size_t>(order_.reason));
   }
+  // After the count: meridian_region_selected_total says what steering chose, and why.
+  if (request.sticky != nullptr) prefer_sticky_region();
   if (order_.count == 0) {
     finish();
     sink_->on_exchange_failed(
@@ -84,8 +85,22 @@ void Exchange::start(const ExchangeRequest& request) {
 void Exchange::prefer_sticky_region() {
   // Affinity: the cookie's region goes first when steering found it eligible at all (fencing
   // and eligibility still rule); the other regions keep their order behind it. A client
-  // moves to another region only when its own cannot serve.
+  // moves to another region only when its own cannot serve -- or must not: a region at its
+  // capacity, draining, or shedding this client (traffic_dial, too few healthy endpoints,
+  // slow start) lets steering's order stand, as for any client.
   const auto wanted = request_.sticky->region;
+  if (order_.count == 0) return;
+  if (order_.index[0] != wanted) {
+    // Moving the region up: only when it may take this client at all.
+    const auto& region = request_.backend->regions[wanted];
+    if (balancing::region_full(region)) return;
+    const auto view = balancing::region_view(region, *request_.backend->config, now_ns_);
+    if (view.availability != balancing::RegionAvailability::active) return;
+    if (unit_interval(splitmix64(request_.client_hash ^ region.salt)) >=
+        balancing::region_keep_share(region, view)) {
+      return;
+    }
+  }
   for (std::size_t pos = 0; pos < order_.count; ++pos) {
     if (order_.index[pos] != wanted) continue;
     std::rotate(order_.index.begin(), order_.index.begin() + static_cast<std::ptrdiff_t>(pos),

@@ -9,12 +9,15 @@ MirrorCounters& mirror_counters() {
 
 MirrorRequest::MirrorRequest(WorkerContext& worker, std::shared_ptr<const Snapshot> snapshot)
     : w_(worker), snapshot_(std::move(snapshot)), exchange_(worker) {
+  // The worker's slot is taken now, not at start(): uploads admitted together would otherwise
+  // all pass the kMaxInFlight check before any of them counted.
+  ++w_.mirrors_in_flight;
   exchange_.attach(*this);
 }
 
 MirrorRequest::~MirrorRequest() {
   exchange_.detach();
-  if (started_ && !finished_) --w_.mirrors_in_flight;
+  if (!finished_) --w_.mirrors_in_flight;
 }
 
 bool MirrorRequest::append_body(std::string_view bytes) {
@@ -28,8 +31,6 @@ bool MirrorRequest::append_body(std::string_view bytes) {
 }
 
 void MirrorRequest::start(net::Clock::duration timeout) {
-  started_ = true;
-  ++w_.mirrors_in_flight;
   link(w_.deadlines);
   expires_after(timeout);
   body_slices_.assign(1, body_);

@@ -36,8 +36,9 @@ class MirrorRequest final : public std::enable_shared_from_this<MirrorRequest>,
                             private net::Deadline {
  public:
   static constexpr std::size_t kMaxBody = 64 * 1024;
-  // Mirrors in flight per worker: a slow or dead mirror backend costs bounded memory and
-  // connections; beyond it, copies are dropped (counted as overflow).
+  // Mirrors per worker, from admission until their answer or failure: a slow or dead mirror
+  // backend costs bounded memory and connections; beyond it, copies are dropped (counted as
+  // overflow).
   static constexpr std::size_t kMaxInFlight = 256;
 
   // `snapshot` is pinned for the copy's life (the exchange reads its backend).
@@ -71,7 +72,6 @@ class MirrorRequest final : public std::enable_shared_from_this<MirrorRequest>,
   std::string body_;
   http::BodySlices body_slices_;
   bool body_given_ = false;
-  bool started_ = false;
   bool finished_ = false;
 };
 

@@ -195,6 +195,46 @@ TEST_P(HashedPick, TriedEndpointIsSkippedAndNoneLeftIsNull) {
   EXPECT_EQ(pick_index(r, GetParam(), key(1), tried), -1);
 }
 
+TEST_P(HashedPick, SlowStartBringsKeysBackOneByOne) {
+  const RegionRuntime r = hashed_region(GetParam(), 10);
+  std::vector<int> owner(kKeys);
+  for (int i = 0; i < kKeys; ++i)
+    owner[static_cast<std::size_t>(i)] = pick_index(r, GetParam(), key(i));
+  // Endpoint 3 recovered half-way through a 10 s slow start: ramp 0.1 + 0.9 * 0.5 = 0.55.
+  const std::int64_t slow_start_ns = 10'000'000'000;
+  const std::int64_t now_ns = 100'000'000'000;
+  r.endpoints[3]->recovered_at_ns = now_ns - slow_start_ns / 2;
+  auto pick_now = [&](int k) {
+    std::uint64_t rotation = 0;
+    const auto* e =
+        pick_endpoint(r, GetParam(), 0, {}, rotation, now_ns, true, slow_start_ns, key(k));
+    return static_cast<int>(e - r.endpoints.data());
+  };
+  int own = 0;
+  int kept = 0;
+  for (int k = 0; k < kKeys; ++k) {
+    const int now = pick_now(k);
+    ASSERT_EQ(pick_now(k), now) << "a key's place in the ramp is fixed";
+    if (owner[static_cast<std::size_t>(k)] != 3) {
+      ASSERT_EQ(now, owner[static_cast<std::size_t>(k)]) << "another endpoint's key moved";
+      continue;
+    }
+    ++own;
+    kept += now == 3;
+  }
+  // Each key of the ramping endpoint stays with the probability of the ramp (not all or
+  // none, as a draw that ignored the key would give).
+  EXPECT_NEAR(static_cast<double>(kept) / own, 0.55, 0.1) << kept << " of " << own;
+}
+
+TEST(HashRingWalk, StopsOnceEveryEndpointWasSeen) {
+  // Nothing usable: the walk ends after meeting each endpoint once, not after all points.
+  const RegionRuntime r = hashed_region(config::Balance::ring_hash, 4);
+  for (const auto& e : r.endpoints)
+    e->healthy = false;
+  EXPECT_EQ(pick_index(r, config::Balance::ring_hash, key(1)), -1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Balance, HashedPick,
                          ::testing::Values(config::Balance::ring_hash, config::Balance::maglev),
                          [](const ::testing::TestParamInfo<config::Balance>& param_info) {

@@ -209,7 +209,7 @@ listeners:
   EXPECT_TRUE(has_error(result, "listeners[0].routes[0].headers.request.remove[2]", 8, 79,
                         "expected a header field name, got \"a b\""));
   EXPECT_TRUE(has_error(result, "listeners[0].routes[0].headers.response.set.x-c", 9, 33,
-                        "must not contain CR, LF or NUL"));
+                        "a header value must be visible characters"));
   EXPECT_TRUE(has_error(result, "listeners[0].routes[0].headers.response.remove[0]", 9, 51,
                         "\"Transfer-Encoding\" is managed by meridian"));
   EXPECT_TRUE(has_error(result, "listeners[0].routes[0].headers.response.add", 9, 71,
@@ -253,6 +253,30 @@ listeners:
   EXPECT_DOUBLE_EQ(routes[0].mirror->percent, 0.05);
   EXPECT_DOUBLE_EQ(routes[1].mirror->percent, 0.125);
   EXPECT_DOUBLE_EQ(routes[2].mirror->percent, 1.0);
+}
+
+TEST(RouteActions, ValuesAndRedirectsThatCouldNotWork) {
+  auto result = load_routes(R"(
+listeners:
+  - name: public
+    listen: 127.0.0.1:0
+    routes:
+      - name: a
+        backend: api
+        match: {headers: {x-a: " padded"}}
+        headers: {response: {set: {x-b: "tab\there", x-c: "bell\a"}}}
+      - {name: b, redirect: {code: 308}}
+      - {name: c, redirect: {host: "example.com:0"}}
+)");
+  EXPECT_TRUE(has_error(result, "listeners[0].routes[0].match.headers.x-a", 7, 29,
+                        "visible characters, with spaces or tabs only inside"));
+  EXPECT_TRUE(has_error(result, "listeners[0].routes[0].headers.response.set.x-c", 8, 66,
+                        "visible characters"));
+  EXPECT_TRUE(has_error(result, "listeners[0].routes[1].redirect", 9, 28,
+                        "a redirect needs a scheme, host or path to change"));
+  EXPECT_TRUE(has_error(result, "listeners[0].routes[2].redirect.host", 10, 35,
+                        "expected a host name, optionally with :port"));
+  EXPECT_EQ(result.errors.size(), 4u) << all_errors(result);
 }
 
 TEST(RouteActions, TracingValues) {
@@ -329,6 +353,19 @@ backends:
   EXPECT_TRUE(has_error(result, "backends[2].hash_key", 12, 15,
                         "hash_key needs balance: ring_hash or maglev"));
   EXPECT_EQ(result.errors.size(), 5u) << all_errors(result);
+}
+
+TEST(BackendKeys, AffinityTtlIsWholeSecondsOrZero) {
+  auto result = load_config_string(yaml(R"(
+backends:
+  - name: api
+    affinity: {cookie: aff, ttl: 500ms}
+    regions: [{name: r, location: {lat: 1, lon: 1}, endpoints: [{address: "127.0.0.1:1"}]}]
+)") + std::string(kOneRoute),
+                                   kFile);
+  EXPECT_TRUE(has_error(result, "backends[0].affinity.ttl", 3, 35,
+                        "must be 0s (a session cookie) or at least 1s"));
+  EXPECT_EQ(result.errors.size(), 1u) << all_errors(result);
 }
 
 }  // namespace
