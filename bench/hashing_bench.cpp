@@ -109,6 +109,23 @@ void BM_Pick_RingHash_QuarterUnhealthy(benchmark::State& state) {
 }
 BENCHMARK(BM_Pick_RingHash_QuarterUnhealthy);
 
+// Nothing in the region can serve (every endpoint at its cap, say: overload): what a failed
+// pick costs. The ring walk stops once it has met every endpoint.
+void BM_Pick_RingHash_NoneUsable(benchmark::State& state) {
+  const auto r = region(config::Balance::ring_hash);
+  for (const auto& e : r.endpoints)
+    e->healthy = false;
+  const balancing::TriedEndpoints tried;
+  std::uint64_t rotation = 0;
+  std::uint64_t h = 1;
+  for (auto _ : state) {
+    h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+    benchmark::DoNotOptimize(
+        balancing::pick_endpoint(r, config::Balance::ring_hash, 0, tried, rotation, 0, true, 0, h));
+  }
+}
+BENCHMARK(BM_Pick_RingHash_NoneUsable);
+
 void BM_Build_MaglevTable(benchmark::State& state) {
   const auto names = endpoint_names();
   const auto p = placed(names);

@@ -100,6 +100,8 @@ const std::shared_ptr<EndpointState>* pick_hashed(const RegionRuntime& region, c
     // and no further than the point where every endpoint was seen (a region where nothing
     // can serve would otherwise cost a walk over all its points, under overload).
     const std::size_t start = region.ring->find(key);
+    // The key's own endpoint, the common case, before any bookkeeping for the walk.
+    if (const auto* e = take(region.ring->endpoint_at(start))) return e;
     constexpr std::size_t kTracked = 1024;  // endpoints remembered without allocating
     std::bitset<kTracked> seen;
     std::size_t distinct = 0;

@@ -268,13 +268,13 @@ listeners:
       - {name: b, redirect: {code: 308}}
       - {name: c, redirect: {host: "example.com:0"}}
 )");
-  EXPECT_TRUE(has_error(result, "listeners[0].routes[0].match.headers.x-a", 7, 29,
+  EXPECT_TRUE(has_error(result, "listeners[0].routes[0].match.headers.x-a", 7, 32,
                         "visible characters, with spaces or tabs only inside"));
-  EXPECT_TRUE(has_error(result, "listeners[0].routes[0].headers.response.set.x-c", 8, 66,
+  EXPECT_TRUE(has_error(result, "listeners[0].routes[0].headers.response.set.x-c", 8, 59,
                         "visible characters"));
-  EXPECT_TRUE(has_error(result, "listeners[0].routes[1].redirect", 9, 28,
+  EXPECT_TRUE(has_error(result, "listeners[0].routes[1].redirect", 9, 29,
                         "a redirect needs a scheme, host or path to change"));
-  EXPECT_TRUE(has_error(result, "listeners[0].routes[2].redirect.host", 10, 35,
+  EXPECT_TRUE(has_error(result, "listeners[0].routes[2].redirect.host", 10, 36,
                         "expected a host name, optionally with :port"));
   EXPECT_EQ(result.errors.size(), 4u) << all_errors(result);
 }
@@ -363,7 +363,7 @@ backends:
     regions: [{name: r, location: {lat: 1, lon: 1}, endpoints: [{address: "127.0.0.1:1"}]}]
 )") + std::string(kOneRoute),
                                    kFile);
-  EXPECT_TRUE(has_error(result, "backends[0].affinity.ttl", 3, 35,
+  EXPECT_TRUE(has_error(result, "backends[0].affinity.ttl", 3, 34,
                         "must be 0s (a session cookie) or at least 1s"));
   EXPECT_EQ(result.errors.size(), 1u) << all_errors(result);
 }
