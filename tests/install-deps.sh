@@ -9,6 +9,7 @@ packages=(
   libboost1.81-dev libssl-dev libyaml-cpp-dev libmaxminddb-dev libnghttp2-dev
   prometheus-cpp-dev libhiredis-dev libc-ares-dev libgtest-dev libgmock-dev libbenchmark-dev redis-server
   prometheus haproxy nghttp2-client python3-h2 python3-grpcio ssl-cert
+  chromium chromium-driver python3-selenium
   "$@"
 )
 

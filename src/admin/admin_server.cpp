@@ -10,6 +10,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "meridian/admin/query.hpp"
+#include "meridian/admin/status_page_html.hpp"
 #include "meridian/core/log.hpp"
 #include "meridian/net/acceptor.hpp"
 
@@ -53,7 +54,18 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     const auto method = request_.method();
     const bool get = method == bhttp::verb::get || method == bhttp::verb::head;
     const bool post = method == bhttp::verb::post;
-    if (path == "/health" || path == "/ready" || path == "/status" || path == "/metrics") {
+    if (path == "/" || path == "/ui") {
+      if (!get) return refuse_method("GET, HEAD");
+      response_.result(bhttp::status::ok);
+      response_.set(bhttp::field::content_type, "text/html; charset=utf-8");
+      // Everything the page needs is in it or on this listener: nothing else may load.
+      response_.set("Content-Security-Policy",
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                    "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+                    "form-action 'none'; frame-ancestors 'self'");
+      response_.set("X-Content-Type-Options", "nosniff");
+      response_.body() = std::string(status_page_html());
+    } else if (path == "/health" || path == "/ready" || path == "/status" || path == "/metrics") {
       if (!get) return refuse_method("GET, HEAD");
       if (path == "/health") {
         set({200, "ok\n"});
@@ -77,7 +89,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       }
     } else {
       set({404,
-           "unknown admin path; try /health, /ready, /status, /metrics or POST /reload, "
+           "unknown admin path; try / (the status page), /health, /ready, /status, /metrics or "
+           "POST /reload, "
            "/maintenance, /state\n"});
     }
     send();

@@ -1,10 +1,12 @@
 #include "meridian/server/status_page.hpp"
 
 #include <cstdio>
+#include <iterator>
 
 #include "meridian/balancing/endpoint_picker.hpp"
 #include "meridian/balancing/steering.hpp"
 #include "meridian/core/json.hpp"
+#include "meridian/metrics/registry.hpp"
 
 namespace meridian::server {
 
@@ -14,6 +16,46 @@ void append_number(std::string& out, double v) {
   char digits[32];
   std::snprintf(digits, sizeof digits, "%.3f", v);
   out.append(digits);
+}
+
+// Where a client of each inhabited continent is steered now (the status page's "who goes
+// where"): steering run for a client at the continent's rough centre, with its continent code
+// so that fencing rules apply. A client's country can fence it differently; this is the
+// continent's view.
+struct ContinentProbe {
+  const char* code;
+  double lat, lon;
+};
+constexpr ContinentProbe kContinents[] = {{"NA", 40.0, -100.0}, {"SA", -15.0, -60.0},
+                                          {"EU", 50.0, 10.0},   {"AF", 2.0, 17.0},
+                                          {"AS", 34.0, 100.0},  {"OC", -25.0, 135.0}};
+
+void append_steering(std::string& out, const proxy::Snapshot& snapshot,
+                     const balancing::BackendRuntime& b, std::int64_t now) {
+  out.append(",\"steering\":[");
+  for (std::size_t i = 0; i < std::size(kContinents); ++i) {
+    const auto& c = kContinents[i];
+    geo::ClientLocation client;
+    client.has_coordinates = true;
+    client.lat = c.lat;
+    client.lon = c.lon;
+    client.continent[0] = c.code[0];
+    client.continent[1] = c.code[1];
+    const auto order = balancing::order_regions(b, client, snapshot.config->node.location, now, 0);
+    if (i > 0) out.push_back(',');
+    out.append("{\"continent\":");
+    json::append_string(out, c.code);
+    out.append(",\"region\":");
+    if (order.count == 0) {
+      out.append("null,\"reason\":null}");
+      continue;
+    }
+    json::append_string(out, b.regions[order.index[0]].config->name);
+    out.append(",\"reason\":");
+    json::append_string(out, metrics::kSelectReasonNames[static_cast<std::size_t>(order.reason)]);
+    out.push_back('}');
+  }
+  out.push_back(']');
 }
 
 }  // namespace
@@ -86,6 +128,16 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
       append_number(out, balancing::region_measured_ms(r, now));
       out.append(",\"state\":");
       json::append_string(out, balancing::admin_state_name(r.state->admin_state));
+      out.append(",\"location\":");
+      if (r.config->location) {
+        out.append("{\"lat\":");
+        append_number(out, r.config->location->lat);
+        out.append(",\"lon\":");
+        append_number(out, r.config->location->lon);
+        out.push_back('}');
+      } else {
+        out.append("null");
+      }
       out.append(",\"endpoints\":[");
       bool first_endpoint = true;
       for (const auto& e : r.endpoints) {
@@ -115,7 +167,9 @@ std::string status_json(const proxy::Snapshot& snapshot, const ReloadStatus& rel
       }
       out.append("]}");
     }
-    out.append("]}");
+    out.push_back(']');
+    append_steering(out, snapshot, b, now);
+    out.push_back('}');
   }
   out.append("],\"rate_limits\":{\"keys\":");
   out.append(std::to_string(snapshot.buckets ? snapshot.buckets->size() : 0));
