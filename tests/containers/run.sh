@@ -22,6 +22,9 @@ compose=(podman-compose -p meridian-test -f "$root/docker/compose.yaml" -f "$her
 work=$(mktemp -d /tmp/meridian-containers.XXXXXX)
 
 say() { echo "containers: $*"; }
+# Every HTTP call bounded: a connection accepted and never answered must not outlast the
+# polling deadlines below.
+curl() { command curl --max-time 10 "$@"; }
 fail() { say "FAIL: $*"; exit 1; }
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -29,14 +32,24 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 0
 fi
 
-# Bound the whole run: a stuck step must not hold CI.
-( sleep "$TIMEOUT"; say "FAIL: still running after $TIMEOUT s"; kill -TERM $$ ) & watchdog=$!
+# Bound the whole run: a stuck step must not hold CI. The watchdog's sleep holds neither
+# stdout nor stderr (a caller reading them through a pipe would wait for it), and every long
+# step below has its own timeout, so what the watchdog ends is only a stuck script.
+( sleep "$TIMEOUT" > /dev/null 2>&1; say "FAIL: still running after $TIMEOUT s"; kill -TERM $$ ) \
+  > /dev/null 2>&1 & watchdog=$!
 
 passed=0
 cleanup() {
+  pkill -P "$watchdog" 2>/dev/null
   kill "$watchdog" 2>/dev/null
+  if [ "$passed" != 1 ]; then
+    # What the services said, before `down` removes them.
+    for c in $(podman ps -a --format '{{.Names}}' 2>/dev/null | grep '^meridian-test_'); do
+      podman logs "$c" > "$work/log-$c.txt" 2>&1
+    done
+  fi
   if [ "${CONTAINERS_KEEP:-0}" != 1 ]; then
-    "${compose[@]}" down -t 5 > "$work/down.log" 2>&1
+    timeout 120 "${compose[@]}" down -t 5 > "$work/down.log" 2>&1
   fi
   if [ "$passed" = 1 ]; then
     rm -rf "$work"
@@ -61,7 +74,7 @@ fi
 if ! podman run --rm --network=none docker.io/library/debian:12 true > "$work/probe.log" 2>&1; then
   if ! podman image exists docker.io/library/debian:12; then
     say "making the Debian 12 base with debootstrap"
-    debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian \
+    timeout 900 debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian \
       > "$work/debootstrap.log" 2>&1 || fail "debootstrap (see $work/debootstrap.log)"
     tar -C "$work/rootfs" -c . | podman import - localhost/debian-base:12 > /dev/null ||
       fail "podman import"
@@ -77,7 +90,7 @@ fi
 
 build() {  # image file [context]
   say "building $1"
-  podman build --pull=never --isolation=chroot -t "$1" -f "$2" "${3:-$here}" \
+  timeout 1200 podman build --pull=never --isolation=chroot -t "$1" -f "$2" "${3:-$here}" \
     > "$work/build-${1//[\/:]/_}.log" 2>&1 || fail "podman build $1 (see $work/build-${1//[\/:]/_}.log)"
 }
 build localhost/meridian:test "$root/docker/Dockerfile" "$root"
@@ -85,8 +98,8 @@ build localhost/meridian-origin:test "$here/Containerfile.origin"
 build localhost/meridian-prometheus:test "$here/Containerfile.prometheus"
 
 say "starting the stack"
-"${compose[@]}" down -t 5 > /dev/null 2>&1
-"${compose[@]}" up -d > "$work/up.log" 2>&1 || fail "podman-compose up (see $work/up.log)"
+timeout 120 "${compose[@]}" down -t 5 > /dev/null 2>&1
+timeout 300 "${compose[@]}" up -d > "$work/up.log" 2>&1 || fail "podman-compose up (see $work/up.log)"
 
 wait_for() {  # seconds description command...
   local deadline=$((SECONDS + $1)) what=$2
@@ -99,8 +112,11 @@ wait_for() {  # seconds description command...
 wait_for 120 "meridian ready on 127.0.0.1:9901" curl -fsS http://127.0.0.1:9901/ready
 wait_for 60 "a request through meridian" curl -fsS http://127.0.0.1:8080/
 wait_for 60 "Prometheus ready" curl -fsS http://127.0.0.1:9090/-/ready
-wait_for 60 "Prometheus scraping meridian" sh -c \
-  "curl -fsS 'http://127.0.0.1:9090/api/v1/query?query=up%7Bjob%3D%22meridian%22%7D' | grep -q '\"1\"\\]'"
+scraping() {
+  curl -fsS 'http://127.0.0.1:9090/api/v1/query?query=up%7Bjob%3D%22meridian%22%7D' |
+    grep -q '"1"\]'
+}
+wait_for 60 "Prometheus scraping meridian" scraping
 say "stack up: meridian serves, Prometheus scrapes it"
 
 # eu-west down: its origin (published on 127.0.0.1:9003) fails its health checks.

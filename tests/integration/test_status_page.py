@@ -19,6 +19,7 @@ try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
 except ImportError:
     # Debian's python3-selenium lives in the system's dist-packages, which a python3 of
     # another installation (a pyenv one, say) does not search; the package is pure Python.
@@ -26,6 +27,7 @@ except ImportError:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -146,8 +148,14 @@ class StatusPageTest(unittest.TestCase):
         wait_until(lambda: self.row_health("eu-west") == "ok", 5, message="eu-west back",
                    ignore=(Exception,))
 
-        # A control: drain us-west, confirmed in the dialog.
-        self.driver.find_element(By.CSS_SELECTOR, '[data-testid="set-drain-us-west"]').click()
+        # A control: drain us-west, confirmed in the dialog. The table is redrawn every
+        # poll: a button found just before a redraw is stale by the click, so find and click
+        # again until one takes.
+        def click_drain():
+            self.driver.find_element(By.CSS_SELECTOR, '[data-testid="set-drain-us-west"]').click()
+            return True
+        wait_until(click_drain, 5, message="the drain button clicked",
+                   ignore=(StaleElementReferenceException,))
         alert = self.driver.switch_to.alert
         self.assertIn("us-west", alert.text)
         alert.accept()
