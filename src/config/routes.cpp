@@ -82,6 +82,19 @@ bool is_field_value(std::string_view text) {
   });
 }
 
+// A header field value from the file, reported unless is_field_value().
+std::optional<std::string> read_field_value(Diagnostics& diag, const Field& field) {
+  auto text = read_string(diag, field);
+  if (text && !is_field_value(*text)) {
+    diag.error(field,
+               "a header value must be visible characters, with spaces or tabs only "
+               "inside, got " +
+                   quoted(*text));
+    return std::nullopt;
+  }
+  return text;
+}
+
 // match.headers: {name: value, ...}; names are tokens, compared case-insensitively.
 void read_header_matches(Diagnostics& diag, const Field& field, std::vector<ExactMatch>& out) {
   for (const auto& [key, value] : read_free_map(diag, field)) {
@@ -90,15 +103,8 @@ void read_header_matches(Diagnostics& diag, const Field& field, std::vector<Exac
       diag.error(key, "expected a header field name, got " + quoted(name));
       continue;
     }
-    auto text = read_string(diag, value);
+    auto text = read_field_value(diag, value);
     if (!text) continue;
-    if (!is_field_value(*text)) {
-      diag.error(
-          value,
-          "a header value must be visible characters, with spaces or tabs only inside, got " +
-              quoted(*text));
-      continue;
-    }
     std::string lower = ascii_lower(name);
     if (std::any_of(out.begin(), out.end(), [&](const auto& m) { return m.name == lower; })) {
       diag.error(key, "duplicate header " + quoted(name));
@@ -333,15 +339,8 @@ HeaderRules read_header_rules(Diagnostics& diag, const Field& field, Section sec
     for (const auto& [key, value] : read_free_map(diag, *f)) {
       auto name = read_rule_name(diag, key, key.node.Scalar());
       if (!name) continue;
-      auto text = read_string(diag, value);
+      auto text = read_field_value(diag, value);
       if (!text) continue;
-      if (!is_field_value(*text)) {
-        diag.error(
-            value,
-            "a header value must be visible characters, with spaces or tabs only inside, got " +
-                quoted(*text));
-        continue;
-      }
       if (named(*name)) {
         diag.error(key, "header " + quoted(key.node.Scalar()) + " is named twice");
         continue;
