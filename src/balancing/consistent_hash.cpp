@@ -7,11 +7,24 @@
 
 namespace meridian::balancing {
 
-std::uint64_t hash_bytes(std::string_view bytes) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
+namespace {
+
+constexpr std::uint64_t kFnvOffset = 0xcbf29ce484222325ULL;
+
+std::uint64_t fnv1a(std::uint64_t h, std::string_view bytes) {
   for (const char c : bytes)
     h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-  return splitmix64(h);
+  return h;
+}
+
+}  // namespace
+
+std::uint64_t hash_bytes(std::string_view bytes) {
+  return splitmix64(fnv1a(kFnvOffset, bytes));
+}
+
+std::uint64_t hash_bytes(std::string_view a, std::string_view b, std::string_view c) {
+  return splitmix64(fnv1a(fnv1a(fnv1a(kFnvOffset, a), b), c));
 }
 
 MaglevTable::MaglevTable(std::span<const HashedEndpoint> endpoints) {

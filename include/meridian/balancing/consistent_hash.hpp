@@ -25,6 +25,8 @@ struct HashedEndpoint {
 
 // A 64-bit hash of `bytes` (FNV-1a, then a splitmix64 finish): keys, endpoint names.
 std::uint64_t hash_bytes(std::string_view bytes);
+// The same for a + b + c, without building the concatenation.
+std::uint64_t hash_bytes(std::string_view a, std::string_view b, std::string_view c);
 
 // Maglev (Eisenbud et al., NSDI 2016): a lookup table of kSize entries, each naming an
 // endpoint; every endpoint fills entries along its own permutation of the table in turn,

@@ -121,6 +121,12 @@ TEST(MaglevTable, EveryEntryFilledAndTheSizeIsPrime) {
   }
 }
 
+TEST(HashBytes, OfThreePartsIsTheHashOfTheirConcatenation) {
+  EXPECT_EQ(hash_bytes("web", "/", "10.0.0.1:8080"), hash_bytes("web/10.0.0.1:8080"));
+  EXPECT_EQ(hash_bytes("", "", ""), hash_bytes(""));
+  EXPECT_NE(hash_bytes("ab", "", "c"), hash_bytes("a", "", "bd"));
+}
+
 TEST(HashRing, WrapsAround) {
   const auto n = names(3);
   const HashRing r(placed(n));
