@@ -210,7 +210,7 @@ def diff_table(records, kind, title, unit):
             rows.append([target, "-", "-", "-"])
             continue
         n1, n2 = sorted(runs)
-        if kind == "callgrind":
+        if kind.startswith("callgrind"):
             v1, v2 = parse_callgrind_total(runs[n1]), parse_callgrind_total(runs[n2])
         else:
             (c1, v1), (c2, v2) = parse_strace(runs[n1]), parse_strace(runs[n2])
@@ -252,8 +252,8 @@ def main():
     records = read_runs(a.runs)
     if a.scenario in ("idle", "tls-idle-h1", "tls-idle-h2"):
         print(idle_table(records, a.scenario, a.title))
-    elif a.scenario == "callgrind":
-        print(diff_table(records, "callgrind", a.title, "Ir"))
+    elif a.scenario in ("callgrind", "callgrind-h2"):
+        print(diff_table(records, a.scenario, a.title, "Ir"))
     elif a.scenario == "strace":
         print(diff_table(records, "strace", a.title, "syscalls"))
     else:

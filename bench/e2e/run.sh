@@ -7,7 +7,8 @@
 #   --rounds N      interleaved rounds per wrk scenario (default 3)
 #   --duration D    wrk duration per run (default 5s)
 #   --quick         1 round of 2s, and no idle/callgrind/strace (smoke test, ~1 minute)
-#   --only LIST     comma-separated scenarios: keepalive,close,64k,1m,h2,h1load,idle,callgrind,strace,
+#   --only LIST     comma-separated scenarios: keepalive,close,64k,1m,h2,h1load,idle,callgrind,
+#                   callgrind-h2,strace,
 #                   tls-keepalive,tls-close,tls-full,tls-resume-ticket,tls-resume-id,tls-h2,
 #                   tls-idle
 #   --targets LIST  comma-separated proxies: meridian,nginx,haproxy (default all three), and
@@ -17,7 +18,8 @@
 #                   e.g. of the commit before a change), for before/after in one run
 # Environment: MERIDIAN_BUILD_DIR (default build), MERIDIAN_SKIP_BUILD=1 (use the existing
 # binary), MERIDIAN_BASE_DIR (the build directory of meridian-base),
-# N1/N2 (requests of the two callgrind/strace runs, default 2000/6000),
+# N1/N2 (requests of the two callgrind/strace runs, default 2000/6000), N1_H2/N2_H2 (of the
+# two callgrind-h2 runs, default 5000/25000),
 # IDLE_CONNS (default 10000), H2_REQUESTS (requests of each h2load run, default 100000),
 # TLS_IDLE_CONNS (default 2000).
 #
@@ -33,6 +35,8 @@
 #              comparison with h2 through the same client
 #   idle       VmRSS of the proxy process around IDLE_CONNS idle keep-alive connections
 #   callgrind  user-space instructions per request: (Ir(N2) - Ir(N1)) / (N2 - N1)
+#   callgrind-h2  the same for HTTP/2 in cleartext, h2load -c 10 -m 10 (nginx and HAProxy on
+#              h2c ports of their tool configurations, 18216 and 18217)
 #   strace     syscalls per request under 50 concurrent keep-alive connections, same differencing
 #   tls-*      the same proxies terminating TLS (ECDSA P-256 certificate made per run, ALPN h2 and
 #              http/1.1, session cache and tickets on, sessions living 1 h everywhere) on ports
@@ -76,7 +80,7 @@ usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
 
 # idle last: its 10,000 connections leave the machine busy for a while (a valgrind start
 # right after it once timed out).
-all_scenarios=(keepalive close 64k 1m h2 h1load callgrind strace idle
+all_scenarios=(keepalive close 64k 1m h2 h1load callgrind callgrind-h2 strace idle
   tls-keepalive tls-close tls-full tls-resume-ticket tls-resume-id tls-h2 tls-idle)
 rounds="" duration="" quick=0 only="" targets_arg=meridian,nginx,haproxy
 while [ $# -gt 0 ]; do
@@ -124,10 +128,13 @@ selected() { [[ " ${scenarios[*]} " == *" $1 "* ]]; }
 
 N1=${N1:-2000}
 N2=${N2:-6000}
+N1_H2=${N1_H2:-5000}
+N2_H2=${N2_H2:-25000}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 H2_REQUESTS=${H2_REQUESTS:-100000}
 TLS_IDLE_CONNS=${TLS_IDLE_CONNS:-2000}
 [ "$N2" -gt "$N1" ] || die "N2 ($N2) must be larger than N1 ($N1)"
+[ "$N2_H2" -gt "$N1_H2" ] || die "N2_H2 ($N2_H2) must be larger than N1_H2 ($N1_H2)"
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -268,14 +275,16 @@ port_origin_h2c=18210  # the origin's h2c port, for meridian-h2c
 declare -A port=([direct]=18200 [meridian]=18201 [nginx]=18202 [haproxy]=18203
   [meridian-h2c]=18211 [meridian-base]=18212)
 declare -A tool_port=([meridian]=18205 [nginx]=18206 [haproxy]=18207 [meridian-base]=18205)
+# ... and their h2c ports for callgrind-h2 (meridian's tool port takes both).
+declare -A tool_h2_port=([meridian]=18205 [nginx]=18216 [haproxy]=18217 [meridian-base]=18205)
 # HTTP/2 in cleartext: nginx and HAProxy need a port that speaks only h2; meridian tells h2
 # from HTTP/1.1 by the preface on its usual port.
 declare -A h2_port=([meridian]=18201 [nginx]=18208 [haproxy]=18209 [meridian-h2c]=18211
   [meridian-base]=18212)
 # TLS (ALPN h2 and http/1.1 on one port each).
 declare -A tls_port=([meridian]=18213 [nginx]=18214 [haproxy]=18215)
-for p in $(seq 18200 18215); do
-  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18215 free"
+for p in $(seq 18200 18217); do
+  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18217 free"
 done
 
 mkdir -p "$here/results"
@@ -386,7 +395,7 @@ NGINX
   } > "$1"
 }
 nginx_proxy_conf "$work/nginx.conf" "${port[nginx]}" 0 "${h2_port[nginx]}" "${tls_port[nginx]}"
-nginx_proxy_conf "$work/nginx-tool.conf" "${tool_port[nginx]}" 1
+nginx_proxy_conf "$work/nginx-tool.conf" "${tool_port[nginx]}" 1 "${tool_h2_port[nginx]}"
 
 haproxy_conf() {  # file port [h2 port [tls port]]
   cat > "$1" <<HAPROXY
@@ -415,7 +424,7 @@ HAPROXY
   haproxy -c -q -f "$1" > "$1.check" 2>&1 || die_log "$1.check" "HAProxy rejects $1"
 }
 haproxy_conf "$work/haproxy.cfg" "${port[haproxy]}" "${h2_port[haproxy]}" "${tls_port[haproxy]}"
-haproxy_conf "$work/haproxy-tool.cfg" "${tool_port[haproxy]}"
+haproxy_conf "$work/haproxy-tool.cfg" "${tool_port[haproxy]}" "${tool_h2_port[haproxy]}"
 
 meridian_conf() {  # file port [protocol [origin port [tls port]]]
   # No protocol line by default, so that the file also suits a binary from before the key.
@@ -712,23 +721,31 @@ tool_command() {
     haproxy) cmd=(haproxy -db -f "$work/haproxy-tool.cfg") ;;
   esac
 }
-callgrind_run() {  # target requests
-  local t=$1 n=$2 outf="$work/callgrind-$1-$2.out" log="$work/callgrind-$1-$2.log" vpid
+callgrind_run() {  # target requests [kind: callgrind (HTTP/1.1) | callgrind-h2 (h2c)]
+  local t=$1 n=$2 kind=${3:-callgrind} vpid
+  local outf="$work/$kind-$1-$2.out" log="$work/$kind-$1-$2.log"
   tool_command "$t"
   valgrind --tool=callgrind --callgrind-out-file="$outf" --log-file="$log.valgrind" \
     "${cmd[@]}" > "$log" 2>&1 &
   vpid=$!  # valgrind runs the program in its own process: this is the proxy's pid
   started+=("$vpid")
   wait_listening "${tool_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
-  "$python" "$here/clients.py" seq --port "${tool_port[$t]}" --requests "$n" --wait 10 \
-    2>> "$log" || die_log "$log" "the sequential client against $t under callgrind failed"
+  if [ "$kind" = callgrind-h2 ]; then
+    wait_listening "${tool_h2_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
+    h2load -n "$n" -c 10 -m 10 "http://127.0.0.1:${tool_h2_port[$t]}/" > "$log.h2load" 2>&1 &&
+      grep -q "succeeded, 0 failed, 0 errored" "$log.h2load" ||
+      die_log "$log.h2load" "h2load against $t under callgrind failed"
+  else
+    "$python" "$here/clients.py" seq --port "${tool_port[$t]}" --requests "$n" --wait 10 \
+      2>> "$log" || die_log "$log" "the sequential client against $t under callgrind failed"
+  fi
   # SIGTERM: every target exits on it, and callgrind writes its file at exit.
   kill -TERM "$vpid"
   wait_exit "$vpid" 120 || die_log "$log.valgrind" "$t under callgrind did not exit within 120 s of SIGTERM"
   grep -qE '^(totals|summary):' "$outf" 2>/dev/null ||
     die_log "$log.valgrind" "no totals in the callgrind output of $t"
-  printf 'callgrind\t%s\t%s\t%s\n' "$t" "$n" "$outf" >> "$runs"
-  progress "[callgrind] $t, $n requests: $(grep -hE '^(totals|summary):' "$outf" | head -n 1)"
+  printf '%s\t%s\t%s\t%s\n' "$kind" "$t" "$n" "$outf" >> "$runs"
+  progress "[$kind] $t, $n requests: $(grep -hE '^(totals|summary):' "$outf" | head -n 1)"
 }
 strace_run() {  # target requests
   local t=$1 n=$2 outf="$work/strace-$1-$2.txt" log="$work/strace-$1-$2.log" spid tracee i
@@ -749,15 +766,22 @@ strace_run() {  # target requests
   printf 'strace\t%s\t%s\t%s\n' "$t" "$n" "$outf" >> "$runs"
   progress "[strace] $t, $n requests: $(awk '$NF == "total" { print $4 }' "$outf") syscalls"
 }
-tool_scenario() {  # callgrind|strace
+tool_scenario() {  # callgrind|callgrind-h2|strace
   local t
   for t in "${targets[@]}"; do
     [ "$t" = meridian-h2c ] && continue  # measured with the wrk and h2load scenarios only
     # meridian-base is measured on the same port as meridian: one runs after the other.
+    if [ "$1" = callgrind-h2 ]; then
+      callgrind_run "$t" "$N1_H2" callgrind-h2
+      callgrind_run "$t" "$N2_H2" callgrind-h2
+      continue
+    fi
     "${1}_run" "$t" "$N1"
     "${1}_run" "$t" "$N2"
   done
-  if [ "$1" = callgrind ]; then
+  if [ "$1" = callgrind-h2 ]; then
+    "$python" "$here/report.py" table "$runs" callgrind-h2 --title "callgrind-h2: user-space instructions per proxied request, h2load -c 10 -m 10 in cleartext (HTTP/1.1 to the origin), (Ir($N2_H2) - Ir($N1_H2)) / $((N2_H2 - N1_H2))" | out
+  elif [ "$1" = callgrind ]; then
     "$python" "$here/report.py" table "$runs" callgrind --title "callgrind: user-space instructions per proxied request, sequential keep-alive client, (Ir($N2) - Ir($N1)) / $((N2 - N1))" | out
   else
     "$python" "$here/report.py" table "$runs" strace --title "strace -f -c: syscalls per proxied request, 50 keep-alive connections with one request outstanding each, (calls($N2) - calls($N1)) / $((N2 - N1))" | out
@@ -803,7 +827,7 @@ for s in "${scenarios[@]}"; do
     tls-h2) h2load_scenario tls-h2 h2 \
       "tls-h2: HTTP/2 over TLS, small GET, h2load -n $H2_REQUESTS -c 10 -m 10 (HTTP/1.1 keep-alive to the origin)" ;;
     tls-idle) idle_scenario tls-idle-h1; idle_scenario tls-idle-h2 ;;
-    callgrind | strace) tool_scenario "$s" ;;
+    callgrind | callgrind-h2 | strace) tool_scenario "$s" ;;
   esac
 done
 progress "results appended to $results"

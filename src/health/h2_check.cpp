@@ -1,6 +1,6 @@
 // The HTTP/2 probe of an endpoint (backends[].protocol h2 or h2c): the same GET as the
 // HTTP/1.1 probe, on a connection of its own for each probe (TCP, then TLS with ALPN h2 for
-// h2), spoken with the client side of http::h2::Codec. The whole probe runs under
+// h2), spoken with http::h2::ClientCodec. The whole probe runs under
 // health_check.timeout. Success: the response's :status is in expected_status; the body is
 // not waited for (the stream is reset and the connection closed once the head is in).
 #include <cstring>
@@ -49,7 +49,7 @@ class H2Check final : public ActiveCheck, private http::h2::Events {
     // (a TLS stream's aborted operations touch it when they complete).
     transport_ = std::make_shared<net::Transport>(ioc_);
     http::h2::Events& events = *this;
-    codec_.emplace(http::h2::Codec::Role::client, events, http::h2::Settings{});
+    codec_.emplace(events, http::h2::Settings{});
     timer_.expires_after(check().timeout);
     timer_.async_wait([self = self(), probe = probe_](const boost::system::error_code& ec) {
       if (ec || probe != self->probe_ || self->done_) return;
@@ -125,7 +125,7 @@ class H2Check final : public ActiveCheck, private http::h2::Events {
           if (ec) return self->fail("read: " + ec.message());
           const auto fed = self->codec_->feed(reinterpret_cast<const std::uint8_t*>(self->in_), n);
           if (self->done_) return;
-          if (fed != http::h2::Codec::Feed::ok) {
+          if (fed != http::h2::Feed::ok) {
             return self->fail("HTTP/2: " + std::string(self->codec_->error()));
           }
           self->flush();
@@ -182,7 +182,7 @@ class H2Check final : public ActiveCheck, private http::h2::Events {
   asio::steady_timer timer_;
   const config::UpstreamProtocol protocol_;
   std::shared_ptr<net::Transport> transport_;
-  std::optional<http::h2::Codec> codec_;
+  std::optional<http::h2::ClientCodec> codec_;
   std::shared_ptr<asio::ssl::context> tls_context_;
   config::UpstreamTls tls_settings_;
   std::string out_;

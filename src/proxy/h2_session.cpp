@@ -61,8 +61,7 @@ bool H2Session::setup() {
   settings.connection_window = kConnectionWindow;
   settings.max_header_list = static_cast<std::uint32_t>(
       std::min<std::uint64_t>(limits.max_request_header_bytes, UINT32_MAX));
-  codec_ = std::make_unique<http::h2::Codec>(http::h2::Codec::Role::server,
-                                             static_cast<http::h2::Events&>(*this), settings);
+  codec_ = std::make_unique<http::h2::ServerCodec>(static_cast<http::h2::Events&>(*this), settings);
   return codec_->ok();
 }
 
@@ -94,7 +93,7 @@ void H2Session::start(std::string_view received) {
 
 void H2Session::read() {
   if (reading_ || closed_ || !codec_->want_read()) return;
-  // A client that does not read what it is sent is not read either: nghttp2 would queue
+  // A client that does not read what it is sent is not read either: the codec would queue
   // the answers (SETTINGS and PING ACKs, RST_STREAMs) to what it keeps sending.
   if (writing_ && codec_->want_write()) return;  // resumed when the write ends
   if (in_ == nullptr) {
@@ -178,12 +177,12 @@ bool H2Session::feed(const std::uint8_t* data, std::size_t n) {
   in_codec_ = true;
   const auto result = codec_->feed(data, n);
   in_codec_ = false;
-  if (result == http::h2::Codec::Feed::ok) return !closed_;
+  if (result == http::h2::Feed::ok) return !closed_;
   // A connection error (bad preface, flood, a frame on a closed stream...): the codec queued
   // a GOAWAY where the protocol has one; send it and close.
   log::debug("listener ", *listener_name_, ": HTTP/2 connection from ", t_.peer_text,
              " failed: ", codec_->error());
-  if (result == http::h2::Codec::Feed::close) {
+  if (result == http::h2::Feed::close) {
     close();
     return false;
   }
@@ -432,9 +431,8 @@ void H2Session::on_deadline() {
     return;
   }
   if (open_.empty() && !writing_ && !frame_memory_released_ && now - idle_since_ >= kTick) {
-    // Idle for a tick: nghttp2's frame buffer and empty stream map give their pages back (not
-    // at once, which would cost a madvise and page faults per request of a client that sends
-    // one at a time).
+    // Idle for a tick: the codec's buffers go (not at once, which would cost allocations per
+    // request of a client that sends one at a time).
     codec_->release_idle_memory();
     frame_memory_released_ = true;
   }

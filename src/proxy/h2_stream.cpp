@@ -123,7 +123,7 @@ void H2Stream::on_data(const std::uint8_t* data, std::size_t n) {
   auto& in = rq_->in;
   if (in.tail_size() < n && body_given_ == 0) in.compact();
   if (in.tail_size() < n) {
-    // Cannot happen while the client respects the window (nghttp2 enforces it): begin()
+    // Cannot happen while the client respects the window (the codec enforces it): begin()
     // reserved a window's worth, and on_request_body_wanted() compacts.
     reset(http::h2::kFlowControlError);
     return;
@@ -313,8 +313,8 @@ void H2Stream::on_closed(std::uint32_t) {
   if (response_finished_ && delivery_queued_) {
     // The whole response went out and the stream closed before the queued delivery ran:
     // the exchange completes now (and pools its upstream connection) instead of being
-    // aborted below. It calls back only on_exchange_done(), which leaves nghttp2 alone on
-    // a closed stream (this runs inside nghttp2's callback).
+    // aborted below. It calls back only on_exchange_done(), which leaves the codec alone on
+    // a closed stream (this runs inside the codec's callback).
     delivery_queued_ = false;
     rq_->exchange.response_delivered();
   }

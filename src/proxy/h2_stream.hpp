@@ -31,7 +31,7 @@ class H2Stream final : private RequestEncoder, private net::Deadline {
 
   std::int32_t id() const { return id_; }
 
-  // -- from the session's nghttp2 callbacks
+  // -- from the session's codec events
   void on_header(std::string_view name, std::string_view value);
   // The request's header block is complete; `end_stream`: no body follows.
   void on_headers_done(bool end_stream);
@@ -65,7 +65,7 @@ class H2Stream final : private RequestEncoder, private net::Deadline {
   // Submits the response HEADERS in response_ with or without a body to pull.
   bool submit_head(bool has_body);
   void reset(std::uint32_t error_code);
-  // The exchange's last pieces are framed: response_delivered() once nghttp2 returned.
+  // The exchange's last pieces are framed: response_delivered() once the codec returned.
   void queue_delivery();
   const ListenerRuntime& listener() const {
     return snapshot_->listeners[static_cast<std::size_t>(listener_index_)];

@@ -35,7 +35,7 @@ H2Upstream::H2Upstream(asio::io_context& ioc, net::DeadlineList& deadlines,
     : endpoint_(std::move(endpoint)),
       options_(options),
       transport_(ioc),
-      codec_(http::h2::Codec::Role::client, *this, client_settings()) {
+      codec_(*this, client_settings()) {
   link(deadlines);
 }
 
@@ -240,12 +240,12 @@ void H2Upstream::on_read(boost::system::error_code ec, std::size_t n) {
   ++in_codec_;
   const auto fed = codec_.feed(reinterpret_cast<const std::uint8_t*>(in_.tail()), n);
   --in_codec_;
-  if (fed == http::h2::Codec::Feed::close) {
+  if (fed == http::h2::Feed::close) {
     log::warn("upstream ", endpoint_->address, ": HTTP/2 error: ", codec_.error());
     close();
     return;
   }
-  if (fed == http::h2::Codec::Feed::goaway) {
+  if (fed == http::h2::Feed::goaway) {
     log::warn("upstream ", endpoint_->address, ": HTTP/2 error: ", codec_.error());
     goaway_ = true;
   }

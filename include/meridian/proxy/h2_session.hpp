@@ -1,6 +1,6 @@
 // One downstream HTTP/2 connection (RFC 9113): TLS with ALPN h2, or cleartext with
-// the prior-knowledge preface. http::h2::Codec (over nghttp2) does the framing, HPACK, flow
-// control and RFC 9113 checks; this class does the I/O and implements the codec's events, and
+// the prior-knowledge preface. http::h2::ServerCodec does the framing, HPACK, flow control
+// and RFC 9113 checks; this class does the I/O and implements the codec's events, and
 // each stream is an H2Stream that drives the same Exchange and request logic
 // (request_flow.hpp) as an HTTP/1.1 request.
 //
@@ -8,15 +8,16 @@
 // whose bytes are acknowledged to the client only once the upstream took them (so a
 // stream's request body buffer never exceeds its window), one 16 KiB read buffer, and an
 // output batch of at most kWriteBatch (the client is read again only after the last batch
-// was written when nghttp2 has more to send). Both buffers go as soon as no stream is open and
-// nothing is being written: an idle connection waits for readability without a read buffer,
-// as an idle HTTP/1.1 connection does, and allocates one again when the client sends. After a
-// quiet tick nghttp2's own 16 KiB frame buffer and its empty stream map give their pages back
-// too (SessionMemory). Responses are pulled from the exchange frame by frame, so an exchange
-// reads its upstream again only when the client's window let the last piece go.
+// was written when the codec has more to send). Both buffers go as soon as no stream is open
+// and nothing is being written: an idle connection waits for readability without a read
+// buffer, as an idle HTTP/1.1 connection does, and allocates one again when the client sends.
+// After a quiet tick the codec's own buffers (stream table, header block, output queue) go
+// too, leaving the codec object and the client's HPACK table. Responses are pulled from the
+// exchange frame by frame, so an exchange reads its upstream again only when the client's window
+// let the last piece go.
 //
-// Abuse (CVE-2023-44487 rapid reset, CONTINUATION floods, PING/SETTINGS floods): nghttp2's
-// own limits (reset rate, 8 CONTINUATION frames, 1,000 queued ACKs), plus a per-connection
+// Abuse (CVE-2023-44487 rapid reset, CONTINUATION floods, PING/SETTINGS floods): the codec's
+// own limits (8 CONTINUATION frames per block, 1,000 queued ACKs and resets), plus a per-connection
 // budget of "glitches" -- streams reset by the client before their answer, streams refused
 // or malformed, PING, SETTINGS, PRIORITY and empty DATA frames -- refilled at a steady rate;
 // a client that spends it gets GOAWAY (ENHANCE_YOUR_CALM) and is closed. Streams whose
@@ -38,7 +39,7 @@
 #include <string_view>
 #include <vector>
 
-#include "meridian/http/h2/codec.hpp"
+#include "meridian/http/h2/server_codec.hpp"
 #include "meridian/net/compact_address.hpp"
 #include "meridian/net/deadline_list.hpp"
 #include "meridian/net/socket.hpp"
@@ -79,7 +80,7 @@ class H2Session final : public std::enable_shared_from_this<H2Session>,
 
   // -- for H2Stream
   WorkerContext& worker() { return w_; }
-  http::h2::Codec& codec() { return *codec_; }
+  http::h2::ServerCodec& codec() { return *codec_; }
   // The snapshot new streams pin, and the listener's index in it.
   const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
   int listener_index() const { return listener_index_; }
@@ -89,10 +90,10 @@ class H2Session final : public std::enable_shared_from_this<H2Session>,
   const H2Transport& transport() const { return t_; }
   bool transport_is_tls() const { return t_.transport.is_tls(); }
   std::shared_ptr<H2Session> keepalive() { return shared_from_this(); }
-  // Sends what nghttp2 has queued (now, or after the write in progress).
+  // Sends what the codec has queued (now, or after the write in progress).
   void flush();
   // The exchange of `stream_id` may have its last response piece acknowledged
-  // (Exchange::response_delivered) once the current nghttp2 call returned.
+  // (Exchange::response_delivered) once the current codec call returned.
   void deliver_later(std::int32_t stream_id) { acks_.push_back(stream_id); }
   // The client misbehaved in a way a budget tolerates a little of (see the file comment).
   void glitch();
@@ -143,12 +144,12 @@ class H2Session final : public std::enable_shared_from_this<H2Session>,
   int listener_index_;
   H2Transport t_;
   metrics::SeriesId connections_series_ = 0;
-  std::unique_ptr<http::h2::Codec> codec_;
+  std::unique_ptr<http::h2::ServerCodec> codec_;
 
   std::unique_ptr<std::uint8_t[]> in_;
   std::string out_;  // the batch being written
   std::vector<std::int32_t> acks_;
-  std::vector<std::unique_ptr<H2Stream>> open_;     // streams nghttp2 knows
+  std::vector<std::unique_ptr<H2Stream>> open_;     // streams the codec knows
   std::vector<std::unique_ptr<H2Stream>> retired_;  // closed; their exchange still winding down
 
   double glitch_tokens_ = 0;
@@ -158,11 +159,11 @@ class H2Session final : public std::enable_shared_from_this<H2Session>,
 
   bool reading_ = false;
   bool shedding_ = false;               // the pending read was cancelled to let the read buffer go
-  bool frame_memory_released_ = false;  // nghttp2's frame buffer pages, since the last stream
+  bool frame_memory_released_ = false;  // the codec's buffers, since the last stream
   bool writing_ = false;
   bool flushing_ = false;
   bool flush_again_ = false;
-  bool in_codec_ = false;  // inside Codec::feed: no produce() now
+  bool in_codec_ = false;  // inside ServerCodec::feed: no produce() now
   bool going_away_ = false;
   bool lingering_ = false;
   bool closed_ = false;

@@ -1,7 +1,7 @@
 // HTTP/2 to origins (backends[].protocol h2 or h2c): one multiplexed connection to an
 // endpoint, and a worker's set of them. Exchanges attach to a connection for one attempt each
 // and open a stream on it; the connection owns the socket, the client-side codec
-// (http::h2::Codec) and the write loop, and hands each stream's events to its exchange.
+// (http::h2::ClientCodec) and the write loop, and hands each stream's events to its exchange.
 //
 // A connection takes as many streams at once as the origin's SETTINGS_MAX_CONCURRENT_STREAMS
 // allows (at most kMaxStreams). No stream is opened before the origin's SETTINGS arrive (they
@@ -172,7 +172,7 @@ class H2Upstream final : public std::enable_shared_from_this<H2Upstream>,
   std::shared_ptr<balancing::EndpointState> endpoint_;
   Options options_;
   net::Transport transport_;
-  http::h2::Codec codec_;
+  http::h2::ClientCodec codec_;
   State state_ = State::connecting;
   bool goaway_ = false;     // no new streams (the origin's GOAWAY, or ours)
   bool closing_ = false;    // shutdown(): close when the last stream ends

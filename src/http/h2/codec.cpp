@@ -12,14 +12,6 @@ namespace meridian::http::h2 {
 
 namespace {
 
-constexpr std::uint32_t kPrefaceLength = 24;  // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-constexpr std::uint8_t kFrameHeader = 9;
-
-std::uint32_t read31(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} & 0x7f) << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 |
-         p[3];
-}
-
 // The block as nghttp2 wants it; nghttp2 copies names and values when it is submitted.
 const std::vector<nghttp2_nv>& to_nv(const FieldBlock& fields) {
   thread_local std::vector<nghttp2_nv> nv;
@@ -74,7 +66,7 @@ void FieldBlock::add_number(std::string_view name, std::uint64_t value) {
 
 // nghttp2's callbacks: each finds the codec in user_data.
 struct CodecCallbacks {
-  static Codec& codec(void* user_data) { return *static_cast<Codec*>(user_data); }
+  static ClientCodec& codec(void* user_data) { return *static_cast<ClientCodec*>(user_data); }
   static std::string_view text(const std::uint8_t* p, std::size_t n) {
     return std::string_view(reinterpret_cast<const char*>(p), n);
   }
@@ -82,21 +74,9 @@ struct CodecCallbacks {
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
     auto& c = codec(user_data);
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-    const auto id = frame->hd.stream_id;
-    switch (frame->headers.cat) {
-      case NGHTTP2_HCAT_REQUEST:
-        c.block_ = Block::request;
-        if (!c.events_.on_stream_open(id)) {
-          c.reset(id, kRefusedStream);
-        }
-        return 0;
-      case NGHTTP2_HCAT_RESPONSE:
-        c.block_ = Block::response;
-        return 0;
-      default:
-        c.block_ = Block::trailers;  // or a response after a 1xx: see on_header
-        return 0;
-    }
+    // A response, or trailers (or a response after a 1xx: on_header tells by :status).
+    c.block_ = frame->headers.cat == NGHTTP2_HCAT_RESPONSE ? Block::response : Block::trailers;
+    return 0;
   }
 
   static int on_header(nghttp2_session* s, const nghttp2_frame* frame, const std::uint8_t* name,
@@ -107,7 +87,7 @@ struct CodecCallbacks {
     if (user == nullptr) return 0;
     const auto n = text(name, name_length);
     const auto v = text(value, value_length);
-    if (c.role_ == Codec::Role::client && n == ":status") {
+    if (n == ":status") {
       // nghttp2 checked the pseudo-field comes first; trailers have none.
       c.block_ = !v.empty() && v.front() == '1' ? Block::informational : Block::response;
     }
@@ -129,7 +109,6 @@ struct CodecCallbacks {
         if (user != nullptr && end_stream) c.events_.on_end_stream(user);
         return 0;
       case NGHTTP2_RST_STREAM:
-        c.history_.reset_by_peer |= c.history_.bit(id);
         if (user != nullptr) c.events_.on_peer_reset(user, frame->rst_stream.error_code);
         return 0;
       case NGHTTP2_PING:
@@ -170,10 +149,6 @@ struct CodecCallbacks {
   static int on_frame_send(nghttp2_session* s, const nghttp2_frame* frame, void* user_data) {
     auto& c = codec(user_data);
     const auto id = frame->hd.stream_id;
-    if (frame->hd.type == NGHTTP2_RST_STREAM) {
-      c.history_.reset_by_us |= c.history_.bit(id);
-      return 0;
-    }
     const bool ends = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (ends && (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)) {
       if (void* user = nghttp2_session_get_stream_user_data(s, id)) c.events_.on_sent_end(user);
@@ -184,7 +159,6 @@ struct CodecCallbacks {
   static int on_stream_close(nghttp2_session* s, std::int32_t id, std::uint32_t error_code,
                              void* user_data) {
     auto& c = codec(user_data);
-    c.history_.closed |= c.history_.bit(id);
     if (void* user = nghttp2_session_get_stream_user_data(s, id)) {
       nghttp2_session_set_stream_user_data(s, id, nullptr);
       c.events_.on_stream_closed(user, error_code);
@@ -235,30 +209,21 @@ struct CodecCallbacks {
   }
 };
 
-Codec::Codec(Role role, Events& events, const Settings& settings) : role_(role), events_(events) {
+ClientCodec::ClientCodec(Events& events, const Settings& settings) : events_(events) {
   static nghttp2_session_callbacks* const callbacks = CodecCallbacks::make();
   static nghttp2_option* const options = CodecCallbacks::options();
-  const int rv =
-      role == Role::server
-          ? nghttp2_session_server_new3(&session_, callbacks, this, options, memory_.mem())
-          : nghttp2_session_client_new3(&session_, callbacks, this, options, memory_.mem());
-  if (rv != 0) {
+  if (nghttp2_session_client_new3(&session_, callbacks, this, options, memory_.mem()) != 0) {
     session_ = nullptr;
     return;
   }
   std::vector<nghttp2_settings_entry> entries;
-  if (role == Role::server) {
-    entries.push_back({NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings.max_concurrent_streams});
-    preface_left_ = kPrefaceLength;
-  } else {
-    entries.push_back({NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
-  }
+  entries.push_back({NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
   entries.push_back(
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(settings.stream_window)});
   if (settings.max_header_list != 0) {
     entries.push_back({NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings.max_header_list});
   }
-  // No RFC 7540 priority tree: closed streams are forgotten at once (see the header).
+  // No RFC 7540 priority tree: closed streams are forgotten at once.
   entries.push_back({NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1});
   if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, entries.data(), entries.size()) != 0 ||
       nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
@@ -268,7 +233,7 @@ Codec::Codec(Role role, Events& events, const Settings& settings) : role_(role),
   }
 }
 
-Codec::~Codec() {
+ClientCodec::~ClientCodec() {
   // nghttp2_session_del calls no callback.
   if (session_ != nullptr) nghttp2_session_del(session_);
 }
@@ -276,128 +241,20 @@ Codec::~Codec() {
 // ---------------------------------------------------------------------------------------
 // Input
 
-Codec::Feed Codec::forward(const std::uint8_t* data, std::size_t n) {
+Feed ClientCodec::feed(const std::uint8_t* data, std::size_t n) {
   const auto rv = nghttp2_session_mem_recv(session_, data, n);
   if (rv >= 0) return Feed::ok;
   error_ = nghttp2_strerror(static_cast<int>(rv));
-  if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) return Feed::close;
+  if (rv == NGHTTP2_ERR_FLOODED) return Feed::close;
   nghttp2_session_terminate_session(
       session_, rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ? kEnhanceYourCalm : kProtocolError);
   return Feed::goaway;
 }
 
-Codec::Feed Codec::feed(const std::uint8_t* data, std::size_t n) {
-  if (role_ == Role::client) return forward(data, n);
-  // The server looks at each frame's header (and the first payload bytes of a frame with a
-  // priority field) before nghttp2 does; the rest passes straight through.
-  while (n > 0) {
-    std::uint32_t pass = preface_left_ != 0 ? preface_left_ : payload_left_;
-    if (pass != 0) {
-      const auto k = static_cast<std::uint32_t>(std::min<std::size_t>(n, pass));
-      if (const auto r = forward(data, k); r != Feed::ok) return r;
-      (preface_left_ != 0 ? preface_left_ : payload_left_) -= k;
-      data += k;
-      n -= k;
-      continue;
-    }
-    const std::size_t k = std::min<std::size_t>(n, need_ - held_length_);
-    std::memcpy(held_ + held_length_, data, k);
-    held_length_ = static_cast<std::uint8_t>(held_length_ + k);
-    data += k;
-    n -= k;
-    if (held_length_ < need_) return Feed::ok;
-    const std::uint32_t length =
-        std::uint32_t{held_[0]} << 16 | std::uint32_t{held_[1]} << 8 | held_[2];
-    if (need_ == kFrameHeader) {
-      // A priority field to look at: PRIORITY's payload, or HEADERS' after its pad length.
-      // PRIORITY's payload is looked at (nghttp2 itself refuses a HEADERS frame depending
-      // on its own stream).
-      if (held_[3] == NGHTTP2_PRIORITY && length == 5) {
-        need_ = kFrameHeader + 5;
-        continue;
-      }
-    }
-    std::uint32_t code = kNoError;
-    const Verdict verdict = inspect(code);
-    const auto id = static_cast<std::int32_t>(read31(held_ + 5));
-    if (verdict == Verdict::connection_error) {
-      nghttp2_session_terminate_session(session_, code);
-      return Feed::goaway;
-    }
-    const std::uint32_t held_payload = held_length_ - kFrameHeader;
-    payload_left_ = length - held_payload;
-    const std::size_t held = held_length_;
-    held_length_ = 0;
-    need_ = kFrameHeader;
-    if (const auto r = forward(held_, held); r != Feed::ok) return r;
-    if (verdict == Verdict::stream_error) reset(id, code);
-  }
-  return Feed::ok;
-}
-
-Codec::Verdict Codec::inspect(std::uint32_t& code) {
-  const std::uint8_t type = held_[3];
-  const auto id = static_cast<std::int32_t>(read31(held_ + 5));
-  if (type == NGHTTP2_PRIORITY) {
-    if (id == 0) {
-      code = kProtocolError;  // RFC 9113 6.3
-      error_ = "PRIORITY frame on stream 0";
-      return Verdict::connection_error;
-    }
-    if (held_length_ == kFrameHeader + 5 && static_cast<std::int32_t>(read31(held_ + 9)) == id) {
-      // A stream cannot depend on itself (5.3.1): a stream error, but an idle stream cannot
-      // be reset (RST_STREAM is not sent on idle streams), so there the connection ends.
-      code = kProtocolError;
-      error_ = "stream depends on itself";
-      return role_ == Role::server && id > history_.max ? Verdict::connection_error
-                                                        : Verdict::stream_error;
-    }
-    return Verdict::pass;
-  }
-  if (type != NGHTTP2_HEADERS && type != NGHTTP2_DATA) return Verdict::pass;
-  if (id == 0 || (id & 1) == 0) return Verdict::pass;  // nghttp2's PROTOCOL_ERROR
-  if (type == NGHTTP2_HEADERS && id > history_.max) {
-    history_.open(id);  // a new stream; it implicitly closes the idle ones below (5.1.1)
-    return Verdict::pass;
-  }
-  // A stream nghttp2 still has (open, half-closed), or an idle one: nghttp2 judges.
-  if (id > history_.max || nghttp2_session_find_stream(session_, id) != nullptr) {
-    return Verdict::pass;
-  }
-  const std::uint64_t bit = history_.bit(id);
-  // Older than the history, or reset by us: frames may still be in flight (5.1), ignored.
-  if (bit == 0 || (history_.reset_by_us & bit) != 0) return Verdict::pass;
-  if ((history_.opened & bit) == 0) {
-    // A lower stream id never opened.
-    code = type == NGHTTP2_HEADERS ? kProtocolError : kStreamClosed;
-    error_ = "frame on a lower stream id that was never opened";
-    return Verdict::connection_error;
-  }
-  code = kStreamClosed;
-  // After the client's RST_STREAM: a stream error; after both END_STREAMs: a connection error.
-  if ((history_.reset_by_peer & bit) != 0) return Verdict::stream_error;
-  if ((history_.closed & bit) != 0) {
-    error_ = "frame on a closed stream";
-    return Verdict::connection_error;
-  }
-  // Opened but never served (ignored after our GOAWAY): its frames are ignored too.
-  return Verdict::pass;
-}
-
-void Codec::History::open(std::int32_t id) {
-  if (id <= max) return;
-  const auto shift = static_cast<std::uint32_t>(id - max) / 2;
-  for (auto* b : {&opened, &closed, &reset_by_us, &reset_by_peer}) {
-    *b = shift >= 64 ? 0 : *b << shift;
-  }
-  max = id;
-  opened |= 1;
-}
-
 // ---------------------------------------------------------------------------------------
 // Output
 
-bool Codec::produce(std::string& out, std::size_t limit) {
+bool ClientCodec::produce(std::string& out, std::size_t limit) {
   while (out.size() < limit) {
     const std::uint8_t* data = nullptr;
     const auto n = nghttp2_session_mem_send(session_, &data);
@@ -411,49 +268,35 @@ bool Codec::produce(std::string& out, std::size_t limit) {
   return true;
 }
 
-bool Codec::want_read() const {
+bool ClientCodec::want_read() const {
   return nghttp2_session_want_read(session_) != 0;
 }
 
-bool Codec::want_write() const {
+bool ClientCodec::want_write() const {
   return nghttp2_session_want_write(session_) != 0;
 }
 
-void Codec::release_idle_memory() {
+void ClientCodec::release_idle_memory() {
   if (session_ != nullptr && !want_write()) memory_.release_idle();
 }
 
 // ---------------------------------------------------------------------------------------
 // Streams
 
-void Codec::set_user(std::int32_t id, void* user) {
+void ClientCodec::set_user(std::int32_t id, void* user) {
   nghttp2_session_set_stream_user_data(session_, id, user);
 }
 
-void* Codec::user(std::int32_t id) const {
+void* ClientCodec::user(std::int32_t id) const {
   return nghttp2_session_get_stream_user_data(session_, id);
 }
 
-bool Codec::submit_response(std::int32_t id, const FieldBlock& fields, bool has_body) {
-  const auto& nv = to_nv(fields);
-  nghttp2_data_provider provider{};
-  provider.read_callback = CodecCallbacks::read_body;
-  return nghttp2_submit_response(session_, id, nv.data(), nv.size(),
-                                 has_body ? &provider : nullptr) == 0;
-}
-
-bool Codec::submit_informational(std::int32_t id, const FieldBlock& fields) {
-  const auto& nv = to_nv(fields);
-  return nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, id, nullptr, nv.data(), nv.size(),
-                                nullptr) >= 0;
-}
-
-bool Codec::submit_trailers(std::int32_t id, const FieldBlock& fields) {
+bool ClientCodec::submit_trailers(std::int32_t id, const FieldBlock& fields) {
   const auto& nv = to_nv(fields);
   return nghttp2_submit_trailer(session_, id, nv.data(), nv.size()) == 0;
 }
 
-std::int32_t Codec::submit_request(const FieldBlock& fields, bool has_body, void* user) {
+std::int32_t ClientCodec::submit_request(const FieldBlock& fields, bool has_body, void* user) {
   const auto& nv = to_nv(fields);
   nghttp2_data_provider provider{};
   provider.read_callback = CodecCallbacks::read_body;
@@ -461,31 +304,30 @@ std::int32_t Codec::submit_request(const FieldBlock& fields, bool has_body, void
                                 has_body ? &provider : nullptr, user);
 }
 
-void Codec::reset(std::int32_t id, std::uint32_t error_code) {
-  history_.reset_by_us |= history_.bit(id);
+void ClientCodec::reset(std::int32_t id, std::uint32_t error_code) {
   nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, error_code);
 }
 
-void Codec::resume(std::int32_t id) {
+void ClientCodec::resume(std::int32_t id) {
   nghttp2_session_resume_data(session_, id);
 }
 
-void Codec::consume(std::int32_t id, std::size_t n) {
+void ClientCodec::consume(std::int32_t id, std::size_t n) {
   nghttp2_session_consume(session_, id, n);
 }
 
-void Codec::consume_connection(std::size_t n) {
+void ClientCodec::consume_connection(std::size_t n) {
   nghttp2_session_consume_connection(session_, n);
 }
 
-void Codec::consume_stream(std::int32_t id, std::size_t n) {
+void ClientCodec::consume_stream(std::int32_t id, std::size_t n) {
   nghttp2_session_consume_stream(session_, id, n);
 }
 
 // ---------------------------------------------------------------------------------------
 // Connection
 
-void Codec::go_away(std::uint32_t error_code, bool graceful) {
+void ClientCodec::go_away(std::uint32_t error_code, bool graceful) {
   if (graceful) {
     nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(session_), kNoError, nullptr, 0);
@@ -494,11 +336,7 @@ void Codec::go_away(std::uint32_t error_code, bool graceful) {
   }
 }
 
-std::int32_t Codec::last_peer_stream() const {
-  return nghttp2_session_get_last_proc_stream_id(session_);
-}
-
-std::uint32_t Codec::peer_max_concurrent_streams() const {
+std::uint32_t ClientCodec::peer_max_concurrent_streams() const {
   return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 

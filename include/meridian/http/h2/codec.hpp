@@ -1,17 +1,10 @@
-// The HTTP/2 codec (RFC 9113): one connection's framing, HPACK and flow control, for either
-// side -- a server (downstream connections) or a client (HTTP/2 upstream connections). It
-// owns the nghttp2 session; bytes go in through feed(), frames to send come out of
-// produce(), and what the peer said arrives as Events. No sockets, no timers: the session
-// that owns a codec does the I/O, so the codec is unit-tested and fuzzed on bytes alone.
-//
-// On top of nghttp2 the server side keeps the stream-state rules nghttp2 leaves out when no
-// RFC 7540 priority tree is kept (SETTINGS_NO_RFC7540_PRIORITIES, which saves the ~25 KiB of
-// closed streams nghttp2 would otherwise retain per busy connection): a compact record of
-// the last 64 client streams tells a frame on a stream that ended cleanly (connection error
-// STREAM_CLOSED), one the client reset (stream error STREAM_CLOSED), one we reset (ignored,
-// RFC 9113 5.1), and a HEADERS frame on a lower stream id never opened (PROTOCOL_ERROR,
-// 5.1.1); PRIORITY frames are still checked for the errors RFC 9113 5.3.1 and 6.3 define
-// (self-dependency, stream 0), although priorities are ignored.
+// HTTP/2 (RFC 9113) codecs: what both sides share -- header blocks to send (FieldBlock), the
+// events a codec reports (Events), settings -- and the client side, ClientCodec, which owns an
+// nghttp2 client session (HTTP/2 upstream connections and health checks). The server side
+// (downstream connections) is ServerCodec (server_codec.hpp), our own. Either way bytes go in
+// through feed(), frames to send come out of produce(), and what the peer said arrives as
+// Events. No sockets, no timers: the session that owns a codec does the I/O, so the codecs are
+// unit-tested and fuzzed on bytes alone.
 //
 // Flow control is manual: received DATA is acknowledged (WINDOW_UPDATE) only when the owner
 // calls consume_stream()/consume_connection(), so a stream's buffer is bounded by its window.
@@ -129,22 +122,22 @@ struct Settings {
   std::uint32_t max_header_list = 0;  // 0: not announced
 };
 
-class Codec {
- public:
-  enum class Role : std::uint8_t { server, client };
-  enum class Feed : std::uint8_t {
-    ok,
-    goaway,  // a connection error: GOAWAY is queued; send what produce() gives, then close
-    close,   // close at once (not HTTP/2, or a flood that must not be answered)
-  };
+// What feed() made of the peer's bytes.
+enum class Feed : std::uint8_t {
+  ok,
+  goaway,  // a connection error: GOAWAY is queued; send what produce() gives, then close
+  close,   // close at once (not HTTP/2, or a flood that must not be answered)
+};
 
-  Codec(Role role, Events& events, const Settings& settings);
-  ~Codec();
-  Codec(const Codec&) = delete;
-  Codec& operator=(const Codec&) = delete;
+class ClientCodec {
+ public:
+  ClientCodec(Events& events, const Settings& settings);
+  ~ClientCodec();
+  ClientCodec(const ClientCodec&) = delete;
+  ClientCodec& operator=(const ClientCodec&) = delete;
 
   bool ok() const { return session_ != nullptr; }
-  // Bytes from the peer (a server's first bytes are the client preface).
+  // Bytes from the server.
   Feed feed(const std::uint8_t* data, std::size_t n);
   // Appends frames to `out` until it holds at least `limit` bytes or nothing is queued.
   // False: the session failed (close).
@@ -161,11 +154,10 @@ class Codec {
   // -- streams
   void set_user(std::int32_t id, void* user);
   void* user(std::int32_t id) const;
-  bool submit_response(std::int32_t id, const FieldBlock& fields, bool has_body);
-  bool submit_informational(std::int32_t id, const FieldBlock& fields);
-  bool submit_trailers(std::int32_t id, const FieldBlock& fields);
-  // Client: a new request stream, or a negative number when none can be opened.
+  // A new request stream, or a negative number when none can be opened.
   std::int32_t submit_request(const FieldBlock& fields, bool has_body, void* user);
+  // Trailers after the request body (from pull(), which says Pull::trailers).
+  bool submit_trailers(std::int32_t id, const FieldBlock& fields);
   void reset(std::int32_t id, std::uint32_t error_code);
   // The stream's pull() said `deferred` and has more now.
   void resume(std::int32_t id);
@@ -175,46 +167,19 @@ class Codec {
   void consume_stream(std::int32_t id, std::size_t n);
 
   // -- connection
-  // Graceful: GOAWAY NO_ERROR naming the last stream processed, streams in progress finish.
-  // Otherwise GOAWAY `error_code` and no further stream is served.
+  // Graceful: GOAWAY NO_ERROR, streams in progress finish. Otherwise GOAWAY `error_code`.
   void go_away(std::uint32_t error_code, bool graceful);
-  std::int32_t last_peer_stream() const;
-  // Client: how many streams the server lets us open at once (its SETTINGS).
+  // How many streams the server lets us open at once (its SETTINGS).
   std::uint32_t peer_max_concurrent_streams() const;
 
  private:
   friend struct CodecCallbacks;
 
-  // The client streams' recent history (server side): bit i is stream max_ - 2i.
-  struct History {
-    std::int32_t max = 0;
-    std::uint64_t opened = 0, closed = 0, reset_by_us = 0, reset_by_peer = 0;
-    void open(std::int32_t id);
-    std::uint64_t bit(std::int32_t id) const {
-      if (id > max || (max - id) / 2 >= 64 || ((max - id) & 1) != 0) return 0;
-      return std::uint64_t{1} << ((max - id) / 2);
-    }
-  };
-  enum class Verdict : std::uint8_t { pass, stream_error, connection_error };
-  Feed forward(const std::uint8_t* data, std::size_t n);
-  Verdict inspect(std::uint32_t& code);
-
-  Role role_;
   Events& events_;
-  SessionMemory memory_;  // outlives session_: ~Codec deletes the session first
+  SessionMemory memory_;  // outlives session_: ~ClientCodec deletes the session first
   nghttp2_session* session_ = nullptr;
   std::string error_;
-  Block block_ = Block::request;  // the header block being received
-  History history_;
-
-  // The frame inspector (server): what is held back of the frame being looked at (its 9-byte
-  // header, and a PRIORITY frame's 5-byte payload), how much of it is needed, and the rest to
-  // pass through.
-  std::uint8_t held_[14] = {};
-  std::uint8_t held_length_ = 0;
-  std::uint8_t need_ = 9;
-  std::uint32_t preface_left_ = 0;
-  std::uint32_t payload_left_ = 0;
+  Block block_ = Block::response;  // the header block being received
 };
 
 }  // namespace meridian::http::h2
