@@ -126,6 +126,20 @@ bool TlsStream::has_buffered_input() const {
   return !pending_.empty() || SSL_has_pending(ssl_) == 1;
 }
 
+bool TlsStream::release_idle_buffers() {
+  if ((SSL_get_mode(ssl_) & SSL_MODE_RELEASE_BUFFERS) != 0) return false;  // OpenSSL does it
+  if (SSL_is_init_finished(ssl_) != 1 || has_buffered_input()) return false;
+  // SSL_free_buffers refuses (0) while the read buffer holds part of a record or the write
+  // buffer has bytes to send; it checks a record's header read without its body too since
+  // OpenSSL 3.0.14 (CVE-2024-4741), which is why older libraries keep
+  // SSL_MODE_RELEASE_BUFFERS (tls::ServerContext) and never get here.
+  return SSL_free_buffers(ssl_) == 1;
+}
+
+void TlsStream::release_buffers_between_records() {
+  SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+}
+
 void TlsStream::mark_clean_close() {
   if (SSL_is_init_finished(ssl_) == 1) {
     SSL_set_shutdown(ssl_, SSL_get_shutdown(ssl_) | SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);

@@ -260,6 +260,10 @@ void H1Session::read_client() {
   // unless TLS has the next request's records already, which the socket will not announce.
   if (rq_ == nullptr) {
     if (!client_.has_buffered_input()) {
+      // Nor OpenSSL's record buffers: the connection gave its request state back, so it has
+      // been quiet for kHoldBufferFor, or was before its last request (see next_request). A
+      // busy one keeps them, which saves their malloc and free per request.
+      client_.release_idle_buffers();
       wait_readable();
       return;
     }

@@ -12,6 +12,7 @@
 namespace meridian::proxy {
 
 namespace asio = boost::asio;
+using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 namespace {
@@ -23,6 +24,10 @@ constexpr double kGlitchBurst = 400;
 constexpr double kGlitchRate = 100;
 // How often an idle connection looks at the clock, the retired streams and the snapshot.
 constexpr seconds kTick{1};
+// A connection whose next stream opened within this long after its last one ended is busy:
+// it keeps OpenSSL's record buffers between its streams (see shed_buffers), as HTTP/1.1
+// keeps them for kHoldBufferFor.
+constexpr milliseconds kHoldTlsBuffersFor{100};
 // How long a closing connection reads (and discards) what the client still sends.
 constexpr seconds kLingerTime{2};
 
@@ -113,6 +118,9 @@ void H2Session::shed_buffers() {
   // sends again, which may be never (a browser keeps its connection for minutes).
   if (closed_ || lingering_ || going_away_ || writing_ || !open_.empty()) return;
   if (out_.capacity() != 0) std::string().swap(out_);
+  // OpenSSL's record buffers too, unless the client is busy: they would be allocated again
+  // for its next stream, a malloc and free per stream (the next idle tick frees them).
+  if (!busy_) t_.transport.release_idle_buffers();
   if (reading_ && in_ != nullptr && !shedding_) {
     shedding_ = true;
     t_.transport.cancel();  // on_read sees operation_aborted and waits without a buffer
@@ -327,6 +335,10 @@ bool H2Session::on_stream_open(std::int32_t id) {
   }
   refresh_snapshot();
   frame_memory_released_ = false;
+  if (open_.empty()) {
+    busy_ = streamed_ && net::Clock::now() - idle_since_ < kHoldTlsBuffersFor;
+    streamed_ = true;
+  }
   auto s = std::make_unique<H2Stream>(*this, id);
   codec_->set_user(id, s.get());
   open_.push_back(std::move(s));
@@ -430,11 +442,18 @@ void H2Session::on_deadline() {
     close();
     return;
   }
-  if (open_.empty() && !writing_ && !frame_memory_released_ && now - idle_since_ >= kTick) {
+  if (open_.empty() && !writing_ && now - idle_since_ >= kTick) {
     // Idle for a tick: the codec's buffers go (not at once, which would cost allocations per
     // request of a client that sends one at a time).
-    codec_->release_idle_memory();
-    frame_memory_released_ = true;
+    if (!frame_memory_released_) {
+      codec_->release_idle_memory();
+      frame_memory_released_ = true;
+    }
+    // So do OpenSSL's record buffers, kept while streams come and go (see
+    // net::TlsStream::release_idle_buffers). Every idle tick: a frame outside any stream
+    // (PING, SETTINGS) takes them again, and a record that was partly read keeps them until
+    // it is complete; with nothing to free the call is cheap.
+    t_.transport.release_idle_buffers();
   }
   const bool first = codec_->last_peer_stream() == 0;
   if (open_.empty() && now - idle_since_ >= (first ? limits.header_timeout : limits.idle_timeout)) {

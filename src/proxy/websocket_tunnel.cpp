@@ -29,6 +29,10 @@ void H1Session::start_tunnel() {
   state_ = State::tunnel;
   rq_->tunnel = std::move(upgraded.connection);
   rq_->tunnel_in_flight = std::move(upgraded.in_flight);
+  // A tunnel lasts as long as the client wants, often quiet, with no idle point at which
+  // the session could give OpenSSL's record buffers back: OpenSSL frees them after each
+  // record instead (a malloc and free per record, which a tunnel's few messages do not feel).
+  if (client_.is_tls()) client_.tls().release_buffers_between_records();
   rq_->tunnel_down = std::move(upgraded.pending);  // what the origin sent after its 101
   rq_->tunnel_down.reserve(kTunnelBuffer);
   // Keeps what the client sent after its handshake (never while a read fills the buffer).

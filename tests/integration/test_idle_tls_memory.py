@@ -1,12 +1,14 @@
 """Idle TLS connections are cheap: after its request, an idle TLS connection holds its OpenSSL
 SSL object (keys, session) and its small session object, and no record buffers (meridian's TLS
-layer keeps none of its own, OpenSSL lets its own go between records), no request state and no
-HTTP/2 read or write buffer; after a quiet second an HTTP/2 connection gives back its codec's
-stream table, header block buffer and output queue too, keeping the codec object and the
-client's HPACK table. Measured on this machine over 2,000 connections (bench/README.md, "TLS
-at the edge"): nginx 14.4 KiB (HTTP/1.1) and 14.7 KiB (HTTP/2) per idle TLS connection,
-HAProxy 13.8 and 18.4, meridian 13.5 and 13.9 (19.4 for HTTP/2 while nghttp2 was its server
-codec: its session keeps about 5.5 KiB no API gives back). Both must stay under 16 KiB.
+layer keeps none of its own; OpenSSL's two, kept while a connection is busy, go when it turns
+idle: at once after a request that came to a quiet connection, as here, else after 100 ms
+(HTTP/1.1) or a quiet second (HTTP/2)), no request state and no HTTP/2 read or write buffer;
+after a quiet second an HTTP/2 connection gives back its codec's stream table, header block
+buffer and output queue too, keeping the codec object and the client's HPACK table. Measured
+on this machine over 2,000 connections (bench/README.md, "TLS at the edge"): nginx 14.4 KiB
+(HTTP/1.1) and 14.7 KiB (HTTP/2) per idle TLS connection, HAProxy 13.8 and 18.4, meridian 13.5
+and 13.9 (19.4 for HTTP/2 while nghttp2 was its server codec: its session keeps about 5.5 KiB
+no API gives back). Both must stay under 16 KiB.
 Every connection must still be usable afterwards."""
 
 import os

@@ -2,8 +2,10 @@
 // reads ciphertext from memory this class hands it and writes records straight to the
 // socket (send(2)). Asio's stream keeps two 17 KiB buffers and a BIO pair of two more for
 // as long as the connection lives; an idle connection here holds the SSL object and nothing
-// else (SSL_MODE_RELEASE_BUFFERS lets OpenSSL's record buffers go between records), as
-// nginx's and HAProxy's do.
+// else, as nginx's and HAProxy's do. OpenSSL's own record buffers (about 17 KiB each way)
+// stay while the connection is busy -- SSL_MODE_RELEASE_BUFFERS would malloc and free them
+// around every record -- and go when its session says it turned idle
+// (release_idle_buffers()).
 //
 // Reading: a read completes from what is already here (bytes read before TLS started,
 // records that arrived with the previous ones) or reads the socket into the caller's own
@@ -73,6 +75,17 @@ class TlsStream {
   // Input that a read would return without the socket: ciphertext or plaintext already
   // here. A connection waiting for readability must look at this first.
   bool has_buffered_input() const;
+
+  // Gives OpenSSL's read and write record buffers back (about 34 KiB together; OpenSSL
+  // allocates them again on the next read or write). For a connection that turned idle, not
+  // between two records of a busy one: that would be the malloc and free per record that
+  // SSL_MODE_RELEASE_BUFFERS costs. Nothing happens while a record is partly read or not
+  // all written, during the handshake, or when the SSL object releases them itself (that
+  // mode set on its context or by release_buffers_between_records()). True when freed.
+  bool release_idle_buffers();
+  // From here on OpenSSL frees its record buffers after each record (a WebSocket tunnel:
+  // long-lived, and usually quiet, with no idle point of its own to release them at).
+  void release_buffers_between_records();
 
   // A connection closed after its handshake counts as cleanly shut down for its session, so
   // that OpenSSL keeps the session in the cache (see Transport::close).

@@ -51,6 +51,12 @@ class Transport {
   // earlier ones): a connection that waits for readability looks here first.
   bool has_buffered_input() const { return tls_ != nullptr && tls_->has_buffered_input(); }
 
+  // The connection turned idle: TLS gives OpenSSL's record buffers back (see
+  // TlsStream::release_idle_buffers; a busy connection keeps them). Plain: nothing to do.
+  void release_idle_buffers() {
+    if (tls_) tls_->release_idle_buffers();
+  }
+
   // Reads some bytes into `buffers` (its first buffer, for TLS).
   template <typename Buffers, typename Handler>
   void async_read_some(const Buffers& buffers, Handler&& handler) {
