@@ -257,7 +257,9 @@ clk_tck=$(getconf CLK_TCK)
 listening() {
   local hex
   hex=$(printf '%04X' "$1")
-  cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -qE "^ *[0-9]+: [0-9A-F]+:$hex [0-9A-F]+:[0-9A-F]+ 0A "
+  # grep reads the files itself: `cat | grep -q` fails under pipefail when grep stops at a
+  # match before cat is done (SIGPIPE), which a long socket table makes likely.
+  grep -qsE "^ *[0-9]+: [0-9A-F]+:$hex [0-9A-F]+:[0-9A-F]+ 0A " /proc/net/tcp /proc/net/tcp6
 }
 wait_listening() {  # port pid name log
   local i
