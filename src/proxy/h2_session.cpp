@@ -185,7 +185,13 @@ bool H2Session::feed(const std::uint8_t* data, std::size_t n) {
   in_codec_ = true;
   const auto result = codec_->feed(data, n);
   in_codec_ = false;
-  if (result == http::h2::Feed::ok) return !closed_;
+  if (result == http::h2::Feed::ok) {
+    if (codec_->in_header_block() != (header_block_since_ != net::Clock::time_point{})) {
+      header_block_since_ =
+          codec_->in_header_block() ? net::Clock::now() : net::Clock::time_point{};
+    }
+    return !closed_;
+  }
   // A connection error (bad preface, flood, a frame on a closed stream...): the codec queued
   // a GOAWAY where the protocol has one; send it and close.
   log::debug("listener ", *listener_name_, ": HTTP/2 connection from ", t_.peer_text,
@@ -454,6 +460,15 @@ void H2Session::on_deadline() {
     // (PING, SETTINGS) takes them again, and a record that was partly read keeps them until
     // it is complete; with nothing to free the call is cheap.
     t_.transport.release_idle_buffers();
+  }
+  if (header_block_since_ != net::Clock::time_point{} &&
+      now - header_block_since_ >= limits.header_timeout) {
+    // HEADERS without END_HEADERS, and the rest not within header_timeout: the connection
+    // can carry nothing else until the block ends.
+    log::debug("listener ", *listener_name_, ": HTTP/2 client ", t_.peer_text,
+               " left a header block unfinished for header_timeout; closing");
+    header_block_since_ = {};
+    go_away(http::h2::kProtocolError, false);
   }
   const bool first = codec_->last_peer_stream() == 0;
   if (open_.empty() && now - idle_since_ >= (first ? limits.header_timeout : limits.idle_timeout)) {

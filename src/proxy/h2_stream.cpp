@@ -41,7 +41,8 @@ H2Stream::H2Stream(H2Session& session, std::int32_t id)
   request_.reset(
       {limits.max_request_header_bytes, limits.max_request_headers, limits.max_request_body_bytes});
   link(w.deadlines);
-  // A header block spread over CONTINUATION frames must end within header_timeout.
+  // The codec hands over whole header blocks (the session bounds one spread over
+  // CONTINUATION frames by header_timeout); this deadline is replaced when it is complete.
   expires_at(now + limits.header_timeout);
 }
 

@@ -24,6 +24,7 @@ constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 struct Stream {
   std::int32_t id = 0;
   std::size_t body_left = 0;
+  bool deferred_once = false;
 };
 
 template <class C>
@@ -47,6 +48,7 @@ class Owner final : public Events {
     auto& s = *static_cast<Stream*>(user);
     codec.consume(s.id, n);
     if (n % 7 == 3) codec.reset(s.id, kCancel);
+    if (n % 11 == 5) codec.go_away(kNoError, true);
   }
   void on_end_stream(void* user) override { answer(*static_cast<Stream*>(user)); }
   void on_sent_end(void*) override {}
@@ -57,6 +59,11 @@ class Owner final : public Events {
   Pull pull(void* user, std::uint8_t* buffer, std::size_t max) override {
     auto& s = *static_cast<Stream*>(user);
     Pull p;
+    if (!s.deferred_once && s.body_left > 1000) {
+      s.deferred_once = true;  // nothing yet: resume() after the next read
+      p.deferred = true;
+      return p;
+    }
     p.length = std::min(max, s.body_left);
     std::memset(buffer, 'b', p.length);
     s.body_left -= p.length;
@@ -108,8 +115,10 @@ void run(const std::uint8_t* data, std::size_t size, std::size_t cut) {
     if (!owner.codec.produce(out, 1 << 20)) break;
     if (r != Feed::ok) break;
     // Between reads a connection with nothing open gives its buffers back (the codec does
-    // nothing while a stream is open); it must stay usable.
+    // nothing while a stream is open); it must stay usable. Deferred bodies go on.
     owner.codec.release_idle_memory();
+    for (const auto& [id, stream] : owner.streams)
+      owner.codec.resume(id);
   }
 }
 

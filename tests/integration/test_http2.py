@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
@@ -460,6 +461,26 @@ class Http2LifecycleTest(unittest.TestCase):
                 frames, closed = h2client.read_frames(s, timeout=10)
                 self.assertTrue(closed)
                 self.assertEqual(h2client.goaway_code(frames), 0)
+
+    def test_unfinished_header_block_is_closed_at_header_timeout(self):
+        # HEADERS without END_HEADERS, then nothing: the connection can carry nothing else, so
+        # header_timeout (1 s) ends it although idle_timeout (30 s here) has not passed and a
+        # request was served on it before.
+        config = RELOAD_CONFIG.replace("idle_timeout: 1s", "idle_timeout: 30s")
+        with Meridian(config, {"o1": self.origin.address, "extra": ""}) as m:
+            with socket.create_connection(split_address(m.listen_address)) as s:
+                block = b"\x82\x86\x84" + h2client.literal(":authority", "h2.test")
+                s.sendall(h2client.PREFACE + h2client.frame(h2client.SETTINGS, 0, 0)
+                          + h2client.frame(h2client.HEADERS,
+                                           h2client.END_HEADERS | h2client.END_STREAM, 1, block)
+                          + h2client.frame(h2client.HEADERS, h2client.END_STREAM, 3, block[:2]))
+                started = time.monotonic()
+                frames, closed = h2client.read_frames(s, timeout=10)
+                self.assertTrue(closed)
+                self.assertLess(time.monotonic() - started, 8, "closed by header_timeout")
+                self.assertTrue([f for f in frames if f[0] == h2client.HEADERS and f[2] == 1],
+                                "the first request was answered")
+                self.assertEqual(h2client.goaway_code(frames), h2client.PROTOCOL_ERROR)
 
     def test_upload_arriving_in_bursts_after_a_pause(self):
         # Two DATA frames in one read while the exchange holds the first piece: the stream's

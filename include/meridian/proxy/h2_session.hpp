@@ -156,6 +156,8 @@ class H2Session final : public std::enable_shared_from_this<H2Session>,
   net::Clock::time_point glitch_refill_{};
   net::Clock::time_point idle_since_{};   // no open stream since then
   net::Clock::time_point write_since_{};  // the write in progress started then
+  // A header block left waiting for its CONTINUATION frames since then (or never: {}).
+  net::Clock::time_point header_block_since_{};
 
   bool reading_ = false;
   bool shedding_ = false;               // the pending read was cancelled to let the read buffer go

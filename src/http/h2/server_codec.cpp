@@ -78,7 +78,9 @@ std::string u32(std::uint32_t v) {
 }  // namespace
 
 ServerCodec::ServerCodec(Events& events, const Settings& settings)
-    : events_(events), settings_(settings) {
+    : events_(events),
+      settings_(settings),
+      list_cap_(settings.max_header_list != 0 ? 2ull * settings.max_header_list : 1u << 20) {
   // Our SETTINGS first (3.4), then the connection window beyond the default.
   std::string payload;
   const auto setting = [&](std::uint16_t id, std::uint32_t value) {
@@ -189,15 +191,17 @@ Feed ServerCodec::feed(const std::uint8_t* data, std::size_t n) {
             }
             if (data_stream_ != 0) consume(data_stream_, 1 + pad_left_);  // padding is free
           }
-          const std::uint32_t content_left = length_ - payload_seen_ - pad_left_;
-          if (content_left > 0 && n > 0) {
-            const auto k = static_cast<std::uint32_t>(std::min<std::size_t>(n, content_left));
+          // The body ends where the padding begins; a read may end anywhere in either.
+          const std::uint32_t content_end = length_ - pad_left_;
+          if (payload_seen_ < content_end && n > 0) {
+            const auto k =
+                static_cast<std::uint32_t>(std::min<std::size_t>(n, content_end - payload_seen_));
             if (const Feed r = on_data_chunk(data, k); r != Feed::ok) return r;
             data += k;
             n -= k;
             payload_seen_ += k;
           }
-          if (payload_seen_ + pad_left_ == length_) {
+          if (payload_seen_ >= content_end) {
             const std::size_t k = std::min<std::size_t>(n, length_ - payload_seen_);
             data += k;
             n -= k;
@@ -284,7 +288,10 @@ Feed ServerCodec::on_frame_header() {
     case kPriority:
       if (id_ == 0) return connection_error(kProtocolError, "PRIORITY frame on stream 0");
       if (length_ != 5) {
-        stream_error(id_, kFrameSizeError);  // 6.3
+        // 6.3: a stream error, but an idle stream cannot be reset (5.1).
+        if (id_ > history_.max)
+          return connection_error(kFrameSizeError, "PRIORITY of a wrong size");
+        stream_error(id_, kFrameSizeError);
         phase_ = Phase::skip;
         return Feed::ok;
       }
@@ -532,6 +539,8 @@ Feed ServerCodec::on_header_block(const std::uint8_t* p, std::size_t n) {
       stream_error(id, kProtocolError);  // trailers must end the stream (8.1)
     } else {
       s->trailers = true;
+      s->list_bytes = 0;
+      s->oversized = false;
       target = s;
     }
   }
@@ -559,7 +568,14 @@ Feed ServerCodec::on_header_block(const std::uint8_t* p, std::size_t n) {
 
 void ServerCodec::on_decoded(std::string_view name, std::string_view value) {
   Stream* s = decoding_;
-  if (s == nullptr || s->invalid || s->resetting || s->user == nullptr) return;
+  if (s == nullptr || s->invalid || s->resetting || s->user == nullptr || s->oversized) return;
+  s->list_bytes += static_cast<std::uint32_t>(std::min<std::size_t>(
+      name.size() + value.size() + 32, list_cap_ + 1));  // no wrap: capped each time
+  if (s->list_bytes > list_cap_) {
+    s->oversized = true;
+    events_.on_glitch();
+    return;
+  }
   if (!accept_field(*s, name, value)) {
     s->invalid = true;
     return;
@@ -642,8 +658,11 @@ Feed ServerCodec::on_settings(const std::uint8_t* p, std::size_t n) {
         }
         peer_max_frame_ = value;
         break;
-      default:  // HEADER_TABLE_SIZE (we never index), MAX_CONCURRENT_STREAMS (we never push),
-        break;  // MAX_HEADER_LIST_SIZE, unknown settings (ignored, 6.5.2)
+      case 0x1:  // HEADER_TABLE_SIZE: we never index, but say so (see queue_headers)
+        table_size_update_ = true;
+        break;
+      default:  // MAX_CONCURRENT_STREAMS (we never push), MAX_HEADER_LIST_SIZE, unknown
+        break;  // settings (ignored, 6.5.2)
     }
   }
   queue_frame(kSettings, kAck, 0, {});
@@ -698,6 +717,13 @@ void ServerCodec::queue_window_update(std::int32_t id, std::uint32_t increment) 
 bool ServerCodec::queue_headers(std::int32_t id, const FieldBlock& fields, bool end_stream) {
   const std::size_t start = queue_.size();
   queue_.resize(start + 9);
+  if (table_size_update_) {
+    // The client changed the table size: a decoder may insist on a size update at the start
+    // of the next block (RFC 7541 4.2; nghttp2's does when the size shrinks). Ours is 0:
+    // always within the setting, and true, since we never index.
+    table_size_update_ = false;
+    queue_.push_back(0x20);
+  }
   hpack_encode(fields, queue_);
   const std::size_t block = queue_.size() - start - 9;
   const auto end = static_cast<std::uint8_t>(end_stream ? kEndStream : 0);
@@ -859,14 +885,18 @@ bool ServerCodec::produce_data(std::string& out) {
 bool ServerCodec::produce(std::string& out, std::size_t limit) {
   while (out.size() < limit && !terminated_) {
     if (!queue_.empty()) {
-      out.append(queue_);
+      if (out.empty()) {
+        out.swap(queue_);  // no copy; the two buffers trade capacities
+      } else {
+        out.append(queue_);
+      }
       queue_.clear();
       acks_queued_ = 0;
+      after_write();  // responses that went out with a final GOAWAY count as sent too
       if (terminating_) {
         terminated_ = true;  // the GOAWAY is out: nothing more is sent or read
         break;
       }
-      after_write();
       continue;
     }
     if (terminating_ || !produce_data(out)) break;

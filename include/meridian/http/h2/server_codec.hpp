@@ -68,6 +68,10 @@ class ServerCodec final : private FieldSink {
   void go_away(std::uint32_t error_code, bool graceful);
   std::int32_t last_peer_stream() const { return last_opened_; }
 
+  // A HEADERS frame came without END_HEADERS and its CONTINUATION frames have not all come:
+  // nothing else may arrive until they do (the owner bounds this by header_timeout).
+  bool in_header_block() const { return block_expected_; }
+
   // For tests: the decoder's table, and how many streams the codec holds.
   const HpackDecoder& decoder() const { return decoder_; }
   std::size_t streams() const { return streams_.size(); }
@@ -76,14 +80,16 @@ class ServerCodec final : private FieldSink {
   struct Stream {
     std::int32_t id = 0;
     void* user = nullptr;
-    bool remote_closed = false;  // the client's END_STREAM arrived
-    bool local_closed = false;   // our END_STREAM is queued or sent
-    bool headers_sent = false;   // the final response's HEADERS are queued
-    bool has_body = false;       // DATA follows the response head (pull())
-    bool deferred = false;       // pull() said deferred: wait for resume()
-    bool resetting = false;      // our RST_STREAM is queued: the stream is as good as closed
-    bool invalid = false;        // its request block broke a field rule: reset, not delivered
-    bool trailers = false;       // the block being received is the trailer section
+    bool remote_closed = false;    // the client's END_STREAM arrived
+    bool local_closed = false;     // our END_STREAM is queued or sent
+    bool headers_sent = false;     // the final response's HEADERS are queued
+    bool has_body = false;         // DATA follows the response head (pull())
+    bool deferred = false;         // pull() said deferred: wait for resume()
+    bool resetting = false;        // our RST_STREAM is queued: the stream is as good as closed
+    bool invalid = false;          // its request block broke a field rule: reset, not delivered
+    bool trailers = false;         // the block being received is the trailer section
+    bool oversized = false;        // its block passed the header list cap: fields dropped
+    std::uint32_t list_bytes = 0;  // the block's fields so far, name + value + 32 each
     std::int64_t send_window = 0;
     std::int32_t recv_window = 0;  // what the client may still send before a WINDOW_UPDATE
     std::uint32_t unacked = 0;     // consumed, not yet acknowledged
@@ -184,6 +190,12 @@ class ServerCodec final : private FieldSink {
   std::int32_t recv_window_ = 65535;  // connection, the client's to spend
   std::uint32_t recv_unacked_ = 0;
   bool settings_acked_ = false;
+  // Fields past this much of a block (twice the announced SETTINGS_MAX_HEADER_LIST_SIZE) are
+  // decoded for the table but neither checked nor delivered: the owner has refused the
+  // request by then (431), and a client cannot make it look at more (HPACK references to
+  // one large table entry cost the client a byte each).
+  std::uint64_t list_cap_ = 0;
+  bool table_size_update_ = false;  // the client set SETTINGS_HEADER_TABLE_SIZE (see queue_headers)
 
   // -- output
   std::string queue_;  // frames to go out before any more DATA

@@ -110,13 +110,22 @@ TEST(H2Codec, DataAfterBothEndsClosedIsAConnectionError) {
   EXPECT_EQ(s.peer.codec.error(), "frame on a closed stream");
 }
 
-TEST(H2Codec, HeadersAfterTheClientResetIsAStreamError) {
-  Server s;
-  ASSERT_EQ(s.send(frame(kHeaders, kEndHeaders, 1, kGetBlock)), Feed::ok);
-  ASSERT_EQ(s.send(frame(kRst, 0, 1, u32(kCancel))), Feed::ok);
-  EXPECT_EQ(s.send(frame(kData, 0, 1, "more")), Feed::ok);  // the connection goes on
-  EXPECT_EQ(error_sent(s.peer.output(), 1), kStreamClosed);
-  EXPECT_EQ(s.peer.peer_resets, 1);
+TEST(H2Codec, FramesAfterTheClientResetAreStreamErrors) {
+  {
+    Server s;  // DATA
+    ASSERT_EQ(s.send(frame(kHeaders, kEndHeaders, 1, kGetBlock)), Feed::ok);
+    ASSERT_EQ(s.send(frame(kRst, 0, 1, u32(kCancel))), Feed::ok);
+    EXPECT_EQ(s.send(frame(kData, 0, 1, "more")), Feed::ok);  // the connection goes on
+    EXPECT_EQ(error_sent(s.peer.output(), 1), kStreamClosed);
+    EXPECT_EQ(s.peer.peer_resets, 1);
+  }
+  {
+    Server s;  // HEADERS (trailers)
+    ASSERT_EQ(s.send(frame(kHeaders, kEndHeaders, 1, kGetBlock)), Feed::ok);
+    ASSERT_EQ(s.send(frame(kRst, 0, 1, u32(kCancel))), Feed::ok);
+    EXPECT_EQ(s.send(frame(kHeaders, kEndHeaders | kEndStream, 1, literal("x-t", "1"))), Feed::ok);
+    EXPECT_EQ(error_sent(s.peer.output(), 1), kStreamClosed);
+  }
 }
 
 TEST(H2Codec, FramesOnAStreamWeResetAreIgnored) {
@@ -147,13 +156,17 @@ TEST(H2Codec, HeadersOnALowerStreamNeverOpenedIsAProtocolError) {
   EXPECT_EQ(error_sent(s.peer.output(), 0), kProtocolError);
 }
 
-TEST(H2Codec, StreamsOlderThanTheHistoryAreLeftToNghttp2) {
+TEST(H2Codec, FramesOnStreamsOlderThanTheHistoryAreIgnored) {
   Server s;
   // Stream 1, then streams far above it: 1 leaves the 64-stream history.
   ASSERT_EQ(s.send(frame(kHeaders, kEndHeaders | kEndStream, 1, kGetBlock)), Feed::ok);
   s.answer(1);
   ASSERT_EQ(s.send(frame(kHeaders, kEndHeaders | kEndStream, 301, kGetBlock)), Feed::ok);
-  EXPECT_EQ(s.send(frame(kData, kEndStream, 1, "x")), Feed::ok);  // ignored
+  s.peer.output();
+  EXPECT_EQ(s.send(frame(kData, kEndStream, 1, "x")), Feed::ok);
+  const auto out = s.peer.output();
+  EXPECT_EQ(error_sent(out, 0), -1);  // neither GOAWAY
+  EXPECT_EQ(error_sent(out, 1), -1);  // nor RST_STREAM: the frame may have been in flight
 }
 
 TEST(H2Codec, PriorityFieldsAreCheckedAlthoughPrioritiesAreIgnored) {

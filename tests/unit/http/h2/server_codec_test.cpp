@@ -11,8 +11,8 @@ namespace {
 
 using namespace testing;
 
-constexpr std::uint8_t kData = 0x0, kHeaders = 0x1, kRst = 0x3, kSettings = 0x4, kPing = 0x6,
-                       kGoaway = 0x7, kWindowUpdate = 0x8, kContinuation = 0x9;
+constexpr std::uint8_t kData = 0x0, kHeaders = 0x1, kPriority = 0x2, kRst = 0x3, kSettings = 0x4,
+                       kPing = 0x6, kGoaway = 0x7, kWindowUpdate = 0x8, kContinuation = 0x9;
 constexpr std::uint8_t kEndStream = 0x1, kAck = 0x1, kEndHeaders = 0x4;
 
 std::string setting(std::uint16_t id, std::uint32_t value) {
@@ -96,6 +96,76 @@ TEST(H2ServerCodec, ContentLengthMustMatchTheData) {
   EXPECT_EQ(run("abcde"), std::make_pair(-1L, true));
   EXPECT_EQ(run("abc"), std::make_pair(static_cast<long>(kProtocolError), false));
   EXPECT_EQ(run("abcdef"), std::make_pair(static_cast<long>(kProtocolError), false));
+}
+
+TEST(H2ServerCodec, PaddedDataCutAnywhereGivesTheSameBody) {
+  // PADDED DATA "hello" with 5 bytes of padding, then a PING: every cut of the bytes into two
+  // reads, and single bytes, give the body without its padding and keep the frames in step.
+  const std::string data =
+      frame(kData, kEndStream | 0x8, 1, std::string("\x05hello", 6) + std::string(5, '\0'));
+  const std::string bytes = data + frame(kPing, 0, 0, "12345678");
+  const auto post = literal(":method", "POST") + "\x86\x84" + kAuthority;
+  for (std::size_t cut = 0; cut <= bytes.size(); ++cut) {
+    SCOPED_TRACE(cut);
+    Server s;
+    ASSERT_EQ(s.send(frame(kHeaders, kEndHeaders, 1, post)), Feed::ok);
+    ASSERT_EQ(s.send(bytes.substr(0, cut)), Feed::ok);
+    ASSERT_EQ(s.send(bytes.substr(cut)), Feed::ok);
+    EXPECT_EQ(s.peer.streams[1].data, "hello");
+    EXPECT_TRUE(s.peer.streams[1].ended);
+    const auto f = frames(s.peer.output());
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].type, kPing);  // the PING after it was read as a PING
+  }
+  Server s;
+  ASSERT_EQ(s.send(frame(kHeaders, kEndHeaders, 1, post)), Feed::ok);
+  ASSERT_EQ(feed(s.peer, bytes, true), Feed::ok);
+  EXPECT_EQ(s.peer.streams[1].data, "hello");
+}
+
+TEST(H2ServerCodec, TableSizeSettingIsAnsweredWithASizeUpdate) {
+  // A client's decoder may wait for a size update after it changed the table size (RFC 7541
+  // 4.2); ours is 0, at the start of the next block, once.
+  Peer peer;
+  ASSERT_EQ(feed(peer, std::string(kPreface) + frame(kSettings, 0, 0, setting(0x1, 0))), Feed::ok);
+  peer.output();
+  FieldBlock head;
+  head.add_status(204);
+  for (const std::int32_t id : {1, 3}) {
+    ASSERT_EQ(feed(peer, frame(kHeaders, kEndHeaders | kEndStream, static_cast<std::uint32_t>(id),
+                               kGetBlock)),
+              Feed::ok);
+    ASSERT_TRUE(peer.codec.submit_response(id, head, false));
+  }
+  const auto f = frames(peer.output());
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[0].payload, std::string("\x20\x89", 2));  // size update 0, :status 204
+  EXPECT_EQ(f[1].payload, std::string("\x89", 1));
+  HpackDecoder client_decoder(0);
+  struct Sink final : FieldSink {
+    void on_decoded(std::string_view, std::string_view) override {}
+  } sink;
+  EXPECT_TRUE(client_decoder.decode(reinterpret_cast<const std::uint8_t*>(f[0].payload.data()),
+                                    f[0].payload.size(), sink));
+}
+
+TEST(H2ServerCodec, FieldsPastTwiceTheHeaderListLimitAreNotLookedAt) {
+  // One large table entry referenced over and over: a byte of the client's for each 4 KiB
+  // field. Past twice SETTINGS_MAX_HEADER_LIST_SIZE the fields are dropped (the owner refused
+  // the request by then) and the client is charged a glitch; the block still ends.
+  Settings settings;
+  settings.max_header_list = 8192;
+  Peer peer(settings);
+  ASSERT_EQ(feed(peer, std::string(kPreface) + frame(kSettings, 0, 0, "")), Feed::ok);
+  const std::string big = std::string("\x40") + hpack_string("x-big") +
+                          hpack_string(std::string(4000, 'b'));  // indexed: table entry 62
+  const std::string block = kGetSchemePath + kAuthority + big + std::string(3000, '\xbe');
+  ASSERT_EQ(feed(peer, frame(kHeaders, kEndHeaders | kEndStream, 1, block)), Feed::ok);
+  const auto& log = peer.streams[1];
+  EXPECT_LE(log.fields.size(), 4u + 5u);  // 16 KiB of fields at most
+  EXPECT_GE(peer.glitches, 2);            // the client's SETTINGS, and this
+  EXPECT_EQ(log.blocks, std::vector<std::string>{"request+end"});
+  EXPECT_EQ(peer.codec.decoder().table_entries(), 1u);
 }
 
 TEST(H2ServerCodec, RequestHeaderBlockInContinuationFrames) {
@@ -230,6 +300,8 @@ TEST(H2ServerCodec, SettingsAndFrameErrors) {
             goaway(kProtocolError));  // RST_STREAM on an idle stream
   EXPECT_EQ(first(frame(kSettings, 0, 0, "") + frame(kGoaway, 0, 1, u32(0) + u32(0))),
             goaway(kProtocolError));  // GOAWAY on a stream
+  EXPECT_EQ(first(frame(kSettings, 0, 0, "") + frame(kPriority, 0, 5, "1234")),
+            goaway(kFrameSizeError));  // a short PRIORITY on an idle stream cannot be reset
   // Unknown settings and frame types are ignored (6.5.2, 5.5).
   EXPECT_EQ(first(frame(kSettings, 0, 0, setting(0x99, 7)) + frame(0x42, 0xff, 0, "??")),
             std::make_pair(Feed::ok, -1L));
