@@ -25,9 +25,9 @@ constexpr double kGlitchRate = 100;
 // How often an idle connection looks at the clock, the retired streams and the snapshot.
 constexpr seconds kTick{1};
 // A connection whose next stream opened within this long after its last one ended is busy:
-// it keeps OpenSSL's record buffers between its streams (see shed_buffers), as HTTP/1.1
-// keeps them for kHoldBufferFor.
-constexpr milliseconds kHoldTlsBuffersFor{100};
+// it keeps its read and write buffers and OpenSSL's record buffers between its streams until
+// an idle tick (see shed_buffers), as HTTP/1.1 keeps them for kHoldBufferFor.
+constexpr milliseconds kHoldBuffersFor{100};
 // How long a closing connection reads (and discards) what the client still sends.
 constexpr seconds kLingerTime{2};
 
@@ -113,14 +113,15 @@ void H2Session::read() {
       });
 }
 
-void H2Session::shed_buffers() {
+void H2Session::shed_buffers(bool idle_tick) {
   // No stream is open and nothing is being written: the connection is idle until the client
-  // sends again, which may be never (a browser keeps its connection for minutes).
+  // sends again, which may be never (a browser keeps its connection for minutes). A busy
+  // client keeps its buffers until an idle tick: they would be allocated again for its next
+  // streams (a malloc and free, and a cancelled read re-armed in epoll, per burst).
   if (closed_ || lingering_ || going_away_ || writing_ || !open_.empty()) return;
+  if (busy_ && !idle_tick) return;
   if (out_.capacity() != 0) std::string().swap(out_);
-  // OpenSSL's record buffers too, unless the client is busy: they would be allocated again
-  // for its next stream, a malloc and free per stream (the next idle tick frees them).
-  if (!busy_) t_.transport.release_idle_buffers();
+  t_.transport.release_idle_buffers();  // OpenSSL's record buffers
   if (reading_ && in_ != nullptr && !shedding_) {
     shedding_ = true;
     t_.transport.cancel();  // on_read sees operation_aborted and waits without a buffer
@@ -250,6 +251,22 @@ void H2Session::flush() {
   if (!codec_->want_read() && !codec_->want_write()) close();
 }
 
+void H2Session::flush_soon() {
+  if (closed_ || codec_ == nullptr) return;
+  if (in_codec_ || flushing_ || writing_) {
+    flush_again_ = true;  // what runs now flushes when it returns
+    return;
+  }
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  // Behind the completions the reactor already has ready (Asio queues a handler posted from
+  // a handler after them).
+  asio::post(t_.transport.socket().get_executor(), [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->flush();
+  });
+}
+
 void H2Session::run_acks() {
   // Popped one at a time: delivering may queue more.
   std::size_t i = 0;
@@ -342,7 +359,7 @@ bool H2Session::on_stream_open(std::int32_t id) {
   refresh_snapshot();
   frame_memory_released_ = false;
   if (open_.empty()) {
-    busy_ = streamed_ && net::Clock::now() - idle_since_ < kHoldTlsBuffersFor;
+    busy_ = streamed_ && net::Clock::now() - idle_since_ < kHoldBuffersFor;
     streamed_ = true;
   }
   auto s = std::make_unique<H2Stream>(*this, id);
@@ -455,11 +472,11 @@ void H2Session::on_deadline() {
       codec_->release_idle_memory();
       frame_memory_released_ = true;
     }
-    // So do OpenSSL's record buffers, kept while streams come and go (see
-    // net::TlsStream::release_idle_buffers). Every idle tick: a frame outside any stream
-    // (PING, SETTINGS) takes them again, and a record that was partly read keeps them until
-    // it is complete; with nothing to free the call is cheap.
-    t_.transport.release_idle_buffers();
+    // So do the read and write buffers and OpenSSL's record buffers a busy client kept
+    // (shed_buffers). Every idle tick: a frame outside any stream (PING, SETTINGS) takes
+    // them again, and a record that was partly read keeps them until it is complete; with
+    // nothing to free the calls are cheap.
+    shed_buffers(true);
   }
   if (header_block_since_ != net::Clock::time_point{} &&
       now - header_block_since_ >= limits.header_timeout) {

@@ -98,7 +98,7 @@ void H2Stream::encode_continue() {
   response_.add_status(100);
   s_.codec().submit_informational(id_, response_);
   rq_->continue_sent();
-  s_.flush();
+  s_.flush_soon();
 }
 
 void H2Stream::on_data(const std::uint8_t* data, std::size_t n) {
@@ -147,7 +147,7 @@ void H2Stream::pull_body() {
     rq_->in.compact();  // no piece is held: the window's worth of room is at the tail again
     s_.codec().consume_stream(id_, body_given_);
     body_given_ = 0;
-    s_.flush();  // the WINDOW_UPDATE
+    s_.flush_soon();  // the WINDOW_UPDATE
   }
   body_wanted_ = true;
   pump_request_body();
@@ -182,7 +182,7 @@ void H2Stream::encode_head(const http::ResponseHead& head, http::ResponseForward
   rq_->response_head_sent = true;
   if (!end) return;  // encode_data() follows, and flushes
   queue_delivery();
-  s_.flush();
+  s_.flush_soon();
 }
 
 void H2Stream::encode_trailers(const std::vector<http::Field>& trailers) {
@@ -199,7 +199,7 @@ void H2Stream::encode_data(const http::BodySlices& body, bool end) {
     deferred_ = false;
     s_.codec().resume(id_);
   }
-  s_.flush();
+  s_.flush_soon();
 }
 
 http::h2::Pull H2Stream::read_response(std::uint8_t* buf, std::size_t length) {
@@ -296,7 +296,7 @@ void H2Stream::send_local_reply() {
     out_done_ = true;
     delivery_pending_ = false;
   }
-  s_.flush();
+  s_.flush_soon();
 }
 
 void H2Stream::reset(std::uint32_t error_code) {
@@ -305,7 +305,7 @@ void H2Stream::reset(std::uint32_t error_code) {
   state_ = State::done;
   clear();
   s_.codec().reset(id_, error_code);
-  s_.flush();
+  s_.flush_soon();
 }
 
 void H2Stream::on_closed(std::uint32_t) {
@@ -340,7 +340,7 @@ void H2Stream::on_deadline() {
     case State::request:
       // The route timeout, while the rate limit or the exchange runs.
       if (!rq_->on_deadline(now)) clear();
-      s_.flush();
+      s_.flush_soon();
       return;
     case State::replying:
       reset(http::h2::kCancel);  // the answer could not go out within idle_timeout

@@ -92,6 +92,10 @@ class H2Session final : public std::enable_shared_from_this<H2Session>,
   std::shared_ptr<H2Session> keepalive() { return shared_from_this(); }
   // Sends what the codec has queued (now, or after the write in progress).
   void flush();
+  // The same once the handlers ready now have run: what a stream's upstream produced is sent
+  // together with what other streams' upstreams produced in the same turn of the event loop
+  // (one write for several responses, as HAProxy's loop does). For the streams' events.
+  void flush_soon();
   // The exchange of `stream_id` may have its last response piece acknowledged
   // (Exchange::response_delivered) once the current codec call returned.
   void deliver_later(std::int32_t stream_id) { acks_.push_back(stream_id); }
@@ -136,7 +140,8 @@ class H2Session final : public std::enable_shared_from_this<H2Session>,
   void on_abort() override { close(); }
   void arm();
   void wait_readable();  // an idle connection's read: no buffer until the client sends
-  void shed_buffers();   // an idle connection gives its read and write buffers back
+  // An idle connection gives its read and write buffers back (a busy one on an idle tick).
+  void shed_buffers(bool idle_tick = false);
 
   WorkerContext& w_;
   const std::string* listener_name_;
@@ -163,11 +168,12 @@ class H2Session final : public std::enable_shared_from_this<H2Session>,
   bool shedding_ = false;               // the pending read was cancelled to let the read buffer go
   bool frame_memory_released_ = false;  // the codec's buffers, since the last stream
   bool streamed_ = false;               // a stream was opened on this connection
-  bool busy_ = false;  // the last stream opened within kHoldTlsBuffersFor of the one before it
+  bool busy_ = false;  // the last stream opened within kHoldBuffersFor of the one before it
   bool writing_ = false;
   bool flushing_ = false;
   bool flush_again_ = false;
-  bool in_codec_ = false;  // inside ServerCodec::feed: no produce() now
+  bool flush_posted_ = false;  // flush_soon() posted a flush that has not run yet
+  bool in_codec_ = false;      // inside ServerCodec::feed: no produce() now
   bool going_away_ = false;
   bool lingering_ = false;
   bool closed_ = false;
