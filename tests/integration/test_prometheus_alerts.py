@@ -42,10 +42,18 @@ listeners:
         match: {path_prefix: /limited/}
         backend: web
         rate_limit: {rate: 1/s, burst: 1}
+      - name: errors
+        match: {path_prefix: /errors/}
+        backend: errors
       - name: web
         backend: web
         retry: {on: [connect, reset, 503]}
 backends:
+  - name: errors
+    regions:
+      - name: err
+        location: {lat: 50.11, lon: 8.68}
+        endpoints: [{address: "{err1}"}]
   - name: web
     health_check: {path: /health, interval: 300ms, timeout: 200ms, unhealthy_threshold: 1,
                    healthy_threshold: 1}
@@ -68,7 +76,9 @@ def api(address, path, **params):
 
 
 class Traffic:
-    """Requests to both routes every 20 ms from a thread, so rates have something to show."""
+    """Requests to every route every 20 ms from a thread, so rates have something to show
+    (/errors/ is answered 500 by its origin: the 5xx panels must not depend on a failover
+    happening to cost a request, which under load it does not)."""
 
     def __init__(self, address):
         self.address = address
@@ -82,6 +92,7 @@ class Traffic:
                     while not self.stop.is_set():
                         c.request("GET", "/page")
                         c.request("GET", "/limited/x")
+                        c.request("GET", "/errors/x")
                         time.sleep(0.02)
             except Exception:  # noqa: BLE001 (a dropped connection: start another)
                 time.sleep(0.05)
@@ -98,7 +109,8 @@ class Traffic:
 class PrometheusAlertsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.origins = {n: Origin(n).start() for n in ("eu1", "eu2", "us1")}
+        cls.origins = {n: Origin(n).start() for n in ("eu1", "eu2", "us1", "err1")}
+        cls.origins["err1"].set_answer(500)
         cls.dir = tempfile.mkdtemp(prefix="meridian-prometheus-")
         cls.prometheus = None
         cls.prom_log = None
