@@ -357,7 +357,7 @@ bool H2Session::on_stream_open(std::int32_t id) {
     return false;  // REFUSED_STREAM
   }
   refresh_snapshot();
-  frame_memory_released_ = false;
+  codec_memory_released_ = false;
   if (open_.empty()) {
     busy_ = streamed_ && net::Clock::now() - idle_since_ < kHoldBuffersFor;
     streamed_ = true;
@@ -468,9 +468,9 @@ void H2Session::on_deadline() {
   if (open_.empty() && !writing_ && now - idle_since_ >= kTick) {
     // Idle for a tick: the codec's buffers go (not at once, which would cost allocations per
     // request of a client that sends one at a time).
-    if (!frame_memory_released_) {
+    if (!codec_memory_released_) {
       codec_->release_idle_memory();
-      frame_memory_released_ = true;
+      codec_memory_released_ = true;
     }
     // So do the read and write buffers and OpenSSL's record buffers a busy client kept
     // (shed_buffers). Every idle tick: a frame outside any stream (PING, SETTINGS) takes

@@ -166,7 +166,7 @@ class H2Session final : public std::enable_shared_from_this<H2Session>,
 
   bool reading_ = false;
   bool shedding_ = false;               // the pending read was cancelled to let the read buffer go
-  bool frame_memory_released_ = false;  // the codec's buffers, since the last stream
+  bool codec_memory_released_ = false;  // the codec's buffers, since the last stream
   bool streamed_ = false;               // a stream was opened on this connection
   bool busy_ = false;  // the last stream opened within kHoldBuffersFor of the one before it
   bool writing_ = false;

@@ -214,6 +214,14 @@ struct NameIndex {
   }
 };
 
+// The static table's index of ":status: `value`" (8..14), or 0.
+unsigned static_status_index(std::string_view value) {
+  for (unsigned k = 8; k <= 14; ++k) {
+    if (kStaticTable[k - 1].value == value) return k;
+  }
+  return 0;
+}
+
 }  // namespace
 
 bool huffman_decode(const std::uint8_t* p, std::size_t n, std::string& out) {
@@ -256,13 +264,10 @@ void hpack_encode(const FieldBlock& fields, std::string& out) {
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const auto name = fields.name(i);
     const auto value = fields.value(i);
-    if (name == ":status" && value.size() == 3) {
-      // The statuses the static table has in full (indexes 8..14).
-      for (unsigned k = 8; k <= 14; ++k) {
-        if (kStaticTable[k - 1].value == value) {
-          out.push_back(static_cast<char>(0x80 | k));
-          goto next;
-        }
+    if (name == ":status") {
+      if (const unsigned k = static_status_index(value); k != 0) {
+        out.push_back(static_cast<char>(0x80 | k));  // the whole field indexed (6.1)
+        continue;
       }
     }
     if (const unsigned k = hpack_static_name_index(name); k != 0) {
@@ -272,7 +277,6 @@ void hpack_encode(const FieldBlock& fields, std::string& out) {
       write_string(out, name);
     }
     write_string(out, value);
-  next:;
   }
 }
 

@@ -583,17 +583,17 @@ void ServerCodec::on_decoded(std::string_view name, std::string_view value) {
   events_.on_field(s->user, s->trailers ? Block::trailers : Block::request, name, value);
 }
 
+RequestFieldCheck ServerCodec::field_check(Stream& s) {
+  return RequestFieldCheck{s.pseudo,         s.regular_seen,  s.content_length,
+                           s.method_options, s.path_asterisk, s.connect};
+}
+
 bool ServerCodec::accept_field(Stream& s, std::string_view name, std::string_view value) {
-  RequestFieldCheck check{s.pseudo,         s.regular_seen,  s.content_length,
-                          s.method_options, s.path_asterisk, s.connect};
-  const bool ok = s.trailers ? check.trailer(name, value) : check.field(name, value);
-  return ok;
+  return s.trailers ? field_check(s).trailer(name, value) : field_check(s).field(name, value);
 }
 
 bool ServerCodec::end_of_request_block(Stream& s, bool end_stream) {
-  RequestFieldCheck check{s.pseudo,         s.regular_seen,  s.content_length,
-                          s.method_options, s.path_asterisk, s.connect};
-  if (!check.complete()) return false;
+  if (!field_check(s).complete()) return false;
   // END_STREAM on the HEADERS: no body, so a content-length above zero is a lie (8.1.1).
   return !(end_stream && s.content_length > 0);
 }

@@ -35,6 +35,8 @@
 
 namespace meridian::http::h2 {
 
+struct RequestFieldCheck;  // src/http/h2/request_fields.hpp
+
 class ServerCodec final : private FieldSink {
  public:
   ServerCodec(Events& events, const Settings& settings);
@@ -141,6 +143,7 @@ class ServerCodec final : private FieldSink {
   Feed on_settings(const std::uint8_t* payload, std::size_t n);
   Feed on_ping(const std::uint8_t* payload, std::size_t n);
   Feed on_window_update(const std::uint8_t* payload, std::size_t n);
+  static RequestFieldCheck field_check(Stream& s);  // the rules over the stream's state
   bool accept_field(Stream& s, std::string_view name, std::string_view value);
   bool end_of_request_block(Stream& s, bool end_stream);
   bool check_trailer_block(Stream& s);
