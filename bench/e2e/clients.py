@@ -9,13 +9,6 @@
                                                    N connections, one GET answered on each, then
                                                    all held open (idle memory test) until killed;
                                                    --tls: over TLS, HTTP/1.1 or HTTP/2 by ALPN
-  clients.py resume --port P --mode ticket|id|full --duration S [--procs K]
-                                                   a new TLS connection per request (Connection:
-                                                   close), each resuming the session of the one
-                                                   before: TLS 1.3 tickets, or TLS 1.2 session IDs
-                                                   (tickets refused); prints an h2load-style
-                                                   summary in which a handshake that did not
-                                                   resume counts as failed
 
 Every client retries its connects for --wait seconds, so it doubles as the readiness probe for
 a proxy starting under valgrind or strace (a refused connect never reaches the proxy, so the
@@ -24,7 +17,6 @@ Content-Length, or a connection the proxy closes, is an error (exit status 1): t
 only meaningful if every request was proxied.
 """
 import argparse
-import multiprocessing
 import resource
 import selectors
 import socket
@@ -135,14 +127,11 @@ def conc(a):
           f"{time.monotonic() - start:.1f}s", file=sys.stderr)
 
 
-def tls_context(alpn, mode="ticket"):
+def tls_context(alpn):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols([alpn])
-    if mode == "id":  # TLS 1.2 without tickets: the server's session cache
-        context.maximum_version = ssl.TLSVersion.TLSv1_2
-        context.options |= ssl.OP_NO_TICKET
     return context
 
 
@@ -191,63 +180,6 @@ def h2_exchange(sock):
         buf += chunk
 
 
-def resume_worker(port, mode, duration, results):
-    context = tls_context("http/1.1", mode)
-    request = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    session, done, ok, resumed, nbytes = None, 0, 0, 0, 0
-    end = time.monotonic() + duration
-    while time.monotonic() < end:
-        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-        # Without it the request waits behind the unacknowledged Finished of a resumed TLS
-        # 1.3 handshake until the server's delayed ACK (40 ms).
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock = context.wrap_socket(raw, session=session)
-        sock.sendall(request)
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        done += 1
-        nbytes += len(data)
-        if data.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
-            ok += 1
-        if sock.session_reused:
-            resumed += 1
-        if mode != "full":  # full: every handshake a new session, none offered
-            session = sock.session
-        sock.close()
-    results.put((done, ok, resumed, nbytes))
-
-
-def resume(a):
-    results = multiprocessing.Queue()
-    start = time.monotonic()
-    procs = [multiprocessing.Process(target=resume_worker,
-                                     args=(a.port, a.mode, a.duration, results))
-             for _ in range(a.procs)]
-    for p in procs:
-        p.start()
-    totals = [0, 0, 0, 0]
-    for _ in procs:
-        for i, v in enumerate(results.get()):
-            totals[i] += v
-    for p in procs:
-        p.join()
-    elapsed = time.monotonic() - start
-    done, ok, resumed, nbytes = totals
-    # Each process's first handshake is a full one by necessity; in mode full, every
-    # handshake must be one (a resumed one counts as failed then).
-    not_resumed = resumed if a.mode == "full" else done - resumed - a.procs
-    print("h2load-style summary from clients.py resume "
-          f"(mode {a.mode}, {a.procs} processes): {resumed} of {done} handshakes resumed")
-    print(f"finished in {elapsed:.2f}s, {done / elapsed:.2f} req/s, {nbytes / elapsed / 1024:.2f}KB/s")
-    print(f"requests: {done} total, {done} started, {done} done, {done - max(0, not_resumed)} "
-          f"succeeded, {max(0, not_resumed)} failed, 0 errored, 0 timeout")
-    print(f"status codes: {ok} 2xx, 0 3xx, 0 4xx, {done - ok} 5xx")
-
-
 def idle(a):
     # One fd per connection: take the whole hard limit (run.sh raised it as far as it could).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -282,11 +214,6 @@ def idle(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("resume")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--mode", choices=("ticket", "id", "full"), required=True)
-    p.add_argument("--duration", type=float, default=5)
-    p.add_argument("--procs", type=int, default=2)
     for name in ("seq", "conc", "idle"):
         p = sub.add_parser(name)
         p.add_argument("--port", type=int, required=True)
@@ -300,7 +227,7 @@ def main():
             p.add_argument("--hold", type=float, default=600)
             p.add_argument("--tls", choices=("h1", "h2"), default=None)
     a = ap.parse_args()
-    {"seq": seq, "conc": conc, "idle": idle, "resume": resume}[a.cmd](a)
+    {"seq": seq, "conc": conc, "idle": idle}[a.cmd](a)
 
 
 if __name__ == "__main__":

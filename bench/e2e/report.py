@@ -252,7 +252,7 @@ def main():
     records = read_runs(a.runs)
     if a.scenario in ("idle", "tls-idle-h1", "tls-idle-h2"):
         print(idle_table(records, a.scenario, a.title))
-    elif a.scenario in ("callgrind", "callgrind-h2"):
+    elif a.scenario in ("callgrind", "callgrind-h2") or a.scenario.startswith("callgrind-tls-"):
         print(diff_table(records, a.scenario, a.title, "Ir"))
     elif a.scenario == "strace":
         print(diff_table(records, "strace", a.title, "syscalls"))

@@ -8,9 +8,11 @@
 #   --duration D    wrk duration per run (default 5s)
 #   --quick         1 round of 2s, and no idle/callgrind/strace (smoke test, ~1 minute)
 #   --only LIST     comma-separated scenarios: keepalive,close,64k,1m,h2,h1load,idle,callgrind,
-#                   callgrind-h2,strace,
+#                   callgrind-h2,callgrind-tls,strace,
 #                   tls-keepalive,tls-close,tls-full,tls-resume-ticket,tls-resume-id,tls-h2,
 #                   tls-idle
+#   --hold          start the origin and the targets as configured for a run, print their ports
+#                   and pids, and wait (until interrupted) for experiments by hand
 #   --targets LIST  comma-separated proxies: meridian,nginx,haproxy (default all three), and
 #                   meridian-h2c: meridian speaking h2c to the origin (backends[].protocol:
 #                   h2c, nginx `listen ... http2` on 18210) instead of HTTP/1.1, and
@@ -19,11 +21,12 @@
 # Environment: MERIDIAN_BUILD_DIR (default build), MERIDIAN_SKIP_BUILD=1 (use the existing
 # binary), MERIDIAN_BASE_DIR (the build directory of meridian-base),
 # N1/N2 (requests of the two callgrind/strace runs, default 2000/6000), N1_H2/N2_H2 (of the
-# two callgrind-h2 runs, default 5000/25000),
+# two callgrind-h2 runs, default 5000/25000), N1_TLS/N2_TLS (handshakes of the two runs of each
+# callgrind-tls mode, default 200/1000),
 # IDLE_CONNS (default 10000), H2_REQUESTS (requests of each h2load run, default 100000),
 # TLS_IDLE_CONNS (default 2000).
 #
-# Scenarios (all against 127.0.0.1, ports 18200-18212):
+# Scenarios (all against 127.0.0.1, ports 18200-18220):
 #   keepalive  small GET, wrk -t1 -c50 --latency            } each in rounds of direct,
 #   close      the same with Connection: close              } meridian, nginx, haproxy,
 #   64k, 1m    64 KiB / 1 MiB bodies, wrk -t1 -c10 --latency } interleaved so that drift of
@@ -37,6 +40,10 @@
 #   callgrind  user-space instructions per request: (Ir(N2) - Ir(N1)) / (N2 - N1)
 #   callgrind-h2  the same for HTTP/2 in cleartext, h2load -c 10 -m 10 (nginx and HAProxy on
 #              h2c ports of their tool configurations, 18216 and 18217)
+#   callgrind-tls  user-space instructions per TLS handshake (a request on a new connection each):
+#              full TLS 1.3, TLS 1.3 resumed by ticket, TLS 1.2 resumed by session ID
+#              (handshake_load --requests N1_TLS and N2_TLS, 4 connections; TLS ports of the tool
+#              configurations, 18218-18220)
 #   strace     syscalls per request under 50 concurrent keep-alive connections, same differencing
 #   tls-*      the same proxies terminating TLS (ECDSA P-256 certificate made per run, ALPN h2 and
 #              http/1.1, session cache and tickets on, sessions living 1 h everywhere) on ports
@@ -45,10 +52,11 @@
 #     tls-close          wrk -t1 -c50 with Connection: close: a TLS 1.3 handshake per request,
 #                        resumed by ticket where the server hands out a fresh one each time
 #                        (wrk keeps its SSL session across reconnects)
-#     tls-full           clients.py resume --mode full: a full TLS 1.3 handshake per request
-#                        (no session offered; 2 client processes)
-#     tls-resume-ticket  clients.py resume --mode ticket: a new connection per request, each
-#                        resuming the last one's TLS 1.3 session by ticket (2 client processes)
+#     tls-full           handshake_load --mode full (bench/e2e/handshake_load.cpp, built with
+#                        meridian): a full TLS 1.3 handshake per request, no session offered,
+#                        16 connections in flight from one client thread
+#     tls-resume-ticket  handshake_load --mode ticket: a new connection per request, each
+#                        resuming its slot's last TLS 1.3 session by ticket
 #     tls-resume-id      the same with TLS 1.2 session IDs (tickets refused by the client)
 #     tls-h2             h2load -n H2_REQUESTS -c 10 -m 10 over TLS (ALPN h2)
 #     tls-idle           VmRSS per idle TLS connection, HTTP/1.1 and HTTP/2, TLS_IDLE_CONNS (2,000)
@@ -60,7 +68,7 @@ set -euo pipefail
 # Before any option parsing shifts "$@": the exact command line for the report, with the
 # environment overrides that change what is measured.
 cmdline=""
-for v in MERIDIAN_BUILD_DIR MERIDIAN_SKIP_BUILD N1 N2 IDLE_CONNS H2_REQUESTS; do
+for v in MERIDIAN_BUILD_DIR MERIDIAN_SKIP_BUILD N1 N2 N1_H2 N2_H2 N1_TLS N2_TLS IDLE_CONNS H2_REQUESTS; do
   [ -n "${!v:-}" ] && cmdline+="$v=${!v} "
 done
 cmdline+=$(printf '%q ' "$0" "$@")
@@ -80,12 +88,13 @@ usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
 
 # idle last: its 10,000 connections leave the machine busy for a while (a valgrind start
 # right after it once timed out).
-all_scenarios=(keepalive close 64k 1m h2 h1load callgrind callgrind-h2 strace idle
+all_scenarios=(keepalive close 64k 1m h2 h1load callgrind callgrind-h2 callgrind-tls strace idle
   tls-keepalive tls-close tls-full tls-resume-ticket tls-resume-id tls-h2 tls-idle)
-rounds="" duration="" quick=0 only="" targets_arg=meridian,nginx,haproxy
+rounds="" duration="" quick=0 hold=0 only="" targets_arg=meridian,nginx,haproxy
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1 ;;
+    --hold) hold=1 ;;
     --rounds) [ $# -ge 2 ] || die "--rounds needs a value"; rounds=$2; shift ;;
     --duration) [ $# -ge 2 ] || die "--duration needs a value"; duration=$2; shift ;;
     --only) [ $# -ge 2 ] || die "--only needs a value"; only=$2; shift ;;
@@ -130,11 +139,14 @@ N1=${N1:-2000}
 N2=${N2:-6000}
 N1_H2=${N1_H2:-5000}
 N2_H2=${N2_H2:-25000}
+N1_TLS=${N1_TLS:-200}
+N2_TLS=${N2_TLS:-1000}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 H2_REQUESTS=${H2_REQUESTS:-100000}
 TLS_IDLE_CONNS=${TLS_IDLE_CONNS:-2000}
 [ "$N2" -gt "$N1" ] || die "N2 ($N2) must be larger than N1 ($N1)"
 [ "$N2_H2" -gt "$N1_H2" ] || die "N2_H2 ($N2_H2) must be larger than N1_H2 ($N1_H2)"
+[ "$N2_TLS" -gt "$N1_TLS" ] || die "N2_TLS ($N2_TLS) must be larger than N1_TLS ($N1_TLS)"
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -186,9 +198,18 @@ if [ "${MERIDIAN_SKIP_BUILD:-0}" = 1 ]; then
 else
   progress "building meridian (Release) in $build"
   { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release &&
-    cmake --build "$build" --target meridian -j"$(nproc)"; } > "$work/build.log" 2>&1 ||
-    die_log "$work/build.log" "the meridian build failed"
+    cmake --build "$build" --target meridian meridian_handshake_load -j"$(nproc)"; } \
+    > "$work/build.log" 2>&1 || die_log "$work/build.log" "the meridian build failed"
 fi
+# The handshake client is built even with MERIDIAN_SKIP_BUILD=1 (it is small, and not what is
+# measured).
+if [ ! -x "$build/bench/meridian_handshake_load" ]; then
+  { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release &&
+    cmake --build "$build" --target meridian_handshake_load -j"$(nproc)"; } \
+    > "$work/build-client.log" 2>&1 ||
+    die_log "$work/build-client.log" "the build of bench/e2e/handshake_load.cpp failed"
+fi
+cp "$build/bench/meridian_handshake_load" "$work/handshake_load"
 [ -x "$build/meridian" ] || die "$build/meridian does not exist (build it, or unset MERIDIAN_SKIP_BUILD)"
 # A private copy, so that a rebuild in the same tree during the run cannot change the binary
 # between rounds.
@@ -279,6 +300,8 @@ declare -A port=([direct]=18200 [meridian]=18201 [nginx]=18202 [haproxy]=18203
 declare -A tool_port=([meridian]=18205 [nginx]=18206 [haproxy]=18207 [meridian-base]=18205)
 # ... and their h2c ports for callgrind-h2 (meridian's tool port takes both).
 declare -A tool_h2_port=([meridian]=18205 [nginx]=18216 [haproxy]=18217 [meridian-base]=18205)
+# ... and their TLS ports for callgrind-tls.
+declare -A tool_tls_port=([meridian]=18218 [nginx]=18219 [haproxy]=18220 [meridian-base]=18218)
 # HTTP/2 in cleartext: nginx and HAProxy need a port that speaks only h2; meridian tells h2
 # from HTTP/1.1 by the preface on its usual port.
 declare -A h2_port=([meridian]=18201 [nginx]=18208 [haproxy]=18209 [meridian-h2c]=18211
@@ -397,7 +420,8 @@ NGINX
   } > "$1"
 }
 nginx_proxy_conf "$work/nginx.conf" "${port[nginx]}" 0 "${h2_port[nginx]}" "${tls_port[nginx]}"
-nginx_proxy_conf "$work/nginx-tool.conf" "${tool_port[nginx]}" 1 "${tool_h2_port[nginx]}"
+nginx_proxy_conf "$work/nginx-tool.conf" "${tool_port[nginx]}" 1 "${tool_h2_port[nginx]}" \
+  "${tool_tls_port[nginx]}"
 
 haproxy_conf() {  # file port [h2 port [tls port]]
   cat > "$1" <<HAPROXY
@@ -426,7 +450,8 @@ HAPROXY
   haproxy -c -q -f "$1" > "$1.check" 2>&1 || die_log "$1.check" "HAProxy rejects $1"
 }
 haproxy_conf "$work/haproxy.cfg" "${port[haproxy]}" "${h2_port[haproxy]}" "${tls_port[haproxy]}"
-haproxy_conf "$work/haproxy-tool.cfg" "${tool_port[haproxy]}" "${tool_h2_port[haproxy]}"
+haproxy_conf "$work/haproxy-tool.cfg" "${tool_port[haproxy]}" "${tool_h2_port[haproxy]}" \
+  "${tool_tls_port[haproxy]}"
 
 meridian_conf() {  # file port [protocol [origin port [tls port]]]
   # No protocol line by default, so that the file also suits a binary from before the key.
@@ -457,7 +482,7 @@ YAML
 meridian_conf "$work/meridian.yaml" "${port[meridian]}" "" "" "${tls_port[meridian]}"
 meridian_conf "$work/meridian-h2c.yaml" "${port[meridian-h2c]}" h2c "$port_origin_h2c"
 meridian_conf "$work/meridian-base.yaml" "${port[meridian-base]}"
-meridian_conf "$work/meridian-tool.yaml" "${tool_port[meridian]}"
+meridian_conf "$work/meridian-tool.yaml" "${tool_port[meridian]}" "" "" "${tool_tls_port[meridian]}"
 
 # --- starting the targets ---------------------------------------------------------------------
 declare -A proc_pid  # target -> the process whose CPU and memory are measured
@@ -655,7 +680,7 @@ resume_scenario() {  # scenario mode title
   for ((round = 1; round <= rounds; round++)); do
     for t in $(scenario_targets "$1"); do
       measured_run "$1" "$round" "$t" "$work/resume-$1-$round-$t.txt" \
-        "$python" "$here/clients.py" resume --port "${tls_port[$t]}" --mode "$2" \
+        "$work/handshake_load" --port "${tls_port[$t]}" --mode "$2" --conns 16 \
         --duration "${duration%s}"
       sleep 1
     done
@@ -723,7 +748,8 @@ tool_command() {
     haproxy) cmd=(haproxy -db -f "$work/haproxy-tool.cfg") ;;
   esac
 }
-callgrind_run() {  # target requests [kind: callgrind (HTTP/1.1) | callgrind-h2 (h2c)]
+callgrind_run() {  # target requests [kind: callgrind (HTTP/1.1) | callgrind-h2 (h2c) |
+  #                                      callgrind-tls-{full,ticket,id} (handshakes)]
   local t=$1 n=$2 kind=${3:-callgrind} vpid
   local outf="$work/$kind-$1-$2.out" log="$work/$kind-$1-$2.log"
   tool_command "$t"
@@ -732,7 +758,13 @@ callgrind_run() {  # target requests [kind: callgrind (HTTP/1.1) | callgrind-h2 
   vpid=$!  # valgrind runs the program in its own process: this is the proxy's pid
   started+=("$vpid")
   wait_listening "${tool_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
-  if [ "$kind" = callgrind-h2 ]; then
+  if [[ $kind == callgrind-tls-* ]]; then
+    wait_listening "${tool_tls_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
+    "$work/handshake_load" --port "${tool_tls_port[$t]}" --mode "${kind#callgrind-tls-}" \
+      --conns 4 --requests "$n" > "$log.client" 2>&1 &&
+      grep -q "succeeded, 0 failed, 0 errored" "$log.client" ||
+      die_log "$log.client" "handshake_load against $t under callgrind failed"
+  elif [ "$kind" = callgrind-h2 ]; then
     wait_listening "${tool_h2_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
     h2load -n "$n" -c 10 -m 10 "http://127.0.0.1:${tool_h2_port[$t]}/" > "$log.h2load" 2>&1 &&
       grep -q "succeeded, 0 failed, 0 errored" "$log.h2load" ||
@@ -768,8 +800,20 @@ strace_run() {  # target requests
   printf 'strace\t%s\t%s\t%s\n' "$t" "$n" "$outf" >> "$runs"
   progress "[strace] $t, $n requests: $(awk '$NF == "total" { print $4 }' "$outf") syscalls"
 }
-tool_scenario() {  # callgrind|callgrind-h2|strace
-  local t
+tool_scenario() {  # callgrind|callgrind-h2|callgrind-tls|strace
+  local t mode
+  if [ "$1" = callgrind-tls ]; then
+    for mode in full ticket id; do
+      for t in "${targets[@]}"; do
+        [ "$t" = meridian-h2c ] && continue
+        callgrind_run "$t" "$N1_TLS" "callgrind-tls-$mode"
+        callgrind_run "$t" "$N2_TLS" "callgrind-tls-$mode"
+      done
+      "$python" "$here/report.py" table "$runs" "callgrind-tls-$mode" --title "callgrind-tls-$mode: user-space instructions per handshake (${tls_mode_title[$mode]}, a request on a new connection each, handshake_load --conns 4), (Ir($N2_TLS) - Ir($N1_TLS)) / $((N2_TLS - N1_TLS))" | out
+      echo | out
+    done
+    return
+  fi
   for t in "${targets[@]}"; do
     [ "$t" = meridian-h2c ] && continue  # measured with the wrk and h2load scenarios only
     # meridian-base is measured on the same port as meridian: one runs after the other.
@@ -791,14 +835,24 @@ tool_scenario() {  # callgrind|callgrind-h2|strace
   echo | out
 }
 
+declare -A tls_mode_title=([full]="full TLS 1.3" [ticket]="TLS 1.3 resumed by ticket"
+  [id]="TLS 1.2 resumed by session ID")
+
 # --- run --------------------------------------------------------------------------------------
 start_origin
 progress "nginx origin started on 127.0.0.1:$port_origin"
 needs_running=0
 for s in keepalive close 64k 1m h2 h1load idle tls-keepalive tls-close tls-full \
   tls-resume-ticket tls-resume-id tls-h2 tls-idle; do selected "$s" && needs_running=1; done
-if [ "$needs_running" = 1 ]; then
+if [ "$needs_running" = 1 ] || [ "$hold" = 1 ]; then
   for t in "${targets[@]}"; do start_target "$t"; done
+fi
+if [ "$hold" = 1 ]; then
+  for t in "${targets[@]}"; do
+    progress "holding: $t pid ${proc_pid[$t]} port ${port[$t]} TLS port ${tls_port[$t]:-none}"
+  done
+  progress "holding: origin pid ${proc_pid[direct]} port $port_origin; configurations in $work (Ctrl-C ends)"
+  while true; do sleep 3600 & wait $!; done  # wait: a signal ends it at once
 fi
 
 for s in "${scenarios[@]}"; do
@@ -821,15 +875,15 @@ for s in "${scenarios[@]}"; do
       "tls-close: a TLS handshake per request (wrk resumes its last session where it can), wrk -t1 -c50 -d$duration --latency -H 'Connection: close'" \
       -H 'Connection: close' ;;
     tls-full) resume_scenario tls-full full \
-      "tls-full: a full TLS 1.3 handshake per request, clients.py resume --mode full (2 processes, $duration); failed = resumed" ;;
+      "tls-full: a full TLS 1.3 handshake per request, handshake_load --mode full --conns 16 ($duration); failed = resumed" ;;
     tls-resume-ticket) resume_scenario tls-resume-ticket ticket \
-      "tls-resume-ticket: a TLS 1.3 handshake resumed by ticket per request, clients.py resume (2 processes, $duration); failed = not resumed" ;;
+      "tls-resume-ticket: a TLS 1.3 handshake resumed by ticket per request, handshake_load --mode ticket --conns 16 ($duration); failed = not resumed" ;;
     tls-resume-id) resume_scenario tls-resume-id id \
-      "tls-resume-id: a TLS 1.2 handshake resumed by session ID per request, clients.py resume (2 processes, $duration); failed = not resumed" ;;
+      "tls-resume-id: a TLS 1.2 handshake resumed by session ID per request, handshake_load --mode id --conns 16 ($duration); failed = not resumed" ;;
     tls-h2) h2load_scenario tls-h2 h2 \
       "tls-h2: HTTP/2 over TLS, small GET, h2load -n $H2_REQUESTS -c 10 -m 10 (HTTP/1.1 keep-alive to the origin)" ;;
     tls-idle) idle_scenario tls-idle-h1; idle_scenario tls-idle-h2 ;;
-    callgrind | callgrind-h2 | strace) tool_scenario "$s" ;;
+    callgrind | callgrind-h2 | callgrind-tls | strace) tool_scenario "$s" ;;
   esac
 done
 progress "results appended to $results"
