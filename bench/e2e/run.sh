@@ -10,7 +10,7 @@
 #   --only LIST     comma-separated scenarios: keepalive,close,64k,1m,h2,h1load,idle,callgrind,
 #                   callgrind-h2,callgrind-tls,strace,
 #                   tls-keepalive,tls-close,tls-full,tls-resume-ticket,tls-resume-id,tls-h2,
-#                   tls-idle
+#                   tls-idle,tls-wakeups
 #   --hold          start the origin and the targets as configured for a run, print their ports
 #                   and pids, and wait (until interrupted) for experiments by hand
 #   --targets LIST  comma-separated proxies: meridian,nginx,haproxy (default all three), and
@@ -22,7 +22,8 @@
 # binary), MERIDIAN_BASE_DIR (the build directory of meridian-base),
 # N1/N2 (requests of the two callgrind/strace runs, default 2000/6000), N1_H2/N2_H2 (of the
 # two callgrind-h2 runs, default 5000/25000), N1_TLS/N2_TLS (handshakes of the two runs of each
-# callgrind-tls mode, default 200/1000),
+# callgrind-tls handshake mode, default 200/1000), N1_TLS_KA/N2_TLS_KA (requests of the two
+# callgrind-tls keep-alive runs, default 5000/25000),
 # IDLE_CONNS (default 10000), H2_REQUESTS (requests of each h2load run, default 100000),
 # TLS_IDLE_CONNS (default 2000).
 #
@@ -42,8 +43,9 @@
 #              h2c ports of their tool configurations, 18216 and 18217)
 #   callgrind-tls  user-space instructions per TLS handshake (a request on a new connection each):
 #              full TLS 1.3, TLS 1.3 resumed by ticket, TLS 1.2 resumed by session ID
-#              (handshake_load --requests N1_TLS and N2_TLS, 4 connections; TLS ports of the tool
-#              configurations, 18218-18220)
+#              (handshake_load --requests N1_TLS and N2_TLS, 4 connections), and per request of
+#              HTTP/1.1 keep-alive over TLS (h2load --h1 -c 10); TLS ports of the tool
+#              configurations, 18218-18220
 #   strace     syscalls per request under 50 concurrent keep-alive connections, same differencing
 #   tls-*      the same proxies terminating TLS (ECDSA P-256 certificate made per run, ALPN h2 and
 #              http/1.1, session cache and tickets on, sessions living 1 h everywhere) on ports
@@ -60,6 +62,9 @@
 #     tls-resume-id      the same with TLS 1.2 session IDs (tickets refused by the client)
 #     tls-h2             h2load -n H2_REQUESTS -c 10 -m 10 over TLS (ALPN h2)
 #     tls-idle           VmRSS per idle TLS connection, HTTP/1.1 and HTTP/2, TLS_IDLE_CONNS (2,000)
+#     tls-wakeups        tls-keepalive's wrk run counting context switches per request: the
+#                        machine's (/proc/stat ctxt), the origin worker's and the proxy's blocking
+#                        waits (voluntary_ctxt_switches of every thread)
 # For every proxy run: req/s, p50/p99, CPU µs per request of the proxy process alone
 # (utime+stime from /proc/PID/stat) and its peak RSS over the run (VmHWM, reset before the run).
 # Tables go to stdout and are appended to bench/e2e/results/DATE-GITHASH.txt (not committed).
@@ -68,7 +73,8 @@ set -euo pipefail
 # Before any option parsing shifts "$@": the exact command line for the report, with the
 # environment overrides that change what is measured.
 cmdline=""
-for v in MERIDIAN_BUILD_DIR MERIDIAN_SKIP_BUILD N1 N2 N1_H2 N2_H2 N1_TLS N2_TLS IDLE_CONNS H2_REQUESTS; do
+for v in MERIDIAN_BUILD_DIR MERIDIAN_SKIP_BUILD N1 N2 N1_H2 N2_H2 N1_TLS N2_TLS N1_TLS_KA N2_TLS_KA \
+  IDLE_CONNS H2_REQUESTS; do
   [ -n "${!v:-}" ] && cmdline+="$v=${!v} "
 done
 cmdline+=$(printf '%q ' "$0" "$@")
@@ -89,7 +95,7 @@ usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
 # idle last: its 10,000 connections leave the machine busy for a while (a valgrind start
 # right after it once timed out).
 all_scenarios=(keepalive close 64k 1m h2 h1load callgrind callgrind-h2 callgrind-tls strace idle
-  tls-keepalive tls-close tls-full tls-resume-ticket tls-resume-id tls-h2 tls-idle)
+  tls-keepalive tls-close tls-full tls-resume-ticket tls-resume-id tls-h2 tls-idle tls-wakeups)
 rounds="" duration="" quick=0 hold=0 only="" targets_arg=meridian,nginx,haproxy
 while [ $# -gt 0 ]; do
   case $1 in
@@ -141,12 +147,15 @@ N1_H2=${N1_H2:-5000}
 N2_H2=${N2_H2:-25000}
 N1_TLS=${N1_TLS:-200}
 N2_TLS=${N2_TLS:-1000}
+N1_TLS_KA=${N1_TLS_KA:-5000}
+N2_TLS_KA=${N2_TLS_KA:-25000}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 H2_REQUESTS=${H2_REQUESTS:-100000}
 TLS_IDLE_CONNS=${TLS_IDLE_CONNS:-2000}
 [ "$N2" -gt "$N1" ] || die "N2 ($N2) must be larger than N1 ($N1)"
 [ "$N2_H2" -gt "$N1_H2" ] || die "N2_H2 ($N2_H2) must be larger than N1_H2 ($N1_H2)"
 [ "$N2_TLS" -gt "$N1_TLS" ] || die "N2_TLS ($N2_TLS) must be larger than N1_TLS ($N1_TLS)"
+[ "$N2_TLS_KA" -gt "$N1_TLS_KA" ] || die "N2_TLS_KA ($N2_TLS_KA) must be larger than N1_TLS_KA ($N1_TLS_KA)"
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -674,6 +683,47 @@ h2load_scenario() {  # scenario proto title
   echo | out
 }
 
+# --- context switches under TLS keep-alive ----------------------------------------------------
+# Voluntary context switches (the times a process blocked for want of work) of every thread of
+# a process.
+sleeps_of() {  # pid
+  local t v sum=0
+  for t in /proc/"$1"/task/*; do
+    v=$(awk '$1 == "voluntary_ctxt_switches:" { print $2 }' "$t/status" 2>/dev/null) || true
+    sum=$((sum + ${v:-0}))
+  done
+  echo "$sum"
+}
+machine_switches() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
+# The tls-keepalive wrk run again, counting per request the context switches of the whole machine,
+# the blocking waits of the origin's worker and of the proxy: with three processes on two cores,
+# every wait is a wake-up someone pays for in the kernel (bench/README.md).
+wakeups_scenario() {
+  local origin_worker round t outf m0 o0 p0 m1 o1 p1 n rps
+  origin_worker=$(children_of "${proc_pid[direct]}" | head -n 1)
+  [ -n "$origin_worker" ] || die "cannot find the origin's worker process"
+  {
+    echo "== tls-wakeups: context switches per request during wrk -t1 -c50 -d$duration over TLS keep-alive"
+    printf '%-9s %5s %9s %16s %18s %17s\n' target round req/s "machine ctxt/req" "origin sleeps/req" "proxy sleeps/req"
+  } | out
+  for ((round = 1; round <= rounds; round++)); do
+    for t in $(scenario_targets tls-wakeups); do
+      outf="$work/wakeups-$round-$t.txt"
+      m0=$(machine_switches) o0=$(sleeps_of "$origin_worker") p0=$(sleeps_of "${proc_pid[$t]}")
+      wrk -t1 -c50 -d"$duration" "https://127.0.0.1:${tls_port[$t]}/" > "$outf" 2>&1 ||
+        die_log "$outf" "wrk failed against $t"
+      m1=$(machine_switches) o1=$(sleeps_of "$origin_worker") p1=$(sleeps_of "${proc_pid[$t]}")
+      n=$(awk '$2 == "requests" && $3 == "in" { print $1 }' "$outf")
+      rps=$(awk '$1 == "Requests/sec:" { print $2 }' "$outf")
+      [ -n "$n" ] && [ "$n" -gt 0 ] || die_log "$outf" "no request count in the wrk output of $t"
+      awk -v t="$t" -v r="$round" -v rps="$rps" -v n="$n" -v m=$((m1 - m0)) -v o=$((o1 - o0)) \
+        -v p=$((p1 - p0)) 'BEGIN { printf "%-9s %5d %9.0f %16.3f %18.3f %17.3f\n", t, r, rps, m / n, o / n, p / n }' | out
+      sleep 1
+    done
+  done
+  echo | out
+}
+
 # --- resumed TLS handshakes -------------------------------------------------------------------
 resume_scenario() {  # scenario mode title
   local round t
@@ -749,7 +799,8 @@ tool_command() {
   esac
 }
 callgrind_run() {  # target requests [kind: callgrind (HTTP/1.1) | callgrind-h2 (h2c) |
-  #                                      callgrind-tls-{full,ticket,id} (handshakes)]
+  #                                      callgrind-tls-{full,ticket,id} (handshakes) |
+  #                                      callgrind-tls-keepalive (HTTP/1.1 over TLS)]
   local t=$1 n=$2 kind=${3:-callgrind} vpid
   local outf="$work/$kind-$1-$2.out" log="$work/$kind-$1-$2.log"
   tool_command "$t"
@@ -758,7 +809,12 @@ callgrind_run() {  # target requests [kind: callgrind (HTTP/1.1) | callgrind-h2 
   vpid=$!  # valgrind runs the program in its own process: this is the proxy's pid
   started+=("$vpid")
   wait_listening "${tool_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
-  if [[ $kind == callgrind-tls-* ]]; then
+  if [ "$kind" = callgrind-tls-keepalive ]; then
+    wait_listening "${tool_tls_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
+    h2load --h1 -n "$n" -c 10 "https://127.0.0.1:${tool_tls_port[$t]}/" > "$log.h2load" 2>&1 &&
+      grep -q "succeeded, 0 failed, 0 errored" "$log.h2load" ||
+      die_log "$log.h2load" "h2load over TLS against $t under callgrind failed"
+  elif [[ $kind == callgrind-tls-* ]]; then
     wait_listening "${tool_tls_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
     "$work/handshake_load" --port "${tool_tls_port[$t]}" --mode "${kind#callgrind-tls-}" \
       --conns 4 --requests "$n" > "$log.client" 2>&1 &&
@@ -803,13 +859,20 @@ strace_run() {  # target requests
 tool_scenario() {  # callgrind|callgrind-h2|callgrind-tls|strace
   local t mode
   if [ "$1" = callgrind-tls ]; then
-    for mode in full ticket id; do
+    local n1 n2 title
+    for mode in keepalive full ticket id; do
+      n1=$N1_TLS n2=$N2_TLS
+      title="user-space instructions per handshake (${tls_mode_title[$mode]}, a request on a new connection each, handshake_load --conns 4)"
+      if [ "$mode" = keepalive ]; then
+        n1=$N1_TLS_KA n2=$N2_TLS_KA
+        title="user-space instructions per request of HTTP/1.1 keep-alive over TLS (h2load --h1 -c 10)"
+      fi
       for t in "${targets[@]}"; do
         [ "$t" = meridian-h2c ] && continue
-        callgrind_run "$t" "$N1_TLS" "callgrind-tls-$mode"
-        callgrind_run "$t" "$N2_TLS" "callgrind-tls-$mode"
+        callgrind_run "$t" "$n1" "callgrind-tls-$mode"
+        callgrind_run "$t" "$n2" "callgrind-tls-$mode"
       done
-      "$python" "$here/report.py" table "$runs" "callgrind-tls-$mode" --title "callgrind-tls-$mode: user-space instructions per handshake (${tls_mode_title[$mode]}, a request on a new connection each, handshake_load --conns 4), (Ir($N2_TLS) - Ir($N1_TLS)) / $((N2_TLS - N1_TLS))" | out
+      "$python" "$here/report.py" table "$runs" "callgrind-tls-$mode" --title "callgrind-tls-$mode: $title, (Ir($n2) - Ir($n1)) / $((n2 - n1))" | out
       echo | out
     done
     return
@@ -835,7 +898,7 @@ tool_scenario() {  # callgrind|callgrind-h2|callgrind-tls|strace
   echo | out
 }
 
-declare -A tls_mode_title=([full]="full TLS 1.3" [ticket]="TLS 1.3 resumed by ticket"
+declare -A tls_mode_title=([keepalive]="keep-alive" [full]="full TLS 1.3" [ticket]="TLS 1.3 resumed by ticket"
   [id]="TLS 1.2 resumed by session ID")
 
 # --- run --------------------------------------------------------------------------------------
@@ -843,7 +906,7 @@ start_origin
 progress "nginx origin started on 127.0.0.1:$port_origin"
 needs_running=0
 for s in keepalive close 64k 1m h2 h1load idle tls-keepalive tls-close tls-full \
-  tls-resume-ticket tls-resume-id tls-h2 tls-idle; do selected "$s" && needs_running=1; done
+  tls-resume-ticket tls-resume-id tls-h2 tls-idle tls-wakeups; do selected "$s" && needs_running=1; done
 if [ "$needs_running" = 1 ] || [ "$hold" = 1 ]; then
   for t in "${targets[@]}"; do start_target "$t"; done
 fi
@@ -883,6 +946,7 @@ for s in "${scenarios[@]}"; do
     tls-h2) h2load_scenario tls-h2 h2 \
       "tls-h2: HTTP/2 over TLS, small GET, h2load -n $H2_REQUESTS -c 10 -m 10 (HTTP/1.1 keep-alive to the origin)" ;;
     tls-idle) idle_scenario tls-idle-h1; idle_scenario tls-idle-h2 ;;
+    tls-wakeups) wakeups_scenario ;;
     callgrind | callgrind-h2 | callgrind-tls | strace) tool_scenario "$s" ;;
   esac
 done
