@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import (Meridian, Origin, free_port, meridian_bin, parse_responses,
+from harness import (Meridian, Origin, bench_tool_argv, free_port, meridian_bin, parse_responses,
                      split_address, wait_until)
 
 CONFIG = """
@@ -223,6 +223,25 @@ class TlsTest(unittest.TestCase):
             self.assertIn("Reused, TLSv1.3", out, f"resumption {i} in the chain")
             self.assertIn("HTTP/1.1 200", out)
             previous = session
+
+    def test_concurrent_clients_resume_every_handshake(self):
+        # bench/e2e/handshake_load.cpp, the client of the handshake benchmarks: 8 connections
+        # at a time from one thread, each new one resuming the session its slot's last one
+        # got (TLS 1.2 session IDs through the server cache, TLS 1.3 tickets, each used once),
+        # a request answered on every one. Everything but each slot's first handshake must
+        # resume; in mode full, nothing may.
+        expected = {"id": 400 - 8, "ticket": 400 - 8, "full": 0}
+        for mode, resumed in expected.items():
+            argv = bench_tool_argv("meridian_handshake_load", [
+                "--port", str(self.port), "--mode", mode, "--conns", "8", "--requests", "400"])
+            if argv is None:
+                self.skipTest("no bench/meridian_handshake_load in this build (MERIDIAN_BENCH=OFF)")
+            proc = subprocess.run(argv, capture_output=True, timeout=300)
+            out = proc.stdout.decode()
+            self.assertEqual(proc.returncode, 0, proc.stderr.decode())
+            self.assertIn(f": {resumed} of 400 handshakes resumed", out, mode)
+            self.assertIn("400 done, 400 succeeded, 0 failed", out, mode)
+            self.assertIn("status codes: 400 2xx", out, mode)
 
     def test_tickets_resume_after_a_reload(self):
         # Ticket keys belong to the process, not to the contexts a reload builds again: a

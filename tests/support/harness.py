@@ -1168,6 +1168,16 @@ def meridian_argv(args=()):
     return _emulator_argv() + [meridian_bin()] + list(args)
 
 
+def bench_tool_argv(name, args=()):
+    """The command line of a tool built beside the binary under test in <build>/bench (e.g.
+    meridian_handshake_load), or None when that build has no benchmarks (-DMERIDIAN_BENCH=OFF:
+    the TSan and cross builds)."""
+    path = os.path.join(os.path.dirname(meridian_bin()), "bench", name)
+    if not os.access(path, os.X_OK):
+        return None
+    return _emulator_argv() + [path] + list(args)
+
+
 def _emulator_argv():
     words = os.environ.get("MERIDIAN_EMULATOR", "").split()
     if words:
