@@ -317,8 +317,8 @@ declare -A h2_port=([meridian]=18201 [nginx]=18208 [haproxy]=18209 [meridian-h2c
   [meridian-base]=18212)
 # TLS (ALPN h2 and http/1.1 on one port each).
 declare -A tls_port=([meridian]=18213 [nginx]=18214 [haproxy]=18215)
-for p in $(seq 18200 18217); do
-  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18217 free"
+for p in $(seq 18200 18220); do
+  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18220 free"
 done
 
 mkdir -p "$here/results"
