@@ -156,6 +156,15 @@ class Load {
     return totals_;
   }
 
+  ~Load() {
+    for (Slot& s : slots_) {
+      if (s.session != nullptr) SSL_SESSION_free(s.session);
+    }
+    close(ep_);
+  }
+  Load(const Load&) = delete;
+  Load& operator=(const Load&) = delete;
+
   double elapsed() const { return elapsed_; }
 
  private:
@@ -287,9 +296,13 @@ const char* name(Mode m) {
 int main(int argc, char** argv) {
   Options o = parse(argc, argv);
   SSL_CTX* ctx = make_context(o.mode);
-  Load load(o, ctx);
-  Totals t = load.run();
-  double secs = load.elapsed();
+  Totals t;
+  double secs = 0;
+  {
+    Load load(o, ctx);  // frees the sessions it kept before the context goes
+    t = load.run();
+    secs = load.elapsed();
+  }
   std::printf(
       "h2load-style summary from handshake_load (mode %s, %d connections): %ld of %ld "
       "handshakes resumed\n",
