@@ -11,6 +11,9 @@
 #                   callgrind-h2,callgrind-tls,strace,
 #                   tls-keepalive,tls-close,tls-full,tls-resume-ticket,tls-resume-id,tls-h2,
 #                   tls-idle,tls-wakeups
+#   --pin           the proxies on CPU 1, the origin and the load generators on CPU 0 (taskset):
+#                   a proxy with a core of its own, as in production, instead of three processes
+#                   sharing two cores as the scheduler likes
 #   --hold          start the origin and the targets as configured for a run, print their ports
 #                   and pids, and wait (until interrupted) for experiments by hand
 #   --targets LIST  comma-separated proxies: meridian,nginx,haproxy (default all three), and
@@ -96,11 +99,12 @@ usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
 # right after it once timed out).
 all_scenarios=(keepalive close 64k 1m h2 h1load callgrind callgrind-h2 callgrind-tls strace idle
   tls-keepalive tls-close tls-full tls-resume-ticket tls-resume-id tls-h2 tls-idle tls-wakeups)
-rounds="" duration="" quick=0 hold=0 only="" targets_arg=meridian,nginx,haproxy
+rounds="" duration="" quick=0 hold=0 pin=0 only="" targets_arg=meridian,nginx,haproxy
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1 ;;
     --hold) hold=1 ;;
+    --pin) pin=1 ;;
     --rounds) [ $# -ge 2 ] || die "--rounds needs a value"; rounds=$2; shift ;;
     --duration) [ $# -ge 2 ] || die "--duration needs a value"; duration=$2; shift ;;
     --only) [ $# -ge 2 ] || die "--only needs a value"; only=$2; shift ;;
@@ -140,6 +144,12 @@ for t in "${targets[@]}"; do
   esac
 done
 selected() { [[ " ${scenarios[*]} " == *" $1 "* ]]; }
+# --pin: command prefixes for the proxies and for the origin and the clients.
+pin_proxy=() pin_load=()
+if [ "$pin" = 1 ]; then
+  [ "$(nproc)" -ge 2 ] || die "--pin needs at least 2 CPUs"
+  pin_proxy=(taskset -c 1) pin_load=(taskset -c 0)
+fi
 
 N1=${N1:-2000}
 N2=${N2:-6000}
@@ -347,7 +357,8 @@ version_of() { "$@" 2>&1 | head -n 1 || true; }
     "$(version_of strace -V | sed 's/ -- version//')"
   echo "settings: scenarios ${scenarios[*]}; targets direct ${targets[*]}; rounds $rounds;" \
     "duration $duration; N1/N2 $N1/$N2; idle connections $idle_conns;" \
-    "open files limit $nofile; HAProxy maxconn $haproxy_maxconn"
+    "open files limit $nofile; HAProxy maxconn $haproxy_maxconn;" \
+    "$([ "$pin" = 1 ] && echo "pinned: proxies on CPU 1, origin and clients on CPU 0" || echo "not pinned")"
   echo
 } | out
 
@@ -529,7 +540,7 @@ check_answers() {  # name port
   done
 }
 start_origin() {
-  nginx -c "$work/origin.conf" -p "$work" -e "$work/origin-error.log" ||
+  "${pin_load[@]}" nginx -c "$work/origin.conf" -p "$work" -e "$work/origin-error.log" ||
     die_log "$work/origin-error.log" "the nginx origin did not start"
   local master
   master=$(read_pidfile "$work/origin.pid") || die_log "$work/origin-error.log" "no origin pid file"
@@ -543,13 +554,13 @@ start_target() {
     meridian | meridian-h2c | meridian-base)
       local bin="$work/meridian"
       [ "$1" = meridian-base ] && bin="$work/meridian-base-bin"
-      "$bin" --config "$work/$1.yaml" > "${log_of[$1]}" 2>&1 &
+      "${pin_proxy[@]}" "$bin" --config "$work/$1.yaml" > "${log_of[$1]}" 2>&1 &
       proc_pid[$1]=$!
       top_pid[$1]=$!
       started+=("$!")
       ;;
     nginx)
-      nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log" ||
+      "${pin_proxy[@]}" nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log" ||
         die_log "$work/nginx-error.log" "the nginx proxy did not start"
       rm -f "$work/nginx.conf.pid.oldbin"
       for ((i = 0; i < 50; i++)); do
@@ -569,7 +580,7 @@ start_target() {
       ;;
     haproxy)
       # -D without -W: one daemon process (nbthread 1) that does all the work.
-      haproxy -D -f "$work/haproxy.cfg" -p "$work/haproxy.pid" > "$work/haproxy.log" 2>&1 ||
+      "${pin_proxy[@]}" haproxy -D -f "$work/haproxy.cfg" -p "$work/haproxy.pid" > "$work/haproxy.log" 2>&1 ||
         die_log "$work/haproxy.log" "HAProxy did not start"
       proc_pid[haproxy]=$(read_pidfile "$work/haproxy.pid") || die_log "$work/haproxy.log" "no HAProxy pid file"
       top_pid[haproxy]=${proc_pid[haproxy]}
@@ -607,7 +618,7 @@ measured_run() {  # scenario round target output-file command...
     fi
     t0=$(cpu_ticks "$pid")
   fi
-  "$@" > "$outf" 2>&1 || die_log "$outf" "$1 failed against $target"
+  "${pin_load[@]}" "$@" > "$outf" 2>&1 || die_log "$outf" "$1 failed against $target"
   if [ -n "$pid" ]; then
     alive "$pid" || die_log "${log_of[$target]}" "$target died during the $scen run"
     ticks=$(($(cpu_ticks "$pid") - t0))
@@ -710,7 +721,7 @@ wakeups_scenario() {
     for t in $(scenario_targets tls-wakeups); do
       outf="$work/wakeups-$round-$t.txt"
       m0=$(machine_switches) o0=$(sleeps_of "$origin_worker") p0=$(sleeps_of "${proc_pid[$t]}")
-      wrk -t1 -c50 -d"$duration" "https://127.0.0.1:${tls_port[$t]}/" > "$outf" 2>&1 ||
+      "${pin_load[@]}" wrk -t1 -c50 -d"$duration" "https://127.0.0.1:${tls_port[$t]}/" > "$outf" 2>&1 ||
         die_log "$outf" "wrk failed against $t"
       m1=$(machine_switches) o1=$(sleeps_of "$origin_worker") p1=$(sleeps_of "${proc_pid[$t]}")
       n=$(awk '$2 == "requests" && $3 == "in" { print $1 }' "$outf")
