@@ -1,7 +1,7 @@
 // A load generator of TLS handshakes for bench/e2e/run.sh: every request on a new connection,
 // `--conns` of them in flight from one thread (epoll, non-blocking OpenSSL), so that the proxy
-// under test, not the client, is what runs out of CPU. Python's ssl module (clients.py resume)
-// spent more CPU per handshake than any of the proxies and set the rate on its own.
+// under test, not the client, is what runs out of CPU. The Python clients it replaced spent more
+// CPU per handshake than any of the proxies and set the rate on their own.
 //
 //   handshake_load --port P --mode full|ticket|id [--conns N] [--duration SECONDS | --requests N]
 //
@@ -35,6 +35,8 @@
 namespace {
 
 enum class Mode { full, ticket, id };
+
+constexpr int kQuietLimit = 30;  // seconds without an event on any connection
 
 struct Options {
   int port = 0;
@@ -146,9 +148,16 @@ class Load {
     for (size_t i = 0; i < slots_.size() && more(); ++i)
       open(i);
     std::vector<epoll_event> events(slots_.size());
+    int quiet_seconds = 0;
     while (open_ > 0) {
       int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 1000);
       if (n < 0 && errno != EINTR) die(std::string("epoll_wait: ") + std::strerror(errno));
+      // A server that stops answering fails the run instead of hanging the harness.
+      quiet_seconds = n == 0 ? quiet_seconds + 1 : 0;
+      if (quiet_seconds == kQuietLimit) {
+        die(std::to_string(open_) + " connections without any progress for " +
+            std::to_string(kQuietLimit) + " s");
+      }
       for (int i = 0; i < n; ++i)
         advance(events[i].data.u64);
     }
@@ -315,5 +324,10 @@ int main(int argc, char** argv) {
       t.done, t.done, t.done, t.done - t.failed, t.failed);
   std::printf("status codes: %ld 2xx, 0 3xx, 0 4xx, %ld 5xx\n", t.ok, t.done - t.ok);
   SSL_CTX_free(ctx);
+  if (t.ok == 0) {
+    std::fprintf(stderr, "handshake_load: no request on 127.0.0.1:%d was answered with a 200\n",
+                 o.port);
+    return 1;
+  }
   return 0;
 }
