@@ -34,8 +34,10 @@ fi
 
 # Bound the whole run: a stuck step must not hold CI. The watchdog's sleep holds neither
 # stdout nor stderr (a caller reading them through a pipe would wait for it), and every long
-# step below has its own timeout, so what the watchdog ends is only a stuck script.
-( sleep "$TIMEOUT" > /dev/null 2>&1; say "FAIL: still running after $TIMEOUT s"; kill -TERM $$ ) \
+# step below has its own timeout, so what the watchdog ends is only a stuck script. `&&`: the
+# cleanup kills the sleep first, and a killed sleep must not go on to kill this script (that
+# race ended a passing run with "Terminated" and status 143 in a local .ci/run).
+( sleep "$TIMEOUT" > /dev/null 2>&1 && { say "FAIL: still running after $TIMEOUT s"; kill -TERM $$; } ) \
   > /dev/null 2>&1 & watchdog=$!
 
 passed=0
