@@ -872,11 +872,12 @@ tool_scenario() {  # callgrind|callgrind-h2|callgrind-tls|strace
   if [ "$1" = callgrind-tls ]; then
     local n1 n2 title
     for mode in keepalive full ticket id; do
-      n1=$N1_TLS n2=$N2_TLS
-      title="user-space instructions per handshake (${tls_mode_title[$mode]}, a request on a new connection each, handshake_load --conns 4)"
       if [ "$mode" = keepalive ]; then
         n1=$N1_TLS_KA n2=$N2_TLS_KA
         title="user-space instructions per request of HTTP/1.1 keep-alive over TLS (h2load --h1 -c 10)"
+      else
+        n1=$N1_TLS n2=$N2_TLS
+        title="user-space instructions per handshake (${tls_mode_title[$mode]}, a request on a new connection each, handshake_load --conns 4)"
       fi
       for t in "${targets[@]}"; do
         [ "$t" = meridian-h2c ] && continue
@@ -909,7 +910,7 @@ tool_scenario() {  # callgrind|callgrind-h2|callgrind-tls|strace
   echo | out
 }
 
-declare -A tls_mode_title=([keepalive]="keep-alive" [full]="full TLS 1.3" [ticket]="TLS 1.3 resumed by ticket"
+declare -A tls_mode_title=([full]="full TLS 1.3" [ticket]="TLS 1.3 resumed by ticket"
   [id]="TLS 1.2 resumed by session ID")
 
 # --- run --------------------------------------------------------------------------------------
