@@ -14,6 +14,7 @@
 // until the server closes. The summary is h2load's format (report.py parses it): in modes ticket
 // and id a handshake that did not resume counts as failed (each slot's first one excepted), in mode
 // full one that did.
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
@@ -27,6 +28,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 #include <openssl/err.h>
@@ -35,6 +37,10 @@
 namespace {
 
 enum class Mode { full, ticket, id };
+
+// The modes by their names on the command line and in the summary.
+constexpr std::pair<std::string_view, Mode> kModes[] = {
+    {"full", Mode::full}, {"ticket", Mode::ticket}, {"id", Mode::id}};
 
 constexpr int kQuietLimit = 30;  // seconds without an event on any connection
 
@@ -90,15 +96,10 @@ Options parse(int argc, char** argv) {
     } else if (a == "--duration") {
       o.duration = std::atof(v.data());
     } else if (a == "--mode") {
-      if (v == "full") {
-        o.mode = Mode::full;
-      } else if (v == "ticket") {
-        o.mode = Mode::ticket;
-      } else if (v == "id") {
-        o.mode = Mode::id;
-      } else {
-        die("--mode is full, ticket or id, not " + std::string(v));
-      }
+      const auto* m = std::find_if(std::begin(kModes), std::end(kModes),
+                                   [v](const auto& entry) { return entry.first == v; });
+      if (m == std::end(kModes)) die("--mode is full, ticket or id, not " + std::string(v));
+      o.mode = m->second;
     } else {
       die("unknown option " + std::string(a));
     }
@@ -288,14 +289,9 @@ class Load {
   double elapsed_ = 0;
 };
 
-const char* name(Mode m) {
-  switch (m) {
-    case Mode::full:
-      return "full";
-    case Mode::ticket:
-      return "ticket";
-    case Mode::id:
-      return "id";
+std::string_view name(Mode m) {
+  for (const auto& [text, mode] : kModes) {
+    if (mode == m) return text;
   }
   return "?";
 }
@@ -315,7 +311,7 @@ int main(int argc, char** argv) {
   std::printf(
       "h2load-style summary from handshake_load (mode %s, %d connections): %ld of %ld "
       "handshakes resumed\n",
-      name(o.mode), o.conns, t.resumed, t.done);
+      std::string(name(o.mode)).c_str(), o.conns, t.resumed, t.done);
   std::printf("finished in %.2fs, %.2f req/s, %.2fKB/s\n", secs, static_cast<double>(t.done) / secs,
               static_cast<double>(t.bytes) / secs / 1024);
   std::printf(

@@ -212,20 +212,23 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 build=${MERIDIAN_BUILD_DIR:-build}
+build_targets() {  # log target...
+  local log=$1
+  shift
+  { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release &&
+    cmake --build "$build" --target "$@" -j"$(nproc)"; } > "$log" 2>&1
+}
 if [ "${MERIDIAN_SKIP_BUILD:-0}" = 1 ]; then
   progress "MERIDIAN_SKIP_BUILD=1: using the existing $build/meridian"
 else
   progress "building meridian (Release) in $build"
-  { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release &&
-    cmake --build "$build" --target meridian meridian_handshake_load -j"$(nproc)"; } \
-    > "$work/build.log" 2>&1 || die_log "$work/build.log" "the meridian build failed"
+  build_targets "$work/build.log" meridian meridian_handshake_load ||
+    die_log "$work/build.log" "the meridian build failed"
 fi
 # The handshake client is built even with MERIDIAN_SKIP_BUILD=1 (it is small, and not what is
 # measured).
 if [ ! -x "$build/bench/meridian_handshake_load" ]; then
-  { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release &&
-    cmake --build "$build" --target meridian_handshake_load -j"$(nproc)"; } \
-    > "$work/build-client.log" 2>&1 ||
+  build_targets "$work/build-client.log" meridian_handshake_load ||
     die_log "$work/build-client.log" "the build of bench/e2e/handshake_load.cpp failed"
 fi
 cp "$build/bench/meridian_handshake_load" "$work/handshake_load"
@@ -820,17 +823,15 @@ callgrind_run() {  # target requests [kind: callgrind (HTTP/1.1) | callgrind-h2 
   vpid=$!  # valgrind runs the program in its own process: this is the proxy's pid
   started+=("$vpid")
   wait_listening "${tool_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
-  if [ "$kind" = callgrind-tls-keepalive ]; then
+  if [[ $kind == callgrind-tls-* ]]; then
     wait_listening "${tool_tls_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
-    h2load --h1 -n "$n" -c 10 "https://127.0.0.1:${tool_tls_port[$t]}/" > "$log.h2load" 2>&1 &&
-      grep -q "succeeded, 0 failed, 0 errored" "$log.h2load" ||
-      die_log "$log.h2load" "h2load over TLS against $t under callgrind failed"
-  elif [[ $kind == callgrind-tls-* ]]; then
-    wait_listening "${tool_tls_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
-    "$work/handshake_load" --port "${tool_tls_port[$t]}" --mode "${kind#callgrind-tls-}" \
-      --conns 4 --requests "$n" > "$log.client" 2>&1 &&
-      grep -q "succeeded, 0 failed, 0 errored" "$log.client" ||
-      die_log "$log.client" "handshake_load against $t under callgrind failed"
+    if [ "$kind" = callgrind-tls-keepalive ]; then
+      h2load --h1 -n "$n" -c 10 "https://127.0.0.1:${tool_tls_port[$t]}/" > "$log.client" 2>&1
+    else
+      "$work/handshake_load" --port "${tool_tls_port[$t]}" --mode "${kind#callgrind-tls-}" \
+        --conns 4 --requests "$n" > "$log.client" 2>&1
+    fi && grep -q "succeeded, 0 failed, 0 errored" "$log.client" ||
+      die_log "$log.client" "the TLS client against $t under callgrind failed"
   elif [ "$kind" = callgrind-h2 ]; then
     wait_listening "${tool_h2_port[$t]}" "$vpid" "$t under callgrind" "$log.valgrind"
     h2load -n "$n" -c 10 -m 10 "http://127.0.0.1:${tool_h2_port[$t]}/" > "$log.h2load" 2>&1 &&
