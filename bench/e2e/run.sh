@@ -329,9 +329,9 @@ declare -A tool_tls_port=([meridian]=18218 [nginx]=18219 [haproxy]=18220 [meridi
 declare -A h2_port=([meridian]=18201 [nginx]=18208 [haproxy]=18209 [meridian-h2c]=18211
   [meridian-base]=18212)
 # TLS (ALPN h2 and http/1.1 on one port each).
-declare -A tls_port=([meridian]=18213 [nginx]=18214 [haproxy]=18215)
-for p in $(seq 18200 18220); do
-  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18220 free"
+declare -A tls_port=([meridian]=18213 [nginx]=18214 [haproxy]=18215 [meridian-base]=18221)
+for p in $(seq 18200 18221); do
+  listening "$p" && die "port $p is in use; run.sh needs 127.0.0.1:18200-18221 free"
 done
 
 mkdir -p "$here/results"
@@ -388,6 +388,10 @@ http {
     listen 127.0.0.1:$port_origin_h2c http2;  # h2c with prior knowledge (meridian-h2c)
     root $work/www;
     location = / { return 200 "hello from the origin\n"; }
+    # What a proxy forwarded, for check_forwarding.
+    location = /headers {
+      return 200 "xff=\$http_x_forwarded_for xfp=\$http_x_forwarded_proto rid=\$http_x_request_id via=\$http_via\n";
+    }
     location / { }
   }
 }
@@ -400,6 +404,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 cat "$work/tls.pem" "$work/tls.key" > "$work/tls-both.pem"
 chmod 644 "$work/tls.key" "$work/tls-both.pem"
 
+# Via names the node as meridian does by default (node.name: the host name).
+node_name=$(hostname)
 nginx_proxy_conf() {  # file port foreground(0|1) [h2 port [tls port]]
   {
     echo "worker_processes 1;"
@@ -418,6 +424,9 @@ http {
   access_log off;
   keepalive_requests 1000000;
   upstream origin { server 127.0.0.1:$port_origin; keepalive 64; }
+  # The forwarding fields meridian adds by contract (see the note at check_forwarding).
+  map \$http_x_request_id \$forward_request_id { "" \$request_id; default \$http_x_request_id; }
+  map \$http_via \$forward_via { "" "1.1 $node_name"; default "\$http_via, 1.1 $node_name"; }
   server {
     listen 127.0.0.1:$2;
 ${4:+    listen 127.0.0.1:$4 http2;}
@@ -433,6 +442,11 @@ ${5:+    listen 127.0.0.1:$5 ssl http2;}
       proxy_pass http://origin;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Request-Id \$forward_request_id;
+      proxy_set_header Via \$forward_via;
+      add_header Via "1.1 $node_name" always;
       # Big bodies pass through the in-memory buffers, as in meridian and HAProxy, instead
       # of being spooled to temporary files on disk.
       proxy_max_temp_file_size 0;
@@ -466,6 +480,14 @@ frontend bench
   bind 127.0.0.1:$2
 ${3:+  bind 127.0.0.1:$3 proto h2}
 ${4:+  bind 127.0.0.1:$4 ssl crt $work/tls-both.pem alpn h2,http/1.1}
+  # The forwarding fields meridian adds by contract (see the note at check_forwarding).
+  option forwardfor
+  http-request set-header X-Forwarded-Proto https if { ssl_fc }
+  http-request set-header X-Forwarded-Proto http unless { ssl_fc }
+  unique-id-format %[uuid()]
+  http-request set-header X-Request-Id %[unique-id] unless { req.hdr(x-request-id) -m found }
+  http-request add-header Via "1.1 $node_name"
+  http-response add-header Via "1.1 $node_name"
   default_backend origin
 backend origin
   server origin 127.0.0.1:$port_origin
@@ -504,7 +526,7 @@ YAML
 }
 meridian_conf "$work/meridian.yaml" "${port[meridian]}" "" "" "${tls_port[meridian]}"
 meridian_conf "$work/meridian-h2c.yaml" "${port[meridian-h2c]}" h2c "$port_origin_h2c"
-meridian_conf "$work/meridian-base.yaml" "${port[meridian-base]}"
+meridian_conf "$work/meridian-base.yaml" "${port[meridian-base]}" "" "" "${tls_port[meridian-base]}"
 meridian_conf "$work/meridian-tool.yaml" "${tool_port[meridian]}" "" "" "${tool_tls_port[meridian]}"
 
 # --- starting the targets ---------------------------------------------------------------------
@@ -540,6 +562,28 @@ check_answers() {  # name port
       "http://127.0.0.1:$2/${want% *}")
     [ "$got" = "200 ${want#* }" ] ||
       die_log "${log_of[$1]}" "$1: GET /${want% *} gave '$got', not '200 ${want#* }'"
+  done
+}
+# Equal work: meridian adds X-Forwarded-For, X-Forwarded-Proto, X-Request-Id (kept, or made
+# when absent) and Via to every forwarded request and Via to every response (README:
+# "Headers"); the nginx and HAProxy configurations above do the same, and every proxy is
+# checked here before it is measured, on its plain and its TLS port. (Until 2026-12-07 the
+# peers added nothing: each request they forwarded was 115 bytes shorter for the origin to
+# parse, and the response one field shorter for the client.)
+check_forwarding() {  # name
+  local scheme url got
+  for scheme in http https; do
+    if [ "$scheme" = https ]; then
+      [ -n "${tls_port[$1]:-}" ] || continue
+      url="https://127.0.0.1:${tls_port[$1]}/headers"
+    else
+      url="http://127.0.0.1:${port[$1]}/headers"
+    fi
+    got=$(curl -sk --max-time 5 -D "$work/headers-$1.txt" "$url" || true)
+    [[ $got =~ ^xff=127\.0\.0\.1\ xfp=$scheme\ rid=[0-9A-Za-z-]{32,}\ via=1\.1\ [^\ ]+$ ]] ||
+      die_log "${log_of[$1]}" "$1 forwarded '$got' for GET $url; every proxy must add X-Forwarded-For, X-Forwarded-Proto, X-Request-Id and Via"
+    grep -qi '^via: 1\.1 ' "$work/headers-$1.txt" ||
+      die_log "$work/headers-$1.txt" "$1 answered GET $url without a Via field"
   done
 }
 start_origin() {
@@ -591,6 +635,7 @@ start_target() {
       ;;
   esac
   check_answers "$1" "${port[$1]}"
+  check_forwarding "$1"
   progress "$1 started on 127.0.0.1:${port[$1]} (measured pid ${proc_pid[$1]})"
 }
 # A fresh process, so that memory freed by an earlier scenario (and reused) does not hide
