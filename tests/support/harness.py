@@ -161,6 +161,9 @@ def _unregister(proc):
 
 
 _temp_files = set()  # removed at exit (origin stderr captures)
+# Meridian run directories not removed by a `with` block (a class fixture's start()/stop()
+# keeps its logs readable until the end): removed at exit unless MERIDIAN_KEEP_TMP is set.
+_temp_dirs = set()
 
 
 @atexit.register
@@ -179,6 +182,9 @@ def _kill_children():
             os.unlink(path)
         except OSError:
             pass
+    if not os.environ.get("MERIDIAN_KEEP_TMP"):
+        for directory in list(_temp_dirs):
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def _die_with_parent_argv(argv):
@@ -1274,6 +1280,7 @@ class Meridian:
                  expect_clean_exit=True, binary=None):
         self.binary = binary or meridian_bin()
         self.dir = tempfile.mkdtemp(prefix="meridian-test-")
+        _temp_dirs.add(self.dir)
         self.subs = dict(subs or {})
         self.subs.setdefault("dir", self.dir)
         for key in sorted(set(_PLACEHOLDER_AUTO.findall(config))):
@@ -1422,6 +1429,7 @@ class Meridian:
             sys.stderr.write(f"meridian test dir kept: {self.dir}\n")
             return
         shutil.rmtree(self.dir, ignore_errors=True)
+        _temp_dirs.discard(self.dir)
 
     def print_tail(self, why="", lines=80):
         """Print the tail of meridian's stderr and stdout to sys.stderr."""
