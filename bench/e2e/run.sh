@@ -20,7 +20,8 @@
 #                   meridian-h2c: meridian speaking h2c to the origin (backends[].protocol:
 #                   h2c, nginx `listen ... http2` on 18210) instead of HTTP/1.1, and
 #                   meridian-base: the meridian binary in $MERIDIAN_BASE_DIR (another build,
-#                   e.g. of the commit before a change), for before/after in one run
+#                   e.g. of the commit before a change), for before/after in one run (its
+#                   TLS port: 18221)
 # Environment: MERIDIAN_BUILD_DIR (default build), MERIDIAN_SKIP_BUILD=1 (use the existing
 # binary), MERIDIAN_BASE_DIR (the build directory of meridian-base),
 # N1/N2 (requests of the two callgrind/strace runs, default 2000/6000), N1_H2/N2_H2 (of the
@@ -30,7 +31,10 @@
 # IDLE_CONNS (default 10000), H2_REQUESTS (requests of each h2load run, default 100000),
 # TLS_IDLE_CONNS (default 2000).
 #
-# Scenarios (all against 127.0.0.1, ports 18200-18220):
+# Every proxy adds the same forwarding fields (X-Forwarded-For, X-Forwarded-Proto, X-Request-Id,
+# Via both ways), as meridian must: checked before each is measured (check_forwarding).
+#
+# Scenarios (all against 127.0.0.1, ports 18200-18221):
 #   keepalive  small GET, wrk -t1 -c50 --latency            } each in rounds of direct,
 #   close      the same with Connection: close              } meridian, nginx, haproxy,
 #   64k, 1m    64 KiB / 1 MiB bodies, wrk -t1 -c10 --latency } interleaved so that drift of
@@ -134,6 +138,10 @@ elif [ "$quick" = 1 ]; then
 else
   scenarios=("${all_scenarios[@]}")
 fi
+# Whether a TLS port is measured (then check_forwarding checks it too: a meridian-base from
+# before TLS listeners existed can still be compared on the plain scenarios).
+tls_measured=0
+for s in "${scenarios[@]}"; do [[ $s == tls-* || $s == callgrind-tls ]] && tls_measured=1; done
 IFS=, read -r -a targets <<< "$targets_arg"
 for t in "${targets[@]}"; do
   case $t in
@@ -567,14 +575,15 @@ check_answers() {  # name port
 # Equal work: meridian adds X-Forwarded-For, X-Forwarded-Proto, X-Request-Id (kept, or made
 # when absent) and Via to every forwarded request and Via to every response (README:
 # "Headers"); the nginx and HAProxy configurations above do the same, and every proxy is
-# checked here before it is measured, on its plain and its TLS port. (Until 2026-12-07 the
+# checked here before it is measured, on its plain port and (when a TLS scenario runs) its TLS
+# port. (Until 2026-12-07 the
 # peers added nothing: each request they forwarded was 115 bytes shorter for the origin to
 # parse, and the response one field shorter for the client.)
 check_forwarding() {  # name
   local scheme url got
   for scheme in http https; do
     if [ "$scheme" = https ]; then
-      [ -n "${tls_port[$1]:-}" ] || continue
+      [ "$tls_measured" = 1 ] && [ -n "${tls_port[$1]:-}" ] || continue
       url="https://127.0.0.1:${tls_port[$1]}/headers"
     else
       url="http://127.0.0.1:${port[$1]}/headers"
