@@ -29,7 +29,8 @@
 # callgrind-tls handshake mode, default 200/1000), N1_TLS_KA/N2_TLS_KA (requests of the two
 # callgrind-tls keep-alive runs, default 5000/25000),
 # IDLE_CONNS (default 10000), H2_REQUESTS (requests of each h2load run, default 100000),
-# TLS_IDLE_CONNS (default 2000).
+# TLS_IDLE_CONNS (default 2000), MERIDIAN_BENCH_KEEP=1 (keep the work directory: the
+# configurations, logs and callgrind outputs, for callgrind_annotate).
 #
 # Every proxy adds the same forwarding fields (X-Forwarded-For, X-Forwarded-Proto, X-Request-Id,
 # Via both ways), as meridian must: checked before each is measured (check_forwarding).
@@ -214,7 +215,11 @@ started=()  # every process we start (or daemon we spawn), stopped on exit whate
 cleanup() {
   local i
   for ((i = ${#started[@]} - 1; i >= 0; i--)); do stop_tree "${started[i]}"; done
-  rm -rf "$work"
+  if [ -n "${MERIDIAN_BENCH_KEEP:-}" ]; then
+    echo "run.sh: MERIDIAN_BENCH_KEEP: configurations, logs and callgrind files kept in $work" >&2
+  else
+    rm -rf "$work"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
