@@ -581,9 +581,8 @@ check_answers() {  # name port
 # when absent) and Via to every forwarded request and Via to every response (README:
 # "Headers"); the nginx and HAProxy configurations above do the same, and every proxy is
 # checked here before it is measured, on its plain port and (when a TLS scenario runs) its TLS
-# port. (Until 2026-12-07 the
-# peers added nothing: each request they forwarded was 115 bytes shorter for the origin to
-# parse, and the response one field shorter for the client.)
+# port. (Until 2026-12-07 the peers added nothing: each request they forwarded was 115 bytes
+# shorter for the origin to parse, and the response one field shorter for the client.)
 check_forwarding() {  # name
   local scheme url got
   for scheme in http https; do
