@@ -1,6 +1,7 @@
 // listeners[]: addresses, PROXY protocol, TLS and routes.
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 
 #include "meridian/core/units.hpp"
 
@@ -16,6 +17,9 @@ constexpr Choice<ProxyProtocol> kProxyProtocols[] = {{"off", ProxyProtocol::off}
                                                      {"any", ProxyProtocol::any}};
 constexpr Choice<std::string_view> kTlsVersions[] = {{"1.2", "1.2"}, {"1.3", "1.3"}};
 constexpr Choice<std::string_view> kAlpn[] = {{"h2", "h2"}, {"http/1.1", "http/1.1"}};
+// A session ticket key file: name (16), HMAC-SHA256 key (32), AES-256 key (32), as nginx's
+// ssl_session_ticket_key reads it (tls::TicketKeys::read_file).
+constexpr std::uintmax_t kTicketKeyFileSize = 80;
 std::optional<ListenerTls> read_tls(Diagnostics& diag, const Field& field) {
   MapReader map(diag, field, Section::listener_tls);
   if (!map.valid()) return std::nullopt;
@@ -58,6 +62,27 @@ std::optional<ListenerTls> read_tls(Diagnostics& diag, const Field& field) {
         continue;
       }
       tls.alpn.emplace_back(*protocol);
+    }
+  }
+  if (auto f = map.get("ticket_keys")) {
+    auto items = read_one_or_many(diag, *f);
+    if (items.empty() && (f->node.IsNull() || f->node.IsSequence())) {
+      diag.error(*f,
+                 "at least one key file is required (leave ticket_keys out for keys of the "
+                 "process's own)");
+    }
+    for (const auto& item : items) {
+      auto path = read_non_empty_string(diag, item);
+      if (!path || !check_readable_file(diag, item, *path, "ticket key file")) continue;
+      const auto size = std::ifstream(*path, std::ios::binary | std::ios::ate).tellg();
+      if (size >= 0 && static_cast<std::uintmax_t>(size) != kTicketKeyFileSize) {
+        const auto want = std::to_string(kTicketKeyFileSize);
+        diag.error(item, "ticket key file " + quoted(*path) + " holds " +
+                             std::to_string(static_cast<long long>(size)) + " bytes; a key is " +
+                             want + " random bytes (openssl rand " + want + " > " + *path + ")");
+        continue;
+      }
+      tls.ticket_keys.push_back(std::move(*path));
     }
   }
   return tls;

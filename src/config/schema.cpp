@@ -41,7 +41,7 @@ constexpr std::string_view kLimitsKeys[] = {
     "max_rate_limit_keys"};
 
 constexpr std::string_view kListenerKeys[] = {"name", "listen", "proxy_protocol", "tls", "routes"};
-constexpr std::string_view kTlsKeys[] = {"certificates", "min_version", "alpn"};
+constexpr std::string_view kTlsKeys[] = {"certificates", "min_version", "alpn", "ticket_keys"};
 constexpr std::string_view kCertificateKeys[] = {"cert", "key"};
 constexpr std::string_view kRouteKeys[] = {"name",     "match",  "backend",   "backends",
                                            "redirect", "mirror", "headers",   "timeout",

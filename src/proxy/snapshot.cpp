@@ -46,6 +46,9 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
     if (l.tls) {
       try {
         runtime.tls = tls::ServerContext::build(*l.tls);
+      } catch (const tls::TicketKeyFileError& e) {
+        error = "listener " + l.name + ": tls.ticket_keys: " + e.what();
+        return nullptr;
       } catch (const std::exception& e) {
         error = "listener " + l.name + ": tls.certificates: " + e.what();
         return nullptr;

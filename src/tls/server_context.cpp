@@ -113,6 +113,9 @@ bool free_buffers_is_safe() {
 
 std::shared_ptr<ServerContext> ServerContext::build(const config::ListenerTls& config) {
   std::shared_ptr<ServerContext> self(new ServerContext());
+  for (const auto& file : config.ticket_keys) {
+    self->ticket_keys_.push_back(TicketKeys::read_file(file));
+  }
   for (const auto& protocol : config.alpn) {
     self->alpn_wire_ += static_cast<char>(protocol.size());
     self->alpn_wire_ += protocol;
@@ -145,13 +148,14 @@ std::shared_ptr<ServerContext> ServerContext::build(const config::ListenerTls& c
     }
     // Resumption: a server-side session cache (TLS 1.2 session ids; per context, so a
     // reload starts an empty one) and tickets under the process's rotating keys (which a
-    // reload keeps). Sessions live kSessionLifetime either way; the cache holds at most
-    // kSessionCacheSize of them (HAProxy's default; OpenSSL evicts the oldest).
+    // reload keeps), or under the listener's tls.ticket_keys (shared by a fleet). Sessions live
+    // kSessionLifetime either way; the cache holds at most kSessionCacheSize of them (HAProxy's
+    // default; OpenSSL evicts the oldest).
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext - 1);
     SSL_CTX_set_timeout(ctx, TicketKeys::kSessionLifetime);
     SSL_CTX_sess_set_cache_size(ctx, kSessionCacheSize);
-    TicketKeys::global().install(ctx);
+    TicketKeys::global().install(ctx, &self->ticket_keys_);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, self.get());
     Certificate c;
     c.names = certificate_names(ctx);

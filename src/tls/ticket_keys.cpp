@@ -1,15 +1,54 @@
 #include "meridian/tls/ticket_keys.hpp"
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 namespace meridian::tls {
 
 namespace {
+
+// The SSL_CTX ex_data slot that holds a listener's `tls.ticket_keys` (a
+// const std::vector<TicketKeys::Key>*), absent for the process's own keys.
+int fixed_keys_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+const std::vector<TicketKeys::Key>* fixed_keys_of(SSL* ssl) {
+  return static_cast<const std::vector<TicketKeys::Key>*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), fixed_keys_index()));
+}
+
+// The key to issue under, or the one named `name`: from the listener's files when it has
+// them (the first issues; a ticket under another is renewed), else the process's rotation.
+TicketKeys::Lookup pick_key(SSL* ssl, const unsigned char* name, TicketKeys::Key& key) {
+  if (const auto* fixed = fixed_keys_of(ssl)) {
+    if (name == nullptr) {
+      key = fixed->front();
+      return TicketKeys::Lookup::current;
+    }
+    for (std::size_t i = 0; i < fixed->size(); ++i) {
+      if (std::memcmp((*fixed)[i].name.data(), name, key.name.size()) == 0) {
+        key = (*fixed)[i];
+        return i == 0 ? TicketKeys::Lookup::current : TicketKeys::Lookup::previous;
+      }
+    }
+    return TicketKeys::Lookup::unknown;
+  }
+  auto& keys = TicketKeys::global();
+  if (name == nullptr) {
+    key = keys.current();
+    return TicketKeys::Lookup::current;
+  }
+  return keys.find(name, key);
+}
 
 // OpenSSL's ticket callback (SSL_CTX_set_tlsext_ticket_key_evp_cb): 1 = use this key,
 // 2 = this key, and renew the ticket; 0 = no such key (a full handshake); -1 = failure.
@@ -22,15 +61,14 @@ namespace {
 // TLS 1.2 tickets are renewed only when made under a previous key (RFC 5077 reuse is normal).
 int on_ticket(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
               EVP_MAC_CTX* mac, int encrypt) {
-  auto& keys = TicketKeys::global();
   TicketKeys::Key key;
   int result = 1;
   if (encrypt == 1) {
-    key = keys.current();
+    pick_key(ssl, nullptr, key);
     if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
     std::memcpy(key_name, key.name.data(), key.name.size());
   } else {
-    switch (keys.find(key_name, key)) {
+    switch (pick_key(ssl, key_name, key)) {
       case TicketKeys::Lookup::unknown:
         return 0;
       case TicketKeys::Lookup::previous:
@@ -61,8 +99,33 @@ TicketKeys& TicketKeys::global() {
   return keys;
 }
 
-void TicketKeys::install(SSL_CTX* ctx) {
+void TicketKeys::install(SSL_CTX* ctx, const std::vector<Key>* fixed) {
+  const void* data = fixed != nullptr && !fixed->empty() ? fixed : nullptr;
+  if (SSL_CTX_set_ex_data(ctx, fixed_keys_index(), const_cast<void*>(data)) != 1) {
+    throw std::runtime_error("SSL_CTX_set_ex_data failed for the session ticket keys");
+  }
   SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket);
+}
+
+TicketKeys::Key TicketKeys::read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw TicketKeyFileError("cannot open ticket key file " + path);
+  std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  const std::size_t size = bytes.size();
+  Key key{};
+  constexpr std::size_t kSize = 16 + 32 + 32;
+  if (!in.bad() && size == kSize) {
+    // nginx's layout of an 80-byte key: name, HMAC key, AES key.
+    std::memcpy(key.name.data(), bytes.data(), 16);
+    std::memcpy(key.mac_key.data(), bytes.data() + 16, 32);
+    std::memcpy(key.cipher_key.data(), bytes.data() + 48, 32);
+  }
+  OPENSSL_cleanse(bytes.data(), bytes.size());  // the only other copy of the secret
+  if (in.bad() || size != kSize) {
+    throw TicketKeyFileError("ticket key file " + path + " holds " + std::to_string(size) +
+                             " bytes, not 80 (openssl rand 80 > " + path + ")");
+  }
+  return key;
 }
 
 TicketKeys::Key TicketKeys::make_key(Clock::time_point now) {

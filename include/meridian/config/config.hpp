@@ -122,6 +122,9 @@ struct ListenerTls {
   std::vector<TlsCertificate> certificates;         // at least one; the first is the default
   std::string min_version = "1.2";                  // "1.2" | "1.3"
   std::vector<std::string> alpn{"h2", "http/1.1"};  // each "h2" or "http/1.1"
+  // Session ticket key files (80 bytes each, nginx's layout); the first issues tickets, all
+  // are accepted. Empty: the process's own keys, rotated hourly (tls::TicketKeys).
+  std::vector<std::string> ticket_keys;
 };
 
 // match.headers / match.query: a header field or query parameter that must be present with

@@ -17,13 +17,14 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "meridian/config/config.hpp"
+#include "meridian/tls/ticket_keys.hpp"
 
 namespace meridian::tls {
 
 class ServerContext {
  public:
   // Throws std::runtime_error naming the file and OpenSSL's reason (a certificate that does
-  // not parse, a key that does not match it, ...).
+  // not parse, a key that does not match it, ...); TicketKeyFileError for tls.ticket_keys.
   static std::shared_ptr<ServerContext> build(const config::ListenerTls& config);
 
   ServerContext(const ServerContext&) = delete;
@@ -49,7 +50,8 @@ class ServerContext {
   };
 
   std::vector<Certificate> certificates_;
-  std::string alpn_wire_;  // the protocols meridian speaks, in ALPN wire format
+  std::string alpn_wire_;                     // the protocols meridian speaks, in ALPN wire format
+  std::vector<TicketKeys::Key> ticket_keys_;  // tls.ticket_keys; empty: the process's keys
 };
 
 }  // namespace meridian::tls

@@ -12,6 +12,11 @@
 // keeps its keys. Keys are random (RAND_bytes), never written anywhere: a restart starts
 // new ones, as nginx's and HAProxy's defaults do.
 //
+// A listener with `tls.ticket_keys` uses the keys of those files instead (read_file), the
+// same on every node that has them, so that a client anycast moves to another node of the
+// fleet still resumes: the first issues tickets, all are accepted, a ticket under any but the
+// first is renewed. The operator rotates them (a new file first, a reload on every node).
+//
 // Thread: any (a mutex around the ring; it is taken once per handshake).
 #pragma once
 
@@ -20,10 +25,18 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include <openssl/ssl.h>
 
 namespace meridian::tls {
+
+// A `tls.ticket_keys` file that cannot be read or does not hold a key.
+struct TicketKeyFileError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class TicketKeys {
  public:
@@ -33,23 +46,31 @@ class TicketKeys {
 
   using Clock = std::chrono::steady_clock;
 
-  // The process's keys.
-  static TicketKeys& global();
-
-  // Makes `ctx` issue and accept tickets under these keys.
-  void install(SSL_CTX* ctx);
-
-  // For tests: the clock the rotation reads, and how many keys there are now.
-  void set_clock(Clock::time_point (*now)()) { now_ = now; }
-  std::size_t size();
-
   struct Key {
     std::array<unsigned char, 16> name;
     std::array<unsigned char, 32> cipher_key;  // AES-256-CBC
     std::array<unsigned char, 32> mac_key;     // HMAC-SHA256
     Clock::time_point created;
   };
+
+  // The process's keys.
+  static TicketKeys& global();
+
+  // Makes `ctx` issue and accept tickets under these keys, or, when `fixed` is not empty,
+  // under those instead (they must outlive every handshake on `ctx`).
+  void install(SSL_CTX* ctx, const std::vector<Key>* fixed = nullptr);
+
+  // For tests: the clock the rotation reads, and how many keys there are now.
+  void set_clock(Clock::time_point (*now)()) { now_ = now; }
+  std::size_t size();
+
   enum class Lookup { current, previous, unknown };
+
+  // A key file of `tls.ticket_keys`: exactly 80 bytes, the key's name (16), its HMAC-SHA256
+  // key (32) and its AES-256 key (32), nginx's layout, so `openssl rand 80 > file` makes one.
+  // Throws TicketKeyFileError naming the file.
+  static Key read_file(const std::string& path);
+
   // The key to issue a ticket under (rotating first when it is due).
   Key current();
   // The key named `name`, and whether it is the current one.

@@ -639,6 +639,53 @@ listeners:
   EXPECT_EQ(duplicate.errors[0].message, "duplicate protocol \"h2\"");
 }
 
+TEST(Tls, TicketKeyFiles) {
+  TempFile cert("c"), key("k");
+  TempFile good(std::string(80, 'x')), good2(std::string(80, 'y')), short_key("0123456789");
+  auto make = [&](std::string_view keys) {
+    auto text = substitute(yaml(R"(
+listeners:
+  - name: tls
+    listen: 127.0.0.1:0
+    tls: {certificates: [{cert: "{CERT}", key: "{KEY}"}], ticket_keys: {KEYS}}
+    routes: [{name: all, backend: api}]
+)"),
+                           "CERT", cert.path());
+    text = substitute(substitute(text, "KEY", key.path()), "KEYS", keys);
+    return load_config_string(text + std::string(kBackendsTail), kFile);
+  };
+  // One file, or a list whose first issues tickets.
+  auto one = make("\"" + good.path() + "\"");
+  ASSERT_TRUE(is_ok(one)) << all_errors(one);
+  EXPECT_EQ(one.config->listeners[0].tls->ticket_keys, (std::vector<std::string>{good.path()}));
+  auto two = make("[\"" + good2.path() + "\", \"" + good.path() + "\"]");
+  ASSERT_TRUE(is_ok(two)) << all_errors(two);
+  EXPECT_EQ(two.config->listeners[0].tls->ticket_keys,
+            (std::vector<std::string>{good2.path(), good.path()}));
+
+  auto wrong_size = make("[\"" + good.path() + "\", \"" + short_key.path() + "\"]");
+  ASSERT_EQ(wrong_size.errors.size(), 1u) << all_errors(wrong_size);
+  EXPECT_EQ(wrong_size.errors[0].key, "listeners[0].tls.ticket_keys[1]");
+  EXPECT_EQ(wrong_size.errors[0].line, 4);  // the tls: line, where the list is
+  EXPECT_EQ(wrong_size.errors[0].message,
+            "ticket key file \"" + short_key.path() +
+                "\" holds 10 bytes; a key is 80 random bytes (openssl rand 80 > " +
+                short_key.path() + ")");
+
+  auto missing = make("/nonexistent/ticket.key");
+  ASSERT_EQ(missing.errors.size(), 1u) << all_errors(missing);
+  EXPECT_EQ(missing.errors[0].key, "listeners[0].tls.ticket_keys");
+  EXPECT_EQ(missing.errors[0].message,
+            "cannot read ticket key file \"/nonexistent/ticket.key\": No such file or directory");
+
+  auto empty = make("[]");
+  ASSERT_EQ(empty.errors.size(), 1u) << all_errors(empty);
+  EXPECT_EQ(empty.errors[0].key, "listeners[0].tls.ticket_keys");
+  EXPECT_EQ(empty.errors[0].message,
+            "at least one key file is required (leave ticket_keys out for keys of the process's "
+            "own)");
+}
+
 TEST(TrustedProxies, ValidAndInvalidBlocks) {
   auto result = load_with_both(R"(
 client_ip:

@@ -207,6 +207,7 @@ listeners:
         - {cert: {CERT}, key: {KEY}}
       min_version: "1.3"
       alpn: [http/1.1]
+      ticket_keys: [{TICKET_KEY}]
     routes:
       - name: api
         match: {host: api.example.com, path_prefix: /api/, methods: [GET]}
@@ -303,8 +304,10 @@ void collect_paths(const YAML::Node& node, const std::string& path, std::set<std
 // that is not where the loader reads that mapping (or a key accepted but not listed) fails.
 TEST(AcceptedKeyPaths, AreTheKeysTheLoaderReads) {
   TempFile cert("not parsed by the loader", ".pem");
+  TempFile ticket_key(std::string(80, 'k'), ".key");  // a ticket key file is 80 bytes
   std::string text = substitute(yaml(kEveryKey), "CERT", cert.path());
   text = substitute(text, "KEY", cert.path());
+  text = substitute(text, "TICKET_KEY", ticket_key.path());
   ASSERT_TRUE(is_ok(load_config_string(text, kFile)));
 
   std::set<std::string> used;

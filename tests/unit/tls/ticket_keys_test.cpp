@@ -1,5 +1,10 @@
 #include "meridian/tls/ticket_keys.hpp"
 
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 namespace meridian::tls {
@@ -62,6 +67,52 @@ TEST_F(TicketKeysTest, UnknownNamesAreNotFound) {
   const unsigned char name[16] = {};
   TicketKeys::Key found;
   EXPECT_EQ(keys_.find(name, found), TicketKeys::Lookup::unknown);
+}
+
+// A key file as `openssl rand 80` writes it, removed when the test ends.
+class KeyFile {
+ public:
+  explicit KeyFile(const std::string& bytes) {
+    char name[] = "/tmp/meridian-ticket-key-XXXXXX";
+    const int fd = mkstemp(name);
+    if (fd >= 0) ::close(fd);
+    path_ = name;
+    std::ofstream(path_, std::ios::binary) << bytes;
+  }
+  ~KeyFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(TicketKeyFile, ReadsNginxsLayoutNameThenHmacThenAes) {
+  std::string bytes;
+  for (int i = 0; i < 80; ++i)
+    bytes += static_cast<char>(i);
+  KeyFile file(bytes);
+  const auto key = TicketKeys::read_file(file.path());
+  for (int i = 0; i < 16; ++i)
+    EXPECT_EQ(key.name[i], i);
+  for (int i = 0; i < 32; ++i)
+    EXPECT_EQ(key.mac_key[i], 16 + i);
+  for (int i = 0; i < 32; ++i)
+    EXPECT_EQ(key.cipher_key[i], 48 + i);
+}
+
+TEST(TicketKeyFile, AnythingButEightyBytesIsRefusedWithTheFileNamed) {
+  for (const std::size_t size : {0u, 48u, 79u, 81u}) {
+    KeyFile file(std::string(size, 'k'));
+    try {
+      TicketKeys::read_file(file.path());
+      ADD_FAILURE() << size << " bytes were accepted";
+    } catch (const TicketKeyFileError& e) {
+      EXPECT_EQ(std::string(e.what()),
+                "ticket key file " + file.path() + " holds " + std::to_string(size) +
+                    " bytes, not 80 (openssl rand 80 > " + file.path() + ")");
+    }
+  }
+  EXPECT_THROW(TicketKeys::read_file("/nonexistent/ticket.key"), TicketKeyFileError);
 }
 
 }  // namespace
