@@ -134,4 +134,13 @@ std::int64_t Registry::connections(SeriesId id) const {
   return n;
 }
 
+std::uint64_t Registry::tls_handshakes(SeriesId id, TlsHandshake result) const {
+  std::uint64_t n = 0;
+  for (const auto& w : workers_) {
+    n += w->listener_series(id).tls_handshakes[static_cast<std::size_t>(result)].load(
+        std::memory_order_relaxed);
+  }
+  return n;
+}
+
 }  // namespace meridian::metrics

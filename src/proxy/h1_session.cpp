@@ -172,6 +172,14 @@ void H1Session::start_tls() {
   rq_->in.consume(rq_->in.size());  // the stream has it
   tls.async_handshake([self = shared_from_this()](boost::system::error_code ec) {
     self->tls_handshaking_ = false;
+    if (self->w_.counters != nullptr) {
+      using metrics::TlsHandshake;
+      const auto result = ec ? TlsHandshake::failed
+                          : SSL_session_reused(self->client_.tls().native_handle()) == 1
+                              ? TlsHandshake::resumed
+                              : TlsHandshake::full;
+      self->w_.counters->record_tls_handshake(self->connections_series_, result);
+    }
     if (self->state_ == State::closed) return;
     if (ec) {
       log::debug("listener ", *self->listener_name_, ": TLS handshake with ",

@@ -93,6 +93,22 @@ std::string metrics_text(const proxy::Snapshot& snapshot, const metrics::Registr
   }
   out.push_back(std::move(connections));
 
+  // TLS handshakes of the TLS listeners in force (counted since start, across reloads).
+  auto handshakes = family("meridian_tls_handshakes_total",
+                           "Client TLS handshakes: full, resumed (a ticket or session ID), or "
+                           "failed (not completed).",
+                           MetricType::Counter);
+  for (const auto& l : snapshot.listeners) {
+    if (!l.config->tls) continue;
+    for (std::size_t r = 0; r < metrics::kTlsHandshakeResults; ++r) {
+      const auto result = static_cast<metrics::TlsHandshake>(r);
+      add_counter(handshakes,
+                  {{"listener", l.config->name}, {"result", metrics::kTlsHandshakeNames[r]}},
+                  static_cast<double>(registry.tls_handshakes(l.connections_series, result)));
+    }
+  }
+  out.push_back(std::move(handshakes));
+
   // Endpoints and regions of the configuration in force.
   auto active = family("meridian_upstream_requests_active",
                        "Requests in flight to the endpoint, all workers.", MetricType::Gauge);

@@ -4,15 +4,16 @@ from one resumes on the other (TLS 1.2 and 1.3 tickets, `openssl s_client -sess_
 with the process's own keys it does not. Rotation: a node with a new key first still accepts
 tickets under the old one and renews them under the new one; a node with only the new key
 refuses them. A reload reads the files again, and a bad file fails the reload and keeps the
-keys that were running."""
+keys that were running. meridian_tls_handshakes_total counts what each node saw."""
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import unittest
 
-from harness import Meridian, Origin
+from harness import Meridian, Origin, wait_until
 from test_tls import make_certificate, s_client
 
 CONFIG = """
@@ -34,6 +35,13 @@ backends:
         location: {lat: 50.0, lon: 8.0}
         endpoints: [{address: "{o1}"}]
 """
+
+def handshakes(node):
+    """meridian_tls_handshakes_total of the node's listener, by result."""
+    return {result: node.metric("meridian_tls_handshakes_total",
+                                {"listener": "tls", "result": result})
+            for result in ("full", "resumed", "failed")}
+
 
 def ticket_key_name(s_client_output):
     """The first 16 bytes of the session ticket s_client prints, in hex."""
@@ -108,6 +116,9 @@ class TicketKeysTest(unittest.TestCase):
             renewed = os.path.join(self.dir, "renewed-shared.pem")
             self.assertIn("Reused, TLSv1.3", self.resume(b, "-tls1_3", session, save=renewed))
             self.assertIn("Reused, TLSv1.3", self.resume(a, "-tls1_3", renewed))
+            # meridian_tls_handshakes_total tells the operator the same.
+            self.assertEqual(handshakes(a), {"full": 3, "resumed": 1, "failed": 0})
+            self.assertEqual(handshakes(b), {"full": 0, "resumed": 3, "failed": 0})
 
     def test_without_shared_keys_each_node_makes_a_full_handshake(self):
         with self.node("a", None) as a, self.node("b", None) as b:
@@ -115,6 +126,15 @@ class TicketKeysTest(unittest.TestCase):
                 session = self.new_session(a, version, "own")
                 self.assertIn("Reused, TLSv1", self.resume(a, version, session), version)
                 self.assertIn("New, TLSv1", self.resume(b, version, session), version)
+            self.assertEqual(handshakes(a), {"full": 2, "resumed": 2, "failed": 0})
+            self.assertEqual(handshakes(b), {"full": 2, "resumed": 0, "failed": 0})
+            # Plain HTTP on the TLS port is a handshake that fails.
+            with socket.create_connection(("127.0.0.1", b.port), timeout=10) as plain:
+                plain.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                while plain.recv(4096):
+                    pass
+            wait_until(lambda: handshakes(b)["failed"] == 1, 10,
+                       message="the failed handshake to be counted")
 
     def test_rotation_accepts_the_old_key_and_renews_under_the_new(self):
         with self.node("a", ["old"]) as before, self.node("b", ["new", "old"]) as rotating, \

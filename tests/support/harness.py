@@ -1641,6 +1641,7 @@ EXTENSION_METRICS = {
     "meridian_upstream_retry_budget_exhausted_total": ("counter", {"backend"}),
     "meridian_dns_resolutions_total": ("counter", {"result"}),
     "meridian_mirror_requests_total": ("counter", {"result"}),
+    "meridian_tls_handshakes_total": ("counter", {"listener", "result"}),
 }
 
 

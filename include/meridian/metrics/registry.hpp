@@ -71,10 +71,19 @@ struct RegionSeries {
   std::array<std::atomic<std::uint64_t>, kSelectReasons> selected{};
 };
 
+// meridian_tls_handshakes_total{result}: a client's TLS handshake completed in full, resumed
+// a session (ticket or session ID), or did not complete.
+enum class TlsHandshake : std::uint8_t { full, resumed, failed };
+inline constexpr std::size_t kTlsHandshakeResults = 3;
+inline constexpr const char* kTlsHandshakeNames[kTlsHandshakeResults] = {"full", "resumed",
+                                                                         "failed"};
+
 // meridian_downstream_connections_active for one listener, on one worker (opened minus
-// closed, so each worker's part may be negative only transiently: it is its own count).
+// closed, so each worker's part may be negative only transiently: it is its own count), and
+// its TLS handshakes.
 struct ListenerSeries {
   std::atomic<std::int64_t> connections{0};
+  std::array<std::atomic<std::uint64_t>, kTlsHandshakeResults> tls_handshakes{};
 };
 
 using SeriesId = std::uint32_t;
@@ -94,6 +103,9 @@ class WorkerCounters {
   }
   void connection_opened(SeriesId listener);
   void connection_closed(SeriesId listener);
+  void record_tls_handshake(SeriesId listener, TlsHandshake result) {
+    bump(listener_series(listener).tls_handshakes[static_cast<std::size_t>(result)]);
+  }
 
   RequestSeries& request_series(SeriesId id) { return at(requests_, id); }
   RegionSeries& region_series(SeriesId id) { return at(regions_, id); }
@@ -162,6 +174,7 @@ class Registry {
   std::uint64_t retries(SeriesId id, RetryReason reason) const;
   std::uint64_t selected(SeriesId id, std::size_t reason) const;
   std::int64_t connections(SeriesId id) const;
+  std::uint64_t tls_handshakes(SeriesId id, TlsHandshake result) const;
 
  private:
   std::vector<std::unique_ptr<WorkerCounters>> workers_;

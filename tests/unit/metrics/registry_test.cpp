@@ -79,6 +79,19 @@ TEST(Registry, RetriesSelectionsAndConnections) {
   EXPECT_EQ(r.connections(listener), 1);
 }
 
+TEST(Registry, TlsHandshakesByResultOverWorkers) {
+  Registry r(2);
+  const auto listener = r.listener_series("tls");
+  r.worker(0).record_tls_handshake(listener, TlsHandshake::full);
+  r.worker(1).record_tls_handshake(listener, TlsHandshake::resumed);
+  r.worker(1).record_tls_handshake(listener, TlsHandshake::resumed);
+  r.worker(0).record_tls_handshake(listener, TlsHandshake::failed);
+  EXPECT_EQ(r.tls_handshakes(listener, TlsHandshake::full), 1u);
+  EXPECT_EQ(r.tls_handshakes(listener, TlsHandshake::resumed), 2u);
+  EXPECT_EQ(r.tls_handshakes(listener, TlsHandshake::failed), 1u);
+  EXPECT_EQ(r.tls_handshakes(r.listener_series("plain"), TlsHandshake::full), 0u);
+}
+
 TEST(Registry, ScrapeWhileWorkersCount) {
   Registry r(2);
   const auto id = r.request_series({"l", "r", "b", ""});
