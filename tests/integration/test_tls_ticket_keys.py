@@ -9,7 +9,6 @@ keys that were running. meridian_tls_handshakes_total counts what each node saw.
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import unittest
 
@@ -35,6 +34,7 @@ backends:
         location: {lat: 50.0, lon: 8.0}
         endpoints: [{address: "{o1}"}]
 """
+
 
 def handshakes(node):
     """meridian_tls_handshakes_total of the node's listener, by result."""
