@@ -15,7 +15,8 @@
 // A listener with `tls.ticket_keys` uses the keys of those files instead (read_file), the
 // same on every node that has them, so that a client anycast moves to another node of the
 // fleet still resumes: the first issues tickets, all are accepted, a ticket under any but the
-// first is renewed. The operator rotates them (a new file first, a reload on every node).
+// first is renewed. The operator rotates them by reloading (docs/operations.md: a new key
+// second, then first, then the old one out).
 //
 // Thread: any (a mutex around the ring; it is taken once per handshake).
 #pragma once
