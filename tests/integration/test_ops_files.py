@@ -302,7 +302,8 @@ class DashboardTest(unittest.TestCase):
                      "meridian_upstream_requests_active", "meridian_endpoint_healthy",
                      "meridian_region_latency_seconds", "meridian_region_selected_total",
                      "meridian_upstream_retries_total", "meridian_rate_limited_total",
-                     "meridian_config_generation", "meridian_config_reloads_total"):
+                     "meridian_config_generation", "meridian_config_reloads_total",
+                     "meridian_tls_handshakes_total"):
             self.assertIn(name, used)
 
     def test_queries_parse_as_promql(self):

@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -22,7 +24,8 @@ import urllib.parse
 import urllib.request
 
 from harness import (SOURCE_DIR, HttpConn, Meridian, Origin, _die_with_parent_argv, free_port,
-                     wait_until)
+                     split_address, wait_until)
+from test_tls import make_certificate
 
 ALERTS = os.path.join(SOURCE_DIR, "docker", "alerts.yml")
 DASHBOARD = os.path.join(SOURCE_DIR, "docker", "grafana", "dashboard.json")
@@ -48,6 +51,11 @@ listeners:
       - name: web
         backend: web
         retry: {on: [connect, reset, 503]}
+  - name: public-tls
+    listen: "{listen_tls}"
+    tls:
+      certificates: [{cert: "{dir}/a.pem", key: "{dir}/a.key"}]
+    routes: [{name: web-tls, backend: web}]
 backends:
   - name: errors
     regions:
@@ -78,21 +86,42 @@ def api(address, path, **params):
 class Traffic:
     """Requests to every route every 20 ms from a thread, so rates have something to show
     (/errors/ is answered 500 by its origin: the 5xx panels must not depend on a failover
-    happening to cost a request, which under load it does not)."""
+    happening to cost a request, which under load it does not), and a TLS connection to the
+    TLS listener every 10th round, resuming the session of the one before (the TLS panels)."""
 
-    def __init__(self, address):
+    def __init__(self, address, tls_address=None, ca=None):
         self.address = address
+        self.tls_address = tls_address
+        self.tls_context = None
+        if tls_address:
+            self.tls_context = ssl.create_default_context(cafile=ca)
+            self.tls_context.maximum_version = ssl.TLSVersion.TLSv1_2  # sessions at once
+        self.tls_session = None
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def tls_request(self):
+        host, port = split_address(self.tls_address)
+        with socket.create_connection((host, port), timeout=5) as raw:
+            with self.tls_context.wrap_socket(raw, server_hostname="a.test",
+                                              session=self.tls_session) as s:
+                s.sendall(b"GET /page HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+                while s.recv(65536):
+                    pass
+                self.tls_session = s.session
 
     def run(self):
         while not self.stop.is_set():
             try:
                 with HttpConn(self.address, timeout=5) as c:
+                    rounds = 0
                     while not self.stop.is_set():
                         c.request("GET", "/page")
                         c.request("GET", "/limited/x")
                         c.request("GET", "/errors/x")
+                        if self.tls_context is not None and rounds % 10 == 0:
+                            self.tls_request()
+                        rounds += 1
                         time.sleep(0.02)
             except Exception:  # noqa: BLE001 (a dropped connection: start another)
                 time.sleep(0.05)
@@ -115,7 +144,9 @@ class PrometheusAlertsTest(unittest.TestCase):
         cls.prometheus = None
         cls.prom_log = None
         try:
-            cls.meridian = Meridian(CONFIG, {n: o.address for n, o in cls.origins.items()}
+            make_certificate(cls.dir, "a", "a.test", ["a.test"])
+            cls.meridian = Meridian(CONFIG, {"dir": cls.dir,
+                                             **{n: o.address for n, o in cls.origins.items()}}
                                     ).__enter__()
             cls.prom_address = f"127.0.0.1:{free_port()}"
             with open(os.path.join(cls.dir, "prometheus.yml"), "w") as f:
@@ -187,7 +218,8 @@ scrape_configs:
     def test_region_down_fires_and_every_dashboard_panel_has_data(self):
         with open(ALERTS) as f:
             self.assertRegex(f.read(), r"alert: MeridianRegionDown\n(.*\n){1,4}\s*for: 1m\b")
-        with Traffic(self.meridian.listen_address):
+        with Traffic(self.meridian.listen_address, self.meridian.addresses["listen_tls"],
+                     os.path.join(self.dir, "a.pem")):
             # Something for the retry panel (eu2 answers 503, retried on eu1) and the reload
             # panel; then the region goes down: both its origins fail their health checks.
             self.origins["eu2"].set_answer(503)
@@ -209,6 +241,10 @@ scrape_configs:
                 if not result["data"]["result"]:
                     empty.append(f"{title}: {expr}")
             self.assertEqual(empty, [], "dashboard queries without data")
+            # The TLS traffic resumes its sessions, and the resumption panel shows it.
+            resumed = api(self.prom_address, "/api/v1/query",
+                          query='sum(meridian_tls_handshakes_total{result="resumed"})')
+            self.assertGreater(float(resumed["data"]["result"][0]["value"][1]), 0)
 
             wait_until(lambda: any(a["state"] == "firing" for a in self.region_down_alert()),
                        RULE_FOR_S + 30, interval=0.5, message="MeridianRegionDown firing",
