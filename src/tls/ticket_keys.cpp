@@ -26,6 +26,18 @@ const std::vector<TicketKeys::Key>* fixed_keys_of(SSL* ssl) {
       SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), fixed_keys_index()));
 }
 
+// The key named `name` among `keys` (newest or issuing first), and whether it is the first.
+template <class Keys>
+TicketKeys::Lookup find_by_name(const Keys& keys, const unsigned char* name, TicketKeys::Key& out) {
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (std::memcmp(keys[i].name.data(), name, keys[i].name.size()) == 0) {
+      out = keys[i];
+      return i == 0 ? TicketKeys::Lookup::current : TicketKeys::Lookup::previous;
+    }
+  }
+  return TicketKeys::Lookup::unknown;
+}
+
 // The key to issue under, or the one named `name`: from the listener's files when it has
 // them (the first issues; a ticket under another is renewed), else the process's rotation.
 TicketKeys::Lookup pick_key(SSL* ssl, const unsigned char* name, TicketKeys::Key& key) {
@@ -34,13 +46,7 @@ TicketKeys::Lookup pick_key(SSL* ssl, const unsigned char* name, TicketKeys::Key
       key = fixed->front();
       return TicketKeys::Lookup::current;
     }
-    for (std::size_t i = 0; i < fixed->size(); ++i) {
-      if (std::memcmp((*fixed)[i].name.data(), name, key.name.size()) == 0) {
-        key = (*fixed)[i];
-        return i == 0 ? TicketKeys::Lookup::current : TicketKeys::Lookup::previous;
-      }
-    }
-    return TicketKeys::Lookup::unknown;
+    return find_by_name(*fixed, name, key);
   }
   auto& keys = TicketKeys::global();
   if (name == nullptr) {
@@ -158,13 +164,7 @@ TicketKeys::Key TicketKeys::current() {
 TicketKeys::Lookup TicketKeys::find(const unsigned char* name, Key& out) {
   std::lock_guard lock(mutex_);
   rotate_if_due(now_());
-  for (std::size_t i = 0; i < keys_.size(); ++i) {
-    if (std::memcmp(keys_[i].name.data(), name, keys_[i].name.size()) == 0) {
-      out = keys_[i];
-      return i == 0 ? Lookup::current : Lookup::previous;
-    }
-  }
-  return Lookup::unknown;
+  return find_by_name(keys_, name, out);
 }
 
 std::size_t TicketKeys::size() {
